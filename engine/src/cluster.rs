@@ -1,0 +1,316 @@
+use std::path::{Path, PathBuf};
+
+use clap::{ArgAction, Args, Parser};
+use timely::{CommunicationConfig, WorkerConfig};
+
+use crate::EngineError;
+
+/// Where and how wide a job runs: worker threads per process, the processes,
+/// and which one this is.
+///
+/// The flags are timely's: `--workers/-w N`, `--processes/-n N`,
+/// `--process/-p I`, `--hostfile/-h FILE` (one `host:port` per line, line `k`
+/// is process `k`), plus `--quiet/-q` (no progress bar, no run summary). Because
+/// `-h` is the host file, help is `--help` only.
+///
+/// Flatten it into your own clap parser (with `disable_help_flag`, since the
+/// cluster flags bring their own `--help`):
+///
+/// ```
+/// use clap::Parser;
+/// use weir_engine::Cluster;
+///
+/// #[derive(Parser)]
+/// #[command(disable_help_flag = true)]
+/// struct Args {
+///     #[command(flatten)]
+///     cluster: Cluster,
+///     /// How many events to generate.
+///     #[arg(long, default_value_t = 1000)]
+///     events: u64,
+/// }
+///
+/// let args = Args::try_parse_from(["job", "-w", "4", "--events", "10"]).unwrap();
+/// assert_eq!(args.cluster.workers(), 4);
+/// assert_eq!(args.events, 10);
+/// ```
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// Worker threads per process.
+    #[arg(short = 'w', long = "workers", default_value_t = 1, value_name = "N")]
+    workers: usize,
+    /// Number of processes in the cluster.
+    #[arg(short = 'n', long = "processes", default_value_t = 1, value_name = "N")]
+    processes: usize,
+    /// Index of this process, from 0 to processes-1.
+    #[arg(short = 'p', long = "process", default_value_t = 0, value_name = "I")]
+    process: usize,
+    /// File with one host:port per line; line k is process k (default: localhost:2101+k).
+    #[arg(short = 'h', long = "hostfile", value_name = "FILE")]
+    hostfile: Option<PathBuf>,
+    /// No progress bar and no run summary on stderr.
+    #[arg(short = 'q', long = "quiet")]
+    quiet: bool,
+    /// Print help.
+    #[arg(long = "help", action = ArgAction::Help)]
+    help: Option<bool>,
+}
+
+#[derive(Parser)]
+#[command(disable_help_flag = true, about = "a weir job")]
+struct ClusterOnly {
+    #[command(flatten)]
+    cluster: Cluster,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster::threads(1)
+    }
+}
+
+impl Cluster {
+    /// One process with `workers` worker threads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let c = weir_engine::Cluster::threads(3);
+    /// assert_eq!((c.workers(), c.processes(), c.process()), (3, 1, 0));
+    /// ```
+    pub fn threads(workers: usize) -> Self {
+        Cluster {
+            workers,
+            processes: 1,
+            process: 0,
+            hostfile: None,
+            quiet: false,
+            help: None,
+        }
+    }
+
+    /// Process `process` of a cluster of `processes`, each with `workers`
+    /// threads, whose addresses are read from `hostfile`.
+    pub fn multi_process(
+        workers: usize,
+        processes: usize,
+        process: usize,
+        hostfile: impl Into<PathBuf>,
+    ) -> Self {
+        Cluster {
+            workers,
+            processes,
+            process,
+            hostfile: Some(hostfile.into()),
+            quiet: false,
+            help: None,
+        }
+    }
+
+    /// The same cluster without progress bar and run summary.
+    pub fn quiet(mut self, quiet: bool) -> Self {
+        self.quiet = quiet;
+        self
+    }
+
+    /// Parses the cluster flags from the process arguments; prints help or
+    /// the error and exits on bad flags, as clap does.
+    pub fn from_args() -> Self {
+        ClusterOnly::parse().cluster
+    }
+
+    /// Parses the cluster flags from `args` (the first item is the program name).
+    ///
+    /// # Errors
+    ///
+    /// Unknown flags or values that are not numbers.
+    pub fn try_parse_from<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        ClusterOnly::try_parse_from(args).map(|c| c.cluster)
+    }
+
+    /// Worker threads per process.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Number of processes.
+    pub fn processes(&self) -> usize {
+        self.processes
+    }
+
+    /// Index of this process.
+    pub fn process(&self) -> usize {
+        self.process
+    }
+
+    /// The host file, if one was given.
+    pub fn hostfile(&self) -> Option<&Path> {
+        self.hostfile.as_deref()
+    }
+
+    /// True if progress bar and run summary are off.
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
+    /// Workers in the whole cluster: `workers × processes`.
+    pub fn total_workers(&self) -> usize {
+        self.workers * self.processes
+    }
+
+    /// Checks the settings and builds timely's configuration (timely's own
+    /// argument parsing panics on flags it does not know, so weir builds it).
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Config`] naming the flag: zero workers or processes, a
+    /// process index out of range, an unreadable host file or one with fewer
+    /// addresses than processes.
+    pub fn timely_config(&self) -> Result<timely::Config, EngineError> {
+        if self.workers == 0 {
+            return Err(config_err("--workers", "at least 1 worker thread per process"));
+        }
+        if self.processes == 0 {
+            return Err(config_err("--processes", "at least 1 process"));
+        }
+        if self.process >= self.processes {
+            return Err(config_err(
+                "--process",
+                format!(
+                    "an index below --processes ({}), got {}",
+                    self.processes, self.process
+                ),
+            ));
+        }
+        let communication = if self.processes > 1 {
+            CommunicationConfig::Cluster {
+                threads: self.workers,
+                process: self.process,
+                addresses: self.addresses()?,
+                report: false,
+                zerocopy: false,
+            }
+        } else if self.workers > 1 {
+            CommunicationConfig::Process(self.workers)
+        } else {
+            CommunicationConfig::Thread
+        };
+        Ok(timely::Config {
+            communication,
+            worker: WorkerConfig::default(),
+        })
+    }
+
+    fn addresses(&self) -> Result<Vec<String>, EngineError> {
+        let Some(path) = &self.hostfile else {
+            return Ok((0..self.processes)
+                .map(|k| format!("localhost:{}", 2101 + k))
+                .collect());
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            config_err(
+                "--hostfile",
+                format!("a readable file of host:port lines ({}: {e})", path.display()),
+            )
+        })?;
+        let addresses: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect();
+        if addresses.len() < self.processes {
+            return Err(config_err(
+                "--hostfile",
+                format!(
+                    "one host:port line per process: {} has {} address(es) but --processes is {}",
+                    path.display(),
+                    addresses.len(),
+                    self.processes
+                ),
+            ));
+        }
+        if let Some(bad) = addresses.iter().find(|a| !a.contains(':')) {
+            return Err(config_err(
+                "--hostfile",
+                format!("lines of the form host:port, got `{bad}` in {}", path.display()),
+            ));
+        }
+        Ok(addresses.into_iter().take(self.processes).collect())
+    }
+}
+
+fn config_err(field: &'static str, expected: impl Into<String>) -> EngineError {
+    EngineError::Config {
+        field,
+        expected: expected.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn parses_timely_style_flags() {
+        let c = Cluster::try_parse_from(["x", "-w", "3", "-n", "2", "-p", "1", "-h", "hosts"])
+            .unwrap();
+        assert_eq!(c.workers(), 3);
+        assert_eq!(c.processes(), 2);
+        assert_eq!(c.process(), 1);
+        assert_eq!(c.hostfile(), Some(Path::new("hosts")));
+        assert_eq!(c.total_workers(), 6);
+    }
+
+    #[test]
+    fn unknown_flag_is_a_clap_error_not_a_panic() {
+        assert!(Cluster::try_parse_from(["x", "--bogus"]).is_err());
+    }
+
+    #[test]
+    fn bad_settings_name_the_flag() {
+        let err = Cluster::threads(0).timely_config().unwrap_err();
+        assert!(err.to_string().contains("--workers"), "{err}");
+        let mut c = Cluster::threads(1);
+        c.processes = 2;
+        c.process = 2;
+        let err = c.timely_config().unwrap_err();
+        assert!(err.to_string().contains("--process`"), "{err}");
+    }
+
+    #[test]
+    fn short_hostfile_is_rejected() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "127.0.0.1:4000").unwrap();
+        let c = Cluster::multi_process(1, 2, 0, f.path());
+        let err = c.timely_config().unwrap_err().to_string();
+        assert!(err.contains("--hostfile") && err.contains("1 address"), "{err}");
+        let missing = Cluster::multi_process(1, 2, 0, "/nonexistent/hosts");
+        let err = missing.timely_config().unwrap_err().to_string();
+        assert!(err.contains("--hostfile") && err.contains("/nonexistent/hosts"), "{err}");
+    }
+
+    #[test]
+    fn hostfile_lines_become_addresses() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "127.0.0.1:4000\n127.0.0.1:4001\n").unwrap();
+        let c = Cluster::multi_process(2, 2, 1, f.path());
+        match c.timely_config().unwrap().communication {
+            CommunicationConfig::Cluster {
+                threads,
+                process,
+                addresses,
+                ..
+            } => {
+                assert_eq!((threads, process), (2, 1));
+                assert_eq!(addresses, vec!["127.0.0.1:4000", "127.0.0.1:4001"]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

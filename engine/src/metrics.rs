@@ -1,0 +1,198 @@
+use std::fmt;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// What a counter counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CounterKind {
+    /// Events read by a source.
+    Source,
+    /// Records written by a sink.
+    Sink,
+}
+
+/// Counters of one job in one process, shared by its workers.
+///
+/// Operators take a counter once, at build time, and add to it once per batch.
+///
+/// # Examples
+///
+/// ```
+/// use weir_engine::{CounterKind, Metrics};
+///
+/// let metrics = Metrics::new("job");
+/// metrics.counter(CounterKind::Source, "numbers").fetch_add(5, std::sync::atomic::Ordering::Relaxed);
+/// metrics.counter(CounterKind::Source, "numbers").fetch_add(2, std::sync::atomic::Ordering::Relaxed);
+/// let summary = metrics.summary();
+/// assert_eq!(summary.sources, vec![("numbers".to_string(), 7)]);
+/// ```
+#[derive(Debug)]
+pub struct Metrics {
+    job: String,
+    started: Instant,
+    counters: Mutex<Vec<(CounterKind, String, Arc<AtomicU64>)>>,
+    expected: AtomicU64,
+}
+
+impl Metrics {
+    /// Fresh counters for `job`, with the clock started now.
+    pub fn new(job: impl Into<String>) -> Self {
+        Metrics {
+            job: job.into(),
+            started: Instant::now(),
+            counters: Mutex::new(Vec::new()),
+            expected: AtomicU64::new(0),
+        }
+    }
+
+    /// The counter of `kind` named `name`, created at zero the first time.
+    pub fn counter(&self, kind: CounterKind, name: &str) -> Arc<AtomicU64> {
+        let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, _, c)) = counters.iter().find(|(k, n, _)| *k == kind && n == name) {
+            return Arc::clone(c);
+        }
+        let c = Arc::new(AtomicU64::new(0));
+        counters.push((kind, name.to_string(), Arc::clone(&c)));
+        c
+    }
+
+    /// Announces that bounded sources of this process will read `events` more
+    /// events in all; the progress bar measures against the sum.
+    pub fn expect_events(&self, events: u64) {
+        self.expected.fetch_add(events, Ordering::Relaxed);
+    }
+
+    fn sum(&self, kind: CounterKind) -> u64 {
+        let counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        counters
+            .iter()
+            .filter(|(k, _, _)| *k == kind)
+            .map(|(_, _, c)| c.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// The figures so far.
+    pub fn summary(&self) -> RunSummary {
+        let counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        let pick = |kind| {
+            counters
+                .iter()
+                .filter(|(k, _, _)| *k == kind)
+                .map(|(_, n, c)| (n.clone(), c.load(Ordering::Relaxed)))
+                .collect()
+        };
+        RunSummary {
+            job: self.job.clone(),
+            elapsed: self.started.elapsed(),
+            sources: pick(CounterKind::Source),
+            sinks: pick(CounterKind::Sink),
+        }
+    }
+}
+
+/// What a job did in this process: events read per source, records written
+/// per sink, and the elapsed time. Its `Display` is the summary weir prints on
+/// stderr when a job ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    /// The job name.
+    pub job: String,
+    /// Wall-clock time from the start of the run.
+    pub elapsed: Duration,
+    /// `(source name, events read)`.
+    pub sources: Vec<(String, u64)>,
+    /// `(sink name, records written)`.
+    pub sinks: Vec<(String, u64)>,
+}
+
+impl RunSummary {
+    /// Events read by all sources.
+    pub fn events(&self) -> u64 {
+        self.sources.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Events read per second of elapsed time.
+    pub fn events_per_sec(&self) -> f64 {
+        self.events() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+impl fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "weir: job `{}` done in {:.3} s, {} events, {:.0} events/s",
+            self.job,
+            self.elapsed.as_secs_f64(),
+            self.events(),
+            self.events_per_sec()
+        )?;
+        for (name, n) in &self.sources {
+            writeln!(f, "  source {name}: {n} events read")?;
+        }
+        for (name, n) in &self.sinks {
+            writeln!(f, "  sink {name}: {n} records written")?;
+        }
+        Ok(())
+    }
+}
+
+/// A progress bar on stderr for bounded sources, drawn from a background
+/// thread while the job runs. Shown only when stderr is a terminal and the
+/// job is not quiet.
+pub struct Progress {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Progress {
+    /// Starts drawing progress of `metrics`, unless `quiet` or stderr is not a terminal.
+    pub fn start(metrics: Arc<Metrics>, quiet: bool) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || draw(&metrics, &stop))
+        });
+        Progress { stop, thread }
+    }
+
+    /// Stops and clears the bar.
+    pub fn finish(mut self) {
+        self.stop_thread();
+    }
+
+    fn stop_thread(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.stop_thread();
+    }
+}
+
+fn draw(metrics: &Metrics, stop: &AtomicBool) {
+    let style = indicatif::ProgressStyle::with_template(
+        "{spinner} {msg} [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    let bar = indicatif::ProgressBar::new(0).with_style(style);
+    bar.set_message(metrics.job.clone());
+    while !stop.load(Ordering::Relaxed) {
+        let expected = metrics.expected.load(Ordering::Relaxed);
+        if expected > 0 {
+            bar.set_length(expected);
+            bar.set_position(metrics.sum(CounterKind::Source).min(expected));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bar.finish_and_clear();
+}
