@@ -1,1 +1,27 @@
-//! x
+//! timely dataflow operators for weir.
+//!
+//! Each operator family is an extension trait on timely's `Stream`, in a file
+//! of its own:
+//!
+//! - [`key_groups`]: routing keys to a fixed number of key groups, and key
+//!   groups to workers by range ([`ExchangeByKey`]);
+//! - [`source`]: the partitioned source operator, holding one capability per
+//!   source partition ([`partitioned_source`]);
+//! - [`sink`]: the sink operator that writes batches and closes its writer
+//!   when the input is complete ([`SinkOp`]).
+#![deny(missing_docs)]
+
+pub mod key_groups;
+pub mod sink;
+pub mod source;
+
+pub use key_groups::{ExchangeByKey, KeyGroups};
+pub use sink::{SinkOp, SinkWriter};
+pub use source::{partitioned_source, PartitionReader, ReadStatus};
+
+/// The timely timestamp of weir dataflows: the watermark, in milliseconds
+/// since the Unix epoch (see DESIGN.md, "Time").
+pub type Time = u64;
+
+/// A timely stream of `D` records batched in vectors, timestamped by [`Time`].
+pub type VecStream<'scope, D> = timely::dataflow::Stream<'scope, Time, Vec<D>>;

@@ -1,0 +1,120 @@
+//! Key groups: a key goes to one of a fixed number of key groups (a hash of
+//! the key modulo [`KeyGroups::COUNT`]), and key groups go to workers by
+//! contiguous ranges. Keyed state can then be saved per key group and restored
+//! onto any number of workers (Flink's key groups).
+
+use std::hash::{Hash, Hasher};
+
+use timely::dataflow::operators::Exchange;
+use timely::ExchangeData;
+
+use crate::VecStream;
+
+/// The key-group routing function.
+///
+/// # Examples
+///
+/// ```
+/// use weir_operators::KeyGroups;
+///
+/// let g = KeyGroups::group_of(&"apple");
+/// assert!(g < KeyGroups::COUNT);
+/// assert_eq!(g, KeyGroups::group_of(&"apple")); // deterministic
+/// // Groups are split into contiguous ranges, one per worker.
+/// assert_eq!(KeyGroups::worker_of(0, 4), 0);
+/// assert_eq!(KeyGroups::worker_of(KeyGroups::COUNT - 1, 4), 3);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct KeyGroups;
+
+impl KeyGroups {
+    /// Number of key groups; the most workers a keyed operator can use.
+    pub const COUNT: u32 = 4096;
+
+    /// The key group of `key`: a hash that is the same in every process of a
+    /// cluster (FxHash with fixed seed, then a multiplicative mix whose top
+    /// bits pick the group).
+    #[inline]
+    pub fn group_of<K: Hash + ?Sized>(key: &K) -> u32 {
+        let mut h = rustc_hash::FxHasher::default();
+        key.hash(&mut h);
+        let mixed = h.finish().wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (mixed >> 52) as u32 // top 12 bits: 0..4096
+    }
+
+    /// The worker, among `peers`, that owns key group `group`.
+    #[inline]
+    pub fn worker_of(group: u32, peers: usize) -> usize {
+        (group as usize * peers) / Self::COUNT as usize
+    }
+}
+
+/// Exchanges records so that every record with the same key lands on the
+/// worker owning the key's group.
+pub trait ExchangeByKey<'scope, D> {
+    /// Routes each record by the key group of `key(record)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timely::dataflow::operators::{ToStream, Inspect};
+    /// use weir_operators::{ExchangeByKey, KeyGroups};
+    ///
+    /// timely::execute(timely::Config::process(2), |worker| {
+    ///     let index = worker.index();
+    ///     let peers = worker.peers();
+    ///     worker.dataflow::<u64, _, _>(|scope| {
+    ///         (0..100u64)
+    ///             .to_stream(scope)
+    ///             .container::<Vec<_>>()
+    ///             .exchange_by_key(|x| x % 7)
+    ///             .inspect(move |x| {
+    ///                 assert_eq!(KeyGroups::worker_of(KeyGroups::group_of(&(x % 7)), peers), index)
+    ///             });
+    ///     });
+    /// })
+    /// .unwrap();
+    /// ```
+    fn exchange_by_key<K, F>(self, key: F) -> VecStream<'scope, D>
+    where
+        K: Hash,
+        F: Fn(&D) -> K + 'static;
+}
+
+impl<'scope, D: ExchangeData> ExchangeByKey<'scope, D> for VecStream<'scope, D> {
+    fn exchange_by_key<K, F>(self, key: F) -> VecStream<'scope, D>
+    where
+        K: Hash,
+        F: Fn(&D) -> K + 'static,
+    {
+        let peers = self.scope().peers();
+        self.exchange(move |d: &D| KeyGroups::worker_of(KeyGroups::group_of(&key(d)), peers) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_spread_over_workers() {
+        let mut per_worker = [0usize; 4];
+        for k in 0..10_000u64 {
+            per_worker[KeyGroups::worker_of(KeyGroups::group_of(&k), 4)] += 1;
+        }
+        for n in per_worker {
+            assert!((2000..3000).contains(&n), "{per_worker:?}");
+        }
+    }
+
+    #[test]
+    fn ranges_cover_every_worker_count() {
+        for peers in 1..=16 {
+            let mut seen = vec![false; peers];
+            for g in 0..KeyGroups::COUNT {
+                seen[KeyGroups::worker_of(g, peers)] = true;
+            }
+            assert!(seen.iter().all(|s| *s), "peers={peers}");
+        }
+    }
+}
