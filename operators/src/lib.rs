@@ -7,6 +7,8 @@
 //!   groups to workers by range ([`ExchangeByKey`]);
 //! - [`source`]: the partitioned source operator, holding one capability per
 //!   source partition ([`partitioned_source`]);
+//! - [`updating`]: keyed aggregation without windows, as a changelog
+//!   ([`UpdatingFold`]);
 //! - [`sink`]: the sink operator that writes batches and closes its writer
 //!   when the input is complete ([`SinkOp`]).
 #![deny(missing_docs)]
@@ -14,10 +16,12 @@
 pub mod key_groups;
 pub mod sink;
 pub mod source;
+pub mod updating;
 
 pub use key_groups::{ExchangeByKey, KeyGroups};
 pub use sink::{SinkOp, SinkWriter};
 pub use source::{partitioned_source, PartitionReader, ReadStatus};
+pub use updating::{Update, UpdatingFold};
 
 /// The timely timestamp of weir dataflows: the watermark, in milliseconds
 /// since the Unix epoch (see DESIGN.md, "Time").

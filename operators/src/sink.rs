@@ -113,3 +113,12 @@ impl<D: 'static> SinkOp<D> for VecStream<'_, D> {
         });
     }
 }
+
+impl<D, W: SinkWriter<D> + ?Sized> SinkWriter<D> for Box<W> {
+    fn write(&mut self, batch: &mut Vec<D>) -> Result<(), BoxError> {
+        (**self).write(batch)
+    }
+    fn close(&mut self) -> Result<(), BoxError> {
+        (**self).close()
+    }
+}
