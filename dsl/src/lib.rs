@@ -1,1 +1,69 @@
-//! x
+//! # weir
+//!
+//! Stream processing pipelines in Rust, compiled onto
+//! [timely dataflow](https://docs.rs/timely): one program runs on one thread,
+//! many threads, or many processes.
+//!
+//! A [`Pipeline`] is a value: sources, transformations and sinks described
+//! with a builder, checked, and compiled on every worker when it
+//! [`run`](Pipeline::run)s. Records are ordinary Rust types with serde
+//! derives; the per-record path is monomorphised and batch-at-a-time.
+//!
+//! ```
+//! use weir::prelude::*;
+//!
+//! let counts = Collect::new();
+//! let job = Pipeline::new("wordcount")
+//!     .source(Iter::new(vec!["a rose is a rose".to_string()]))
+//!     .flat_map(|line: String| line.split(' ').map(String::from).collect::<Vec<_>>())
+//!     .key_by(|word: &String| word.clone())
+//!     .count()
+//!     .sink(counts.clone());
+//! println!("{}", job.explain());
+//! job.run(Cluster::threads(2).quiet(true)).unwrap();
+//!
+//! let mut got: Vec<(String, u64)> = counts.take().into_iter().map(|u| (u.key, u.value)).collect();
+//! got.sort();
+//! assert_eq!(got, vec![("a".into(), 2), ("is".into(), 1), ("rose".into(), 2)]);
+//! ```
+#![deny(missing_docs)]
+
+pub mod error;
+mod plan;
+pub mod sinks;
+pub mod sources;
+mod stream;
+
+use std::hash::Hash;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use error::{BoxError, PlanError, RunError, SinkError, SourceError};
+pub use plan::Pipeline;
+pub use sinks::{Collect, CsvFile, ForEach, JsonLinesFile, Sink, Stdout};
+pub use sources::{Csv, Generator, Iter, JsonLines, Source, Stdin};
+pub use stream::{KeyedStream, Stream};
+pub use weir_engine::{Cluster, EngineError, RunSummary};
+pub use weir_operators::Update;
+
+/// What a record must be: cloneable, shareable between worker threads, and
+/// serializable with serde so that it can cross process boundaries.
+/// Implemented for every such type.
+pub trait Data: Clone + Send + Sync + Serialize + DeserializeOwned + 'static {}
+
+impl<T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static> Data for T {}
+
+/// What a key must be: a record that can be hashed and compared.
+pub trait Key: Data + Hash + Eq {}
+
+impl<T: Data + Hash + Eq> Key for T {}
+
+/// Everything a pipeline author needs: `use weir::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Cluster, Collect, Csv, CsvFile, Data, ForEach, Generator, Iter, JsonLines, JsonLinesFile,
+        Key, KeyedStream, Pipeline, PlanError, RunError, Sink, Source, Stdin, Stdout, Stream,
+        Update,
+    };
+}

@@ -35,6 +35,7 @@ pub struct Metrics {
     started: Instant,
     counters: Mutex<Vec<(CounterKind, String, Arc<AtomicU64>)>>,
     expected: AtomicU64,
+    done: Arc<AtomicU64>,
 }
 
 impl Metrics {
@@ -45,6 +46,7 @@ impl Metrics {
             started: Instant::now(),
             counters: Mutex::new(Vec::new()),
             expected: AtomicU64::new(0),
+            done: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -59,19 +61,16 @@ impl Metrics {
         c
     }
 
-    /// Announces that bounded sources of this process will read `events` more
-    /// events in all; the progress bar measures against the sum.
-    pub fn expect_events(&self, events: u64) {
-        self.expected.fetch_add(events, Ordering::Relaxed);
+    /// Announces `units` more of work for bounded sources of this process (events
+    /// for a generator, bytes for files); the progress bar measures the
+    /// [`work_done`](Metrics::work_done) counter against the sum.
+    pub fn expect_work(&self, units: u64) {
+        self.expected.fetch_add(units, Ordering::Relaxed);
     }
 
-    fn sum(&self, kind: CounterKind) -> u64 {
-        let counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        counters
-            .iter()
-            .filter(|(k, _, _)| *k == kind)
-            .map(|(_, _, c)| c.load(Ordering::Relaxed))
-            .sum()
+    /// The counter bounded sources add their finished work units to.
+    pub fn work_done(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.done)
     }
 
     /// The figures so far.
@@ -180,7 +179,7 @@ impl Drop for Progress {
 
 fn draw(metrics: &Metrics, stop: &AtomicBool) {
     let style = indicatif::ProgressStyle::with_template(
-        "{spinner} {msg} [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
+        "{spinner} {msg} [{bar:40}] {percent}% (eta {eta})",
     )
     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
     .progress_chars("=> ");
@@ -190,7 +189,7 @@ fn draw(metrics: &Metrics, stop: &AtomicBool) {
         let expected = metrics.expected.load(Ordering::Relaxed);
         if expected > 0 {
             bar.set_length(expected);
-            bar.set_position(metrics.sum(CounterKind::Source).min(expected));
+            bar.set_position(metrics.done.load(Ordering::Relaxed).min(expected));
         }
         std::thread::sleep(Duration::from_millis(100));
     }

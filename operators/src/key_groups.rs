@@ -49,10 +49,10 @@ impl KeyGroups {
     }
 }
 
-/// Exchanges records so that every record with the same key lands on the
-/// worker owning the key's group.
-pub trait ExchangeByKey<'scope, D> {
-    /// Routes each record by the key group of `key(record)`.
+/// Exchanges `(key, value)` pairs so that every pair with the same key lands
+/// on the worker owning the key's group.
+pub trait ExchangeByKey {
+    /// Routes each pair by the key group of its key.
     ///
     /// # Examples
     ///
@@ -65,30 +65,30 @@ pub trait ExchangeByKey<'scope, D> {
     ///     let peers = worker.peers();
     ///     worker.dataflow::<u64, _, _>(|scope| {
     ///         (0..100u64)
+    ///             .map(|x| (x % 7, x))
     ///             .to_stream(scope)
     ///             .container::<Vec<_>>()
-    ///             .exchange_by_key(|x| x % 7)
-    ///             .inspect(move |x| {
-    ///                 assert_eq!(KeyGroups::worker_of(KeyGroups::group_of(&(x % 7)), peers), index)
+    ///             .exchange_by_key()
+    ///             .inspect(move |(k, _)| {
+    ///                 assert_eq!(KeyGroups::worker_of(KeyGroups::group_of(k), peers), index)
     ///             });
     ///     });
     /// })
     /// .unwrap();
     /// ```
-    fn exchange_by_key<K, F>(self, key: F) -> VecStream<'scope, D>
-    where
-        K: Hash,
-        F: Fn(&D) -> K + 'static;
+    fn exchange_by_key(self) -> Self;
 }
 
-impl<'scope, D: ExchangeData> ExchangeByKey<'scope, D> for VecStream<'scope, D> {
-    fn exchange_by_key<K, F>(self, key: F) -> VecStream<'scope, D>
-    where
-        K: Hash,
-        F: Fn(&D) -> K + 'static,
-    {
+impl<K, V> ExchangeByKey for VecStream<'_, (K, V)>
+where
+    K: ExchangeData + Hash,
+    V: ExchangeData,
+{
+    fn exchange_by_key(self) -> Self {
         let peers = self.scope().peers();
-        self.exchange(move |d: &D| KeyGroups::worker_of(KeyGroups::group_of(&key(d)), peers) as u64)
+        self.exchange(move |(k, _): &(K, V)| {
+            KeyGroups::worker_of(KeyGroups::group_of(k), peers) as u64
+        })
     }
 }
 

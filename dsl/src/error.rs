@@ -1,0 +1,120 @@
+//! Errors of building and running pipelines.
+
+use std::path::PathBuf;
+
+pub use weir_engine::{BoxError, EngineError, WorkerFailure};
+
+/// A mistake in the pipeline found before it runs; names the stage at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// The pipeline has no sink, so it would compute nothing.
+    #[error("pipeline `{pipeline}` has no sink: end at least one stream with `.sink(...)`")]
+    NoSink {
+        /// The pipeline name.
+        pipeline: String,
+    },
+    /// A stage's output goes nowhere.
+    #[error("stage {stage} is not consumed by any later stage or sink; end it with `.sink(...)` or remove it")]
+    Dangling {
+        /// The stage, as `kind #id (label)`.
+        stage: String,
+    },
+    /// Two streams of different pipelines were combined.
+    #[error("stage {stage} combines streams of different pipelines (`{left}` and `{right}`)")]
+    ForeignStream {
+        /// The combining stage.
+        stage: String,
+        /// The pipeline of the left stream.
+        left: String,
+        /// The pipeline of the right stream.
+        right: String,
+    },
+    /// A stage was given an impossible parameter.
+    #[error("stage {stage}: invalid `{field}`: {expected}")]
+    InvalidParameter {
+        /// The stage.
+        stage: String,
+        /// The parameter at fault.
+        field: String,
+        /// What is expected.
+        expected: String,
+    },
+}
+
+/// A source could not be opened or a record could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// A path, glob or directory matched no file.
+    #[error("source `{source_name}`: no input file matches `{pattern}`")]
+    NoFiles {
+        /// The source.
+        source_name: String,
+        /// The path, glob or directory given.
+        pattern: String,
+    },
+    /// An I/O error opening or reading a file.
+    #[error("source `{source_name}`: cannot read {}: {error}", path.display())]
+    Io {
+        /// The source.
+        source_name: String,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// A row that does not parse.
+    #[error("source `{source_name}`: {}:{line} (byte {offset}): {reason}", path.display())]
+    BadRecord {
+        /// The source.
+        source_name: String,
+        /// The file (or `<stdin>`).
+        path: PathBuf,
+        /// 1-based line number of the row.
+        line: u64,
+        /// Byte offset of the row in the file.
+        offset: u64,
+        /// Why it does not parse.
+        reason: String,
+    },
+}
+
+/// A sink could not be opened or written.
+#[derive(Debug, thiserror::Error)]
+#[error("sink `{sink}`: {}: {error}", path.display())]
+pub struct SinkError {
+    /// The sink.
+    pub sink: String,
+    /// The file or directory (or `<stdout>`).
+    pub path: PathBuf,
+    /// What went wrong.
+    pub error: std::io::Error,
+}
+
+/// Why [`Pipeline::run`](crate::Pipeline::run) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The pipeline is not valid; nothing ran.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The cluster could not start, or a worker failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl RunError {
+    /// The source error that stopped the job, if one did.
+    pub fn source_error(&self) -> Option<&SourceError> {
+        match self {
+            RunError::Engine(e) => e.operator_error()?.downcast_ref(),
+            RunError::Plan(_) => None,
+        }
+    }
+
+    /// The sink error that stopped the job, if one did.
+    pub fn sink_error(&self) -> Option<&SinkError> {
+        match self {
+            RunError::Engine(e) => e.operator_error()?.downcast_ref(),
+            RunError::Plan(_) => None,
+        }
+    }
+}

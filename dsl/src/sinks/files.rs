@@ -1,0 +1,227 @@
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use super::{Placement, Sink, SinkContext, SinkWriter};
+use crate::error::SinkError;
+use crate::{BoxError, Data};
+
+/// One file written by worker 0, or a directory of part files.
+#[derive(Debug, Clone)]
+enum Target {
+    File(PathBuf),
+    Parts(PathBuf),
+}
+
+impl Target {
+    fn describe(&self, format: &str) -> String {
+        match self {
+            Target::File(p) => format!("{format}({})", p.display()),
+            Target::Parts(p) => format!("{format}({}/part-*.{format})", p.display()),
+        }
+    }
+
+    fn placement(&self) -> Placement {
+        match self {
+            Target::File(_) => Placement::WorkerZero,
+            Target::Parts(_) => Placement::EveryWorker,
+        }
+    }
+
+    /// Creates this worker's file.
+    fn create(&self, ctx: &SinkContext, ext: &str) -> Result<(PathBuf, BufWriter<File>), SinkError> {
+        let path = match self {
+            Target::File(p) => p.clone(),
+            Target::Parts(dir) => {
+                std::fs::create_dir_all(dir).map_err(|error| SinkError {
+                    sink: ctx.name().to_string(),
+                    path: dir.clone(),
+                    error,
+                })?;
+                dir.join(format!("part-{:05}.{ext}", ctx.worker()))
+            }
+        };
+        let file = File::create(&path).map_err(|error| SinkError {
+            sink: ctx.name().to_string(),
+            path: path.clone(),
+            error,
+        })?;
+        Ok((path, BufWriter::with_capacity(1 << 16, file)))
+    }
+}
+
+fn sink_error(name: &str, path: &Path, error: std::io::Error) -> BoxError {
+    Box::new(SinkError {
+        sink: name.to_string(),
+        path: path.to_path_buf(),
+        error,
+    })
+}
+
+/// Writes records as JSON lines to one file (all records routed to worker 0)
+/// or to a directory with one `part-NNNNN.jsonl` file per worker.
+///
+/// # Examples
+///
+/// ```
+/// use weir::prelude::*;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("out.jsonl");
+/// Pipeline::new("p")
+///     .source(Iter::new(vec![1, 2, 3]))
+///     .sink(JsonLinesFile::to(&path))
+///     .run(Cluster::threads(2).quiet(true))
+///     .unwrap();
+/// let text = std::fs::read_to_string(&path).unwrap();
+/// let mut lines: Vec<&str> = text.lines().collect();
+/// lines.sort();
+/// assert_eq!(lines, vec!["1", "2", "3"]);
+/// ```
+pub struct JsonLinesFile {
+    target: Target,
+}
+
+impl JsonLinesFile {
+    /// All records in the file at `path`, written by worker 0.
+    pub fn to(path: impl AsRef<Path>) -> Self {
+        JsonLinesFile {
+            target: Target::File(path.as_ref().to_path_buf()),
+        }
+    }
+
+    /// One part file per worker in directory `dir` (created if missing).
+    pub fn parts(dir: impl AsRef<Path>) -> Self {
+        JsonLinesFile {
+            target: Target::Parts(dir.as_ref().to_path_buf()),
+        }
+    }
+}
+
+impl<T: Data> Sink<T> for JsonLinesFile {
+    fn describe(&self) -> String {
+        self.target.describe("jsonl")
+    }
+
+    fn placement(&self) -> Placement {
+        self.target.placement()
+    }
+
+    fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, SinkError> {
+        let (path, out) = self.target.create(ctx, "jsonl")?;
+        Ok(Box::new(JsonLinesWriter {
+            name: ctx.name().to_string(),
+            path,
+            out,
+        }))
+    }
+}
+
+struct JsonLinesWriter {
+    name: String,
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl<T: Data> SinkWriter<T> for JsonLinesWriter {
+    fn write(&mut self, batch: &mut Vec<T>) -> Result<(), BoxError> {
+        for record in batch.drain(..) {
+            serde_json::to_writer(&mut self.out, &record)
+                .map_err(|e| sink_error(&self.name, &self.path, e.into()))?;
+            self.out
+                .write_all(b"\n")
+                .map_err(|e| sink_error(&self.name, &self.path, e))?;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), BoxError> {
+        self.out
+            .flush()
+            .map_err(|e| sink_error(&self.name, &self.path, e))
+    }
+}
+
+/// Writes records as CSV, with a header row from the field names, to one
+/// file (all records routed to worker 0) or to a directory with one
+/// `part-NNNNN.csv` file per worker. Records must be flat (no nested structs).
+///
+/// # Examples
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use weir::prelude::*;
+///
+/// #[derive(Clone, Serialize, Deserialize)]
+/// struct Row { word: String, n: u64 }
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("out.csv");
+/// Pipeline::new("p")
+///     .source(Iter::new(vec![Row { word: "a".into(), n: 2 }]))
+///     .sink(CsvFile::to(&path))
+///     .run(Cluster::threads(1).quiet(true))
+///     .unwrap();
+/// assert_eq!(std::fs::read_to_string(&path).unwrap(), "word,n\na,2\n");
+/// ```
+pub struct CsvFile {
+    target: Target,
+}
+
+impl CsvFile {
+    /// All records in the file at `path`, written by worker 0.
+    pub fn to(path: impl AsRef<Path>) -> Self {
+        CsvFile {
+            target: Target::File(path.as_ref().to_path_buf()),
+        }
+    }
+
+    /// One part file per worker in directory `dir` (created if missing).
+    pub fn parts(dir: impl AsRef<Path>) -> Self {
+        CsvFile {
+            target: Target::Parts(dir.as_ref().to_path_buf()),
+        }
+    }
+}
+
+impl<T: Data> Sink<T> for CsvFile {
+    fn describe(&self) -> String {
+        self.target.describe("csv")
+    }
+
+    fn placement(&self) -> Placement {
+        self.target.placement()
+    }
+
+    fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, SinkError> {
+        let (path, out) = self.target.create(ctx, "csv")?;
+        Ok(Box::new(CsvWriter {
+            name: ctx.name().to_string(),
+            path,
+            out: csv::Writer::from_writer(out),
+        }))
+    }
+}
+
+struct CsvWriter {
+    name: String,
+    path: PathBuf,
+    out: csv::Writer<BufWriter<File>>,
+}
+
+impl<T: Data> SinkWriter<T> for CsvWriter {
+    fn write(&mut self, batch: &mut Vec<T>) -> Result<(), BoxError> {
+        for record in batch.drain(..) {
+            self.out.serialize(&record).map_err(|e| {
+                sink_error(&self.name, &self.path, std::io::Error::other(e.to_string()))
+            })?;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), BoxError> {
+        self.out
+            .flush()
+            .map_err(|e| sink_error(&self.name, &self.path, e))
+    }
+}

@@ -1,0 +1,120 @@
+//! Sinks: where results go.
+//!
+//! Built-in sinks: [`Stdout`] (JSON lines), [`JsonLinesFile`] and [`CsvFile`]
+//! (one file written by one worker, or a directory with one part file per
+//! worker), [`Collect`] (results back to the caller, for tests) and
+//! [`ForEach`] (a callback). Implement [`Sink`] for your own.
+
+mod collect;
+mod files;
+mod for_each;
+mod stdout;
+
+use std::sync::Arc;
+
+pub use collect::Collect;
+pub use files::{CsvFile, JsonLinesFile};
+pub use for_each::ForEach;
+pub use stdout::Stdout;
+pub use weir_operators::SinkWriter;
+
+use timely::dataflow::operators::Exchange;
+use weir_engine::CounterKind;
+use weir_operators::SinkOp;
+
+use crate::error::SinkError;
+use crate::plan::Pipeline;
+use crate::{Data, Stream};
+
+/// Where a sink's records are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Each worker writes the records it holds.
+    EveryWorker,
+    /// All records are routed to worker 0 (in process 0), which writes them.
+    WorkerZero,
+}
+
+/// A destination for records of type `T`.
+pub trait Sink<T>: Send + Sync + 'static {
+    /// A short description for `explain`, metrics and errors, e.g. `jsonl(out.jsonl)`.
+    fn describe(&self) -> String;
+
+    /// Which workers write.
+    fn placement(&self) -> Placement {
+        Placement::EveryWorker
+    }
+
+    /// The writer of worker `ctx.worker()`. With [`Placement::WorkerZero`]
+    /// it is called on worker 0 only.
+    ///
+    /// # Errors
+    ///
+    /// The destination cannot be created.
+    fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, SinkError>;
+}
+
+/// What a sink knows when it opens on one worker.
+pub struct SinkContext {
+    worker: usize,
+    peers: usize,
+    name: String,
+}
+
+impl SinkContext {
+    /// Global index of this worker.
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+
+    /// Number of workers in the cluster.
+    pub fn peers(&self) -> usize {
+        self.peers
+    }
+
+    /// The sink's name, for error messages.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// A writer for workers that receive no records of a [`Placement::WorkerZero`] sink.
+struct Nowhere;
+
+impl<T> SinkWriter<T> for Nowhere {
+    fn write(&mut self, batch: &mut Vec<T>) -> Result<(), crate::BoxError> {
+        batch.clear();
+        Ok(())
+    }
+}
+
+pub(crate) fn install<T: Data, S: Sink<T>>(stream: Stream<T>, sink: S) -> Pipeline {
+    let name = sink.describe();
+    stream.pipeline.add_node("sink", name.clone(), &[stream.node]);
+    let up = stream.upstream();
+    let sink = Arc::new(sink);
+    stream.pipeline.add_sink(Arc::new(move |ctx| {
+        let mut s = up.build(ctx)?;
+        let worker = ctx.scope.index();
+        let sctx = SinkContext {
+            worker,
+            peers: ctx.scope.peers(),
+            name: name.clone(),
+        };
+        let writer: Box<dyn SinkWriter<T>> = match sink.placement() {
+            Placement::EveryWorker => sink.open(&sctx)?,
+            Placement::WorkerZero => {
+                s = s.exchange(|_| 0);
+                if worker == 0 {
+                    sink.open(&sctx)?
+                } else {
+                    Box::new(Nowhere)
+                }
+            }
+        };
+        let counter = ctx.metrics.counter(CounterKind::Sink, &name);
+        s.sink_into(&name, writer, counter, ctx.failure.clone());
+        Ok(())
+    }));
+    stream.pipeline
+}

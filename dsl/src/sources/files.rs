@@ -1,0 +1,609 @@
+//! File sources: CSV and JSON lines, from a file, a directory or a glob,
+//! split across workers by file and byte range.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use weir_engine::BoxError;
+
+use super::{PartitionReader, ReadStatus, Source, SourceContext};
+use crate::error::SourceError;
+use crate::Data;
+
+/// Byte ranges smaller than this are not split further.
+const MIN_SPLIT: u64 = 1 << 20;
+
+/// One byte range of one file. A range reads every line that *starts* in
+/// `[start, end)`, so each line belongs to exactly one range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Split {
+    path: PathBuf,
+    start: u64,
+    end: u64,
+}
+
+/// The files `pattern` names: the file itself, the files of a directory
+/// (not hidden, sorted), or the files a glob matches (sorted).
+fn list_files(name: &str, pattern: &Path) -> Result<Vec<PathBuf>, SourceError> {
+    let text = pattern.to_string_lossy();
+    let io_err = |path: &Path, error| SourceError::Io {
+        source_name: name.to_string(),
+        path: path.to_path_buf(),
+        error,
+    };
+    let mut files = Vec::new();
+    if pattern.is_dir() {
+        for entry in std::fs::read_dir(pattern).map_err(|e| io_err(pattern, e))? {
+            let path = entry.map_err(|e| io_err(pattern, e))?.path();
+            let hidden = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(['.', '_']));
+            if path.is_file() && !hidden {
+                files.push(path);
+            }
+        }
+    } else if text.contains(['*', '?', '[']) {
+        let paths = glob::glob(&text).map_err(|e| SourceError::NoFiles {
+            source_name: name.to_string(),
+            pattern: format!("{text} (bad glob: {e})"),
+        })?;
+        for path in paths {
+            let path = path.map_err(|e| io_err(e.path(), std::io::Error::other(e.to_string())))?;
+            if path.is_file() {
+                files.push(path);
+            }
+        }
+    } else if pattern.is_file() {
+        files.push(pattern.to_path_buf());
+    } else {
+        return Err(io_err(
+            pattern,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+        ));
+    }
+    if files.is_empty() {
+        return Err(SourceError::NoFiles {
+            source_name: name.to_string(),
+            pattern: text.into_owned(),
+        });
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Cuts the files into byte ranges (about four per worker, at least
+/// [`MIN_SPLIT`] bytes each) and returns those of `worker`, round-robin.
+fn splits_for(
+    name: &str,
+    files: &[PathBuf],
+    worker: usize,
+    peers: usize,
+) -> Result<Vec<Split>, SourceError> {
+    let mut sizes = Vec::with_capacity(files.len());
+    for path in files {
+        let len = std::fs::metadata(path)
+            .map_err(|error| SourceError::Io {
+                source_name: name.to_string(),
+                path: path.clone(),
+                error,
+            })?
+            .len();
+        sizes.push(len);
+    }
+    let total: u64 = sizes.iter().sum();
+    let chunk = (total / (4 * peers as u64).max(1)).max(MIN_SPLIT);
+    let mut all = Vec::new();
+    for (path, &len) in files.iter().zip(&sizes) {
+        let mut start = 0;
+        loop {
+            let end = (start + chunk).min(len);
+            all.push(Split {
+                path: path.clone(),
+                start,
+                end,
+            });
+            if end >= len {
+                break;
+            }
+            start = end;
+        }
+    }
+    Ok(all
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % peers == worker)
+        .map(|(_, s)| s)
+        .collect())
+}
+
+/// Opens `split` positioned at the first line starting at or after
+/// `split.start`; returns the reader and that position.
+fn open_aligned(name: &str, split: &Split) -> Result<(BufReader<File>, u64), SourceError> {
+    let io_err = |error| SourceError::Io {
+        source_name: name.to_string(),
+        path: split.path.clone(),
+        error,
+    };
+    let file = File::open(&split.path).map_err(io_err)?;
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    if split.start == 0 {
+        return Ok((reader, 0));
+    }
+    // A line starting exactly at `start` has '\n' just before it.
+    reader.seek(SeekFrom::Start(split.start - 1)).map_err(io_err)?;
+    let mut skipped = Vec::new();
+    let n = reader.read_until(b'\n', &mut skipped).map_err(io_err)?;
+    Ok((reader, split.start - 1 + n as u64))
+}
+
+/// The 1-based number of the line starting at byte `offset` of `path`.
+/// Counted only when reporting an error, so the reading path need not.
+fn line_at(path: &Path, offset: u64) -> u64 {
+    let Ok(file) = File::open(path) else { return 0 };
+    let mut reader = BufReader::new(file).take(offset);
+    let mut buf = [0u8; 1 << 16];
+    let mut lines = 1;
+    while let Ok(n) = reader.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+    lines
+}
+
+fn bad_record(name: &str, path: &Path, offset: u64, reason: String) -> BoxError {
+    Box::new(SourceError::BadRecord {
+        source_name: name.to_string(),
+        path: path.to_path_buf(),
+        line: line_at(path, offset),
+        offset,
+        reason,
+    })
+}
+
+/// Shared settings of the file sources.
+struct FileSpec {
+    path: PathBuf,
+}
+
+impl FileSpec {
+    fn splits(&self, ctx: &SourceContext) -> Result<Vec<Split>, SourceError> {
+        let files = list_files(ctx.name(), &self.path)?;
+        let splits = splits_for(ctx.name(), &files, ctx.worker(), ctx.peers())?;
+        ctx.expect_work(splits.iter().map(|s| s.end - s.start).sum());
+        Ok(splits)
+    }
+}
+
+/// JSON lines files: one JSON value per line, deserialized into `T` with
+/// serde. Blank lines are skipped.
+///
+/// The path is a file, a directory (its files that do not start with `.`
+/// or `_`) or a glob; files are split across workers by byte range, and every
+/// line is read exactly once. A line that does not parse stops the job with an
+/// error naming the file, the line number and the reason.
+///
+/// # Examples
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use weir::prelude::*;
+///
+/// #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// struct Reading { sensor: String, value: f64 }
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("r.jsonl");
+/// std::fs::write(&path, "{\"sensor\":\"a\",\"value\":1.5}\n\n{\"sensor\":\"b\",\"value\":2}\n").unwrap();
+///
+/// let out = Collect::new();
+/// Pipeline::new("readings")
+///     .source(JsonLines::<Reading>::new(&path))
+///     .sink(out.clone())
+///     .run(Cluster::threads(2).quiet(true))
+///     .unwrap();
+/// let mut got = out.take();
+/// got.sort_by(|a, b| a.sensor.cmp(&b.sensor));
+/// assert_eq!(got[1], Reading { sensor: "b".into(), value: 2.0 });
+///
+/// std::fs::write(&path, "{\"sensor\":\"a\",\"value\":1}\n{\"sensor\":\"b\"}\n").unwrap();
+/// let err = Pipeline::new("readings")
+///     .source(JsonLines::<Reading>::new(&path))
+///     .sink(Collect::new())
+///     .run(Cluster::threads(1).quiet(true))
+///     .unwrap_err();
+/// let msg = err.to_string();
+/// assert!(msg.contains("r.jsonl:2") && msg.contains("missing field `value`"), "{msg}");
+/// ```
+pub struct JsonLines<T> {
+    spec: FileSpec,
+    _item: PhantomData<fn() -> T>,
+}
+
+impl<T: Data> JsonLines<T> {
+    /// JSON lines from a file, a directory or a glob.
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        JsonLines {
+            spec: FileSpec {
+                path: path.as_ref().to_path_buf(),
+            },
+            _item: PhantomData,
+        }
+    }
+}
+
+impl<T: Data> Source for JsonLines<T> {
+    type Item = T;
+
+    fn describe(&self) -> String {
+        format!("jsonl({})", self.spec.path.display())
+    }
+
+    fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<T>>>, SourceError> {
+        let mut readers: Vec<Box<dyn PartitionReader<T>>> = Vec::new();
+        for split in self.spec.splits(ctx)? {
+            let (reader, pos) = open_aligned(ctx.name(), &split)?;
+            readers.push(Box::new(JsonLinesReader {
+                name: ctx.name().to_string(),
+                reader,
+                pos,
+                split,
+                line: Vec::new(),
+                work: ctx.work_done(),
+                _item: PhantomData::<fn() -> T>,
+            }));
+        }
+        Ok(readers)
+    }
+}
+
+struct JsonLinesReader<T> {
+    name: String,
+    reader: BufReader<File>,
+    pos: u64,
+    split: Split,
+    line: Vec<u8>,
+    work: Arc<AtomicU64>,
+    _item: PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned + 'static> PartitionReader<T> for JsonLinesReader<T> {
+    fn read(&mut self, out: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError> {
+        let begin = self.pos;
+        let mut status = ReadStatus::More;
+        while out.len() < max {
+            if self.pos >= self.split.end {
+                status = ReadStatus::Done;
+                break;
+            }
+            self.line.clear();
+            let n = self.reader.read_until(b'\n', &mut self.line).map_err(|error| {
+                Box::new(SourceError::Io {
+                    source_name: self.name.clone(),
+                    path: self.split.path.clone(),
+                    error,
+                })
+            })?;
+            if n == 0 {
+                status = ReadStatus::Done;
+                break;
+            }
+            let at = self.pos;
+            self.pos += n as u64;
+            if self.line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice(&self.line) {
+                Ok(record) => out.push(record),
+                Err(e) => return Err(bad_record(&self.name, &self.split.path, at, e.to_string())),
+            }
+        }
+        let done = self.pos.min(self.split.end) - begin.min(self.split.end);
+        self.work.fetch_add(done, Ordering::Relaxed);
+        Ok(status)
+    }
+}
+
+/// CSV files whose header row names the fields of `T` (deserialized with
+/// serde, so fields may come in any column order and `Option` fields may be
+/// empty).
+///
+/// The path is a file, a directory (its files that do not start with `.`
+/// or `_`) or a glob; every file has its own header. Files are split across
+/// workers by byte range at line boundaries, so a quoted field must not hold
+/// a line break. A row that does not parse stops the job with an error naming
+/// the file, the line number, the field and the reason.
+///
+/// # Examples
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use weir::prelude::*;
+///
+/// #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// struct Click { user: String, ts: u64 }
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("clicks.csv");
+/// std::fs::write(&path, "ts,user\n10,ann\n20,bob\n").unwrap();
+///
+/// let out = Collect::new();
+/// Pipeline::new("clicks")
+///     .source(Csv::<Click>::new(&path))
+///     .sink(out.clone())
+///     .run(Cluster::threads(1).quiet(true))
+///     .unwrap();
+/// assert_eq!(out.take(), vec![
+///     Click { user: "ann".into(), ts: 10 },
+///     Click { user: "bob".into(), ts: 20 },
+/// ]);
+///
+/// std::fs::write(&path, "ts,user\n10,ann\nsoon,bob\n").unwrap();
+/// let err = Pipeline::new("clicks")
+///     .source(Csv::<Click>::new(&path))
+///     .sink(Collect::new())
+///     .run(Cluster::threads(1).quiet(true))
+///     .unwrap_err();
+/// let msg = err.to_string();
+/// assert!(msg.contains("clicks.csv:3") && msg.contains("field `ts`"), "{msg}");
+/// ```
+pub struct Csv<T> {
+    spec: FileSpec,
+    delimiter: u8,
+    _item: PhantomData<fn() -> T>,
+}
+
+impl<T: Data> Csv<T> {
+    /// CSV from a file, a directory or a glob, comma-separated.
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        Csv {
+            spec: FileSpec {
+                path: path.as_ref().to_path_buf(),
+            },
+            delimiter: b',',
+            _item: PhantomData,
+        }
+    }
+
+    /// Uses `delimiter` between fields instead of a comma.
+    pub fn delimiter(mut self, delimiter: u8) -> Self {
+        self.delimiter = delimiter;
+        self
+    }
+}
+
+impl<T: Data> Source for Csv<T> {
+    type Item = T;
+
+    fn describe(&self) -> String {
+        format!("csv({})", self.spec.path.display())
+    }
+
+    fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<T>>>, SourceError> {
+        let mut readers: Vec<Box<dyn PartitionReader<T>>> = Vec::new();
+        for split in self.spec.splits(ctx)? {
+            let headers = read_header(ctx.name(), &split.path, self.delimiter)?;
+            let (reader, pos) = open_aligned(ctx.name(), &split)?;
+            let csv = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .delimiter(self.delimiter)
+                .flexible(true)
+                .from_reader(reader);
+            readers.push(Box::new(CsvReader {
+                name: ctx.name().to_string(),
+                csv,
+                base: pos,
+                reported: pos,
+                skip_header: split.start == 0,
+                split,
+                headers,
+                record: csv::ByteRecord::new(),
+                work: ctx.work_done(),
+                _item: PhantomData::<fn() -> T>,
+            }));
+        }
+        Ok(readers)
+    }
+}
+
+fn read_header(name: &str, path: &Path, delimiter: u8) -> Result<csv::ByteRecord, SourceError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .from_path(path)
+        .map_err(|e| SourceError::Io {
+            source_name: name.to_string(),
+            path: path.to_path_buf(),
+            error: std::io::Error::other(e.to_string()),
+        })?;
+    reader
+        .byte_headers()
+        .cloned()
+        .map_err(|e| SourceError::BadRecord {
+            source_name: name.to_string(),
+            path: path.to_path_buf(),
+            line: 1,
+            offset: 0,
+            reason: format!("cannot read the header row: {e}"),
+        })
+}
+
+struct CsvReader<T> {
+    name: String,
+    csv: csv::Reader<BufReader<File>>,
+    /// File offset of the CSV reader's byte 0.
+    base: u64,
+    /// File offset up to which progress was reported.
+    reported: u64,
+    skip_header: bool,
+    split: Split,
+    headers: csv::ByteRecord,
+    record: csv::ByteRecord,
+    work: Arc<AtomicU64>,
+    _item: PhantomData<fn() -> T>,
+}
+
+impl<T> CsvReader<T> {
+    fn describe_error(&self, e: &csv::Error) -> String {
+        match e.kind() {
+            csv::ErrorKind::Deserialize { err, .. } => {
+                let field = err.field().and_then(|i| {
+                    self.headers
+                        .get(i as usize)
+                        .map(|h| format!("field `{}` (column {}): ", String::from_utf8_lossy(h), i + 1))
+                });
+                format!("{}{}", field.unwrap_or_default(), err.kind())
+            }
+            csv::ErrorKind::Utf8 { err, .. } => format!("invalid UTF-8 in field {}", err.field() + 1),
+            _ => e.to_string(),
+        }
+    }
+}
+
+impl<T: DeserializeOwned + 'static> PartitionReader<T> for CsvReader<T> {
+    fn read(&mut self, out: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError> {
+        let mut status = ReadStatus::More;
+        while out.len() < max {
+            let at = self.base + self.csv.position().byte();
+            if at >= self.split.end {
+                status = ReadStatus::Done;
+                break;
+            }
+            let more = self
+                .csv
+                .read_byte_record(&mut self.record)
+                .map_err(|e| bad_record(&self.name, &self.split.path, at, self.describe_error(&e)))?;
+            if !more {
+                status = ReadStatus::Done;
+                break;
+            }
+            if self.skip_header {
+                self.skip_header = false;
+                continue;
+            }
+            if self.record.len() != self.headers.len() {
+                let reason = format!(
+                    "{} field(s) where the header has {}",
+                    self.record.len(),
+                    self.headers.len()
+                );
+                return Err(bad_record(&self.name, &self.split.path, at, reason));
+            }
+            match self.record.deserialize::<T>(Some(&self.headers)) {
+                Ok(record) => out.push(record),
+                Err(e) => {
+                    let reason = self.describe_error(&e);
+                    return Err(bad_record(&self.name, &self.split.path, at, reason));
+                }
+            }
+        }
+        let now = (self.base + self.csv.position().byte()).min(self.split.end);
+        self.work.fetch_add(now.saturating_sub(self.reported), Ordering::Relaxed);
+        self.reported = self.reported.max(now);
+        Ok(status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Reads every split of `path` for `peers` workers with the JSON lines
+    /// reader, to check each line is read exactly once.
+    fn read_all_lines(path: &Path, chunk_files: &[PathBuf], peers: usize) -> Vec<u64> {
+        let _ = path;
+        let mut all = Vec::new();
+        for w in 0..peers {
+            for split in splits_for("t", chunk_files, w, peers).unwrap() {
+                let (reader, pos) = open_aligned("t", &split).unwrap();
+                let mut r = JsonLinesReader::<u64> {
+                    name: "t".into(),
+                    reader,
+                    pos,
+                    split,
+                    line: Vec::new(),
+                    work: Arc::new(AtomicU64::new(0)),
+                    _item: PhantomData,
+                };
+                let mut out = Vec::new();
+                while r.read(&mut out, 100).unwrap() != ReadStatus::Done {}
+                all.extend(out);
+            }
+        }
+        all.sort();
+        all
+    }
+
+    #[test]
+    fn byte_range_splits_read_each_line_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.jsonl");
+        let mut f = File::create(&path).unwrap();
+        // Varying line lengths so that split points land everywhere.
+        let n = 300_000u64;
+        for i in 0..n {
+            writeln!(f, "{}", i * (i % 13)).unwrap();
+        }
+        drop(f);
+        let mut expected: Vec<u64> = (0..n).map(|i| i * (i % 13)).collect();
+        expected.sort();
+        let files = vec![path.clone()];
+        assert!(std::fs::metadata(&path).unwrap().len() > 2 * MIN_SPLIT);
+        for peers in [1, 2, 3, 7] {
+            assert_eq!(read_all_lines(&path, &files, peers), expected, "peers={peers}");
+        }
+    }
+
+    #[test]
+    fn splits_at_line_start_boundaries() {
+        // A file whose lines are exactly MIN_SPLIT/4 bytes long puts split
+        // points exactly at line starts.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("exact.jsonl");
+        let width = (MIN_SPLIT / 4) as usize;
+        let mut f = File::create(&path).unwrap();
+        for i in 0..20u64 {
+            let digits = i.to_string();
+            writeln!(f, "{}{}", " ".repeat(width - 1 - digits.len()), digits).unwrap();
+        }
+        drop(f);
+        let got = read_all_lines(&path, std::slice::from_ref(&path), 2);
+        assert_eq!(got, (0..20).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn directory_and_glob_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b.csv", "a.csv", ".hidden.csv", "_SUCCESS", "c.txt"] {
+            std::fs::write(dir.path().join(name), "x\n").unwrap();
+        }
+        let listed = list_files("t", dir.path()).unwrap();
+        let names: Vec<_> = listed
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["a.csv", "b.csv", "c.txt"]);
+        let globbed = list_files("t", &dir.path().join("*.csv")).unwrap();
+        assert_eq!(globbed.len(), 2);
+        let none = list_files("t", &dir.path().join("*.parquet")).unwrap_err();
+        assert!(none.to_string().contains("no input file matches"), "{none}");
+        let missing = list_files("t", &dir.path().join("nope.csv")).unwrap_err();
+        assert!(missing.to_string().contains("nope.csv"), "{missing}");
+    }
+
+    #[test]
+    fn line_numbers_count_from_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.txt");
+        std::fs::write(&path, "a\nbb\nccc\n").unwrap();
+        assert_eq!(line_at(&path, 0), 1);
+        assert_eq!(line_at(&path, 2), 2);
+        assert_eq!(line_at(&path, 5), 3);
+    }
+}

@@ -1,0 +1,100 @@
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use weir_engine::BoxError;
+
+use super::{PartitionReader, ReadStatus, Source, SourceContext};
+use crate::error::SourceError;
+use crate::Data;
+
+/// A deterministic source of `count` events: event `i` is `f(i)`.
+///
+/// The index range is split evenly over all workers of all processes, one
+/// partition each, so the same events are produced whatever the cluster.
+///
+/// # Examples
+///
+/// ```
+/// use weir::prelude::*;
+///
+/// let out = Collect::new();
+/// Pipeline::new("gen")
+///     .source(Generator::new(1000, |i| i * 2))
+///     .sink(out.clone())
+///     .run(Cluster::threads(3).quiet(true))
+///     .unwrap();
+/// let mut got = out.take();
+/// got.sort();
+/// assert_eq!(got, (0..1000).map(|i| i * 2).collect::<Vec<u64>>());
+/// ```
+pub struct Generator<T, F> {
+    count: u64,
+    f: Arc<F>,
+    _item: PhantomData<fn() -> T>,
+}
+
+impl<T, F> Generator<T, F>
+where
+    T: Data,
+    F: Fn(u64) -> T + Send + Sync + 'static,
+{
+    /// `count` events, event `i` being `f(i)`.
+    pub fn new(count: u64, f: F) -> Self {
+        Generator {
+            count,
+            f: Arc::new(f),
+            _item: PhantomData,
+        }
+    }
+}
+
+impl<T, F> Source for Generator<T, F>
+where
+    T: Data,
+    F: Fn(u64) -> T + Send + Sync + 'static,
+{
+    type Item = T;
+
+    fn describe(&self) -> String {
+        format!("generator({} events)", self.count)
+    }
+
+    fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<T>>>, SourceError> {
+        let (w, peers) = (ctx.worker() as u128, ctx.peers() as u128);
+        let n = self.count as u128;
+        let start = (w * n / peers) as u64;
+        let end = ((w + 1) * n / peers) as u64;
+        ctx.expect_work(end - start);
+        Ok(vec![Box::new(GeneratorReader {
+            f: Arc::clone(&self.f),
+            next: start,
+            end,
+            work: ctx.work_done(),
+        })])
+    }
+}
+
+struct GeneratorReader<F> {
+    f: Arc<F>,
+    next: u64,
+    end: u64,
+    work: Arc<AtomicU64>,
+}
+
+impl<T, F> PartitionReader<T> for GeneratorReader<F>
+where
+    F: Fn(u64) -> T + 'static,
+{
+    fn read(&mut self, out: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError> {
+        let stop = self.end.min(self.next + max as u64);
+        out.extend((self.next..stop).map(|i| (self.f)(i)));
+        self.work.fetch_add(stop - self.next, Ordering::Relaxed);
+        self.next = stop;
+        Ok(if self.next == self.end {
+            ReadStatus::Done
+        } else {
+            ReadStatus::More
+        })
+    }
+}

@@ -1,0 +1,77 @@
+use std::sync::Arc;
+
+use weir_engine::BoxError;
+
+use super::{PartitionReader, ReadStatus, Source, SourceContext};
+use crate::error::SourceError;
+use crate::Data;
+
+/// An in-memory source, mostly for tests: the records of a vector, spread
+/// over the workers (worker `w` reads records `w`, `w + peers`, ...).
+///
+/// # Examples
+///
+/// ```
+/// use weir::prelude::*;
+///
+/// let out = Collect::new();
+/// Pipeline::new("iter")
+///     .source(Iter::new(vec!["x".to_string(), "y".to_string()]))
+///     .sink(out.clone())
+///     .run(Cluster::threads(2).quiet(true))
+///     .unwrap();
+/// let mut got = out.take();
+/// got.sort();
+/// assert_eq!(got, vec!["x", "y"]);
+/// ```
+pub struct Iter<T> {
+    items: Arc<Vec<T>>,
+}
+
+impl<T: Data> Iter<T> {
+    /// A source of `items`.
+    pub fn new(items: impl IntoIterator<Item = T>) -> Self {
+        Iter {
+            items: Arc::new(items.into_iter().collect()),
+        }
+    }
+}
+
+impl<T: Data> Source for Iter<T> {
+    type Item = T;
+
+    fn describe(&self) -> String {
+        format!("iter({} records)", self.items.len())
+    }
+
+    fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<T>>>, SourceError> {
+        let len = self.items.len();
+        let (w, peers) = (ctx.worker(), ctx.peers());
+        ctx.expect_work(((len + peers - 1 - w.min(len)) / peers) as u64);
+        Ok(vec![Box::new(IterReader {
+            items: Arc::clone(&self.items),
+            next: w,
+            step: peers,
+        })])
+    }
+}
+
+struct IterReader<T> {
+    items: Arc<Vec<T>>,
+    next: usize,
+    step: usize,
+}
+
+impl<T: Data> PartitionReader<T> for IterReader<T> {
+    fn read(&mut self, out: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError> {
+        while self.next < self.items.len() && out.len() < max {
+            out.push(self.items[self.next].clone());
+            self.next += self.step;
+        }
+        Ok(if self.next >= self.items.len() {
+            ReadStatus::Done
+        } else {
+            ReadStatus::More
+        })
+    }
+}

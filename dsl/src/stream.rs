@@ -1,0 +1,406 @@
+//! `Stream` and `KeyedStream`: the typed stages of a pipeline.
+
+
+use std::sync::Arc;
+
+use timely::dataflow::operators::vec::{Filter, Map};
+use timely::dataflow::operators::{Concat, Inspect};
+use weir_operators::{ExchangeByKey, Update, UpdatingFold};
+
+use crate::error::PlanError;
+use crate::plan::{builder, Builder, Ctx, NodeId, Pipeline};
+use crate::{Data, Key, Sink};
+
+/// A stream of `T` records in a [`Pipeline`].
+///
+/// Methods add a stage and return the stream of its output. A `Stream` is
+/// cheap to clone; a clone reads the same stage, so cloning is how one stream
+/// feeds several consumers (the stage is built once).
+pub struct Stream<T> {
+    pub(crate) pipeline: Pipeline,
+    pub(crate) node: NodeId,
+    pub(crate) build: Builder<T>,
+}
+
+impl<T> Clone for Stream<T> {
+    fn clone(&self) -> Self {
+        Stream {
+            pipeline: self.pipeline.clone(),
+            node: self.node,
+            build: Arc::clone(&self.build),
+        }
+    }
+}
+
+/// What a stage's builder keeps of the stage it reads: its id and builder,
+/// not the pipeline (that would make the graph own itself).
+pub(crate) struct Upstream<T> {
+    node: NodeId,
+    build: Builder<T>,
+}
+
+impl<T: Data> Upstream<T> {
+    pub(crate) fn build<'s>(
+        &self,
+        ctx: &mut Ctx<'s>,
+    ) -> Result<weir_operators::VecStream<'s, T>, crate::BoxError> {
+        ctx.stream(self.node, &self.build)
+    }
+}
+
+impl<T: Data> Stream<T> {
+    pub(crate) fn upstream(&self) -> Upstream<T> {
+        Upstream {
+            node: self.node,
+            build: Arc::clone(&self.build),
+        }
+    }
+
+    /// Adds a stage of `kind` reading this stream.
+    pub(crate) fn then<U>(&self, kind: &'static str, label: String, build: Builder<U>) -> Stream<U> {
+        let node = self.pipeline.add_node(kind, label, &[self.node]);
+        Stream {
+            pipeline: self.pipeline.clone(),
+            node,
+            build,
+        }
+    }
+
+    /// The pipeline this stream belongs to.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// Applies `f` to every record.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weir::prelude::*;
+    ///
+    /// let out = Collect::new();
+    /// Pipeline::new("p")
+    ///     .source(Iter::new(vec![1, 2, 3]))
+    ///     .map(|x: i64| x * 10)
+    ///     .sink(out.clone())
+    ///     .run(Cluster::threads(1).quiet(true))
+    ///     .unwrap();
+    /// assert_eq!(out.take(), vec![10, 20, 30]);
+    /// ```
+    pub fn map<U, F>(self, f: F) -> Stream<U>
+    where
+        U: Data,
+        F: Fn(T) -> U + Send + Sync + 'static,
+    {
+        let up = self.upstream();
+        let f = Arc::new(f);
+        self.then(
+            "map",
+            String::new(),
+            builder(move |ctx| {
+                let f = Arc::clone(&f);
+                Ok(up.build(ctx)?.map(move |x| f(x)))
+            }),
+        )
+    }
+
+    /// Keeps the records for which `predicate` is true.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weir::prelude::*;
+    ///
+    /// let out = Collect::new();
+    /// Pipeline::new("p")
+    ///     .source(Iter::new((0..10).collect()))
+    ///     .filter(|x: &i32| x % 3 == 0)
+    ///     .sink(out.clone())
+    ///     .run(Cluster::threads(1).quiet(true))
+    ///     .unwrap();
+    /// assert_eq!(out.take(), vec![0, 3, 6, 9]);
+    /// ```
+    pub fn filter<F>(self, predicate: F) -> Stream<T>
+    where
+        F: Fn(&T) -> bool + Send + Sync + 'static,
+    {
+        let up = self.upstream();
+        let p = Arc::new(predicate);
+        self.then(
+            "filter",
+            String::new(),
+            builder(move |ctx| {
+                let p = Arc::clone(&p);
+                Ok(up.build(ctx)?.filter(move |x| p(x)))
+            }),
+        )
+    }
+
+    /// Replaces every record by the records `f` returns for it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weir::prelude::*;
+    ///
+    /// let out = Collect::new();
+    /// Pipeline::new("p")
+    ///     .source(Iter::new(vec!["a b".to_string(), "c".to_string()]))
+    ///     .flat_map(|line: String| line.split(' ').map(String::from).collect::<Vec<_>>())
+    ///     .sink(out.clone())
+    ///     .run(Cluster::threads(1).quiet(true))
+    ///     .unwrap();
+    /// assert_eq!(out.take(), vec!["a", "b", "c"]);
+    /// ```
+    pub fn flat_map<U, I, F>(self, f: F) -> Stream<U>
+    where
+        U: Data,
+        I: IntoIterator<Item = U>,
+        F: Fn(T) -> I + Send + Sync + 'static,
+    {
+        let up = self.upstream();
+        let f = Arc::new(f);
+        self.then(
+            "flat_map",
+            String::new(),
+            builder(move |ctx| {
+                let f = Arc::clone(&f);
+                Ok(up.build(ctx)?.flat_map(move |x| f(x)))
+            }),
+        )
+    }
+
+    /// Calls `f` on every record and passes the records on unchanged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use weir::prelude::*;
+    ///
+    /// let seen = Arc::new(AtomicUsize::new(0));
+    /// let s = seen.clone();
+    /// Pipeline::new("p")
+    ///     .source(Iter::new(vec![1, 2, 3]))
+    ///     .inspect(move |_: &i32| { s.fetch_add(1, Ordering::Relaxed); })
+    ///     .sink(Collect::new())
+    ///     .run(Cluster::threads(2).quiet(true))
+    ///     .unwrap();
+    /// assert_eq!(seen.load(Ordering::Relaxed), 3);
+    /// ```
+    pub fn inspect<F>(self, f: F) -> Stream<T>
+    where
+        F: Fn(&T) + Send + Sync + 'static,
+    {
+        let up = self.upstream();
+        let f = Arc::new(f);
+        self.then(
+            "inspect",
+            String::new(),
+            builder(move |ctx| {
+                let f = Arc::clone(&f);
+                Ok(up.build(ctx)?.inspect(move |x| f(x)))
+            }),
+        )
+    }
+
+    /// Merges `other` into this stream.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weir::prelude::*;
+    ///
+    /// let p = Pipeline::new("p");
+    /// let a = p.source(Iter::new(vec![1, 2]));
+    /// let b = p.source(Iter::new(vec![3]));
+    /// let out = Collect::new();
+    /// a.union(b).sink(out.clone()).run(Cluster::threads(1).quiet(true)).unwrap();
+    /// let mut got = out.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![1, 2, 3]);
+    /// ```
+    pub fn union(self, other: Stream<T>) -> Stream<T> {
+        let node = self
+            .pipeline
+            .add_node("union", String::new(), &[self.node, other.node]);
+        if !self.pipeline.same(&other.pipeline) {
+            self.pipeline.record_error(PlanError::ForeignStream {
+                stage: self.pipeline.describe(node),
+                left: self.pipeline.name(),
+                right: other.pipeline.name(),
+            });
+        }
+        let (a, b) = (self.upstream(), other.upstream());
+        Stream {
+            pipeline: self.pipeline,
+            node,
+            build: builder(move |ctx| {
+                let left = a.build(ctx)?;
+                let right = b.build(ctx)?;
+                Ok(left.concat(right))
+            }),
+        }
+    }
+
+    /// Gives this stage a name, shown by `explain` and in errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weir::prelude::*;
+    ///
+    /// let p = Pipeline::new("p");
+    /// let _ = p.source(Iter::new(vec![1])).map(|x: i32| x).named("identity");
+    /// assert!(p.explain().contains("#1 map identity <- #0"));
+    /// ```
+    pub fn named(self, name: impl Into<String>) -> Stream<T> {
+        self.pipeline.set_label(self.node, name.into());
+        self
+    }
+
+    /// Partitions the stream by `key`: records with equal keys go to the same
+    /// worker (through one of a fixed number of key groups), where keyed
+    /// operators see them together.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weir::prelude::*;
+    ///
+    /// let out = Collect::new();
+    /// Pipeline::new("p")
+    ///     .source(Iter::new(vec![1u32, 2, 3, 4, 5]))
+    ///     .key_by(|x| x % 2)
+    ///     .count()
+    ///     .sink(out.clone())
+    ///     .run(Cluster::threads(2).quiet(true))
+    ///     .unwrap();
+    /// let mut got = out.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![
+    ///     Update { key: 0, value: 2, diff: 1 },
+    ///     Update { key: 1, value: 3, diff: 1 },
+    /// ]);
+    /// ```
+    pub fn key_by<K, F>(self, key: F) -> KeyedStream<K, T>
+    where
+        K: Key,
+        F: Fn(&T) -> K + Send + Sync + 'static,
+    {
+        let up = self.upstream();
+        let key = Arc::new(key);
+        let inner = self.then(
+            "key_by",
+            String::new(),
+            builder(move |ctx| {
+                let key = Arc::clone(&key);
+                Ok(up.build(ctx)?.map(move |x| (key(&x), x)).exchange_by_key())
+            }),
+        );
+        KeyedStream { inner }
+    }
+
+    /// Ends the stream in `sink` and returns the pipeline, ready to run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weir::prelude::*;
+    ///
+    /// let job = Pipeline::new("p").source(Iter::new(vec![1])).sink(Stdout::jsonl());
+    /// assert!(job.validate().is_ok());
+    /// ```
+    ///
+    /// No stage can follow a sink: `sink` consumes the stream.
+    ///
+    /// ```compile_fail
+    /// use weir::prelude::*;
+    ///
+    /// let job = Pipeline::new("p").source(Iter::new(vec![1])).sink(Stdout::jsonl());
+    /// job.map(|x: i32| x + 1);
+    /// ```
+    pub fn sink<S: Sink<T>>(self, sink: S) -> Pipeline {
+        crate::sinks::install(self, sink)
+    }
+}
+
+/// A stream partitioned by key: every record travels with its key, and all
+/// records of one key are on one worker.
+pub struct KeyedStream<K, T> {
+    inner: Stream<(K, T)>,
+}
+
+impl<K, T> Clone for KeyedStream<K, T> {
+    fn clone(&self) -> Self {
+        KeyedStream {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<K: Key, T: Data> KeyedStream<K, T> {
+    /// Folds each key's records into a running result, starting at `init()`,
+    /// and emits a changelog: when a key's result changes, an
+    /// [`Update`] retracting the previous result (`diff = -1`) and one adding
+    /// the new result (`diff = +1`). Records are folded as their timestamps
+    /// complete; on a bounded stream without event time each key gets one
+    /// final result.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weir::prelude::*;
+    ///
+    /// let out = Collect::new();
+    /// Pipeline::new("p")
+    ///     .source(Iter::new(vec![("a", 2u64), ("b", 1), ("a", 5)]))
+    ///     .key_by(|(k, _)| *k)
+    ///     .fold(|| 0u64, |sum, (_, v)| *sum += v)
+    ///     .sink(out.clone())
+    ///     .run(Cluster::threads(2).quiet(true))
+    ///     .unwrap();
+    /// let mut got = out.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![
+    ///     Update { key: "a", value: 7, diff: 1 },
+    ///     Update { key: "b", value: 1, diff: 1 },
+    /// ]);
+    /// ```
+    pub fn fold<A, I, F>(self, init: I, fold: F) -> Stream<Update<K, A>>
+    where
+        A: Data + PartialEq,
+        I: Fn() -> A + Send + Sync + 'static,
+        F: Fn(&mut A, T) + Send + Sync + 'static,
+    {
+        let up = self.inner.upstream();
+        let (init, fold) = (Arc::new(init), Arc::new(fold));
+        self.inner.then(
+            "fold",
+            String::new(),
+            builder(move |ctx| {
+                let (init, fold) = (Arc::clone(&init), Arc::clone(&fold));
+                Ok(up
+                    .build(ctx)?
+                    .updating_fold(move || init(), move |acc, v| fold(acc, v)))
+            }),
+        )
+    }
+
+    /// Counts the records of each key, as a changelog (see [`fold`](Self::fold)).
+    pub fn count(self) -> Stream<Update<K, u64>> {
+        self.fold(|| 0u64, |n, _| *n += 1).named("count")
+    }
+
+    /// The records without their keys (still partitioned by key).
+    pub fn values(self) -> Stream<T> {
+        self.inner.map(|(_, v)| v)
+    }
+
+    /// The `(key, record)` pairs as a plain stream.
+    pub fn into_stream(self) -> Stream<(K, T)> {
+        self.inner
+    }
+}
+
