@@ -181,7 +181,8 @@ impl Pipeline {
                 pipeline: g.name.clone(),
             });
         }
-        if let Some(id) = (0..g.nodes.len()).find(|&i| g.nodes[i].consumers == 0) {
+        let dangling = |n: &Node| n.consumers == 0 && n.kind != "sink";
+        if let Some(id) = (0..g.nodes.len()).find(|&i| dangling(&g.nodes[i])) {
             return Err(PlanError::Dangling {
                 stage: describe(&g.nodes, id),
             });

@@ -113,7 +113,7 @@ impl<T: Data> Stream<T> {
     ///
     /// let out = Collect::new();
     /// Pipeline::new("p")
-    ///     .source(Iter::new((0..10).collect()))
+    ///     .source(Iter::new(0..10))
     ///     .filter(|x: &i32| x % 3 == 0)
     ///     .sink(out.clone())
     ///     .run(Cluster::threads(1).quiet(true))
@@ -355,7 +355,7 @@ impl<K: Key, T: Data> KeyedStream<K, T> {
     ///
     /// let out = Collect::new();
     /// Pipeline::new("p")
-    ///     .source(Iter::new(vec![("a", 2u64), ("b", 1), ("a", 5)]))
+    ///     .source(Iter::new(vec![('a', 2u64), ('b', 1), ('a', 5)]))
     ///     .key_by(|(k, _)| *k)
     ///     .fold(|| 0u64, |sum, (_, v)| *sum += v)
     ///     .sink(out.clone())
@@ -364,8 +364,8 @@ impl<K: Key, T: Data> KeyedStream<K, T> {
     /// let mut got = out.take();
     /// got.sort();
     /// assert_eq!(got, vec![
-    ///     Update { key: "a", value: 7, diff: 1 },
-    ///     Update { key: "b", value: 1, diff: 1 },
+    ///     Update { key: 'a', value: 7, diff: 1 },
+    ///     Update { key: 'b', value: 1, diff: 1 },
     /// ]);
     /// ```
     pub fn fold<A, I, F>(self, init: I, fold: F) -> Stream<Update<K, A>>

@@ -15,7 +15,7 @@ use super::{PartitionReader, ReadStatus, Source, SourceContext};
 use crate::error::SourceError;
 use crate::Data;
 
-/// Byte ranges smaller than this are not split further.
+/// By default, byte ranges smaller than this are not split further.
 const MIN_SPLIT: u64 = 1 << 20;
 
 /// One byte range of one file. A range reads every line that *starts* in
@@ -36,14 +36,15 @@ fn list_files(name: &str, pattern: &Path) -> Result<Vec<PathBuf>, SourceError> {
         path: path.to_path_buf(),
         error,
     };
+    let hidden = |path: &Path| {
+        path.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(['.', '_']))
+    };
     let mut files = Vec::new();
     if pattern.is_dir() {
         for entry in std::fs::read_dir(pattern).map_err(|e| io_err(pattern, e))? {
             let path = entry.map_err(|e| io_err(pattern, e))?.path();
-            let hidden = path
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(['.', '_']));
-            if path.is_file() && !hidden {
+            if path.is_file() && !hidden(&path) {
                 files.push(path);
             }
         }
@@ -54,7 +55,7 @@ fn list_files(name: &str, pattern: &Path) -> Result<Vec<PathBuf>, SourceError> {
         })?;
         for path in paths {
             let path = path.map_err(|e| io_err(e.path(), std::io::Error::other(e.to_string())))?;
-            if path.is_file() {
+            if path.is_file() && !hidden(&path) {
                 files.push(path);
             }
         }
@@ -77,10 +78,11 @@ fn list_files(name: &str, pattern: &Path) -> Result<Vec<PathBuf>, SourceError> {
 }
 
 /// Cuts the files into byte ranges (about four per worker, at least
-/// [`MIN_SPLIT`] bytes each) and returns those of `worker`, round-robin.
+/// `min_split` bytes each) and returns those of `worker`, round-robin.
 fn splits_for(
     name: &str,
     files: &[PathBuf],
+    min_split: u64,
     worker: usize,
     peers: usize,
 ) -> Result<Vec<Split>, SourceError> {
@@ -96,7 +98,7 @@ fn splits_for(
         sizes.push(len);
     }
     let total: u64 = sizes.iter().sum();
-    let chunk = (total / (4 * peers as u64).max(1)).max(MIN_SPLIT);
+    let chunk = (total / (4 * peers as u64).max(1)).max(min_split).max(1);
     let mut all = Vec::new();
     for (path, &len) in files.iter().zip(&sizes) {
         let mut start = 0;
@@ -170,12 +172,20 @@ fn bad_record(name: &str, path: &Path, offset: u64, reason: String) -> BoxError 
 /// Shared settings of the file sources.
 struct FileSpec {
     path: PathBuf,
+    min_split: u64,
 }
 
 impl FileSpec {
+    fn new(path: &Path) -> Self {
+        FileSpec {
+            path: path.to_path_buf(),
+            min_split: MIN_SPLIT,
+        }
+    }
+
     fn splits(&self, ctx: &SourceContext) -> Result<Vec<Split>, SourceError> {
         let files = list_files(ctx.name(), &self.path)?;
-        let splits = splits_for(ctx.name(), &files, ctx.worker(), ctx.peers())?;
+        let splits = splits_for(ctx.name(), &files, self.min_split, ctx.worker(), ctx.peers())?;
         ctx.expect_work(splits.iter().map(|s| s.end - s.start).sum());
         Ok(splits)
     }
@@ -230,11 +240,16 @@ impl<T: Data> JsonLines<T> {
     /// JSON lines from a file, a directory or a glob.
     pub fn new(path: impl AsRef<Path>) -> Self {
         JsonLines {
-            spec: FileSpec {
-                path: path.as_ref().to_path_buf(),
-            },
+            spec: FileSpec::new(path.as_ref()),
             _item: PhantomData,
         }
+    }
+
+    /// Splits files into byte ranges of at least `bytes` (default 1 MiB);
+    /// the ranges are spread over the workers.
+    pub fn min_split(mut self, bytes: u64) -> Self {
+        self.spec.min_split = bytes.max(1);
+        self
     }
 }
 
@@ -277,7 +292,8 @@ impl<T: DeserializeOwned + 'static> PartitionReader<T> for JsonLinesReader<T> {
     fn read(&mut self, out: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError> {
         let begin = self.pos;
         let mut status = ReadStatus::More;
-        while out.len() < max {
+        let limit = out.len() + max;
+        while out.len() < limit {
             if self.pos >= self.split.end {
                 status = ReadStatus::Done;
                 break;
@@ -363,12 +379,17 @@ impl<T: Data> Csv<T> {
     /// CSV from a file, a directory or a glob, comma-separated.
     pub fn new(path: impl AsRef<Path>) -> Self {
         Csv {
-            spec: FileSpec {
-                path: path.as_ref().to_path_buf(),
-            },
+            spec: FileSpec::new(path.as_ref()),
             delimiter: b',',
             _item: PhantomData,
         }
+    }
+
+    /// Splits files into byte ranges of at least `bytes` (default 1 MiB);
+    /// the ranges are spread over the workers.
+    pub fn min_split(mut self, bytes: u64) -> Self {
+        self.spec.min_split = bytes.max(1);
+        self
     }
 
     /// Uses `delimiter` between fields instead of a comma.
@@ -468,7 +489,8 @@ impl<T> CsvReader<T> {
 impl<T: DeserializeOwned + 'static> PartitionReader<T> for CsvReader<T> {
     fn read(&mut self, out: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError> {
         let mut status = ReadStatus::More;
-        while out.len() < max {
+        let limit = out.len() + max;
+        while out.len() < limit {
             let at = self.base + self.csv.position().byte();
             if at >= self.split.end {
                 status = ReadStatus::Done;
@@ -516,11 +538,10 @@ mod tests {
 
     /// Reads every split of `path` for `peers` workers with the JSON lines
     /// reader, to check each line is read exactly once.
-    fn read_all_lines(path: &Path, chunk_files: &[PathBuf], peers: usize) -> Vec<u64> {
-        let _ = path;
+    fn read_all_lines(files: &[PathBuf], min_split: u64, peers: usize) -> Vec<u64> {
         let mut all = Vec::new();
         for w in 0..peers {
-            for split in splits_for("t", chunk_files, w, peers).unwrap() {
+            for split in splits_for("t", files, min_split, w, peers).unwrap() {
                 let (reader, pos) = open_aligned("t", &split).unwrap();
                 let mut r = JsonLinesReader::<u64> {
                     name: "t".into(),
@@ -546,7 +567,7 @@ mod tests {
         let path = dir.path().join("n.jsonl");
         let mut f = File::create(&path).unwrap();
         // Varying line lengths so that split points land everywhere.
-        let n = 300_000u64;
+        let n = 30_000u64;
         for i in 0..n {
             writeln!(f, "{}", i * (i % 13)).unwrap();
         }
@@ -554,26 +575,26 @@ mod tests {
         let mut expected: Vec<u64> = (0..n).map(|i| i * (i % 13)).collect();
         expected.sort();
         let files = vec![path.clone()];
-        assert!(std::fs::metadata(&path).unwrap().len() > 2 * MIN_SPLIT);
-        for peers in [1, 2, 3, 7] {
-            assert_eq!(read_all_lines(&path, &files, peers), expected, "peers={peers}");
+        for (peers, min_split) in [(1, MIN_SPLIT), (2, 1), (3, 1000), (7, 4096)] {
+            let got = read_all_lines(&files, min_split, peers);
+            assert_eq!(got, expected, "peers={peers} min_split={min_split}");
         }
     }
 
     #[test]
     fn splits_at_line_start_boundaries() {
-        // A file whose lines are exactly MIN_SPLIT/4 bytes long puts split
-        // points exactly at line starts.
+        // Lines exactly as long as the splits put every split point at a
+        // line start.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("exact.jsonl");
-        let width = (MIN_SPLIT / 4) as usize;
+        let width = 64;
         let mut f = File::create(&path).unwrap();
         for i in 0..20u64 {
             let digits = i.to_string();
             writeln!(f, "{}{}", " ".repeat(width - 1 - digits.len()), digits).unwrap();
         }
         drop(f);
-        let got = read_all_lines(&path, std::slice::from_ref(&path), 2);
+        let got = read_all_lines(std::slice::from_ref(&path), width as u64, 2);
         assert_eq!(got, (0..20).collect::<Vec<_>>());
     }
 

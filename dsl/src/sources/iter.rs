@@ -64,7 +64,8 @@ struct IterReader<T> {
 
 impl<T: Data> PartitionReader<T> for IterReader<T> {
     fn read(&mut self, out: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError> {
-        while self.next < self.items.len() && out.len() < max {
+        let limit = out.len() + max;
+        while self.next < self.items.len() && out.len() < limit {
             out.push(self.items[self.next].clone());
             self.next += self.step;
         }

@@ -73,7 +73,8 @@ struct StdinReader {
 
 impl PartitionReader<String> for StdinReader {
     fn read(&mut self, out: &mut Vec<String>, max: usize) -> Result<ReadStatus, BoxError> {
-        while out.len() < max {
+        let limit = out.len() + max;
+        while out.len() < limit {
             match self.rx.try_recv() {
                 Ok(Ok(line)) => {
                     self.line += 1;
