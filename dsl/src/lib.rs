@@ -42,7 +42,7 @@ use serde::Serialize;
 pub use error::{BoxError, PlanError, RunError, SinkError, SourceError};
 pub use plan::Pipeline;
 pub use sinks::{Collect, CsvFile, ForEach, JsonLinesFile, Sink, Stdout};
-pub use sources::{Csv, Generator, Iter, JsonLines, Source, Stdin};
+pub use sources::{Csv, Generator, Iter, JsonLines, Source, Stdin, TextLines};
 pub use stream::{KeyedStream, Stream};
 pub use weir_engine::{Cluster, EngineError, RunSummary};
 pub use weir_operators::Update;
@@ -64,6 +64,6 @@ pub mod prelude {
     pub use crate::{
         Cluster, Collect, Csv, CsvFile, Data, ForEach, Generator, Iter, JsonLines, JsonLinesFile,
         Key, KeyedStream, Pipeline, PlanError, RunError, Sink, Source, Stdin, Stdout, Stream,
-        Update,
+        TextLines, Update,
     };
 }

@@ -312,6 +312,9 @@ impl Pipeline {
         result?;
         let summary = metrics.summary();
         if !cluster.is_quiet() {
+            if cluster.processes() > 1 {
+                eprint!("[process {} of {}] ", cluster.process(), cluster.processes());
+            }
             eprint!("{summary}");
         }
         Ok(summary)

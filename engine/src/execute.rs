@@ -121,6 +121,9 @@ impl Cluster {
         let config = self.timely_config()?;
         let local = self.workers();
         let process = self.process();
+        if self.processes() > 1 {
+            exit_on_peer_loss(process);
+        }
         let abort = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel::<(usize, Outcome<R>)>();
         let abort_in = Arc::clone(&abort);
@@ -218,6 +221,47 @@ where
     }
 }
 
+/// Makes this process exit with a clear error when timely's network threads
+/// lose a peer process.
+///
+/// timely's send and receive threads panic ("timely communication error")
+/// when a connection closes without a clean shutdown; the panic poisons the
+/// channels, the workers panic on them, and a second panic while unwinding
+/// aborts the process with a core dump. The hook runs before any of that,
+/// while the network thread starts to panic, reports the lost peer and exits
+/// with status 1: the job cannot go on without the peer's workers.
+fn exit_on_peer_loss(process: usize) {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let thread = std::thread::current();
+            let network = thread
+                .name()
+                .is_some_and(|n| n.starts_with("timely:send") || n.starts_with("timely:recv"));
+            let msg = panic_text(info.payload());
+            if network && msg.contains("timely communication error") {
+                eprintln!(
+                    "weir: process {process} lost its connection to a peer process ({msg}); \
+                     a process of the cluster failed or was killed, stopping"
+                );
+                std::process::exit(1);
+            }
+            previous(info);
+        }));
+    });
+}
+
+fn panic_text(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-text panic payload".to_string()
+    }
+}
+
 fn drop_all(worker: &mut Worker) {
     for id in worker.installed_dataflows() {
         worker.drop_dataflow(id);
@@ -225,13 +269,7 @@ fn drop_all(worker: &mut Worker) {
 }
 
 fn classify_panic(payload: Box<dyn Any + Send>) -> WorkerFailure {
-    let msg = if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-text panic payload".to_string()
-    };
+    let msg = panic_text(payload.as_ref());
     if msg.contains("timely communication error") || msg.contains("MergeQueue poisoned") {
         WorkerFailure::PeerLost(msg)
     } else {

@@ -1,4 +1,4 @@
-//! File sources: CSV and JSON lines, from a file, a directory or a glob,
+//! File sources: CSV, JSON lines and plain text, from a file, a directory or a glob,
 //! split across workers by file and byte range.
 
 use std::fs::File;
@@ -261,34 +261,119 @@ impl<T: Data> Source for JsonLines<T> {
     }
 
     fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<T>>>, SourceError> {
-        let mut readers: Vec<Box<dyn PartitionReader<T>>> = Vec::new();
-        for split in self.spec.splits(ctx)? {
-            let (reader, pos) = open_aligned(ctx.name(), &split)?;
-            readers.push(Box::new(JsonLinesReader {
-                name: ctx.name().to_string(),
-                reader,
-                pos,
-                split,
-                line: Vec::new(),
-                work: ctx.work_done(),
-                _item: PhantomData::<fn() -> T>,
-            }));
-        }
-        Ok(readers)
+        open_lines(&self.spec, ctx, |line: &[u8]| {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                return Ok(None);
+            }
+            serde_json::from_slice(line).map(Some).map_err(|e| e.to_string())
+        })
     }
 }
 
-struct JsonLinesReader<T> {
+/// Plain text files, one `String` record per line, without the line end.
+///
+/// The path is a file, a directory (its files that do not start with `.`
+/// or `_`) or a glob; files are split across workers by byte range, and every
+/// line is read exactly once. A line that is not UTF-8 stops the job with an
+/// error naming the file and line.
+///
+/// # Examples
+///
+/// ```
+/// use weir::prelude::*;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// std::fs::write(dir.path().join("a.txt"), "one\r\ntwo\n").unwrap();
+/// std::fs::write(dir.path().join("b.txt"), "three").unwrap();
+/// let out = Collect::new();
+/// Pipeline::new("text")
+///     .source(TextLines::new(dir.path()))
+///     .sink(out.clone())
+///     .run(Cluster::threads(2).quiet(true))
+///     .unwrap();
+/// let mut got = out.take();
+/// got.sort();
+/// assert_eq!(got, vec!["one", "three", "two"]);
+/// ```
+pub struct TextLines {
+    spec: FileSpec,
+}
+
+impl TextLines {
+    /// Lines of a file, a directory or a glob.
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        TextLines {
+            spec: FileSpec::new(path.as_ref()),
+        }
+    }
+
+    /// Splits files into byte ranges of at least `bytes` (default 1 MiB);
+    /// the ranges are spread over the workers.
+    pub fn min_split(mut self, bytes: u64) -> Self {
+        self.spec.min_split = bytes.max(1);
+        self
+    }
+}
+
+impl Source for TextLines {
+    type Item = String;
+
+    fn describe(&self) -> String {
+        format!("text({})", self.spec.path.display())
+    }
+
+    fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<String>>>, SourceError> {
+        open_lines(&self.spec, ctx, |line: &[u8]| {
+            let line = line.strip_suffix(b"\n").unwrap_or(line);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            std::str::from_utf8(line)
+                .map(|s| Some(s.to_string()))
+                .map_err(|e| format!("not UTF-8 text: {e}"))
+        })
+    }
+}
+
+/// Readers for every split of this worker, parsing each line with `parse`
+/// (`Ok(None)` skips the line).
+fn open_lines<T, P>(
+    spec: &FileSpec,
+    ctx: &SourceContext,
+    parse: P,
+) -> Result<Vec<Box<dyn PartitionReader<T>>>, SourceError>
+where
+    T: Data,
+    P: Fn(&[u8]) -> Result<Option<T>, String> + Clone + 'static,
+{
+    let mut readers: Vec<Box<dyn PartitionReader<T>>> = Vec::new();
+    for split in spec.splits(ctx)? {
+        let (reader, pos) = open_aligned(ctx.name(), &split)?;
+        readers.push(Box::new(LinesReader {
+            name: ctx.name().to_string(),
+            reader,
+            pos,
+            split,
+            line: Vec::new(),
+            work: ctx.work_done(),
+            parse: parse.clone(),
+        }));
+    }
+    Ok(readers)
+}
+
+struct LinesReader<P> {
     name: String,
     reader: BufReader<File>,
     pos: u64,
     split: Split,
     line: Vec<u8>,
     work: Arc<AtomicU64>,
-    _item: PhantomData<fn() -> T>,
+    parse: P,
 }
 
-impl<T: DeserializeOwned + 'static> PartitionReader<T> for JsonLinesReader<T> {
+impl<T, P> PartitionReader<T> for LinesReader<P>
+where
+    P: Fn(&[u8]) -> Result<Option<T>, String> + 'static,
+{
     fn read(&mut self, out: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError> {
         let begin = self.pos;
         let mut status = ReadStatus::More;
@@ -312,12 +397,10 @@ impl<T: DeserializeOwned + 'static> PartitionReader<T> for JsonLinesReader<T> {
             }
             let at = self.pos;
             self.pos += n as u64;
-            if self.line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match serde_json::from_slice(&self.line) {
-                Ok(record) => out.push(record),
-                Err(e) => return Err(bad_record(&self.name, &self.split.path, at, e.to_string())),
+            match (self.parse)(&self.line) {
+                Ok(Some(record)) => out.push(record),
+                Ok(None) => {}
+                Err(reason) => return Err(bad_record(&self.name, &self.split.path, at, reason)),
             }
         }
         let done = self.pos.min(self.split.end) - begin.min(self.split.end);
@@ -543,14 +626,14 @@ mod tests {
         for w in 0..peers {
             for split in splits_for("t", files, min_split, w, peers).unwrap() {
                 let (reader, pos) = open_aligned("t", &split).unwrap();
-                let mut r = JsonLinesReader::<u64> {
+                let mut r = LinesReader {
                     name: "t".into(),
                     reader,
                     pos,
                     split,
                     line: Vec::new(),
                     work: Arc::new(AtomicU64::new(0)),
-                    _item: PhantomData,
+                    parse: |l: &[u8]| Ok(Some(serde_json::from_slice::<u64>(l).unwrap())),
                 };
                 let mut out = Vec::new();
                 while r.read(&mut out, 100).unwrap() != ReadStatus::Done {}

@@ -3,7 +3,7 @@
 //! Every source is split into partitions, and each worker reads the
 //! partitions assigned to it; the source operator holds one capability per
 //! partition. Built-in sources: [`Generator`], [`Iter`], [`Csv`],
-//! [`JsonLines`] and [`Stdin`]. Implement [`Source`] for your own.
+//! [`JsonLines`], [`TextLines`] and [`Stdin`]. Implement [`Source`] for your own.
 
 mod files;
 mod generator;
@@ -13,7 +13,7 @@ mod stdin;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-pub use files::{Csv, JsonLines};
+pub use files::{Csv, JsonLines, TextLines};
 pub use generator::Generator;
 pub use iter::Iter;
 pub use stdin::Stdin;

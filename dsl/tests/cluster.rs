@@ -1,0 +1,214 @@
+//! The same job on 1 worker, 2 workers and 2 real OS processes; failures in
+//! one worker or one process stop the whole cluster with a clear error.
+//!
+//! The multi-process tests start this test binary again as child processes
+//! (running the ignored `child` test, which reads its job from the
+//! environment), connected through a host file on free loopback ports.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use weir::prelude::*;
+
+const CHILD_JOB: &str = "WEIR_TEST_JOB";
+const CHILD_PROCESS: &str = "WEIR_TEST_PROCESS";
+const CHILD_HOSTS: &str = "WEIR_TEST_HOSTS";
+const CHILD_OUT: &str = "WEIR_TEST_OUT";
+
+fn words(i: u64) -> String {
+    // Deterministic text with a skewed vocabulary of a few hundred words.
+    let x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (0..6)
+        .map(|k| format!("w{}", ((x >> (k * 9)) % 512) % (1 + (x >> 50) % 300)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The job under test: words of generated lines, counted per word.
+fn wordcount(events: u64, out: &Path) -> Pipeline {
+    Pipeline::new("wordcount")
+        .source(Generator::new(events, words))
+        .flat_map(|line: String| line.split(' ').map(String::from).collect::<Vec<_>>())
+        .key_by(|w: &String| w.clone())
+        .count()
+        .sink(JsonLinesFile::to(out))
+}
+
+/// A job that never ends on its own.
+fn endless() -> Pipeline {
+    Pipeline::new("endless")
+        .source(Generator::new(u64::MAX / 4, |i| i))
+        .key_by(|i: &u64| i % 1000)
+        .count()
+        .sink(Collect::new())
+}
+
+/// A job whose map panics on one record.
+fn panicking() -> Pipeline {
+    Pipeline::new("panicking")
+        .source(Generator::new(100_000, |i| i))
+        .map(|i: u64| {
+            if i == 77_777 {
+                panic!("boom at {i}");
+            }
+            i
+        })
+        .key_by(|i: &u64| i % 10)
+        .count()
+        .sink(Collect::new())
+}
+
+fn sorted_lines(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines.sort();
+    lines
+}
+
+/// Runs as a cluster process when the environment says so.
+#[test]
+#[ignore = "helper: started as a child process by the multi-process tests"]
+fn child() {
+    let (Ok(job), Ok(process), Ok(hosts)) = (
+        std::env::var(CHILD_JOB),
+        std::env::var(CHILD_PROCESS),
+        std::env::var(CHILD_HOSTS),
+    ) else {
+        return;
+    };
+    let process: usize = process.parse().unwrap();
+    let cluster = Cluster::multi_process(2, 2, process, hosts).quiet(true);
+    let pipeline = match job.as_str() {
+        "wordcount" => wordcount(20_000, Path::new(&std::env::var(CHILD_OUT).unwrap())),
+        "endless" => endless(),
+        "panicking" => panicking(),
+        other => panic!("unknown job {other}"),
+    };
+    match pipeline.run(cluster) {
+        Ok(_) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("child error: {e}");
+            std::process::exit(3);
+        }
+    }
+}
+
+fn free_hostfile(dir: &Path, processes: usize) -> PathBuf {
+    let listeners: Vec<TcpListener> = (0..processes)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let lines: Vec<String> = listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().to_string())
+        .collect();
+    let path = dir.join("hosts.txt");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
+fn spawn(job: &str, process: usize, hosts: &Path, out: &Path) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "child", "--nocapture", "--test-threads=1"])
+        .env(CHILD_JOB, job)
+        .env(CHILD_PROCESS, process.to_string())
+        .env(CHILD_HOSTS, hosts)
+        .env(CHILD_OUT, out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for `child` at most `limit`; kills it and fails if it is still running.
+fn wait(mut child: Child, limit: Duration) -> (i32, String) {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            use std::io::Read;
+            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            return (status.code().unwrap_or(-1), err);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("child process still running after {limit:?}: it hangs");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn same_results_on_one_worker_two_workers_and_two_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = dir.path().join("one.jsonl");
+    let two = dir.path().join("two.jsonl");
+    let procs = dir.path().join("procs.jsonl");
+    wordcount(20_000, &one).run(Cluster::threads(1).quiet(true)).unwrap();
+    wordcount(20_000, &two).run(Cluster::threads(2).quiet(true)).unwrap();
+
+    let hosts = free_hostfile(dir.path(), 2);
+    let children = [
+        spawn("wordcount", 0, &hosts, &procs),
+        spawn("wordcount", 1, &hosts, &procs),
+    ];
+    for child in children {
+        let (code, err) = wait(child, Duration::from_secs(120));
+        assert_eq!(code, 0, "child failed: {err}");
+    }
+
+    let expected = sorted_lines(&one);
+    // A few hundred distinct words, each with its final count.
+    assert!(expected.len() > 100, "{}", expected.len());
+    let total: u64 = expected
+        .iter()
+        .map(|l| serde_json::from_str::<Update<String, u64>>(l).unwrap().value)
+        .sum();
+    assert_eq!(total, 6 * 20_000);
+    assert_eq!(sorted_lines(&two), expected);
+    assert_eq!(sorted_lines(&procs), expected);
+}
+
+#[test]
+fn killing_a_process_stops_the_other_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = free_hostfile(dir.path(), 2);
+    let out = dir.path().join("unused");
+    let survivor = spawn("endless", 0, &hosts, &out);
+    let mut victim = spawn("endless", 1, &hosts, &out);
+    // Let the two connect and exchange data for a while.
+    std::thread::sleep(Duration::from_secs(2));
+    victim.kill().unwrap(); // SIGKILL
+    victim.wait().unwrap();
+    let (code, err) = wait(survivor, Duration::from_secs(30));
+    assert_ne!(code, 0);
+    assert!(err.contains("lost its connection to a peer process"), "{err}");
+}
+
+#[test]
+fn a_panic_in_one_process_stops_the_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = free_hostfile(dir.path(), 2);
+    let out = dir.path().join("unused");
+    let children = [
+        spawn("panicking", 0, &hosts, &out),
+        spawn("panicking", 1, &hosts, &out),
+    ];
+    let results: Vec<(i32, String)> = children
+        .into_iter()
+        .map(|c| wait(c, Duration::from_secs(60)))
+        .collect();
+    assert!(results.iter().all(|(code, _)| *code != 0), "{results:?}");
+    let all_err: String = results.iter().map(|(_, e)| e.as_str()).collect();
+    assert!(all_err.contains("panicked: boom at 77777"), "{all_err}");
+}
+
+#[test]
+fn a_panic_in_one_worker_stops_all_workers_and_names_it() {
+    let err = panicking()
+        .run(Cluster::threads(2).quiet(true))
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("worker ") && msg.contains("panicked: boom at 77777"), "{msg}");
+}
