@@ -1,0 +1,254 @@
+//! Sources and sinks end to end: files split over workers, bad rows, part
+//! files, and plan errors.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use weir::prelude::*;
+use weir::SourceError;
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+struct Event {
+    user: String,
+    amount: i64,
+    ts: u64,
+}
+
+fn event(i: u64) -> Event {
+    Event {
+        user: format!("u{}", i % 37),
+        amount: (i as i64 * 7919) % 1000 - 500,
+        ts: 1_000 + i,
+    }
+}
+
+/// Writes `n` events as CSV over three files (columns in another order
+/// than the struct) and as JSON lines over three files.
+fn write_inputs(dir: &Path, n: u64) {
+    for part in 0..3u64 {
+        let mut csv = String::from("ts,amount,user\n");
+        let mut jsonl = String::new();
+        for i in (part..n).step_by(3) {
+            let e = event(i);
+            writeln!(csv, "{},{},{}", e.ts, e.amount, e.user).unwrap();
+            writeln!(jsonl, "{}", serde_json::to_string(&e).unwrap()).unwrap();
+        }
+        std::fs::write(dir.join(format!("events-{part}.csv")), csv).unwrap();
+        std::fs::write(dir.join(format!("events-{part}.jsonl")), jsonl).unwrap();
+    }
+}
+
+fn expected(n: u64) -> Vec<Event> {
+    let mut all: Vec<Event> = (0..n).map(event).collect();
+    all.sort();
+    all
+}
+
+fn collect<S: Source<Item = Event>>(source: S, workers: usize) -> Vec<Event> {
+    let out = Collect::new();
+    Pipeline::new("read")
+        .source(source)
+        .sink(out.clone())
+        .run(Cluster::threads(workers).quiet(true))
+        .unwrap();
+    let mut got = out.take();
+    got.sort();
+    got
+}
+
+#[test]
+fn csv_glob_is_read_exactly_once_on_any_worker_count() {
+    let dir = tempfile::tempdir().unwrap();
+    write_inputs(dir.path(), 5_000);
+    let glob = dir.path().join("*.csv");
+    for workers in [1, 2, 3] {
+        // Small splits so that every file is cut into several byte ranges.
+        let got = collect(Csv::<Event>::new(&glob).min_split(1_000), workers);
+        assert_eq!(got, expected(5_000), "workers={workers}");
+    }
+}
+
+#[test]
+fn jsonl_glob_is_read_exactly_once_on_any_worker_count() {
+    let dir = tempfile::tempdir().unwrap();
+    write_inputs(dir.path(), 5_000);
+    let glob = dir.path().join("*.jsonl");
+    for workers in [1, 2, 3] {
+        let got = collect(JsonLines::<Event>::new(&glob).min_split(777), workers);
+        assert_eq!(got, expected(5_000), "workers={workers}");
+    }
+}
+
+#[test]
+fn bad_csv_row_stops_the_job_naming_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.csv");
+    let mut text = String::from("user,amount,ts\n");
+    for i in 0..2_000 {
+        if i == 1_234 {
+            text.push_str("ann,12x,5\n");
+        } else {
+            writeln!(text, "u{i},{i},{i}").unwrap();
+        }
+    }
+    std::fs::write(&path, text).unwrap();
+    for workers in [1, 3] {
+        let err = Pipeline::new("bad")
+            .source(Csv::<Event>::new(&path).min_split(500))
+            .sink(Collect::new())
+            .run(Cluster::threads(workers).quiet(true))
+            .unwrap_err();
+        match err.source_error() {
+            Some(SourceError::BadRecord {
+                path: p,
+                line,
+                reason,
+                ..
+            }) => {
+                assert_eq!(p, &path);
+                // Header is line 1, row i is line i + 2.
+                assert_eq!(*line, 1_236);
+                assert!(reason.contains("field `amount`"), "{reason}");
+            }
+            other => panic!("unexpected {other:?}: {err}"),
+        }
+        let msg = err.to_string();
+        assert!(msg.contains("bad.csv:1236"), "{msg}");
+    }
+}
+
+#[test]
+fn csv_row_with_too_few_fields_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("short.csv");
+    std::fs::write(&path, "user,amount,ts\nann,1,2\nbob,3\n").unwrap();
+    let err = Pipeline::new("short")
+        .source(Csv::<Event>::new(&path))
+        .sink(Collect::new())
+        .run(Cluster::threads(1).quiet(true))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("short.csv:3") && err.contains("2 field(s) where the header has 3"), "{err}");
+}
+
+#[test]
+fn bad_json_line_stops_the_job_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &path,
+        "{\"user\":\"a\",\"amount\":1,\"ts\":1}\n{\"user\":\"b\",\"amount\":\"many\",\"ts\":2}\n",
+    )
+    .unwrap();
+    let err = Pipeline::new("bad")
+        .source(JsonLines::<Event>::new(&path))
+        .sink(Collect::new())
+        .run(Cluster::threads(2).quiet(true))
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("bad.jsonl:2") && msg.contains("invalid type"), "{msg}");
+}
+
+#[test]
+fn missing_input_is_an_error_naming_the_path() {
+    let err = Pipeline::new("missing")
+        .source(Csv::<Event>::new("/nonexistent/weir/*.csv"))
+        .sink(Collect::new())
+        .run(Cluster::threads(1).quiet(true))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no input file matches `/nonexistent/weir/*.csv`"), "{err}");
+}
+
+#[test]
+fn part_file_sinks_write_one_file_per_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let csv_out = dir.path().join("csv-out");
+    let p = Pipeline::new("parts");
+    let events = p.source(Generator::new(3_000, event));
+    events.clone().sink(JsonLinesFile::parts(&out));
+    events.sink(CsvFile::parts(&csv_out));
+    let summary = p.run(Cluster::threads(3).quiet(true)).unwrap();
+    assert_eq!(summary.events(), 3_000);
+    assert_eq!(summary.sinks.iter().map(|(_, n)| n).sum::<u64>(), 6_000);
+
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["part-00000.jsonl", "part-00001.jsonl", "part-00002.jsonl"]);
+    // Reading the parts back (a directory source) gives the events back.
+    assert_eq!(collect(JsonLines::<Event>::new(&out), 2), expected(3_000));
+    assert_eq!(collect(Csv::<Event>::new(&csv_out), 2), expected(3_000));
+}
+
+#[test]
+fn one_stage_feeds_two_sinks_and_is_built_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let p = Pipeline::new("fanout");
+    let mapped = p
+        .source(Generator::new(1_000, |i| i))
+        .map(move |i: u64| {
+            c.fetch_add(1, Ordering::Relaxed);
+            i
+        });
+    let (evens, odds) = (Collect::new(), Collect::new());
+    mapped.clone().filter(|i| i % 2 == 0).sink(evens.clone());
+    mapped.filter(|i| i % 2 == 1).sink(odds.clone());
+    p.run(Cluster::threads(2).quiet(true)).unwrap();
+    assert_eq!(calls.load(Ordering::Relaxed), 1_000);
+    assert_eq!(evens.take().len(), 500);
+    assert_eq!(odds.take().len(), 500);
+}
+
+#[test]
+fn plan_errors_name_the_stage() {
+    // No sink.
+    let p = Pipeline::new("nosink");
+    let _ = p.source(Iter::new(vec![1u8]));
+    let err = p.run(Cluster::threads(1).quiet(true)).unwrap_err();
+    assert!(matches!(err, RunError::Plan(PlanError::NoSink { .. })), "{err}");
+    assert!(err.to_string().contains("`nosink` has no sink"));
+
+    // A branch that goes nowhere.
+    let p = Pipeline::new("dangling");
+    let s = p.source(Iter::new(vec![1u8]));
+    let _ = s.clone().map(|x| x + 1).named("plus-one");
+    s.sink(Collect::new());
+    let err = p.run(Cluster::threads(1).quiet(true)).unwrap_err().to_string();
+    assert!(err.contains("#1 `map plus-one` is not consumed"), "{err}");
+
+    // A union of streams of two pipelines.
+    let a = Pipeline::new("a").source(Iter::new(vec![1u8]));
+    let b = Pipeline::new("b").source(Iter::new(vec![2u8]));
+    let job = a.union(b).sink(Collect::new());
+    let err = job.run(Cluster::threads(1).quiet(true)).unwrap_err().to_string();
+    assert!(err.contains("combines streams of different pipelines (`a` and `b`)"), "{err}");
+}
+
+#[test]
+fn bad_cluster_settings_are_errors_not_panics() {
+    let job = Pipeline::new("p").source(Iter::new(vec![1u8])).sink(Collect::new());
+    let err = job.run(Cluster::threads(0)).unwrap_err().to_string();
+    assert!(err.contains("--workers"), "{err}");
+}
+
+#[test]
+fn sink_io_error_stops_the_job_naming_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory where the file should go.
+    let target = dir.path().join("taken");
+    std::fs::create_dir(&target).unwrap();
+    let err = Pipeline::new("p")
+        .source(Iter::new(vec![1u8]))
+        .sink(JsonLinesFile::to(&target))
+        .run(Cluster::threads(2).quiet(true))
+        .unwrap_err();
+    assert!(err.to_string().contains("taken"), "{err}");
+}
