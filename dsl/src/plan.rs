@@ -14,7 +14,6 @@ use weir_operators::{Time, VecStream};
 use crate::error::{BoxError, PlanError, RunError};
 use crate::{Data, Stream};
 
-
 /// Identifies a stage of a pipeline.
 pub(crate) type NodeId = usize;
 
@@ -264,7 +263,10 @@ impl Pipeline {
     /// ```
     pub fn explain_dot(&self) -> String {
         let g = self.lock();
-        let mut out = format!("digraph \"{}\" {{\n  rankdir=LR;\n", g.name.replace('"', "'"));
+        let mut out = format!(
+            "digraph \"{}\" {{\n  rankdir=LR;\n",
+            g.name.replace('"', "'")
+        );
         for (id, n) in g.nodes.iter().enumerate() {
             let text = node_text(n).replace('"', "'");
             let _ = writeln!(out, "  n{id} [label=\"{text}\", shape=box];");
@@ -313,7 +315,11 @@ impl Pipeline {
         let summary = metrics.summary();
         if !cluster.is_quiet() {
             if cluster.processes() > 1 {
-                eprint!("[process {} of {}] ", cluster.process(), cluster.processes());
+                eprint!(
+                    "[process {} of {}] ",
+                    cluster.process(),
+                    cluster.processes()
+                );
             }
             eprint!("{summary}");
         }
@@ -368,7 +374,8 @@ impl<'s> Ctx<'s> {
             return Ok(erased.get());
         }
         let built = build(self)?;
-        self.built.insert(node, Box::new(Erased::new(built.clone())));
+        self.built
+            .insert(node, Box::new(Erased::new(built.clone())));
         Ok(built)
     }
 }

@@ -1,6 +1,5 @@
 //! `Stream` and `KeyedStream`: the typed stages of a pipeline.
 
-
 use std::sync::Arc;
 
 use timely::dataflow::operators::vec::{Filter, Map};
@@ -57,7 +56,12 @@ impl<T: Data> Stream<T> {
     }
 
     /// Adds a stage of `kind` reading this stream.
-    pub(crate) fn then<U>(&self, kind: &'static str, label: String, build: Builder<U>) -> Stream<U> {
+    pub(crate) fn then<U>(
+        &self,
+        kind: &'static str,
+        label: String,
+        build: Builder<U>,
+    ) -> Stream<U> {
         let node = self.pipeline.add_node(kind, label, &[self.node]);
         Stream {
             pipeline: self.pipeline.clone(),
@@ -403,4 +407,3 @@ impl<K: Key, T: Data> KeyedStream<K, T> {
         self.inner
     }
 }
-

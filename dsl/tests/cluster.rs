@@ -110,7 +110,13 @@ fn free_hostfile(dir: &Path, processes: usize) -> PathBuf {
 
 fn spawn(job: &str, process: usize, hosts: &Path, out: &Path) -> Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--ignored",
+            "--exact",
+            "child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_JOB, job)
         .env(CHILD_PROCESS, process.to_string())
         .env(CHILD_HOSTS, hosts)
@@ -128,7 +134,12 @@ fn wait(mut child: Child, limit: Duration) -> (i32, String) {
         if let Some(status) = child.try_wait().unwrap() {
             let mut err = String::new();
             use std::io::Read;
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
             return (status.code().unwrap_or(-1), err);
         }
         if start.elapsed() > limit {
@@ -145,8 +156,12 @@ fn same_results_on_one_worker_two_workers_and_two_processes() {
     let one = dir.path().join("one.jsonl");
     let two = dir.path().join("two.jsonl");
     let procs = dir.path().join("procs.jsonl");
-    wordcount(20_000, &one).run(Cluster::threads(1).quiet(true)).unwrap();
-    wordcount(20_000, &two).run(Cluster::threads(2).quiet(true)).unwrap();
+    wordcount(20_000, &one)
+        .run(Cluster::threads(1).quiet(true))
+        .unwrap();
+    wordcount(20_000, &two)
+        .run(Cluster::threads(2).quiet(true))
+        .unwrap();
 
     let hosts = free_hostfile(dir.path(), 2);
     let children = [
@@ -163,7 +178,11 @@ fn same_results_on_one_worker_two_workers_and_two_processes() {
     assert!(expected.len() > 100, "{}", expected.len());
     let total: u64 = expected
         .iter()
-        .map(|l| serde_json::from_str::<Update<String, u64>>(l).unwrap().value)
+        .map(|l| {
+            serde_json::from_str::<Update<String, u64>>(l)
+                .unwrap()
+                .value
+        })
         .sum();
     assert_eq!(total, 6 * 20_000);
     assert_eq!(sorted_lines(&two), expected);
@@ -183,7 +202,10 @@ fn killing_a_process_stops_the_other_with_a_clear_error() {
     victim.wait().unwrap();
     let (code, err) = wait(survivor, Duration::from_secs(30));
     assert_ne!(code, 0);
-    assert!(err.contains("lost its connection to a peer process"), "{err}");
+    assert!(
+        err.contains("lost its connection to a peer process"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -210,5 +232,8 @@ fn a_panic_in_one_worker_stops_all_workers_and_names_it() {
         .run(Cluster::threads(2).quiet(true))
         .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("worker ") && msg.contains("panicked: boom at 77777"), "{msg}");
+    assert!(
+        msg.contains("worker ") && msg.contains("panicked: boom at 77777"),
+        "{msg}"
+    );
 }

@@ -129,7 +129,10 @@ fn csv_row_with_too_few_fields_is_an_error() {
         .run(Cluster::threads(1).quiet(true))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("short.csv:3") && err.contains("2 field(s) where the header has 3"), "{err}");
+    assert!(
+        err.contains("short.csv:3") && err.contains("2 field(s) where the header has 3"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -147,7 +150,10 @@ fn bad_json_line_stops_the_job_naming_file_and_line() {
         .run(Cluster::threads(2).quiet(true))
         .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("bad.jsonl:2") && msg.contains("invalid type"), "{msg}");
+    assert!(
+        msg.contains("bad.jsonl:2") && msg.contains("invalid type"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -158,7 +164,10 @@ fn missing_input_is_an_error_naming_the_path() {
         .run(Cluster::threads(1).quiet(true))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("no input file matches `/nonexistent/weir/*.csv`"), "{err}");
+    assert!(
+        err.contains("no input file matches `/nonexistent/weir/*.csv`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -179,7 +188,10 @@ fn part_file_sinks_write_one_file_per_worker() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, vec!["part-00000.jsonl", "part-00001.jsonl", "part-00002.jsonl"]);
+    assert_eq!(
+        names,
+        vec!["part-00000.jsonl", "part-00001.jsonl", "part-00002.jsonl"]
+    );
     // Reading the parts back (a directory source) gives the events back.
     assert_eq!(collect(JsonLines::<Event>::new(&out), 2), expected(3_000));
     assert_eq!(collect(Csv::<Event>::new(&csv_out), 2), expected(3_000));
@@ -192,12 +204,10 @@ fn one_stage_feeds_two_sinks_and_is_built_once() {
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
     let p = Pipeline::new("fanout");
-    let mapped = p
-        .source(Generator::new(1_000, |i| i))
-        .map(move |i: u64| {
-            c.fetch_add(1, Ordering::Relaxed);
-            i
-        });
+    let mapped = p.source(Generator::new(1_000, |i| i)).map(move |i: u64| {
+        c.fetch_add(1, Ordering::Relaxed);
+        i
+    });
     let (evens, odds) = (Collect::new(), Collect::new());
     mapped.clone().filter(|i| i % 2 == 0).sink(evens.clone());
     mapped.filter(|i| i % 2 == 1).sink(odds.clone());
@@ -213,7 +223,10 @@ fn plan_errors_name_the_stage() {
     let p = Pipeline::new("nosink");
     let _ = p.source(Iter::new(vec![1u8]));
     let err = p.run(Cluster::threads(1).quiet(true)).unwrap_err();
-    assert!(matches!(err, RunError::Plan(PlanError::NoSink { .. })), "{err}");
+    assert!(
+        matches!(err, RunError::Plan(PlanError::NoSink { .. })),
+        "{err}"
+    );
     assert!(err.to_string().contains("`nosink` has no sink"));
 
     // A branch that goes nowhere.
@@ -221,20 +234,31 @@ fn plan_errors_name_the_stage() {
     let s = p.source(Iter::new(vec![1u8]));
     let _ = s.clone().map(|x| x + 1).named("plus-one");
     s.sink(Collect::new());
-    let err = p.run(Cluster::threads(1).quiet(true)).unwrap_err().to_string();
+    let err = p
+        .run(Cluster::threads(1).quiet(true))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("#1 `map plus-one` is not consumed"), "{err}");
 
     // A union of streams of two pipelines.
     let a = Pipeline::new("a").source(Iter::new(vec![1u8]));
     let b = Pipeline::new("b").source(Iter::new(vec![2u8]));
     let job = a.union(b).sink(Collect::new());
-    let err = job.run(Cluster::threads(1).quiet(true)).unwrap_err().to_string();
-    assert!(err.contains("combines streams of different pipelines (`a` and `b`)"), "{err}");
+    let err = job
+        .run(Cluster::threads(1).quiet(true))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("combines streams of different pipelines (`a` and `b`)"),
+        "{err}"
+    );
 }
 
 #[test]
 fn bad_cluster_settings_are_errors_not_panics() {
-    let job = Pipeline::new("p").source(Iter::new(vec![1u8])).sink(Collect::new());
+    let job = Pipeline::new("p")
+        .source(Iter::new(vec![1u8]))
+        .sink(Collect::new());
     let err = job.run(Cluster::threads(0)).unwrap_err().to_string();
     assert!(err.contains("--workers"), "{err}");
 }

@@ -172,7 +172,10 @@ impl Cluster {
     /// addresses than processes.
     pub fn timely_config(&self) -> Result<timely::Config, EngineError> {
         if self.workers == 0 {
-            return Err(config_err("--workers", "at least 1 worker thread per process"));
+            return Err(config_err(
+                "--workers",
+                "at least 1 worker thread per process",
+            ));
         }
         if self.processes == 0 {
             return Err(config_err("--processes", "at least 1 process"));
@@ -214,7 +217,10 @@ impl Cluster {
         let text = std::fs::read_to_string(path).map_err(|e| {
             config_err(
                 "--hostfile",
-                format!("a readable file of host:port lines ({}: {e})", path.display()),
+                format!(
+                    "a readable file of host:port lines ({}: {e})",
+                    path.display()
+                ),
             )
         })?;
         let addresses: Vec<String> = text
@@ -237,7 +243,10 @@ impl Cluster {
         if let Some(bad) = addresses.iter().find(|a| !a.contains(':')) {
             return Err(config_err(
                 "--hostfile",
-                format!("lines of the form host:port, got `{bad}` in {}", path.display()),
+                format!(
+                    "lines of the form host:port, got `{bad}` in {}",
+                    path.display()
+                ),
             ));
         }
         Ok(addresses.into_iter().take(self.processes).collect())
@@ -258,8 +267,8 @@ mod tests {
 
     #[test]
     fn parses_timely_style_flags() {
-        let c = Cluster::try_parse_from(["x", "-w", "3", "-n", "2", "-p", "1", "-h", "hosts"])
-            .unwrap();
+        let c =
+            Cluster::try_parse_from(["x", "-w", "3", "-n", "2", "-p", "1", "-h", "hosts"]).unwrap();
         assert_eq!(c.workers(), 3);
         assert_eq!(c.processes(), 2);
         assert_eq!(c.process(), 1);
@@ -289,10 +298,16 @@ mod tests {
         writeln!(f, "127.0.0.1:4000").unwrap();
         let c = Cluster::multi_process(1, 2, 0, f.path());
         let err = c.timely_config().unwrap_err().to_string();
-        assert!(err.contains("--hostfile") && err.contains("1 address"), "{err}");
+        assert!(
+            err.contains("--hostfile") && err.contains("1 address"),
+            "{err}"
+        );
         let missing = Cluster::multi_process(1, 2, 0, "/nonexistent/hosts");
         let err = missing.timely_config().unwrap_err().to_string();
-        assert!(err.contains("--hostfile") && err.contains("/nonexistent/hosts"), "{err}");
+        assert!(
+            err.contains("--hostfile") && err.contains("/nonexistent/hosts"),
+            "{err}"
+        );
     }
 
     #[test]

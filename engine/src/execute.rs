@@ -134,12 +134,11 @@ impl Cluster {
                 process,
                 failure: Failure::default(),
             };
-            let outcome = match catch_unwind(AssertUnwindSafe(|| {
-                drive(worker, &ctx, &build, &abort_in)
-            })) {
-                Ok(outcome) => outcome,
-                Err(payload) => Outcome::Failed(classify_panic(payload)),
-            };
+            let outcome =
+                match catch_unwind(AssertUnwindSafe(|| drive(worker, &ctx, &build, &abort_in))) {
+                    Ok(outcome) => outcome,
+                    Err(payload) => Outcome::Failed(classify_panic(payload)),
+                };
             if matches!(outcome, Outcome::Failed(_)) {
                 abort_in.store(true, Ordering::SeqCst);
             }
@@ -196,7 +195,12 @@ impl Cluster {
     }
 }
 
-fn drive<R, F>(worker: &mut Worker, ctx: &WorkerContext, build: &F, abort: &AtomicBool) -> Outcome<R>
+fn drive<R, F>(
+    worker: &mut Worker,
+    ctx: &WorkerContext,
+    build: &F,
+    abort: &AtomicBool,
+) -> Outcome<R>
 where
     F: Fn(&mut Worker, &WorkerContext) -> Result<R, BoxError>,
 {

@@ -23,7 +23,7 @@ pub const BATCH: usize = 1024;
 
 /// How long one activation of the source reads before yielding to the rest
 /// of the dataflow.
-const SLICE: Duration = Duration::from_millis(5);
+const SLICE: Duration = Duration::from_millis(1);
 
 /// What a partition reader reports after a read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +117,9 @@ pub fn partitioned_source<'scope, D: ExchangeData>(
                         Ok(status) => {
                             if !buffer.is_empty() {
                                 counter.fetch_add(buffer.len() as u64, Ordering::Relaxed);
-                                output.session(&partition.capability).give_container(&mut buffer);
+                                output
+                                    .session(&partition.capability)
+                                    .give_container(&mut buffer);
                                 buffer.clear();
                             }
                             if status != ReadStatus::More || start.elapsed() >= SLICE {

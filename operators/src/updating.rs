@@ -29,6 +29,9 @@ pub struct Update<K, A> {
     pub diff: i64,
 }
 
+/// Records of one timestamp not yet folded, with a capability for it.
+type Pending<K, V> = (Capability<Time>, Vec<(K, V)>);
+
 /// Folds a stream of `(key, value)` pairs into an updating result per key.
 pub trait UpdatingFold<'scope, K, V> {
     /// Folds each key's values into an accumulator that starts at `init()`,
@@ -77,38 +80,38 @@ where
         F: Fn(&mut A, V) + 'static,
     {
         self.unary_frontier(Pipeline, "UpdatingFold", move |_, _| {
-            // Records not yet folded, by timestamp, with a capability for it.
-            let mut pending: BTreeMap<Time, (Capability<Time>, Vec<(K, V)>)> = BTreeMap::new();
-            // The current (last emitted) result of each key.
-            let mut current: FxHashMap<K, A> = FxHashMap::default();
-            // Per-key state while folding one timestamp: (previous, next).
-            let mut touched: FxHashMap<K, (Option<A>, A)> = FxHashMap::default();
+            let mut state: FoldState<K, V, A, I, F> = FoldState {
+                pending: BTreeMap::new(),
+                working: None,
+                current: FxHashMap::default(),
+                init,
+                fold,
+            };
             move |(input, frontier), output| {
-                input.for_each(|cap, data| {
-                    let Some(time) = cap.least().copied() else {
-                        data.clear();
-                        return;
+                // Emit, in time order, every time the frontier has passed;
+                // first, so that the working time below is never later than
+                // a time still pending.
+                loop {
+                    let pending = state.pending.first_key_value().map(|(t, _)| *t);
+                    let working = state.working.as_ref().map(|(c, _)| *c.time());
+                    let next = match (pending, working) {
+                        (Some(p), Some(w)) => p.min(w),
+                        (Some(t), None) | (None, Some(t)) => t,
+                        (None, None) => break,
                     };
-                    let entry = pending.entry(time).or_insert_with(|| {
-                        (cap.retain_least(0).expect("time present"), Vec::new())
-                    });
-                    entry.1.append(data);
-                });
-                while let Some(entry) = pending.first_entry() {
-                    if frontier.less_equal(entry.key()) {
+                    if frontier.less_equal(&next) {
                         break;
                     }
-                    let (cap, records) = entry.remove();
-                    for (key, value) in records {
-                        let slot = touched.entry(key).or_insert_with_key(|k| {
-                            let prev = current.get(k).cloned();
-                            let next = prev.clone().unwrap_or_else(&init);
-                            (prev, next)
-                        });
-                        fold(&mut slot.1, value);
+                    if working != Some(next) {
+                        debug_assert!(working.is_none(), "working time after a pending one");
+                        let (cap, records) = state.pending.remove(&next).expect("pending time");
+                        state.working = Some((cap, FxHashMap::default()));
+                        state.fold_working(records.into_iter());
                     }
+                    state.start_working_pending(next);
+                    let (cap, touched) = state.working.take().expect("working time");
                     let mut session = output.session(&cap);
-                    for (key, (prev, next)) in touched.drain() {
+                    for (key, (prev, next)) in touched {
                         if prev.as_ref() == Some(&next) {
                             continue;
                         }
@@ -124,11 +127,81 @@ where
                             value: next.clone(),
                             diff: 1,
                         });
-                        current.insert(key, next);
+                        state.current.insert(key, next);
                     }
                 }
+                // Records at the least time still possible can be folded at
+                // once: nothing earlier can arrive. Later ones wait.
+                let least = frontier.frontier().first().copied();
+                input.for_each(|cap, data| {
+                    let Some(time) = cap.least().copied() else {
+                        data.clear();
+                        return;
+                    };
+                    if Some(time) == least {
+                        state.start_working(&cap);
+                        state.fold_working(data.drain(..));
+                    } else {
+                        let entry = state.pending.entry(time).or_insert_with(|| {
+                            (cap.retain_least(0).expect("time present"), Vec::new())
+                        });
+                        entry.1.append(data);
+                    }
+                });
             }
         })
+    }
+}
+
+/// The state of one [`UpdatingFold`] operator.
+struct FoldState<K, V, A, I, F> {
+    /// Records of times after the least possible one, not yet folded.
+    pending: BTreeMap<Time, Pending<K, V>>,
+    /// The time being folded, with each touched key's previous and next result.
+    working: Option<(Capability<Time>, FxHashMap<K, (Option<A>, A)>)>,
+    /// The current (last emitted) result of each key.
+    current: FxHashMap<K, A>,
+    init: I,
+    fold: F,
+}
+
+impl<K, V, A, I, F> FoldState<K, V, A, I, F>
+where
+    K: Hash + Eq + Clone,
+    A: Clone,
+    I: Fn() -> A,
+    F: Fn(&mut A, V),
+{
+    /// Makes the time of `cap` the working time, taking in records stashed
+    /// for it.
+    fn start_working(&mut self, cap: &timely::dataflow::operators::InputCapability<Time>) {
+        let time = *cap.least().expect("time present");
+        if self.working.as_ref().is_some_and(|(c, _)| *c.time() == time) {
+            return;
+        }
+        debug_assert!(self.working.is_none(), "an earlier working time was not emitted");
+        let cap = cap.retain_least(0).expect("time present");
+        self.working = Some((cap, FxHashMap::default()));
+        self.start_working_pending(time);
+    }
+
+    /// Folds records stashed for `time` into the working state.
+    fn start_working_pending(&mut self, time: Time) {
+        if let Some((_, records)) = self.pending.remove(&time) {
+            self.fold_working(records.into_iter());
+        }
+    }
+
+    fn fold_working(&mut self, records: impl Iterator<Item = (K, V)>) {
+        let (_, touched) = self.working.as_mut().expect("working time");
+        for (key, value) in records {
+            let slot = touched.entry(key).or_insert_with_key(|k| {
+                let prev = self.current.get(k).cloned();
+                let next = prev.clone().unwrap_or_else(&self.init);
+                (prev, next)
+            });
+            (self.fold)(&mut slot.1, value);
+        }
     }
 }
 

@@ -29,7 +29,11 @@ impl Target {
     }
 
     /// Creates this worker's file.
-    fn create(&self, ctx: &SinkContext, ext: &str) -> Result<(PathBuf, BufWriter<File>), SinkError> {
+    fn create(
+        &self,
+        ctx: &SinkContext,
+        ext: &str,
+    ) -> Result<(PathBuf, BufWriter<File>), SinkError> {
         let path = match self {
             Target::File(p) => p.clone(),
             Target::Parts(dir) => {

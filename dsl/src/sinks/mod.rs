@@ -90,7 +90,9 @@ impl<T> SinkWriter<T> for Nowhere {
 
 pub(crate) fn install<T: Data, S: Sink<T>>(stream: Stream<T>, sink: S) -> Pipeline {
     let name = sink.describe();
-    stream.pipeline.add_node("sink", name.clone(), &[stream.node]);
+    stream
+        .pipeline
+        .add_node("sink", name.clone(), &[stream.node]);
     let up = stream.upstream();
     let sink = Arc::new(sink);
     stream.pipeline.add_sink(Arc::new(move |ctx| {

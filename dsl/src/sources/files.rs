@@ -137,7 +137,9 @@ fn open_aligned(name: &str, split: &Split) -> Result<(BufReader<File>, u64), Sou
         return Ok((reader, 0));
     }
     // A line starting exactly at `start` has '\n' just before it.
-    reader.seek(SeekFrom::Start(split.start - 1)).map_err(io_err)?;
+    reader
+        .seek(SeekFrom::Start(split.start - 1))
+        .map_err(io_err)?;
     let mut skipped = Vec::new();
     let n = reader.read_until(b'\n', &mut skipped).map_err(io_err)?;
     Ok((reader, split.start - 1 + n as u64))
@@ -185,7 +187,13 @@ impl FileSpec {
 
     fn splits(&self, ctx: &SourceContext) -> Result<Vec<Split>, SourceError> {
         let files = list_files(ctx.name(), &self.path)?;
-        let splits = splits_for(ctx.name(), &files, self.min_split, ctx.worker(), ctx.peers())?;
+        let splits = splits_for(
+            ctx.name(),
+            &files,
+            self.min_split,
+            ctx.worker(),
+            ctx.peers(),
+        )?;
         ctx.expect_work(splits.iter().map(|s| s.end - s.start).sum());
         Ok(splits)
     }
@@ -265,7 +273,9 @@ impl<T: Data> Source for JsonLines<T> {
             if line.iter().all(u8::is_ascii_whitespace) {
                 return Ok(None);
             }
-            serde_json::from_slice(line).map(Some).map_err(|e| e.to_string())
+            serde_json::from_slice(line)
+                .map(Some)
+                .map_err(|e| e.to_string())
         })
     }
 }
@@ -322,7 +332,10 @@ impl Source for TextLines {
         format!("text({})", self.spec.path.display())
     }
 
-    fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<String>>>, SourceError> {
+    fn open(
+        &self,
+        ctx: &SourceContext,
+    ) -> Result<Vec<Box<dyn PartitionReader<String>>>, SourceError> {
         open_lines(&self.spec, ctx, |line: &[u8]| {
             let line = line.strip_suffix(b"\n").unwrap_or(line);
             let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -384,13 +397,16 @@ where
                 break;
             }
             self.line.clear();
-            let n = self.reader.read_until(b'\n', &mut self.line).map_err(|error| {
-                Box::new(SourceError::Io {
-                    source_name: self.name.clone(),
-                    path: self.split.path.clone(),
-                    error,
-                })
-            })?;
+            let n = self
+                .reader
+                .read_until(b'\n', &mut self.line)
+                .map_err(|error| {
+                    Box::new(SourceError::Io {
+                        source_name: self.name.clone(),
+                        path: self.split.path.clone(),
+                        error,
+                    })
+                })?;
             if n == 0 {
                 status = ReadStatus::Done;
                 break;
@@ -557,13 +573,19 @@ impl<T> CsvReader<T> {
         match e.kind() {
             csv::ErrorKind::Deserialize { err, .. } => {
                 let field = err.field().and_then(|i| {
-                    self.headers
-                        .get(i as usize)
-                        .map(|h| format!("field `{}` (column {}): ", String::from_utf8_lossy(h), i + 1))
+                    self.headers.get(i as usize).map(|h| {
+                        format!(
+                            "field `{}` (column {}): ",
+                            String::from_utf8_lossy(h),
+                            i + 1
+                        )
+                    })
                 });
                 format!("{}{}", field.unwrap_or_default(), err.kind())
             }
-            csv::ErrorKind::Utf8 { err, .. } => format!("invalid UTF-8 in field {}", err.field() + 1),
+            csv::ErrorKind::Utf8 { err, .. } => {
+                format!("invalid UTF-8 in field {}", err.field() + 1)
+            }
             _ => e.to_string(),
         }
     }
@@ -579,10 +601,9 @@ impl<T: DeserializeOwned + 'static> PartitionReader<T> for CsvReader<T> {
                 status = ReadStatus::Done;
                 break;
             }
-            let more = self
-                .csv
-                .read_byte_record(&mut self.record)
-                .map_err(|e| bad_record(&self.name, &self.split.path, at, self.describe_error(&e)))?;
+            let more = self.csv.read_byte_record(&mut self.record).map_err(|e| {
+                bad_record(&self.name, &self.split.path, at, self.describe_error(&e))
+            })?;
             if !more {
                 status = ReadStatus::Done;
                 break;
@@ -608,7 +629,8 @@ impl<T: DeserializeOwned + 'static> PartitionReader<T> for CsvReader<T> {
             }
         }
         let now = (self.base + self.csv.position().byte()).min(self.split.end);
-        self.work.fetch_add(now.saturating_sub(self.reported), Ordering::Relaxed);
+        self.work
+            .fetch_add(now.saturating_sub(self.reported), Ordering::Relaxed);
         self.reported = self.reported.max(now);
         Ok(status)
     }

@@ -43,7 +43,10 @@ pub trait Source: Send + Sync + 'static {
     /// # Errors
     ///
     /// The input cannot be found or opened.
-    fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<Self::Item>>>, SourceError>;
+    fn open(
+        &self,
+        ctx: &SourceContext,
+    ) -> Result<Vec<Box<dyn PartitionReader<Self::Item>>>, SourceError>;
 }
 
 /// What a source knows when it opens on one worker.

@@ -37,7 +37,10 @@ impl Source for Stdin {
         "stdin(lines)".to_string()
     }
 
-    fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<String>>>, SourceError> {
+    fn open(
+        &self,
+        ctx: &SourceContext,
+    ) -> Result<Vec<Box<dyn PartitionReader<String>>>, SourceError> {
         if ctx.worker() != 0 {
             return Ok(Vec::new());
         }

@@ -1,0 +1,108 @@
+//! Throughput of a keyed count: generated events keyed by `i % keys`,
+//! counted per key, through the weir DSL or a plain single-threaded loop.
+//! Prints one JSON line per run.
+//!
+//! ```sh
+//! cargo run --release -p weir-benches --bin pipeline-bench -- --impl weir --events 10000000 -w 2
+//! cargo run --release -p weir-benches --bin pipeline-bench -- --impl loop --events 10000000
+//! ```
+
+use std::time::Instant;
+
+use anyhow::{ensure, Context};
+use clap::{Parser, ValueEnum};
+use rustc_hash::FxHashMap;
+use weir::prelude::*;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Impl {
+    /// The weir DSL: Generator -> key_by -> count -> Collect.
+    Weir,
+    /// A single-threaded loop over a hash map: the floor of any framework.
+    Loop,
+}
+
+/// Keyed count micro-benchmark.
+#[derive(Parser)]
+#[command(disable_help_flag = true)]
+struct Args {
+    #[command(flatten)]
+    cluster: Cluster,
+    /// Implementation to measure.
+    #[arg(long = "impl", value_enum, default_value = "weir")]
+    implementation: Impl,
+    /// Events to generate.
+    #[arg(long, default_value_t = 5_000_000)]
+    events: u64,
+    /// Distinct keys.
+    #[arg(long, default_value_t = 10_000)]
+    keys: u64,
+}
+
+fn event(i: u64) -> u64 {
+    // A cheap mix so keys do not arrive in order.
+    i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11
+}
+
+fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let keys = args.keys.max(1);
+    let start = Instant::now();
+    let distinct = match args.implementation {
+        Impl::Weir => {
+            let out = Collect::new();
+            Pipeline::new("keyed-count")
+                .source(Generator::new(args.events, event))
+                .key_by(move |e: &u64| e % keys)
+                .count()
+                .sink(out.clone())
+                .run(args.cluster.clone().quiet(true))
+                .context("weir run failed")?;
+            out.take().len()
+        }
+        Impl::Loop => {
+            let mut counts: FxHashMap<u64, u64> = FxHashMap::default();
+            for i in 0..args.events {
+                *counts.entry(event(i) % keys).or_default() += 1;
+            }
+            counts.len()
+        }
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    if args.cluster.process() == 0 {
+        ensure!(
+            distinct as u64 == keys.min(args.events),
+            "expected {} keys, got {distinct}",
+            keys.min(args.events)
+        );
+    }
+    let workers = match args.implementation {
+        Impl::Weir => args.cluster.total_workers(),
+        Impl::Loop => 1,
+    };
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "keyed-count",
+            "impl": format!("{:?}", args.implementation).to_lowercase(),
+            "events": args.events,
+            "keys": keys,
+            "workers": workers,
+            "seconds": seconds,
+            "events_per_sec": args.events as f64 / seconds,
+            "peak_rss_bytes": peak_rss_bytes(),
+        })
+    );
+    Ok(())
+}
