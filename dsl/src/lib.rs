@@ -67,3 +67,8 @@ pub mod prelude {
         TextLines, Update,
     };
 }
+
+/// The README's examples, compiled as doctests so they stay true.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
