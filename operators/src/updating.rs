@@ -176,10 +176,17 @@ where
     /// for it.
     fn start_working(&mut self, cap: &timely::dataflow::operators::InputCapability<Time>) {
         let time = *cap.least().expect("time present");
-        if self.working.as_ref().is_some_and(|(c, _)| *c.time() == time) {
+        if self
+            .working
+            .as_ref()
+            .is_some_and(|(c, _)| *c.time() == time)
+        {
             return;
         }
-        debug_assert!(self.working.is_none(), "an earlier working time was not emitted");
+        debug_assert!(
+            self.working.is_none(),
+            "an earlier working time was not emitted"
+        );
         let cap = cap.retain_least(0).expect("time present");
         self.working = Some((cap, FxHashMap::default()));
         self.start_working_pending(time);
