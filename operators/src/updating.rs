@@ -153,12 +153,16 @@ where
     }
 }
 
+/// Each key touched at one time, with its previous result (if any) and its
+/// result after folding that time's records.
+type Touched<K, A> = FxHashMap<K, (Option<A>, A)>;
+
 /// The state of one [`UpdatingFold`] operator.
 struct FoldState<K, V, A, I, F> {
     /// Records of times after the least possible one, not yet folded.
     pending: BTreeMap<Time, Pending<K, V>>,
     /// The time being folded, with each touched key's previous and next result.
-    working: Option<(Capability<Time>, FxHashMap<K, (Option<A>, A)>)>,
+    working: Option<(Capability<Time>, Touched<K, A>)>,
     /// The current (last emitted) result of each key.
     current: FxHashMap<K, A>,
     init: I,
