@@ -79,8 +79,15 @@ fn child() {
         return;
     };
     let process: usize = process.parse().unwrap();
-    let cluster = Cluster::multi_process(2, 2, process, hosts).quiet(true);
+    let mut cluster = Cluster::multi_process(2, 2, process, hosts).quiet(true);
     let pipeline = match job.as_str() {
+        "stdin" => {
+            cluster = Cluster::threads(2).quiet(true);
+            Pipeline::new("stdin")
+                .source(Stdin::lines())
+                .map(|line: String| line.to_uppercase())
+                .sink(JsonLinesFile::to(std::env::var(CHILD_OUT).unwrap()))
+        }
         "wordcount" => wordcount(20_000, Path::new(&std::env::var(CHILD_OUT).unwrap())),
         "endless" => endless(),
         "panicking" => panicking(),
@@ -121,10 +128,30 @@ fn spawn(job: &str, process: usize, hosts: &Path, out: &Path) -> Child {
         .env(CHILD_PROCESS, process.to_string())
         .env(CHILD_HOSTS, hosts)
         .env(CHILD_OUT, out)
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+#[test]
+fn stdin_lines_are_read_until_end_of_input() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("upper.jsonl");
+    let mut child = spawn("stdin", 0, Path::new("unused"), &out);
+    let mut stdin = child.stdin.take().unwrap();
+    for i in 0..5_000 {
+        writeln!(stdin, "line {i}").unwrap();
+    }
+    drop(stdin); // end of input ends the job
+    let (code, err) = wait(child, Duration::from_secs(60));
+    assert_eq!(code, 0, "{err}");
+    let got = sorted_lines(&out);
+    let mut expected: Vec<String> = (0..5_000).map(|i| format!("\"LINE {i}\"")).collect();
+    expected.sort();
+    assert_eq!(got, expected);
 }
 
 /// Waits for `child` at most `limit`; kills it and fails if it is still running.

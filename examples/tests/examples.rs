@@ -1,0 +1,105 @@
+//! Runs the example binaries (built by `cargo test` next to this test) the
+//! way a user would, and checks their output on 1 and 2 workers.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn example(name: &str) -> PathBuf {
+    // target/<profile>/deps/<this test> -> target/<profile>/examples/<name>
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} not built", path.display());
+    path
+}
+
+fn run(name: &str, args: &[&str]) -> String {
+    let out = Command::new(example(name)).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{name} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn wordcount_prints_the_same_top_words_on_one_and_two_workers() {
+    let one = run("wordcount", &["--lines", "3000", "--top", "5", "-q"]);
+    let two = run(
+        "wordcount",
+        &["--lines", "3000", "--top", "5", "-q", "-w", "2"],
+    );
+    assert_eq!(one, two);
+    let counts: Vec<u64> = one
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(counts.len(), 5);
+    assert!(counts.windows(2).all(|w| w[0] >= w[1]), "{one}");
+}
+
+#[test]
+fn wordcount_reads_text_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), "The weir, the river.\n").unwrap();
+    std::fs::write(dir.path().join("b.txt"), "the end\n").unwrap();
+    let out = run(
+        "wordcount",
+        &[
+            "--input",
+            dir.path().to_str().unwrap(),
+            "--top",
+            "2",
+            "-q",
+            "-w",
+            "2",
+        ],
+    );
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines, vec![vec!["3", "the"], vec!["1", "end"]]);
+}
+
+#[test]
+fn clicks_writes_one_result_per_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut results = Vec::new();
+    for workers in ["1", "2"] {
+        let path = dir.path().join(format!("pages-{workers}.jsonl"));
+        run(
+            "clicks",
+            &[
+                "--events",
+                "20000",
+                "--pages",
+                "7",
+                "-q",
+                "-w",
+                workers,
+                "--output",
+                path.to_str().unwrap(),
+            ],
+        );
+        let mut lines: Vec<String> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        lines.sort();
+        results.push(lines);
+    }
+    assert_eq!(results[0].len(), 7);
+    assert_eq!(results[0], results[1]);
+    let clicks: u64 = results[0]
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["value"]["clicks"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert!(clicks > 19_000 && clicks <= 20_000, "{clicks}");
+}
