@@ -17,9 +17,13 @@ use crate::{Data, Stream};
 /// Identifies a stage of a pipeline.
 pub(crate) type NodeId = usize;
 
+/// A stage's timely stream: each record with its event time (0 until
+/// `event_time` assigns one), batched in vectors, timestamped by watermark.
+pub(crate) type Timed<'s, T> = VecStream<'s, (Time, T)>;
+
 /// Builds a stage's timely stream on one worker.
 pub(crate) type Builder<T> =
-    Arc<dyn for<'s> Fn(&mut Ctx<'s>) -> Result<VecStream<'s, T>, BoxError> + Send + Sync>;
+    Arc<dyn for<'s> Fn(&mut Ctx<'s>) -> Result<Timed<'s, T>, BoxError> + Send + Sync>;
 
 /// Builds a sink on one worker.
 type SinkBuilder = Arc<dyn for<'s> Fn(&mut Ctx<'s>) -> Result<(), BoxError> + Send + Sync>;
@@ -27,7 +31,7 @@ type SinkBuilder = Arc<dyn for<'s> Fn(&mut Ctx<'s>) -> Result<(), BoxError> + Se
 /// Wraps a closure as a [`Builder`], fixing its higher-ranked signature.
 pub(crate) fn builder<T, F>(f: F) -> Builder<T>
 where
-    F: for<'s> Fn(&mut Ctx<'s>) -> Result<VecStream<'s, T>, BoxError> + Send + Sync + 'static,
+    F: for<'s> Fn(&mut Ctx<'s>) -> Result<Timed<'s, T>, BoxError> + Send + Sync + 'static,
 {
     Arc::new(f)
 }
@@ -146,7 +150,9 @@ impl Pipeline {
     /// let numbers = p.source(Iter::new(vec![1, 2, 3]));
     /// let out = Collect::new();
     /// numbers.sink(out.clone()).run(Cluster::threads(1).quiet(true)).unwrap();
-    /// assert_eq!(out.take(), vec![1, 2, 3]);
+    /// let mut got = out.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![1, 2, 3]);
     /// ```
     pub fn source<S: crate::Source>(&self, source: S) -> Stream<S::Item> {
         crate::sources::install(self, source)
@@ -366,7 +372,7 @@ impl<'s> Ctx<'s> {
         &mut self,
         node: NodeId,
         build: &Builder<T>,
-    ) -> Result<VecStream<'s, T>, BoxError> {
+    ) -> Result<Timed<'s, T>, BoxError> {
         if let Some(built) = self.built.get(&node) {
             let erased = built
                 .downcast_ref::<Erased<T>>()
@@ -387,22 +393,22 @@ impl<'s> Ctx<'s> {
 /// (the map is private, and the `Ctx` is dropped inside the dataflow closure,
 /// while `'s` holds), and is only turned back into a stream of that same
 /// `'s` by [`Ctx::stream`].
-struct Erased<T: 'static>(VecStream<'static, T>);
+struct Erased<T: 'static>(Timed<'static, T>);
 
 impl<T: Clone + 'static> Erased<T> {
-    fn new(stream: VecStream<'_, T>) -> Self {
+    fn new(stream: Timed<'_, T>) -> Self {
         let stream = ManuallyDrop::new(stream);
         // SAFETY: only the lifetime changes (same type, same layout), and the
         // original is not dropped; see above for why the erased lifetime is
         // never outlived.
         Erased(unsafe {
-            std::ptr::read(&*stream as *const VecStream<'_, T> as *const VecStream<'static, T>)
+            std::ptr::read(&*stream as *const Timed<'_, T> as *const Timed<'static, T>)
         })
     }
 
-    fn get<'s>(&self) -> VecStream<'s, T> {
+    fn get<'s>(&self) -> Timed<'s, T> {
         // `'static` outlives `'s`: shortening is a covariant coercion.
-        let s: &VecStream<'s, T> = &self.0;
+        let s: &Timed<'s, T> = &self.0;
         s.clone()
     }
 }

@@ -42,7 +42,7 @@ impl<T: Data> Upstream<T> {
     pub(crate) fn build<'s>(
         &self,
         ctx: &mut Ctx<'s>,
-    ) -> Result<weir_operators::VecStream<'s, T>, crate::BoxError> {
+    ) -> Result<crate::plan::Timed<'s, T>, crate::BoxError> {
         ctx.stream(self.node, &self.build)
     }
 }
@@ -89,7 +89,9 @@ impl<T: Data> Stream<T> {
     ///     .sink(out.clone())
     ///     .run(Cluster::threads(1).quiet(true))
     ///     .unwrap();
-    /// assert_eq!(out.take(), vec![10, 20, 30]);
+    /// let mut got = out.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![10, 20, 30]);
     /// ```
     pub fn map<U, F>(self, f: F) -> Stream<U>
     where
@@ -103,7 +105,7 @@ impl<T: Data> Stream<T> {
             String::new(),
             builder(move |ctx| {
                 let f = Arc::clone(&f);
-                Ok(up.build(ctx)?.map(move |x| f(x)))
+                Ok(up.build(ctx)?.map(move |(ts, x)| (ts, f(x))))
             }),
         )
     }
@@ -122,7 +124,9 @@ impl<T: Data> Stream<T> {
     ///     .sink(out.clone())
     ///     .run(Cluster::threads(1).quiet(true))
     ///     .unwrap();
-    /// assert_eq!(out.take(), vec![0, 3, 6, 9]);
+    /// let mut got = out.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![0, 3, 6, 9]);
     /// ```
     pub fn filter<F>(self, predicate: F) -> Stream<T>
     where
@@ -135,7 +139,7 @@ impl<T: Data> Stream<T> {
             String::new(),
             builder(move |ctx| {
                 let p = Arc::clone(&p);
-                Ok(up.build(ctx)?.filter(move |x| p(x)))
+                Ok(up.build(ctx)?.filter(move |(_, x)| p(x)))
             }),
         )
     }
@@ -154,7 +158,9 @@ impl<T: Data> Stream<T> {
     ///     .sink(out.clone())
     ///     .run(Cluster::threads(1).quiet(true))
     ///     .unwrap();
-    /// assert_eq!(out.take(), vec!["a", "b", "c"]);
+    /// let mut got = out.take();
+    /// got.sort();
+    /// assert_eq!(got, vec!["a", "b", "c"]);
     /// ```
     pub fn flat_map<U, I, F>(self, f: F) -> Stream<U>
     where
@@ -169,7 +175,9 @@ impl<T: Data> Stream<T> {
             String::new(),
             builder(move |ctx| {
                 let f = Arc::clone(&f);
-                Ok(up.build(ctx)?.flat_map(move |x| f(x)))
+                Ok(up
+                    .build(ctx)?
+                    .flat_map(move |(ts, x)| f(x).into_iter().map(move |y| (ts, y))))
             }),
         )
     }
@@ -204,7 +212,7 @@ impl<T: Data> Stream<T> {
             String::new(),
             builder(move |ctx| {
                 let f = Arc::clone(&f);
-                Ok(up.build(ctx)?.inspect(move |x| f(x)))
+                Ok(up.build(ctx)?.inspect(move |(_, x)| f(x)))
             }),
         )
     }
@@ -300,7 +308,10 @@ impl<T: Data> Stream<T> {
             String::new(),
             builder(move |ctx| {
                 let key = Arc::clone(&key);
-                Ok(up.build(ctx)?.map(move |x| (key(&x), x)).exchange_by_key())
+                Ok(up
+                    .build(ctx)?
+                    .map(move |(ts, x)| (ts, (key(&x), x)))
+                    .exchange_by_key())
             }),
         );
         KeyedStream { inner }
@@ -387,7 +398,9 @@ impl<K: Key, T: Data> KeyedStream<K, T> {
                 let (init, fold) = (Arc::clone(&init), Arc::clone(&fold));
                 Ok(up
                     .build(ctx)?
-                    .updating_fold(move || init(), move |acc, v| fold(acc, v)))
+                    .map(|(_, kv)| kv)
+                    .updating_fold(move || init(), move |acc, v| fold(acc, v))
+                    .map(|update| (0, update)))
             }),
         )
     }

@@ -64,7 +64,7 @@ fn csv_glob_is_read_exactly_once_on_any_worker_count() {
     let glob = dir.path().join("*.csv");
     for workers in [1, 2, 3] {
         // Small splits so that every file is cut into several byte ranges.
-        let got = collect(Csv::<Event>::new(&glob).min_split(1_000), workers);
+        let got = collect(Csv::<Event>::new(&glob).split_size(1_000), workers);
         assert_eq!(got, expected(5_000), "workers={workers}");
     }
 }
@@ -75,7 +75,7 @@ fn jsonl_glob_is_read_exactly_once_on_any_worker_count() {
     write_inputs(dir.path(), 5_000);
     let glob = dir.path().join("*.jsonl");
     for workers in [1, 2, 3] {
-        let got = collect(JsonLines::<Event>::new(&glob).min_split(777), workers);
+        let got = collect(JsonLines::<Event>::new(&glob).split_size(777), workers);
         assert_eq!(got, expected(5_000), "workers={workers}");
     }
 }
@@ -95,7 +95,7 @@ fn bad_csv_row_stops_the_job_naming_file_line_and_field() {
     std::fs::write(&path, text).unwrap();
     for workers in [1, 3] {
         let err = Pipeline::new("bad")
-            .source(Csv::<Event>::new(&path).min_split(500))
+            .source(Csv::<Event>::new(&path).split_size(500))
             .sink(Collect::new())
             .run(Cluster::threads(workers).quiet(true))
             .unwrap_err();

@@ -49,8 +49,8 @@ impl KeyGroups {
     }
 }
 
-/// Exchanges `(key, value)` pairs so that every pair with the same key lands
-/// on the worker owning the key's group.
+/// Exchanges `(event time, (key, value))` records so that every record with
+/// the same key lands on the worker owning the key's group.
 pub trait ExchangeByKey {
     /// Routes each pair by the key group of its key.
     ///
@@ -65,11 +65,11 @@ pub trait ExchangeByKey {
     ///     let peers = worker.peers();
     ///     worker.dataflow::<u64, _, _>(|scope| {
     ///         (0..100u64)
-    ///             .map(|x| (x % 7, x))
+    ///             .map(|x| (0, (x % 7, x)))
     ///             .to_stream(scope)
     ///             .container::<Vec<_>>()
     ///             .exchange_by_key()
-    ///             .inspect(move |(k, _)| {
+    ///             .inspect(move |(_, (k, _))| {
     ///                 assert_eq!(KeyGroups::worker_of(KeyGroups::group_of(k), peers), index)
     ///             });
     ///     });
@@ -79,14 +79,14 @@ pub trait ExchangeByKey {
     fn exchange_by_key(self) -> Self;
 }
 
-impl<K, V> ExchangeByKey for VecStream<'_, (K, V)>
+impl<K, V> ExchangeByKey for VecStream<'_, (crate::Time, (K, V))>
 where
     K: ExchangeData + Hash,
     V: ExchangeData,
 {
     fn exchange_by_key(self) -> Self {
         let peers = self.scope().peers();
-        self.exchange(move |(k, _): &(K, V)| {
+        self.exchange(move |(_, (k, _)): &(crate::Time, (K, V))| {
             KeyGroups::worker_of(KeyGroups::group_of(k), peers) as u64
         })
     }

@@ -20,7 +20,9 @@ pub mod updating;
 
 pub use key_groups::{ExchangeByKey, KeyGroups};
 pub use sink::{SinkOp, SinkWriter};
-pub use source::{partitioned_source, PartitionReader, ReadStatus};
+pub use source::{
+    partitioned_source, partitioned_source_with_time, EventTime, PartitionReader, ReadStatus,
+};
 pub use updating::{Update, UpdatingFold};
 
 /// The timely timestamp of weir dataflows: the watermark, in milliseconds

@@ -47,14 +47,37 @@ pub trait PartitionReader<D>: 'static {
     fn read(&mut self, out: &mut Vec<D>, max: usize) -> Result<ReadStatus, BoxError>;
 }
 
+/// How a source assigns event time and watermarks: each partition's
+/// watermark is `max event time seen − bound`; a partition that has had no
+/// records for `idle_timeout` advances its watermark at the pace of
+/// processing time, so that an idle partition does not hold the job back.
+pub struct EventTime<F> {
+    /// Extracts a record's event time, in milliseconds since the epoch.
+    pub extract: F,
+    /// The bound on out-of-orderness, in milliseconds.
+    pub bound: u64,
+    /// How long a partition may be idle before its watermark advances by
+    /// processing time; `None` never.
+    pub idle_timeout: Option<Duration>,
+}
+
+/// The watermark of one partition.
+struct Clock {
+    /// The highest event time seen.
+    max_seen: Option<u64>,
+    /// When the partition last produced a record, or last advanced while idle.
+    last_activity: Instant,
+}
+
 struct Partition<D> {
     reader: Box<dyn PartitionReader<D>>,
     capability: Capability<Time>,
+    clock: Clock,
 }
 
-/// Creates a source operator reading `readers`, one capability each, adding
-/// the number of records read to `counter`. A reader error is raised on
-/// `failure` and releases every capability of the operator.
+/// Creates a source operator reading `readers`, one capability each, without
+/// event time: every record has event time 0 and the capabilities stay at 0
+/// until their partition is exhausted. See [`partitioned_source_with_time`].
 ///
 /// # Examples
 ///
@@ -67,7 +90,7 @@ struct Partition<D> {
 /// struct Count(u64, u64);
 /// impl PartitionReader<u64> for Count {
 ///     fn read(&mut self, out: &mut Vec<u64>, max: usize) -> Result<ReadStatus, BoxError> {
-///         while self.0 < self.1 && out.len() < max {
+///         while self.0 < self.1 && max > 0 && out.len() < max {
 ///             out.push(self.0);
 ///             self.0 += 1;
 ///         }
@@ -82,10 +105,10 @@ struct Partition<D> {
 ///         vec![Box::new(Count(0, 3000)), Box::new(Count(5000, 5010))];
 ///     partitioned_source(scope, "numbers", readers, counter, Failure::default()).capture()
 /// });
-/// let mut all: Vec<u64> = captured.extract().into_iter().flat_map(|(_, d)| d).collect();
+/// let mut all: Vec<(u64, u64)> = captured.extract().into_iter().flat_map(|(_, d)| d).collect();
 /// all.sort();
 /// assert_eq!(all.len(), 3010);
-/// assert_eq!(all[2999..3001], [2999, 5000]);
+/// assert_eq!(all[2999..3001], [(0, 2999), (0, 5000)]);
 /// assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 3010);
 /// ```
 pub fn partitioned_source<'scope, D: ExchangeData>(
@@ -94,18 +117,79 @@ pub fn partitioned_source<'scope, D: ExchangeData>(
     readers: Vec<Box<dyn PartitionReader<D>>>,
     counter: Arc<AtomicU64>,
     failure: Failure,
-) -> VecStream<'scope, D> {
+) -> VecStream<'scope, (Time, D)> {
+    partitioned_source_with_time::<D, fn(&D) -> Time>(scope, name, readers, None, counter, failure)
+}
+
+/// Creates a source operator reading `readers`, one capability each; each
+/// record travels as `(event time, record)`.
+///
+/// With `event_time`, each partition keeps its own watermark (see
+/// [`EventTime`]); a batch is sent at a capability equal to its partition's
+/// watermark as of the start of the batch, and the capability then moves up
+/// to the new watermark. The timely frontier downstream is thus the minimum
+/// watermark over all partitions of all workers. An exhausted partition
+/// drops its capability (its watermark becomes +∞). Reader errors are raised
+/// on `failure` and release every capability of the operator; the number of
+/// records read is added to `counter`.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::{atomic::AtomicU64, Arc};
+/// use timely::dataflow::operators::capture::{Capture, Extract};
+/// use weir_engine::{BoxError, Failure};
+/// use weir_operators::source::{partitioned_source_with_time, EventTime};
+/// use weir_operators::{PartitionReader, ReadStatus};
+///
+/// /// Event times 1000, 2000, ... in batches of 2.
+/// struct Ticks(u64);
+/// impl PartitionReader<u64> for Ticks {
+///     fn read(&mut self, out: &mut Vec<u64>, _max: usize) -> Result<ReadStatus, BoxError> {
+///         for _ in 0..2 { self.0 += 1; out.push(self.0 * 1000); }
+///         Ok(if self.0 == 6 { ReadStatus::Done } else { ReadStatus::More })
+///     }
+/// }
+///
+/// let captured = timely::example(move |scope| {
+///     let time = EventTime { extract: |t: &u64| *t, bound: 500, idle_timeout: None };
+///     let readers: Vec<Box<dyn PartitionReader<u64>>> = vec![Box::new(Ticks(0))];
+///     partitioned_source_with_time(scope, "ticks", readers, Some(time),
+///         Arc::new(AtomicU64::new(0)), Failure::default()).capture()
+/// });
+/// // Batches go out at the watermark as of their start: 0, then 2000-500, then 4000-500.
+/// let times: Vec<u64> = captured.extract().into_iter().map(|(t, _)| t).collect();
+/// assert_eq!(times, vec![0, 1500, 3500]);
+/// ```
+pub fn partitioned_source_with_time<'scope, D, F>(
+    scope: Scope<'scope, Time>,
+    name: &str,
+    readers: Vec<Box<dyn PartitionReader<D>>>,
+    event_time: Option<EventTime<F>>,
+    counter: Arc<AtomicU64>,
+    failure: Failure,
+) -> VecStream<'scope, (Time, D)>
+where
+    D: ExchangeData,
+    F: Fn(&D) -> Time + 'static,
+{
     source(scope, name, move |capability, info| {
         let activator = scope.activator_for(info.address);
+        let now = Instant::now();
         let mut partitions: Vec<Partition<D>> = readers
             .into_iter()
             .map(|reader| Partition {
                 reader,
                 capability: capability.clone(),
+                clock: Clock {
+                    max_seen: None,
+                    last_activity: now,
+                },
             })
             .collect();
         drop(capability);
         let mut buffer: Vec<D> = Vec::with_capacity(BATCH);
+        let mut stamped: Vec<(Time, D)> = Vec::with_capacity(BATCH);
         move |output| {
             let start = Instant::now();
             let mut any_more = false;
@@ -117,10 +201,31 @@ pub fn partitioned_source<'scope, D: ExchangeData>(
                         Ok(status) => {
                             if !buffer.is_empty() {
                                 counter.fetch_add(buffer.len() as u64, Ordering::Relaxed);
+                                match &event_time {
+                                    None => stamped.extend(buffer.drain(..).map(|d| (0, d))),
+                                    Some(et) => {
+                                        let mut max = partition.clock.max_seen;
+                                        stamped.extend(buffer.drain(..).map(|d| {
+                                            let ts = (et.extract)(&d);
+                                            max = Some(max.map_or(ts, |m| m.max(ts)));
+                                            (ts, d)
+                                        }));
+                                        partition.clock.max_seen = max;
+                                        partition.clock.last_activity = Instant::now();
+                                    }
+                                }
                                 output
                                     .session(&partition.capability)
-                                    .give_container(&mut buffer);
-                                buffer.clear();
+                                    .give_container(&mut stamped);
+                                stamped.clear();
+                                if let (Some(et), Some(max)) =
+                                    (&event_time, partition.clock.max_seen)
+                                {
+                                    let watermark = max.saturating_sub(et.bound);
+                                    if watermark > *partition.capability.time() {
+                                        partition.capability.downgrade(&watermark);
+                                    }
+                                }
                             }
                             if status != ReadStatus::More || start.elapsed() >= SLICE {
                                 break status;
@@ -140,7 +245,11 @@ pub fn partitioned_source<'scope, D: ExchangeData>(
                         continue;
                     }
                     ReadStatus::More => any_more = true,
-                    ReadStatus::Idle => {}
+                    ReadStatus::Idle => {
+                        if let Some(timeout) = event_time.as_ref().and_then(|et| et.idle_timeout) {
+                            advance_idle(partition, timeout);
+                        }
+                    }
                 }
                 i += 1;
             }
@@ -151,4 +260,17 @@ pub fn partitioned_source<'scope, D: ExchangeData>(
             }
         }
     })
+}
+
+/// Moves the watermark of a partition idle for longer than `timeout` ahead
+/// by the processing time elapsed since it last moved.
+fn advance_idle<D>(partition: &mut Partition<D>, timeout: Duration) {
+    let idle = partition.clock.last_activity.elapsed();
+    if idle < timeout {
+        return;
+    }
+    let step = idle.as_millis() as u64;
+    let next = partition.capability.time().saturating_add(step);
+    partition.capability.downgrade(&next);
+    partition.clock.last_activity = Instant::now();
 }

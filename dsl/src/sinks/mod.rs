@@ -18,6 +18,7 @@ pub use for_each::ForEach;
 pub use stdout::Stdout;
 pub use weir_operators::SinkWriter;
 
+use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::Exchange;
 use weir_engine::CounterKind;
 use weir_operators::SinkOp;
@@ -96,7 +97,7 @@ pub(crate) fn install<T: Data, S: Sink<T>>(stream: Stream<T>, sink: S) -> Pipeli
     let up = stream.upstream();
     let sink = Arc::new(sink);
     stream.pipeline.add_sink(Arc::new(move |ctx| {
-        let mut s = up.build(ctx)?;
+        let mut s = up.build(ctx)?.map(|(_, record)| record);
         let worker = ctx.scope.index();
         let sctx = SinkContext {
             worker,

@@ -15,8 +15,8 @@ use super::{PartitionReader, ReadStatus, Source, SourceContext};
 use crate::error::SourceError;
 use crate::Data;
 
-/// By default, byte ranges smaller than this are not split further.
-const MIN_SPLIT: u64 = 1 << 20;
+/// The default size of a byte range (a source partition) of a file.
+const SPLIT: u64 = 1 << 20;
 
 /// One byte range of one file. A range reads every line that *starts* in
 /// `[start, end)`, so each line belongs to exactly one range.
@@ -77,12 +77,14 @@ fn list_files(name: &str, pattern: &Path) -> Result<Vec<PathBuf>, SourceError> {
     Ok(files)
 }
 
-/// Cuts the files into byte ranges (about four per worker, at least
-/// `min_split` bytes each) and returns those of `worker`, round-robin.
+/// Cuts the files into byte ranges of `split` bytes (the last of a file may
+/// be shorter) and returns those of `worker`, round-robin. The ranges depend
+/// on the files only, not on the number of workers, so every range (a source
+/// partition) reads the same lines in the same order on any cluster.
 fn splits_for(
     name: &str,
     files: &[PathBuf],
-    min_split: u64,
+    split: u64,
     worker: usize,
     peers: usize,
 ) -> Result<Vec<Split>, SourceError> {
@@ -97,8 +99,7 @@ fn splits_for(
             .len();
         sizes.push(len);
     }
-    let total: u64 = sizes.iter().sum();
-    let chunk = (total / (4 * peers as u64).max(1)).max(min_split).max(1);
+    let chunk = split.max(1);
     let mut all = Vec::new();
     for (path, &len) in files.iter().zip(&sizes) {
         let mut start = 0;
@@ -174,26 +175,20 @@ fn bad_record(name: &str, path: &Path, offset: u64, reason: String) -> BoxError 
 /// Shared settings of the file sources.
 struct FileSpec {
     path: PathBuf,
-    min_split: u64,
+    split: u64,
 }
 
 impl FileSpec {
     fn new(path: &Path) -> Self {
         FileSpec {
             path: path.to_path_buf(),
-            min_split: MIN_SPLIT,
+            split: SPLIT,
         }
     }
 
     fn splits(&self, ctx: &SourceContext) -> Result<Vec<Split>, SourceError> {
         let files = list_files(ctx.name(), &self.path)?;
-        let splits = splits_for(
-            ctx.name(),
-            &files,
-            self.min_split,
-            ctx.worker(),
-            ctx.peers(),
-        )?;
+        let splits = splits_for(ctx.name(), &files, self.split, ctx.worker(), ctx.peers())?;
         ctx.expect_work(splits.iter().map(|s| s.end - s.start).sum());
         Ok(splits)
     }
@@ -253,10 +248,10 @@ impl<T: Data> JsonLines<T> {
         }
     }
 
-    /// Splits files into byte ranges of at least `bytes` (default 1 MiB);
+    /// Splits files into byte ranges (partitions) of `bytes` (default 1 MiB);
     /// the ranges are spread over the workers.
-    pub fn min_split(mut self, bytes: u64) -> Self {
-        self.spec.min_split = bytes.max(1);
+    pub fn split_size(mut self, bytes: u64) -> Self {
+        self.spec.split = bytes.max(1);
         self
     }
 }
@@ -317,10 +312,10 @@ impl TextLines {
         }
     }
 
-    /// Splits files into byte ranges of at least `bytes` (default 1 MiB);
+    /// Splits files into byte ranges (partitions) of `bytes` (default 1 MiB);
     /// the ranges are spread over the workers.
-    pub fn min_split(mut self, bytes: u64) -> Self {
-        self.spec.min_split = bytes.max(1);
+    pub fn split_size(mut self, bytes: u64) -> Self {
+        self.spec.split = bytes.max(1);
         self
     }
 }
@@ -484,10 +479,10 @@ impl<T: Data> Csv<T> {
         }
     }
 
-    /// Splits files into byte ranges of at least `bytes` (default 1 MiB);
+    /// Splits files into byte ranges (partitions) of `bytes` (default 1 MiB);
     /// the ranges are spread over the workers.
-    pub fn min_split(mut self, bytes: u64) -> Self {
-        self.spec.min_split = bytes.max(1);
+    pub fn split_size(mut self, bytes: u64) -> Self {
+        self.spec.split = bytes.max(1);
         self
     }
 
@@ -643,10 +638,10 @@ mod tests {
 
     /// Reads every split of `path` for `peers` workers with the JSON lines
     /// reader, to check each line is read exactly once.
-    fn read_all_lines(files: &[PathBuf], min_split: u64, peers: usize) -> Vec<u64> {
+    fn read_all_lines(files: &[PathBuf], split: u64, peers: usize) -> Vec<u64> {
         let mut all = Vec::new();
         for w in 0..peers {
-            for split in splits_for("t", files, min_split, w, peers).unwrap() {
+            for split in splits_for("t", files, split, w, peers).unwrap() {
                 let (reader, pos) = open_aligned("t", &split).unwrap();
                 let mut r = LinesReader {
                     name: "t".into(),
@@ -680,9 +675,9 @@ mod tests {
         let mut expected: Vec<u64> = (0..n).map(|i| i * (i % 13)).collect();
         expected.sort();
         let files = vec![path.clone()];
-        for (peers, min_split) in [(1, MIN_SPLIT), (2, 1), (3, 1000), (7, 4096)] {
-            let got = read_all_lines(&files, min_split, peers);
-            assert_eq!(got, expected, "peers={peers} min_split={min_split}");
+        for (peers, split) in [(1, SPLIT), (2, 1), (3, 1000), (7, 4096)] {
+            let got = read_all_lines(&files, split, peers);
+            assert_eq!(got, expected, "peers={peers} split={split}");
         }
     }
 

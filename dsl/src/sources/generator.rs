@@ -10,8 +10,11 @@ use crate::Data;
 
 /// A deterministic source of `count` events: event `i` is `f(i)`.
 ///
-/// The index range is split evenly over all workers of all processes, one
-/// partition each, so the same events are produced whatever the cluster.
+/// The index range is cut into a fixed number of partitions (16 unless
+/// [`partitions`](Generator::partitions) says otherwise), contiguous ranges
+/// read in index order and spread round-robin over all workers of all
+/// processes; so each partition produces the same events in the same order
+/// (and, with event time, the same watermarks) whatever the cluster.
 ///
 /// # Examples
 ///
@@ -30,6 +33,7 @@ use crate::Data;
 /// ```
 pub struct Generator<T, F> {
     count: u64,
+    partitions: u64,
     f: Arc<F>,
     _item: PhantomData<fn() -> T>,
 }
@@ -43,9 +47,16 @@ where
     pub fn new(count: u64, f: F) -> Self {
         Generator {
             count,
+            partitions: 16,
             f: Arc::new(f),
             _item: PhantomData,
         }
+    }
+
+    /// Cuts the events into `partitions` partitions (at least 1).
+    pub fn partitions(mut self, partitions: u64) -> Self {
+        self.partitions = partitions.max(1);
+        self
     }
 }
 
@@ -61,17 +72,20 @@ where
     }
 
     fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<T>>>, SourceError> {
-        let (w, peers) = (ctx.worker() as u128, ctx.peers() as u128);
-        let n = self.count as u128;
-        let start = (w * n / peers) as u64;
-        let end = ((w + 1) * n / peers) as u64;
-        ctx.expect_work(end - start);
-        Ok(vec![Box::new(GeneratorReader {
-            f: Arc::clone(&self.f),
-            next: start,
-            end,
-            work: ctx.work_done(),
-        })])
+        let (n, parts) = (u128::from(self.count), u128::from(self.partitions));
+        let mut readers: Vec<Box<dyn PartitionReader<T>>> = Vec::new();
+        for p in (ctx.worker() as u64..self.partitions).step_by(ctx.peers()) {
+            let start = (u128::from(p) * n / parts) as u64;
+            let end = ((u128::from(p) + 1) * n / parts) as u64;
+            ctx.expect_work(end - start);
+            readers.push(Box::new(GeneratorReader {
+                f: Arc::clone(&self.f),
+                next: start,
+                end,
+                work: ctx.work_done(),
+            }));
+        }
+        Ok(readers)
     }
 }
 

@@ -6,8 +6,10 @@ use super::{PartitionReader, ReadStatus, Source, SourceContext};
 use crate::error::SourceError;
 use crate::Data;
 
-/// An in-memory source, mostly for tests: the records of a vector, spread
-/// over the workers (worker `w` reads records `w`, `w + peers`, ...).
+/// An in-memory source, mostly for tests: the records of a vector, cut into a
+/// fixed number of partitions (4 unless [`partitions`](Iter::partitions) says
+/// otherwise; partition `p` holds records `p`, `p + partitions`, ... in order),
+/// spread round-robin over the workers.
 ///
 /// # Examples
 ///
@@ -26,6 +28,7 @@ use crate::Data;
 /// ```
 pub struct Iter<T> {
     items: Arc<Vec<T>>,
+    partitions: usize,
 }
 
 impl<T: Data> Iter<T> {
@@ -33,7 +36,14 @@ impl<T: Data> Iter<T> {
     pub fn new(items: impl IntoIterator<Item = T>) -> Self {
         Iter {
             items: Arc::new(items.into_iter().collect()),
+            partitions: 4,
         }
+    }
+
+    /// Cuts the records into `partitions` partitions (at least 1).
+    pub fn partitions(mut self, partitions: usize) -> Self {
+        self.partitions = partitions.max(1);
+        self
     }
 }
 
@@ -46,13 +56,16 @@ impl<T: Data> Source for Iter<T> {
 
     fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<T>>>, SourceError> {
         let len = self.items.len();
-        let (w, peers) = (ctx.worker(), ctx.peers());
-        ctx.expect_work(((len + peers - 1 - w.min(len)) / peers) as u64);
-        Ok(vec![Box::new(IterReader {
-            items: Arc::clone(&self.items),
-            next: w,
-            step: peers,
-        })])
+        let mut readers: Vec<Box<dyn PartitionReader<T>>> = Vec::new();
+        for p in (ctx.worker()..self.partitions).step_by(ctx.peers()) {
+            ctx.expect_work(len.saturating_sub(p).div_ceil(self.partitions) as u64);
+            readers.push(Box::new(IterReader {
+                items: Arc::clone(&self.items),
+                next: p,
+                step: self.partitions,
+            }));
+        }
+        Ok(readers)
     }
 }
 
