@@ -9,6 +9,8 @@
 //!   source partition ([`partitioned_source`]);
 //! - [`updating`]: keyed aggregation without windows, as a changelog
 //!   ([`UpdatingFold`]);
+//! - [`window`]: keyed event-time windows with incremental aggregation
+//!   ([`WindowAggregate`](window::WindowAggregate));
 //! - [`sink`]: the sink operator that writes batches and closes its writer
 //!   when the input is complete ([`SinkOp`]).
 #![deny(missing_docs)]
@@ -17,6 +19,7 @@ pub mod key_groups;
 pub mod sink;
 pub mod source;
 pub mod updating;
+pub mod window;
 
 pub use key_groups::{ExchangeByKey, KeyGroups};
 pub use sink::{SinkOp, SinkWriter};

@@ -1,0 +1,477 @@
+//! Keyed event-time windows: tumbling, sliding (with pane sharing) and
+//! session windows, aggregated incrementally by an [`Aggregator`].
+//!
+//! # Time
+//!
+//! Records arrive as `(event time, (key, value))` at a timely timestamp that
+//! is their source partition's watermark (see [`crate::source`]). The
+//! operator processes records in timestamp order: records stamped `t` are
+//! applied only once the input frontier has reached `t`, and before they are,
+//! every window whose `end + allowed_lateness <= t` fires. A window `[start,
+//! end)` therefore fires once, when the frontier (the global watermark)
+//! reaches `end + allowed_lateness`, and a record is *late* exactly when all
+//! of its windows have fired by the time its own watermark comes up. Whether
+//! a record is late depends only on its partition's order, never on thread
+//! timing: results are the same on any number of workers and processes.
+//!
+//! Late records are counted and sent to a second output.
+//!
+//! # State
+//!
+//! Tumbling and sliding windows keep one accumulator per key and *pane* (the
+//! greatest common divisor of size and slide): a record is added to one pane
+//! only, and a window's result merges its panes. Panes no later window needs
+//! are freed as windows fire, so state follows the open windows. Session
+//! windows keep one accumulator per key and open session, merging sessions
+//! as records bridge them (Flink-style: `[t, t + gap)` per record, windows
+//! that overlap or touch merge).
+
+use std::collections::BTreeMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::{Deserialize, Serialize};
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::Capability;
+
+use crate::{Time, VecStream};
+
+/// How records are grouped into windows. All times are milliseconds, and
+/// windows are aligned to the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assigner {
+    /// `[k·size, (k+1)·size)`.
+    Tumbling {
+        /// Window length.
+        size: u64,
+    },
+    /// Every `[k·slide, k·slide + size)` that holds the event.
+    Sliding {
+        /// Window length.
+        size: u64,
+        /// Distance between window starts; at most `size`.
+        slide: u64,
+    },
+    /// `[first, last + gap)` per key, for runs of events less than `gap` apart.
+    Session {
+        /// Inactivity gap that closes a session.
+        gap: u64,
+    },
+}
+
+/// An [`Assigner`] and the allowed lateness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowConfig {
+    /// How records are grouped.
+    pub assigner: Assigner,
+    /// How long after its end a window waits for late records before firing.
+    pub allowed_lateness: u64,
+}
+
+/// An incremental aggregation: an accumulator per window (or pane), records
+/// added one by one, accumulators merged, and a result at the end.
+///
+/// # Examples
+///
+/// ```
+/// use weir_operators::window::Aggregator;
+///
+/// /// The longest string.
+/// struct Longest;
+/// impl Aggregator<String> for Longest {
+///     type Acc = String;
+///     type Out = String;
+///     fn init(&self) -> String { String::new() }
+///     fn add(&self, acc: &mut String, v: &String) {
+///         if v.len() > acc.len() { *acc = v.clone(); }
+///     }
+///     fn merge(&self, acc: &mut String, other: &String) { self.add(acc, other) }
+///     fn finish(&self, acc: String) -> String { acc }
+/// }
+///
+/// let mut acc = Longest.init();
+/// Longest.add(&mut acc, &"ab".to_string());
+/// Longest.add(&mut acc, &"abc".to_string());
+/// assert_eq!(Longest.finish(acc), "abc");
+/// ```
+pub trait Aggregator<V>: Send + Sync + 'static {
+    /// The running state of one window or pane.
+    type Acc: Clone + 'static;
+    /// The result of a window.
+    type Out: 'static;
+    /// A fresh accumulator.
+    fn init(&self) -> Self::Acc;
+    /// Adds one record.
+    fn add(&self, acc: &mut Self::Acc, value: &V);
+    /// Adds everything `other` holds to `acc`.
+    fn merge(&self, acc: &mut Self::Acc, other: &Self::Acc);
+    /// The window's result.
+    fn finish(&self, acc: Self::Acc) -> Self::Out;
+}
+
+/// The result of one window of one key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct WindowResult<K, O> {
+    /// The key.
+    pub key: K,
+    /// First millisecond of the window.
+    pub window_start: u64,
+    /// First millisecond after the window.
+    pub window_end: u64,
+    /// The aggregate.
+    pub value: O,
+}
+
+/// Streams of window results (timestamped with event time `window_end − 1`)
+/// and of late records.
+pub type WindowOutputs<'scope, K, V, O> = (
+    VecStream<'scope, (Time, WindowResult<K, O>)>,
+    VecStream<'scope, (Time, (K, V))>,
+);
+
+/// Aggregates keyed records per event-time window.
+pub trait WindowAggregate<'scope, K, V> {
+    /// Groups each key's records into windows as `config` says, aggregates
+    /// them with `agg`, and emits each window's result once, when the
+    /// watermark reaches `end + allowed_lateness`. The input must be
+    /// partitioned by key. Late records are added to `late` and sent to the
+    /// second output.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{atomic::AtomicU64, Arc};
+    /// use timely::dataflow::operators::{ToStream, capture::{Capture, Extract}};
+    /// use weir_operators::window::{Aggregator, Assigner, WindowAggregate, WindowConfig, WindowResult};
+    ///
+    /// struct Count;
+    /// impl Aggregator<u32> for Count {
+    ///     type Acc = u64;
+    ///     type Out = u64;
+    ///     fn init(&self) -> u64 { 0 }
+    ///     fn add(&self, acc: &mut u64, _: &u32) { *acc += 1 }
+    ///     fn merge(&self, acc: &mut u64, other: &u64) { *acc += other }
+    ///     fn finish(&self, acc: u64) -> u64 { acc }
+    /// }
+    ///
+    /// let results = timely::example(|scope| {
+    ///     let config = WindowConfig { assigner: Assigner::Tumbling { size: 10 }, allowed_lateness: 0 };
+    ///     // (event time, (key, value)), all at watermark 0.
+    ///     let (results, _late) = vec![(3, ('a', 1u32)), (7, ('a', 2)), (12, ('a', 3))]
+    ///         .to_stream(scope)
+    ///         .container::<Vec<_>>()
+    ///         .window_aggregate(config, Count, Arc::new(AtomicU64::new(0)));
+    ///     results.capture()
+    /// });
+    /// let mut got: Vec<_> = results.extract().into_iter().flat_map(|(_, d)| d).map(|(_, r)| r).collect();
+    /// got.sort();
+    /// assert_eq!(got, vec![
+    ///     WindowResult { key: 'a', window_start: 0, window_end: 10, value: 2 },
+    ///     WindowResult { key: 'a', window_start: 10, window_end: 20, value: 1 },
+    /// ]);
+    /// ```
+    fn window_aggregate<A: Aggregator<V>>(
+        self,
+        config: WindowConfig,
+        agg: A,
+        late: Arc<AtomicU64>,
+    ) -> WindowOutputs<'scope, K, V, A::Out>;
+}
+
+impl<'scope, K, V> WindowAggregate<'scope, K, V> for VecStream<'scope, (Time, (K, V))>
+where
+    K: Hash + Eq + Clone + 'static,
+    V: 'static,
+{
+    fn window_aggregate<A: Aggregator<V>>(
+        self,
+        config: WindowConfig,
+        agg: A,
+        late: Arc<AtomicU64>,
+    ) -> WindowOutputs<'scope, K, V, A::Out> {
+        let mut builder = OperatorBuilder::new("Window".to_owned(), self.scope());
+        let mut input = builder.new_input(self, Pipeline);
+        let (results, results_stream) = builder.new_output();
+        let (late_out, late_stream) = builder.new_output();
+        let mut results =
+            OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<_>>>::from(results);
+        let mut late_out =
+            OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<_>>>::from(late_out);
+        builder.build(move |_capabilities| {
+            let mut state = WindowState::<K, V, A> {
+                config,
+                agg,
+                stash: BTreeMap::new(),
+                panes: FxHashMap::default(),
+                sessions: FxHashMap::default(),
+                timers: BTreeMap::new(),
+                capability: None,
+                fired: Vec::new(),
+            };
+            move |frontiers| {
+                let frontier = &frontiers[0];
+                let mut late_handle = late_out.activate();
+                input.for_each(|cap, data| {
+                    let Some(time) = cap.least().copied() else {
+                        data.clear();
+                        return;
+                    };
+                    if state
+                        .capability
+                        .as_ref()
+                        .is_none_or(|(c, _)| time < *c.time())
+                    {
+                        state.capability = cap.retain_least(0).zip(cap.retain_least(1));
+                    }
+                    state.stash.entry(time).or_default().append(data);
+                });
+                let least = frontier.frontier().first().copied();
+                let mut late_records = Vec::new();
+                // Apply stashed records in timestamp order, up to the frontier.
+                while let Some(entry) = state.stash.first_entry() {
+                    let time = *entry.key();
+                    if least.is_none_or(|f| time > f) {
+                        break;
+                    }
+                    let records = entry.remove();
+                    state.fire_until(time);
+                    for (ts, (key, value)) in records {
+                        if !state.apply(time, ts, key.clone(), &value) {
+                            late_records.push((ts, (key, value)));
+                        }
+                    }
+                }
+                match least {
+                    Some(f) => state.fire_until(f),
+                    None => state.fire_until(Time::MAX),
+                }
+                if !late_records.is_empty() {
+                    late.fetch_add(late_records.len() as u64, Ordering::Relaxed);
+                    if let Some((_, cap)) = &state.capability {
+                        late_handle
+                            .session(cap)
+                            .give_iterator(late_records.drain(..));
+                    }
+                }
+                if !state.fired.is_empty() {
+                    let mut handle = results.activate();
+                    let (cap, _) = state
+                        .capability
+                        .as_ref()
+                        .expect("results need a capability");
+                    let mut session = handle.session(cap);
+                    for r in state.fired.drain(..) {
+                        session.give((r.window_end - 1, r));
+                    }
+                }
+                // Hold a capability only while there is state to fire.
+                if state.is_empty() {
+                    state.capability = None;
+                } else if let Some((results_cap, late_cap)) = state.capability.as_mut() {
+                    let hold = state
+                        .stash
+                        .keys()
+                        .next()
+                        .copied()
+                        .into_iter()
+                        .chain(least)
+                        .min();
+                    if let Some(t) = hold {
+                        if t > *results_cap.time() {
+                            results_cap.downgrade(&t);
+                            late_cap.downgrade(&t);
+                        }
+                    }
+                }
+            }
+        });
+        (results_stream, late_stream)
+    }
+}
+
+/// The state of one window operator: all keyed window state lives here.
+struct WindowState<K, V, A: Aggregator<V>> {
+    config: WindowConfig,
+    agg: A,
+    /// Records not yet applied, by timestamp.
+    stash: BTreeMap<Time, Vec<(Time, (K, V))>>,
+    /// Tumbling and sliding windows: accumulators per key and pane start.
+    panes: FxHashMap<K, BTreeMap<u64, A::Acc>>,
+    /// Session windows: per key, open sessions by start, with end and accumulator.
+    sessions: FxHashMap<K, BTreeMap<u64, (u64, A::Acc)>>,
+    /// Windows to fire, by `end + allowed_lateness`: `(key, end)`.
+    timers: BTreeMap<Time, FxHashSet<(K, u64)>>,
+    /// Capabilities for the results and late outputs while state remains.
+    capability: Option<(Capability<Time>, Capability<Time>)>,
+    /// Results fired and not yet sent.
+    fired: Vec<WindowResult<K, A::Out>>,
+}
+
+impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> WindowState<K, V, A> {
+    fn is_empty(&self) -> bool {
+        self.stash.is_empty() && self.timers.is_empty() && self.fired.is_empty()
+    }
+
+    /// Window length and pane length of tumbling and sliding windows.
+    fn geometry(&self) -> (u64, u64, u64) {
+        match self.config.assigner {
+            Assigner::Tumbling { size } => (size, size, size),
+            Assigner::Sliding { size, slide } => (size, slide, gcd(size, slide)),
+            Assigner::Session { gap } => (gap, gap, gap),
+        }
+    }
+
+    /// Applies one record stamped `time`; false if it is late.
+    fn apply(&mut self, time: Time, ts: u64, key: K, value: &V) -> bool {
+        let lateness = self.config.allowed_lateness;
+        match self.config.assigner {
+            Assigner::Session { gap } => self.apply_session(time, ts, gap, key, value),
+            _ => {
+                let (size, slide, pane) = self.geometry();
+                let last_start = ts - ts % slide;
+                if (last_start + size).saturating_add(lateness) <= time {
+                    return false;
+                }
+                let pane_start = ts - ts % pane;
+                let panes = self.panes.entry(key.clone()).or_default();
+                let fresh = !panes.contains_key(&pane_start);
+                let acc = panes.entry(pane_start).or_insert_with(|| self.agg.init());
+                self.agg.add(acc, value);
+                if fresh {
+                    // Every window holding the pane that is still open.
+                    let mut start = pane_start - pane_start % slide;
+                    loop {
+                        let end = start + size;
+                        if end <= pane_start {
+                            break;
+                        }
+                        let fire = end.saturating_add(lateness);
+                        if fire > time {
+                            self.timers
+                                .entry(fire)
+                                .or_default()
+                                .insert((key.clone(), end));
+                        }
+                        if start < slide {
+                            break;
+                        }
+                        start -= slide;
+                    }
+                }
+                true
+            }
+        }
+    }
+
+    fn apply_session(&mut self, time: Time, ts: u64, gap: u64, key: K, value: &V) -> bool {
+        let lateness = self.config.allowed_lateness;
+        let sessions = self.sessions.entry(key.clone()).or_default();
+        let (mut start, mut end) = (ts, ts.saturating_add(gap));
+        // Sessions that overlap or touch [ts, ts + gap).
+        let overlapping: Vec<u64> = sessions
+            .range(..=end)
+            .rev()
+            .take_while(|(_, (e, _))| *e >= ts)
+            .map(|(s, _)| *s)
+            .collect();
+        if overlapping.is_empty() && end.saturating_add(lateness) <= time {
+            if sessions.is_empty() {
+                self.sessions.remove(&key);
+            }
+            return false;
+        }
+        let mut acc = self.agg.init();
+        for s in overlapping {
+            let (e, other) = sessions.remove(&s).expect("session present");
+            start = start.min(s);
+            end = end.max(e);
+            self.agg.merge(&mut acc, &other);
+        }
+        self.agg.add(&mut acc, value);
+        sessions.insert(start, (end, acc));
+        // Timers of merged-away sessions go stale and are skipped when due.
+        self.timers
+            .entry(end.saturating_add(lateness))
+            .or_default()
+            .insert((key, end));
+        true
+    }
+
+    /// Fires every window due at or before `time`, in order.
+    fn fire_until(&mut self, time: Time) {
+        while let Some(entry) = self.timers.first_entry() {
+            if *entry.key() > time {
+                break;
+            }
+            for (key, end) in entry.remove() {
+                match self.config.assigner {
+                    Assigner::Session { .. } => self.fire_session(key, end),
+                    _ => self.fire_window(key, end),
+                }
+            }
+        }
+    }
+
+    fn fire_window(&mut self, key: K, end: u64) {
+        let (size, slide, _) = self.geometry();
+        let start = end - size;
+        let Some(panes) = self.panes.get_mut(&key) else {
+            return;
+        };
+        let mut acc = self.agg.init();
+        let mut any = false;
+        for (_, pane) in panes.range(start..end) {
+            self.agg.merge(&mut acc, pane);
+            any = true;
+        }
+        // Panes before the next window's start are needed no more.
+        let keep = panes.split_off(&(start + slide));
+        *panes = keep;
+        if panes.is_empty() {
+            self.panes.remove(&key);
+        }
+        if any {
+            self.fired.push(WindowResult {
+                key,
+                window_start: start,
+                window_end: end,
+                value: self.agg.finish(acc),
+            });
+        }
+    }
+
+    fn fire_session(&mut self, key: K, end: u64) {
+        let Some(sessions) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let Some(start) = sessions
+            .iter()
+            .find(|(_, (e, _))| *e == end)
+            .map(|(s, _)| *s)
+        else {
+            return; // merged into a later session
+        };
+        let (_, acc) = sessions.remove(&start).expect("session present");
+        if sessions.is_empty() {
+            self.sessions.remove(&key);
+        }
+        self.fired.push(WindowResult {
+            key,
+            window_start: start,
+            window_end: end,
+            value: self.agg.finish(acc),
+        });
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
