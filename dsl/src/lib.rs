@@ -28,24 +28,30 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod aggregate;
 pub mod error;
 mod plan;
 pub mod sinks;
 pub mod sources;
 mod stream;
+mod time;
+mod window;
 
 use std::hash::Hash;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use aggregate::Aggregator;
 pub use error::{BoxError, PlanError, RunError, SinkError, SourceError};
 pub use plan::Pipeline;
 pub use sinks::{Collect, CsvFile, ForEach, JsonLinesFile, Sink, Stdout};
 pub use sources::{Csv, Generator, Iter, JsonLines, Source, Stdin, TextLines};
 pub use stream::{KeyedStream, Stream};
+pub use time::Watermark;
 pub use weir_engine::{Cluster, EngineError, RunSummary};
 pub use weir_operators::Update;
+pub use window::{Session, Sliding, Tumbling, WindowResult, WindowSpec, WindowedStream};
 
 /// What a record must be: cloneable, shareable between worker threads, and
 /// serializable with serde so that it can cross process boundaries.
@@ -62,9 +68,10 @@ impl<T: Data + Hash + Eq> Key for T {}
 /// Everything a pipeline author needs: `use weir::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Cluster, Collect, Csv, CsvFile, Data, ForEach, Generator, Iter, JsonLines, JsonLinesFile,
-        Key, KeyedStream, Pipeline, PlanError, RunError, Sink, Source, Stdin, Stdout, Stream,
-        TextLines, Update,
+        Aggregator, Cluster, Collect, Csv, CsvFile, Data, ForEach, Generator, Iter, JsonLines,
+        JsonLinesFile, Key, KeyedStream, Pipeline, PlanError, RunError, Session, Sink, Sliding,
+        Source, Stdin, Stdout, Stream, TextLines, Tumbling, Update, Watermark, WindowResult,
+        WindowedStream,
     };
 }
 

@@ -44,11 +44,16 @@ pub(crate) struct Node {
     pub(crate) consumers: usize,
 }
 
+/// A check run by `validate`, for mistakes that show only once the whole
+/// pipeline is described (a window never aggregated).
+type Check = Arc<dyn Fn() -> Option<PlanError> + Send + Sync>;
+
 struct Graph {
     name: String,
     nodes: Vec<Node>,
     sinks: Vec<SinkBuilder>,
     errors: Vec<PlanError>,
+    checks: Vec<Check>,
 }
 
 /// A dataflow pipeline: sources, transformations and sinks, described as a
@@ -91,6 +96,7 @@ impl Pipeline {
                 nodes: Vec::new(),
                 sinks: Vec::new(),
                 errors: Vec::new(),
+                checks: Vec::new(),
             })),
         }
     }
@@ -133,6 +139,10 @@ impl Pipeline {
 
     pub(crate) fn record_error(&self, error: PlanError) {
         self.lock().errors.push(error);
+    }
+
+    pub(crate) fn add_check(&self, check: Check) {
+        self.lock().checks.push(check);
     }
 
     pub(crate) fn describe(&self, id: NodeId) -> String {
@@ -180,6 +190,9 @@ impl Pipeline {
         let g = self.lock();
         if let Some(e) = g.errors.first() {
             return Err(e.clone());
+        }
+        if let Some(e) = g.checks.iter().find_map(|check| check()) {
+            return Err(e);
         }
         if g.sinks.is_empty() {
             return Err(PlanError::NoSink {
@@ -365,6 +378,18 @@ impl<'s> Ctx<'s> {
             built: HashMap::new(),
             _scope: PhantomData,
         }
+    }
+
+    /// Records `stream` as the built stream of stage `node` (a second output
+    /// of an operator built for another stage).
+    pub(crate) fn provide<T: Data>(&mut self, node: NodeId, stream: Timed<'s, T>) {
+        self.built.insert(node, Box::new(Erased::new(stream)));
+    }
+
+    /// The stream recorded for `node` by [`provide`](Ctx::provide), if any.
+    pub(crate) fn provided<T: Data>(&self, node: NodeId) -> Option<Timed<'s, T>> {
+        let erased = self.built.get(&node)?.downcast_ref::<Erased<T>>()?;
+        Some(erased.get())
     }
 
     /// The timely stream of stage `node`, built by `build` on first use.

@@ -19,6 +19,10 @@ pub struct Stream<T> {
     pub(crate) pipeline: Pipeline,
     pub(crate) node: NodeId,
     pub(crate) build: Builder<T>,
+    /// Whether records carry event time assigned by `event_time`.
+    pub(crate) timed: bool,
+    /// The source, while the stream comes straight from one (for `event_time`).
+    pub(crate) source: Option<Arc<dyn crate::Source<Item = T>>>,
 }
 
 impl<T> Clone for Stream<T> {
@@ -27,6 +31,8 @@ impl<T> Clone for Stream<T> {
             pipeline: self.pipeline.clone(),
             node: self.node,
             build: Arc::clone(&self.build),
+            timed: self.timed,
+            source: self.source.clone(),
         }
     }
 }
@@ -67,6 +73,8 @@ impl<T: Data> Stream<T> {
             pipeline: self.pipeline.clone(),
             node,
             build,
+            timed: self.timed,
+            source: None,
         }
     }
 
@@ -244,8 +252,17 @@ impl<T: Data> Stream<T> {
                 right: other.pipeline.name(),
             });
         }
+        if self.timed != other.timed {
+            self.pipeline.record_error(PlanError::InvalidParameter {
+                stage: self.pipeline.describe(node),
+                field: "event_time".into(),
+                expected: "both streams with event time, or neither".into(),
+            });
+        }
         let (a, b) = (self.upstream(), other.upstream());
         Stream {
+            timed: self.timed,
+            source: None,
             pipeline: self.pipeline,
             node,
             build: builder(move |ctx| {

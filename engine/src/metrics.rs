@@ -12,6 +12,8 @@ pub enum CounterKind {
     Source,
     /// Records written by a sink.
     Sink,
+    /// Late records of a window stage (dropped, or sent to its late-data stream).
+    Late,
 }
 
 /// Counters of one job in one process, shared by its workers.
@@ -88,6 +90,7 @@ impl Metrics {
             elapsed: self.started.elapsed(),
             sources: pick(CounterKind::Source),
             sinks: pick(CounterKind::Sink),
+            late: pick(CounterKind::Late),
         }
     }
 }
@@ -105,6 +108,8 @@ pub struct RunSummary {
     pub sources: Vec<(String, u64)>,
     /// `(sink name, records written)`.
     pub sinks: Vec<(String, u64)>,
+    /// `(window stage, late records)`.
+    pub late: Vec<(String, u64)>,
 }
 
 impl RunSummary {
@@ -134,6 +139,9 @@ impl fmt::Display for RunSummary {
         }
         for (name, n) in &self.sinks {
             writeln!(f, "  sink {name}: {n} records written")?;
+        }
+        for (name, n) in &self.late {
+            writeln!(f, "  window {name}: {n} late records")?;
         }
         Ok(())
     }

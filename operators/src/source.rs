@@ -59,6 +59,9 @@ pub struct EventTime<F> {
     /// How long a partition may be idle before its watermark advances by
     /// processing time; `None` never.
     pub idle_timeout: Option<Duration>,
+    /// Records per batch at most: a partition's watermark moves after each
+    /// batch, so this is how often it can move.
+    pub batch: usize,
 }
 
 /// The watermark of one partition.
@@ -152,7 +155,7 @@ pub fn partitioned_source<'scope, D: ExchangeData>(
 /// }
 ///
 /// let captured = timely::example(move |scope| {
-///     let time = EventTime { extract: |t: &u64| *t, bound: 500, idle_timeout: None };
+///     let time = EventTime { extract: |t: &u64| *t, bound: 500, idle_timeout: None, batch: 2 };
 ///     let readers: Vec<Box<dyn PartitionReader<u64>>> = vec![Box::new(Ticks(0))];
 ///     partitioned_source_with_time(scope, "ticks", readers, Some(time),
 ///         Arc::new(AtomicU64::new(0)), Failure::default()).capture()
@@ -188,8 +191,9 @@ where
             })
             .collect();
         drop(capability);
-        let mut buffer: Vec<D> = Vec::with_capacity(BATCH);
-        let mut stamped: Vec<(Time, D)> = Vec::with_capacity(BATCH);
+        let batch = event_time.as_ref().map_or(BATCH, |et| et.batch.max(1));
+        let mut buffer: Vec<D> = Vec::with_capacity(batch);
+        let mut stamped: Vec<(Time, D)> = Vec::with_capacity(batch);
         move |output| {
             let start = Instant::now();
             let mut any_more = false;
@@ -197,7 +201,7 @@ where
             while i < partitions.len() {
                 let partition = &mut partitions[i];
                 let status = loop {
-                    match partition.reader.read(&mut buffer, BATCH) {
+                    match partition.reader.read(&mut buffer, batch) {
                         Ok(status) => {
                             if !buffer.is_empty() {
                                 counter.fetch_add(buffer.len() as u64, Ordering::Relaxed);

@@ -113,6 +113,34 @@ pub trait Aggregator<V>: Send + Sync + 'static {
     fn finish(&self, acc: Self::Acc) -> Self::Out;
 }
 
+macro_rules! tuple_aggregator {
+    ($($a:ident $i:tt),+) => {
+        /// Several aggregations at once; the result is the tuple of results.
+        impl<V, $($a: Aggregator<V>),+> Aggregator<V> for ($($a,)+) {
+            type Acc = ($($a::Acc,)+);
+            type Out = ($($a::Out,)+);
+            fn init(&self) -> Self::Acc {
+                ($(self.$i.init(),)+)
+            }
+            fn add(&self, acc: &mut Self::Acc, v: &V) {
+                $(self.$i.add(&mut acc.$i, v);)+
+            }
+            fn merge(&self, acc: &mut Self::Acc, other: &Self::Acc) {
+                $(self.$i.merge(&mut acc.$i, &other.$i);)+
+            }
+            fn finish(&self, acc: Self::Acc) -> Self::Out {
+                ($(self.$i.finish(acc.$i),)+)
+            }
+        }
+    };
+}
+
+tuple_aggregator!(A 0, B 1);
+tuple_aggregator!(A 0, B 1, C 2);
+tuple_aggregator!(A 0, B 1, C 2, D 3);
+tuple_aggregator!(A 0, B 1, C 2, D 3, E 4);
+tuple_aggregator!(A 0, B 1, C 2, D 3, E 4, F 5);
+
 /// The result of one window of one key.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct WindowResult<K, O> {
@@ -234,7 +262,7 @@ where
                 // Apply stashed records in timestamp order, up to the frontier.
                 while let Some(entry) = state.stash.first_entry() {
                     let time = *entry.key();
-                    if least.is_none_or(|f| time > f) {
+                    if least.is_some_and(|f| time > f) {
                         break;
                     }
                     let records = entry.remove();
@@ -293,12 +321,15 @@ where
     }
 }
 
+/// A keyed record with its event time.
+type Keyed<K, V> = (Time, (K, V));
+
 /// The state of one window operator: all keyed window state lives here.
 struct WindowState<K, V, A: Aggregator<V>> {
     config: WindowConfig,
     agg: A,
     /// Records not yet applied, by timestamp.
-    stash: BTreeMap<Time, Vec<(Time, (K, V))>>,
+    stash: BTreeMap<Time, Vec<Keyed<K, V>>>,
     /// Tumbling and sliding windows: accumulators per key and pane start.
     panes: FxHashMap<K, BTreeMap<u64, A::Acc>>,
     /// Session windows: per key, open sessions by start, with end and accumulator.

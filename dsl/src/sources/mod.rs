@@ -58,6 +58,15 @@ pub struct SourceContext {
 }
 
 impl SourceContext {
+    pub(crate) fn new(ctx: &crate::plan::Ctx<'_>, name: &str) -> Self {
+        SourceContext {
+            worker: ctx.scope.index(),
+            peers: ctx.scope.peers(),
+            name: name.to_string(),
+            metrics: Arc::clone(&ctx.metrics),
+        }
+    }
+
     /// Global index of this worker.
     pub fn worker(&self) -> usize {
         self.worker
@@ -89,16 +98,14 @@ pub(crate) fn install<S: Source>(pipeline: &Pipeline, source: S) -> Stream<S::It
     let name = source.describe();
     let node = pipeline.add_node("source", name.clone(), &[]);
     let source = Arc::new(source);
+    let shared: Arc<dyn Source<Item = S::Item>> = source.clone();
     Stream {
         pipeline: pipeline.clone(),
         node,
+        timed: false,
+        source: Some(shared),
         build: builder(move |ctx| {
-            let sctx = SourceContext {
-                worker: ctx.scope.index(),
-                peers: ctx.scope.peers(),
-                name: name.clone(),
-                metrics: Arc::clone(&ctx.metrics),
-            };
+            let sctx = SourceContext::new(ctx, &name);
             let readers = source.open(&sctx)?;
             let counter = ctx.metrics.counter(CounterKind::Source, &name);
             Ok(partitioned_source(

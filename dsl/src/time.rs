@@ -1,0 +1,163 @@
+//! Event time: `Stream::event_time` and watermark strategies.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use weir_engine::CounterKind;
+use weir_operators::source::{partitioned_source_with_time, EventTime};
+
+use crate::error::PlanError;
+use crate::plan::builder;
+use crate::sources::SourceContext;
+use crate::{Data, Stream};
+
+/// How watermarks follow event time: each source partition's watermark is
+/// the highest event time it has read minus a bound on out-of-orderness,
+/// updated after every batch of records (see [`every`](Watermark::every)).
+///
+/// A record is late when every window it belongs to has ended (plus the
+/// allowed lateness) before its partition's watermark, as of the start of
+/// its batch. That depends on the partition's own records only, so results
+/// are the same on any number of workers.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use weir::Watermark;
+///
+/// let wm = Watermark::bounded(Duration::from_millis(500)).idle_timeout(Duration::from_secs(5));
+/// assert_eq!(wm.bound(), Duration::from_millis(500));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watermark {
+    bound: Duration,
+    idle_timeout: Option<Duration>,
+    every: usize,
+}
+
+impl Watermark {
+    /// Records may arrive up to `max_out_of_orderness` behind the highest
+    /// event time seen in their partition without being late.
+    pub fn bounded(max_out_of_orderness: Duration) -> Self {
+        Watermark {
+            bound: max_out_of_orderness,
+            idle_timeout: None,
+            every: weir_operators::source::BATCH,
+        }
+    }
+
+    /// Records arrive in event-time order in each partition.
+    pub fn ascending() -> Self {
+        Self::bounded(Duration::ZERO)
+    }
+
+    /// A partition without records for `timeout` advances its watermark with
+    /// processing time, so that an idle partition of an unbounded source does
+    /// not hold the whole job back. (An exhausted partition always releases
+    /// its watermark.)
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// A partition's watermark moves after each batch of at most `records`
+    /// records it reads (default 1024): the records of one batch share the
+    /// watermark as of the batch's start. Smaller batches make lateness
+    /// finer-grained and cost throughput.
+    pub fn every(mut self, records: usize) -> Self {
+        self.every = records.max(1);
+        self
+    }
+
+    /// The bound on out-of-orderness.
+    pub fn bound(&self) -> Duration {
+        self.bound
+    }
+}
+
+impl<T: Data> Stream<T> {
+    /// Assigns event time to the records of a source: `extract` gives a
+    /// record's event time in milliseconds since the epoch, and each source
+    /// partition's watermark follows `watermark`. The pipeline's watermark is
+    /// the least over all partitions of all workers; windows fire as it
+    /// passes them.
+    ///
+    /// # Errors
+    ///
+    /// `run` reports a [`PlanError`] if the stream does not come straight
+    /// from [`Pipeline::source`](crate::Pipeline::source): watermarks are
+    /// kept per source partition.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weir::prelude::*;
+    ///
+    /// let out = Collect::new();
+    /// Pipeline::new("events")
+    ///     .source(Iter::new(vec![(1_000u64, 'a'), (1_500, 'b'), (12_000, 'a')]))
+    ///     .event_time(|e: &(u64, char)| e.0, Watermark::bounded(Duration::from_millis(100)))
+    ///     .key_by(|e| e.1)
+    ///     .window(Tumbling::of(Duration::from_secs(10)))
+    ///     .count()
+    ///     .sink(out.clone())
+    ///     .run(Cluster::threads(2).quiet(true))
+    ///     .unwrap();
+    /// let mut got: Vec<_> = out.take().into_iter().map(|r| (r.key, r.window_start, r.value)).collect();
+    /// got.sort();
+    /// assert_eq!(got, vec![('a', 0, 1), ('a', 10_000, 1), ('b', 0, 1)]);
+    /// ```
+    pub fn event_time<F>(self, extract: F, watermark: Watermark) -> Stream<T>
+    where
+        F: Fn(&T) -> u64 + Send + Sync + 'static,
+    {
+        let label = format!("bounded({} ms)", watermark.bound.as_millis());
+        let node = self.pipeline.add_node("event_time", label, &[self.node]);
+        let Some(source) = self.source.clone() else {
+            self.pipeline.record_error(PlanError::InvalidParameter {
+                stage: self.pipeline.describe(node),
+                field: "event_time".into(),
+                expected: "event time assigned right after a source (`pipeline.source(..).event_time(..)`), where each partition keeps its watermark".into(),
+            });
+            return Stream {
+                timed: true,
+                source: None,
+                node,
+                ..self
+            };
+        };
+        let extract = Arc::new(extract);
+        let bound = watermark.bound.as_millis() as u64;
+        let idle_timeout = watermark.idle_timeout;
+        let batch = watermark.every;
+        Stream {
+            pipeline: self.pipeline.clone(),
+            node,
+            timed: true,
+            source: None,
+            build: builder(move |ctx| {
+                let name = source.describe();
+                let sctx = SourceContext::new(ctx, &name);
+                let readers = source.open(&sctx)?;
+                let counter = ctx.metrics.counter(CounterKind::Source, &name);
+                let extract = Arc::clone(&extract);
+                let time = EventTime {
+                    extract: move |r: &T| extract(r),
+                    bound,
+                    idle_timeout,
+                    batch,
+                };
+                Ok(partitioned_source_with_time(
+                    ctx.scope,
+                    &name,
+                    readers,
+                    Some(time),
+                    counter,
+                    ctx.failure.clone(),
+                ))
+            }),
+        }
+    }
+}
