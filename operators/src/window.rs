@@ -259,19 +259,16 @@ where
                 });
                 let least = frontier.frontier().first().copied();
                 let mut late_records = Vec::new();
-                // Apply stashed records in timestamp order, up to the frontier.
+                // Apply, in timestamp order, the stashed records of every
+                // timestamp the frontier has passed (all of them are here).
                 while let Some(entry) = state.stash.first_entry() {
                     let time = *entry.key();
-                    if least.is_some_and(|f| time > f) {
+                    if least.is_some_and(|f| time >= f) {
                         break;
                     }
                     let records = entry.remove();
                     state.fire_until(time);
-                    for (ts, (key, value)) in records {
-                        if !state.apply(time, ts, key.clone(), &value) {
-                            late_records.push((ts, (key, value)));
-                        }
-                    }
+                    state.apply_all(time, records, &mut late_records);
                 }
                 match least {
                     Some(f) => state.fire_until(f),
@@ -356,11 +353,53 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> WindowState<K, V, A> {
         }
     }
 
-    /// Applies one record stamped `time`; false if it is late.
+    /// Applies all records stamped `time`, adding late ones to `late`.
+    fn apply_all(&mut self, time: Time, records: Vec<Keyed<K, V>>, late: &mut Vec<Keyed<K, V>>) {
+        let Assigner::Session { gap } = self.config.assigner else {
+            for (ts, (key, value)) in records {
+                if !self.apply(time, ts, key.clone(), &value) {
+                    late.push((ts, (key, value)));
+                }
+            }
+            return;
+        };
+        // A record whose own session window has ended is late unless it
+        // overlaps an open session, perhaps one that another record of this
+        // timestamp opened or extended: repeat until nothing changes, so that
+        // the outcome does not depend on the order of the records.
+        let lateness = self.config.allowed_lateness;
+        let mut candidates = Vec::new();
+        for (ts, (key, value)) in records {
+            if ts.saturating_add(gap).saturating_add(lateness) > time {
+                self.merge_session(ts, gap, key, &value);
+            } else {
+                candidates.push((ts, (key, value)));
+            }
+        }
+        loop {
+            let before = candidates.len();
+            let mut still = Vec::with_capacity(before);
+            for (ts, (key, value)) in candidates {
+                if self.session_overlaps(&key, ts, gap) {
+                    self.merge_session(ts, gap, key, &value);
+                } else {
+                    still.push((ts, (key, value)));
+                }
+            }
+            candidates = still;
+            if candidates.len() == before {
+                break;
+            }
+        }
+        late.extend(candidates);
+    }
+
+    /// Applies one record of a tumbling or sliding window stamped `time`;
+    /// false if it is late.
     fn apply(&mut self, time: Time, ts: u64, key: K, value: &V) -> bool {
         let lateness = self.config.allowed_lateness;
         match self.config.assigner {
-            Assigner::Session { gap } => self.apply_session(time, ts, gap, key, value),
+            Assigner::Session { .. } => unreachable!("sessions are applied by apply_all"),
             _ => {
                 let (size, slide, pane) = self.geometry();
                 let last_start = ts - ts % slide;
@@ -398,23 +437,28 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> WindowState<K, V, A> {
         }
     }
 
-    fn apply_session(&mut self, time: Time, ts: u64, gap: u64, key: K, value: &V) -> bool {
+    /// True if `[ts, ts + gap)` overlaps or touches an open session of `key`.
+    fn session_overlaps(&self, key: &K, ts: u64, gap: u64) -> bool {
+        self.sessions.get(key).is_some_and(|sessions| {
+            sessions
+                .range(..=ts.saturating_add(gap))
+                .next_back()
+                .is_some_and(|(_, (end, _))| *end >= ts)
+        })
+    }
+
+    /// Adds a record's session `[ts, ts + gap)` to `key`'s sessions, merging
+    /// every session it overlaps or touches.
+    fn merge_session(&mut self, ts: u64, gap: u64, key: K, value: &V) {
         let lateness = self.config.allowed_lateness;
         let sessions = self.sessions.entry(key.clone()).or_default();
         let (mut start, mut end) = (ts, ts.saturating_add(gap));
-        // Sessions that overlap or touch [ts, ts + gap).
         let overlapping: Vec<u64> = sessions
             .range(..=end)
             .rev()
             .take_while(|(_, (e, _))| *e >= ts)
             .map(|(s, _)| *s)
             .collect();
-        if overlapping.is_empty() && end.saturating_add(lateness) <= time {
-            if sessions.is_empty() {
-                self.sessions.remove(&key);
-            }
-            return false;
-        }
         let mut acc = self.agg.init();
         for s in overlapping {
             let (e, other) = sessions.remove(&s).expect("session present");
@@ -429,7 +473,6 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> WindowState<K, V, A> {
             .entry(end.saturating_add(lateness))
             .or_default()
             .insert((key, end));
-        true
     }
 
     /// Fires every window due at or before `time`, in order.
