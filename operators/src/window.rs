@@ -549,3 +549,142 @@ fn gcd(a: u64, b: u64) -> u64 {
         gcd(b, a % b)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+    use std::sync::Arc;
+
+    use timely::dataflow::operators::capture::{Capture, Extract};
+    use timely::dataflow::operators::Input;
+
+    use super::*;
+
+    struct Count;
+    impl Aggregator<u32> for Count {
+        type Acc = u64;
+        type Out = u64;
+        fn init(&self) -> u64 {
+            0
+        }
+        fn add(&self, acc: &mut u64, _: &u32) {
+            *acc += 1;
+        }
+        fn merge(&self, acc: &mut u64, other: &u64) {
+            *acc += other;
+        }
+        fn finish(&self, acc: u64) -> u64 {
+            acc
+        }
+    }
+
+    type Batch = (Time, Vec<(Time, (u8, u32))>);
+
+    /// Runs a window stage over batches sent at the given watermarks; returns
+    /// `(key, start, end, count)` results and late event times.
+    fn run(
+        assigner: Assigner,
+        lateness: u64,
+        batches: Vec<Batch>,
+    ) -> (Vec<(u8, u64, u64, u64)>, Vec<Time>) {
+        let config = WindowConfig {
+            assigner,
+            allowed_lateness: lateness,
+        };
+        let (results, late) = timely::example(move |scope| {
+            let (mut input, stream) = scope.new_input::<Vec<(Time, (u8, u32))>>();
+            let (results, late) =
+                stream.window_aggregate(config, Count, Arc::new(AtomicU64::new(0)));
+            for (time, records) in batches {
+                input.advance_to(time);
+                for r in records {
+                    input.send(r);
+                }
+            }
+            (results.capture(), late.capture())
+        });
+        let mut results: Vec<_> = results
+            .extract()
+            .into_iter()
+            .flat_map(|(_, d)| d)
+            .map(|(_, r)| (r.key, r.window_start, r.window_end, r.value))
+            .collect();
+        results.sort();
+        let mut late: Vec<_> = late
+            .extract()
+            .into_iter()
+            .flat_map(|(_, d)| d)
+            .map(|(ts, _)| ts)
+            .collect();
+        late.sort();
+        (results, late)
+    }
+
+    #[test]
+    fn a_window_ending_at_the_watermark_has_fired() {
+        let tumbling = Assigner::Tumbling { size: 10 };
+        // At watermark 10, [0, 10) has fired: ts 5 is late; at 9 it is not.
+        let (results, late) = run(
+            tumbling,
+            0,
+            vec![(0, vec![(1, (0, 0))]), (10, vec![(5, (0, 0))])],
+        );
+        assert_eq!((results, late), (vec![(0, 0, 10, 1)], vec![5]));
+        let (results, late) = run(
+            tumbling,
+            0,
+            vec![(0, vec![(1, (0, 0))]), (9, vec![(5, (0, 0))])],
+        );
+        assert_eq!((results, late), (vec![(0, 0, 10, 2)], vec![]));
+        // Allowed lateness keeps the window open until end + lateness.
+        let (results, late) = run(
+            tumbling,
+            3,
+            vec![(0, vec![(1, (0, 0))]), (12, vec![(5, (0, 0))])],
+        );
+        assert_eq!((results, late), (vec![(0, 0, 10, 2)], vec![]));
+    }
+
+    #[test]
+    fn session_record_is_late_only_if_it_reaches_no_open_session() {
+        let session = Assigner::Session { gap: 10 };
+        // [10, 20) has ended at watermark 20 and nothing is open: late.
+        let (_, late) = run(session, 0, vec![(20, vec![(10, (0, 0))])]);
+        assert_eq!(late, vec![10]);
+        // Same record, but a session [15, 25) is open and [10, 20) overlaps it.
+        let (results, late) = run(
+            session,
+            0,
+            vec![(0, vec![(15, (0, 0))]), (20, vec![(10, (0, 0))])],
+        );
+        assert_eq!((results, late), (vec![(0, 10, 25, 2)], vec![]));
+        // Two records of one watermark: 19 opens [19, 29), which 9's session
+        // [9, 19) touches; accepted whatever the order.
+        for order in [
+            vec![(9, (0, 0)), (19, (0, 0))],
+            vec![(19, (0, 0)), (9, (0, 0))],
+        ] {
+            let (results, late) = run(session, 0, vec![(19, order)]);
+            assert_eq!((results, late), (vec![(0, 9, 29, 2)], vec![]));
+        }
+    }
+
+    #[test]
+    fn sliding_record_counts_only_in_open_windows() {
+        let sliding = Assigner::Sliding {
+            size: 20,
+            slide: 10,
+        };
+        // ts 15 is in [0, 20) and [10, 30). At watermark 20, [0, 20) has
+        // fired, so it counts in [10, 30) only.
+        let (results, late) = run(
+            sliding,
+            0,
+            vec![(0, vec![(5, (0, 0))]), (20, vec![(15, (0, 0))])],
+        );
+        assert_eq!(
+            (results, late),
+            (vec![(0, 0, 20, 1), (0, 10, 30, 1)], vec![])
+        );
+    }
+}
