@@ -579,14 +579,12 @@ mod tests {
     }
 
     type Batch = (Time, Vec<(Time, (u8, u32))>);
+    /// `(key, start, end, count)` per window, and the late event times.
+    type Outcome = (Vec<(u8, u64, u64, u64)>, Vec<Time>);
 
     /// Runs a window stage over batches sent at the given watermarks; returns
     /// `(key, start, end, count)` results and late event times.
-    fn run(
-        assigner: Assigner,
-        lateness: u64,
-        batches: Vec<Batch>,
-    ) -> (Vec<(u8, u64, u64, u64)>, Vec<Time>) {
+    fn run(assigner: Assigner, lateness: u64, batches: Vec<Batch>) -> Outcome {
         let config = WindowConfig {
             assigner,
             allowed_lateness: lateness,
