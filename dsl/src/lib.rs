@@ -33,6 +33,7 @@ pub mod error;
 mod plan;
 pub mod sinks;
 pub mod sources;
+pub mod spec;
 mod stream;
 mod time;
 mod window;
@@ -45,7 +46,7 @@ use serde::Serialize;
 pub use aggregate::Aggregator;
 pub use error::{BoxError, PlanError, RunError, SinkError, SourceError};
 pub use plan::Pipeline;
-pub use sinks::{Collect, CsvFile, ForEach, JsonLinesFile, Sink, Stdout};
+pub use sinks::{Collect, CsvFile, ForEach, JsonLinesFile, Sink, Stdout, StdoutLines, TextFile};
 pub use sources::{Csv, Generator, Iter, JsonLines, Source, Stdin, TextLines};
 pub use stream::{KeyedStream, Stream};
 pub use time::Watermark;
@@ -70,8 +71,8 @@ pub mod prelude {
     pub use crate::{
         Aggregator, Cluster, Collect, Csv, CsvFile, Data, ForEach, Generator, Iter, JsonLines,
         JsonLinesFile, Key, KeyedStream, Pipeline, PlanError, RunError, Session, Sink, Sliding,
-        Source, Stdin, Stdout, Stream, TextLines, Tumbling, Update, Watermark, WindowResult,
-        WindowedStream,
+        Source, Stdin, Stdout, StdoutLines, Stream, TextFile, TextLines, Tumbling, Update,
+        Watermark, WindowResult, WindowedStream,
     };
 }
 

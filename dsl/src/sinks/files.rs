@@ -229,3 +229,100 @@ impl<T: Data> SinkWriter<T> for CsvWriter {
             .map_err(|e| sink_error(&self.name, &self.path, e))
     }
 }
+
+/// Writes `String` records as lines of text, after an optional header line,
+/// to one file (all records routed to worker 0) or to a directory with one
+/// `part-NNNNN.txt` file per worker.
+///
+/// # Examples
+///
+/// ```
+/// use weir::prelude::*;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("out.csv");
+/// Pipeline::new("p")
+///     .source(Iter::new(vec!["a,1".to_string()]))
+///     .sink(TextFile::to(&path).header("word,n"))
+///     .run(Cluster::threads(2).quiet(true))
+///     .unwrap();
+/// assert_eq!(std::fs::read_to_string(&path).unwrap(), "word,n\na,1\n");
+/// ```
+pub struct TextFile {
+    target: Target,
+    header: Option<String>,
+}
+
+impl TextFile {
+    /// All lines in the file at `path`, written by worker 0.
+    pub fn to(path: impl AsRef<Path>) -> Self {
+        TextFile {
+            target: Target::File(path.as_ref().to_path_buf()),
+            header: None,
+        }
+    }
+
+    /// One part file per worker in directory `dir` (created if missing).
+    pub fn parts(dir: impl AsRef<Path>) -> Self {
+        TextFile {
+            target: Target::Parts(dir.as_ref().to_path_buf()),
+            header: None,
+        }
+    }
+
+    /// Starts every file with `line`.
+    pub fn header(mut self, line: impl Into<String>) -> Self {
+        self.header = Some(line.into());
+        self
+    }
+}
+
+impl Sink<String> for TextFile {
+    fn describe(&self) -> String {
+        self.target.describe("txt")
+    }
+
+    fn placement(&self) -> Placement {
+        self.target.placement()
+    }
+
+    fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<String>>, SinkError> {
+        let (path, mut out) = self.target.create(ctx, "txt")?;
+        if let Some(header) = &self.header {
+            writeln!(out, "{header}").map_err(|error| SinkError {
+                sink: ctx.name().to_string(),
+                path: path.clone(),
+                error,
+            })?;
+        }
+        Ok(Box::new(TextWriter {
+            name: ctx.name().to_string(),
+            path,
+            out,
+        }))
+    }
+}
+
+struct TextWriter {
+    name: String,
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl SinkWriter<String> for TextWriter {
+    fn write(&mut self, batch: &mut Vec<String>) -> Result<(), BoxError> {
+        for line in batch.drain(..) {
+            self.out
+                .write_all(line.as_bytes())
+                .and_then(|()| self.out.write_all(b"\n"))
+                .map_err(|e| sink_error(&self.name, &self.path, e))?;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), BoxError> {
+        self.out
+            .flush()
+            .map_err(|e| sink_error(&self.name, &self.path, e))
+    }
+}

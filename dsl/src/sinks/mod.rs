@@ -1,6 +1,6 @@
 //! Sinks: where results go.
 //!
-//! Built-in sinks: [`Stdout`] (JSON lines), [`JsonLinesFile`] and [`CsvFile`]
+//! Built-in sinks: [`Stdout`] (JSON lines), [`StdoutLines`], [`JsonLinesFile`], [`CsvFile`] and [`TextFile`]
 //! (one file written by one worker, or a directory with one part file per
 //! worker), [`Collect`] (results back to the caller, for tests) and
 //! [`ForEach`] (a callback). Implement [`Sink`] for your own.
@@ -13,9 +13,9 @@ mod stdout;
 use std::sync::Arc;
 
 pub use collect::Collect;
-pub use files::{CsvFile, JsonLinesFile};
+pub use files::{CsvFile, JsonLinesFile, TextFile};
 pub use for_each::ForEach;
-pub use stdout::Stdout;
+pub use stdout::{Stdout, StdoutLines};
 pub use weir_operators::SinkWriter;
 
 use timely::dataflow::operators::vec::Map;

@@ -72,3 +72,89 @@ impl<T: Data> SinkWriter<T> for StdoutWriter {
         std::io::stdout().lock().flush().map_err(|e| self.error(e))
     }
 }
+
+/// Writes `String` records to standard output as they are, one per line,
+/// after an optional header line written by worker 0.
+///
+/// # Examples
+///
+/// ```
+/// use weir::prelude::*;
+///
+/// Pipeline::new("p")
+///     .source(Iter::new(vec!["plain text".to_string()]))
+///     .sink(StdoutLines::new())
+///     .run(Cluster::threads(1).quiet(true))
+///     .unwrap();
+/// ```
+#[derive(Default)]
+pub struct StdoutLines {
+    header: Option<String>,
+}
+
+impl StdoutLines {
+    /// Lines as they are.
+    pub fn new() -> Self {
+        StdoutLines { header: None }
+    }
+
+    /// Prints `line` first.
+    pub fn header(mut self, line: impl Into<String>) -> Self {
+        self.header = Some(line.into());
+        self
+    }
+}
+
+impl Sink<String> for StdoutLines {
+    fn describe(&self) -> String {
+        "stdout(lines)".to_string()
+    }
+
+    fn placement(&self) -> super::Placement {
+        // One writer, so that the header comes first.
+        if self.header.is_some() {
+            super::Placement::WorkerZero
+        } else {
+            super::Placement::EveryWorker
+        }
+    }
+
+    fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<String>>, SinkError> {
+        let mut writer = StdoutWriter {
+            name: ctx.name().to_string(),
+            buffer: Vec::with_capacity(1 << 16),
+        };
+        if let Some(header) = &self.header {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{header}").map_err(|e| SinkError {
+                sink: writer.name.clone(),
+                path: "<stdout>".into(),
+                error: e,
+            })?;
+        }
+        writer.buffer.clear();
+        Ok(Box::new(LinesWriter(writer)))
+    }
+}
+
+struct LinesWriter(StdoutWriter);
+
+impl SinkWriter<String> for LinesWriter {
+    fn write(&mut self, batch: &mut Vec<String>) -> Result<(), BoxError> {
+        let w = &mut self.0;
+        w.buffer.clear();
+        for line in batch.drain(..) {
+            w.buffer.extend_from_slice(line.as_bytes());
+            w.buffer.push(b'\n');
+        }
+        let mut out = std::io::stdout().lock();
+        out.write_all(&w.buffer).map_err(|e| w.error(e))
+    }
+
+    fn close(&mut self) -> Result<(), BoxError> {
+        std::io::stdout()
+            .lock()
+            .flush()
+            .map_err(|e| self.0.error(e))
+    }
+}

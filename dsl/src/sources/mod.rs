@@ -13,9 +13,11 @@ mod stdin;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+pub(crate) use files::LineSource;
 pub use files::{Csv, JsonLines, TextLines};
 pub use generator::Generator;
 pub use iter::Iter;
+pub(crate) use stdin::ParsedStdin;
 pub use stdin::Stdin;
 pub use weir_operators::{PartitionReader, ReadStatus};
 

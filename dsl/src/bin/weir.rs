@@ -1,0 +1,63 @@
+//! The `weir` command: run or explain a text pipeline spec.
+//!
+//! ```sh
+//! weir run spec.toml                 # one worker
+//! weir run spec.toml -w 4            # four worker threads
+//! weir explain spec.toml             # the plan, as text
+//! ```
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use weir::spec::Spec;
+use weir::Cluster;
+
+/// weir: stream processing pipelines, from a TOML spec.
+#[derive(Parser)]
+#[command(version, disable_help_subcommand = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the pipeline a spec describes.
+    #[command(disable_help_flag = true)]
+    Run {
+        /// The spec file (TOML).
+        spec: PathBuf,
+        #[command(flatten)]
+        cluster: Cluster,
+    },
+    /// Print the plan of a spec, as text, Mermaid or DOT.
+    Explain {
+        /// The spec file (TOML).
+        spec: PathBuf,
+        /// Output format.
+        #[arg(long, default_value = "text", value_parser = ["text", "mermaid", "dot"])]
+        format: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Run { spec, cluster } => {
+            let pipeline = Spec::from_path(&spec)?.pipeline()?;
+            pipeline
+                .run(cluster)
+                .with_context(|| format!("running {}", spec.display()))?;
+        }
+        Command::Explain { spec, format } => {
+            let pipeline = Spec::from_path(&spec)?.pipeline()?;
+            let text = match format.as_str() {
+                "mermaid" => pipeline.explain_mermaid(),
+                "dot" => pipeline.explain_dot(),
+                _ => pipeline.explain(),
+            };
+            print!("{text}");
+        }
+    }
+    Ok(())
+}

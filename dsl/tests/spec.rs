@@ -1,0 +1,288 @@
+//! `weir run SPEC.toml` end to end: CSV in, JSON lines out, on 1 worker, 2
+//! workers and 2 processes, checked against a straightforward reference;
+//! and the errors a user sees for mistakes in the spec or the data.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn weir(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "weir failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const SPEC: &str = r#"
+name = "amount-per-user"
+
+[source]
+type = "csv"
+path = "events*.csv"
+event_time = { field = "ts", max_out_of_orderness_ms = 5000 }
+
+[window]
+key = ["user", "region"]
+type = "tumbling"
+size_ms = 1000
+
+[aggregate]
+n = "count(*)"
+total = "sum(amount)"
+low = "min(amount)"
+high = "max(amount)"
+
+[sink]
+type = "jsonl"
+path = "out.jsonl"
+"#;
+
+/// Events over two files, shuffled within a few seconds of event time.
+fn write_events(dir: &Path) -> BTreeMap<(String, String, u64), (i64, i64, i64, i64)> {
+    let mut expected: BTreeMap<(String, String, u64), (i64, i64, i64, i64)> = BTreeMap::new();
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    for file in 0..2 {
+        let mut csv = String::from("region,ts,user,amount\n");
+        for i in 0..2_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let ts = 1_700_000_000_000 + i * 7 + x % 3_000;
+            let user = format!("u{}", x % 7);
+            let region = ["eu", "us"][(x >> 8) as usize % 2].to_string();
+            let amount = (x >> 16) as i64 % 100 - 20;
+            writeln!(csv, "{region},{ts},{user},{amount}").unwrap();
+            let e = expected.entry((user, region, ts - ts % 1000)).or_insert((
+                0,
+                0,
+                i64::MAX,
+                i64::MIN,
+            ));
+            e.0 += 1;
+            e.1 += amount;
+            e.2 = e.2.min(amount);
+            e.3 = e.3.max(amount);
+        }
+        std::fs::write(dir.join(format!("events{file}.csv")), csv).unwrap();
+    }
+    expected
+}
+
+fn read_results(path: &Path) -> BTreeMap<(String, String, u64), (i64, i64, i64, i64)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            // Fields come in spec order, integers as integers.
+            let names = [
+                "user",
+                "region",
+                "window_start",
+                "window_end",
+                "n",
+                "total",
+                "low",
+                "high",
+            ];
+            let at: Vec<usize> = names
+                .iter()
+                .map(|n| l.find(&format!("\"{n}\":")).unwrap())
+                .collect();
+            assert!(at.windows(2).all(|w| w[0] < w[1]), "{l}");
+            assert!(!l.contains(".0"), "integers stay integers: {l}");
+            assert_eq!(
+                v["window_end"].as_u64().unwrap() - v["window_start"].as_u64().unwrap(),
+                1000
+            );
+            (
+                (
+                    v["user"].as_str().unwrap().to_string(),
+                    v["region"].as_str().unwrap().to_string(),
+                    v["window_start"].as_u64().unwrap(),
+                ),
+                (
+                    v["n"].as_i64().unwrap(),
+                    v["total"].as_i64().unwrap(),
+                    v["low"].as_i64().unwrap(),
+                    v["high"].as_i64().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn csv_in_jsonl_out_on_one_and_two_workers_and_two_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = write_events(dir.path());
+    std::fs::write(dir.path().join("spec.toml"), SPEC).unwrap();
+
+    ok(&weir(&["run", "spec.toml", "-q"], dir.path()));
+    assert_eq!(read_results(&dir.path().join("out.jsonl")), expected);
+
+    ok(&weir(&["run", "spec.toml", "-q", "-w", "2"], dir.path()));
+    assert_eq!(read_results(&dir.path().join("out.jsonl")), expected);
+
+    let mut hosts = String::new();
+    for _ in 0..2 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        writeln!(hosts, "{}", l.local_addr().unwrap()).unwrap();
+    }
+    std::fs::write(dir.path().join("hosts"), hosts).unwrap();
+    let children: Vec<_> = (0..2)
+        .map(|p| {
+            Command::new(env!("CARGO_BIN_EXE_weir"))
+                .args([
+                    "run",
+                    "spec.toml",
+                    "-q",
+                    "-w",
+                    "2",
+                    "-n",
+                    "2",
+                    "-h",
+                    "hosts",
+                    "-p",
+                    &p.to_string(),
+                ])
+                .current_dir(dir.path())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        ok(&c.wait_with_output().unwrap());
+    }
+    // One `path`: one file holding every result, written by process 0.
+    assert_eq!(read_results(&dir.path().join("out.jsonl")), expected);
+}
+
+#[test]
+fn csv_sink_and_session_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("events.csv"),
+        "ts,user,amount\n1000,ann,10\n2000,bob,5.5\n3000,ann,7\n40000,ann,1\n39000,bob,2\n",
+    )
+    .unwrap();
+    let spec = r#"
+name = "sessions"
+[source]
+type = "csv"
+path = "events.csv"
+event_time = { field = "ts", max_out_of_orderness_ms = 2000 }
+[window]
+key = "user"
+type = "session"
+gap_ms = 30000
+[aggregate]
+count = "count(*)"
+total = "sum(amount)"
+mean = "avg(amount)"
+[sink]
+type = "csv"
+path = "out.csv"
+"#;
+    std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
+    ok(&weir(&["run", "spec.toml", "-q", "-w", "2"], dir.path()));
+    let text = std::fs::read_to_string(dir.path().join("out.csv")).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.remove(0),
+        "user,window_start,window_end,count,total,mean"
+    );
+    lines.sort();
+    assert_eq!(
+        lines,
+        vec![
+            "ann,1000,33000,2,17,8.5",
+            "ann,40000,70000,1,1,1.0",
+            "bob,2000,32000,1,5.5,5.5",
+            "bob,39000,69000,1,2,2.0",
+        ]
+    );
+}
+
+fn spec_error(spec: &str, csv: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("events.csv"), csv).unwrap();
+    std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
+    let out = weir(&["run", "spec.toml", "-q"], dir.path());
+    assert!(!out.status.success());
+    String::from_utf8(out.stderr).unwrap()
+}
+
+const GOOD_CSV: &str = "ts,user,amount\n1000,ann,10\n";
+
+#[test]
+fn mistakes_name_the_field_and_what_is_expected() {
+    let unknown = SPEC.replace("size_ms = 1000", "size_ms = 1000\nsise_ms = 5");
+    let err = spec_error(&unknown, GOOD_CSV);
+    assert!(err.contains("unknown field `sise_ms`"), "{err}");
+
+    let zero = SPEC.replace("size_ms = 1000", "size_ms = 0");
+    let err = spec_error(&zero, GOOD_CSV);
+    assert!(
+        err.contains("`window.size_ms`: expected the window size in milliseconds, above 0"),
+        "{err}"
+    );
+
+    let slide = SPEC.replace(
+        "type = \"tumbling\"\nsize_ms = 1000",
+        "type = \"sliding\"\nsize_ms = 1000\nslide_ms = 2000",
+    );
+    let err = spec_error(&slide, GOOD_CSV);
+    assert!(
+        err.contains("`window.slide_ms`: expected a slide no longer than size_ms (1000), got 2000"),
+        "{err}"
+    );
+
+    let bad_agg = SPEC.replace("\"sum(amount)\"", "\"median(amount)\"");
+    let err = spec_error(&bad_agg, GOOD_CSV);
+    assert!(
+        err.contains("`aggregate.total`") && err.contains("got `median(amount)`"),
+        "{err}"
+    );
+
+    let wrong_type = SPEC.replace("size_ms = 1000", "size_ms = \"1s\"");
+    let err = spec_error(&wrong_type, GOOD_CSV);
+    assert!(
+        err.contains("size_ms") && err.contains("invalid type"),
+        "{err}"
+    );
+
+    // A field the data does not have.
+    let err = spec_error(&SPEC.replace("events*.csv", "events.csv"), GOOD_CSV);
+    assert!(
+        err.contains("`window.key`") && err.contains("`region` is not among ts, user, amount"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_rows_stop_the_job_naming_file_line_and_field() {
+    let spec = SPEC
+        .replace("events*.csv", "events.csv")
+        .replace("key = [\"user\", \"region\"]", "key = \"user\"");
+    let err = spec_error(&spec, "ts,user,amount\n1000,ann,10\n2000,bob,lots\n");
+    assert!(
+        err.contains("events.csv:3") && err.contains("field `amount`: expected a number"),
+        "{err}"
+    );
+    let err = spec_error(&spec, "ts,user,amount\n1000,ann,10\nsoon,bob,1\n");
+    assert!(
+        err.contains("events.csv:3") && err.contains("field `ts`: expected the event time"),
+        "{err}"
+    );
+}
