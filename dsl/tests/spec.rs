@@ -23,6 +23,9 @@ fn ok(out: &Output) {
     );
 }
 
+/// `(user, region, window start)` → `(count, sum, min, max)`.
+type Windows = BTreeMap<(String, String, u64), (i64, i64, i64, i64)>;
+
 const SPEC: &str = r#"
 name = "amount-per-user"
 
@@ -48,8 +51,8 @@ path = "out.jsonl"
 "#;
 
 /// Events over two files, shuffled within a few seconds of event time.
-fn write_events(dir: &Path) -> BTreeMap<(String, String, u64), (i64, i64, i64, i64)> {
-    let mut expected: BTreeMap<(String, String, u64), (i64, i64, i64, i64)> = BTreeMap::new();
+fn write_events(dir: &Path) -> Windows {
+    let mut expected: Windows = BTreeMap::new();
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
     for file in 0..2 {
         let mut csv = String::from("region,ts,user,amount\n");
@@ -78,7 +81,7 @@ fn write_events(dir: &Path) -> BTreeMap<(String, String, u64), (i64, i64, i64, i
     expected
 }
 
-fn read_results(path: &Path) -> BTreeMap<(String, String, u64), (i64, i64, i64, i64)> {
+fn read_results(path: &Path) -> Windows {
     let text = std::fs::read_to_string(path).unwrap();
     text.lines()
         .map(|l| {
