@@ -5,7 +5,7 @@
 //! name = "clicks-per-user"
 //!
 //! [source]
-//! type = "csv"                 # csv | jsonl | stdin
+//! type = "csv"                 # csv | jsonl | stdin | nexmark (bids; `events = N`)
 //! path = "events.csv"          # a file, a directory or a glob
 //! event_time = { field = "ts", max_out_of_orderness_ms = 2000 }
 //! # schema = { amount = "float" }   # int | float | string; else inferred
@@ -38,7 +38,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::Aggregator;
-use crate::sources::{LineSource, ParsedStdin};
+use crate::sources::{Bid, LineSource, Mapped, Nexmark, ParsedStdin};
 use crate::{
     Pipeline, Session, Sliding, SourceError, StdoutLines, TextFile, Tumbling, Watermark,
     WindowResult, WindowSpec,
@@ -97,6 +97,7 @@ struct SourceSection {
     kind: String,
     path: Option<PathBuf>,
     format: Option<String>,
+    events: Option<u64>,
     event_time: EventTimeSection,
     #[serde(default)]
     schema: toml::Table,
@@ -265,6 +266,7 @@ struct AggSpec {
 #[derive(Debug, Clone)]
 pub struct Spec {
     name: String,
+    nexmark_events: Option<u64>,
     source_kind: String,
     path: Option<PathBuf>,
     stdin_format: String,
@@ -337,32 +339,45 @@ impl Spec {
             message: e.to_string(),
         })?;
         let src = file.source;
-        let (path, stdin_format) =
-            match src.kind.as_str() {
-                "csv" | "jsonl" => {
-                    let path = src.path.clone().ok_or_else(|| {
-                        field_err("source.path", "the input file, directory or glob")
-                    })?;
-                    (Some(path), src.kind.clone())
+        let (path, stdin_format) = match src.kind.as_str() {
+            "csv" | "jsonl" => {
+                let path = src
+                    .path
+                    .clone()
+                    .ok_or_else(|| field_err("source.path", "the input file, directory or glob"))?;
+                (Some(path), src.kind.clone())
+            }
+            "stdin" => {
+                let format = src.format.clone().unwrap_or_else(|| "jsonl".into());
+                if format != "jsonl" && format != "csv" {
+                    return Err(field_err("source.format", "`jsonl` or `csv`"));
                 }
-                "stdin" => {
-                    let format = src.format.clone().unwrap_or_else(|| "jsonl".into());
-                    if format != "jsonl" && format != "csv" {
-                        return Err(field_err("source.format", "`jsonl` or `csv`"));
-                    }
-                    (None, format)
-                }
-                "nexmark" => return Err(field_err(
+                (None, format)
+            }
+            "nexmark" => (None, String::new()),
+            other => {
+                return Err(field_err(
                     "source.type",
-                    "`csv`, `jsonl` or `stdin` (the nexmark source comes with the Nexmark work)",
-                )),
-                other => {
-                    return Err(field_err(
-                        "source.type",
-                        format!("`csv`, `jsonl` or `stdin`, got `{other}`"),
-                    ))
-                }
-            };
+                    format!("`csv`, `jsonl`, `stdin` or `nexmark`, got `{other}`"),
+                ))
+            }
+        };
+        let nexmark_events = match (src.kind.as_str(), src.events) {
+            ("nexmark", Some(n)) => Some(n),
+            ("nexmark", None) => {
+                return Err(field_err(
+                    "source.events",
+                    "the number of Nexmark events to generate",
+                ))
+            }
+            (_, Some(_)) => {
+                return Err(field_err(
+                    "source.events",
+                    "no `events` except for `type = \"nexmark\"`",
+                ))
+            }
+            _ => None,
+        };
         let mut types = Vec::new();
         for (field, ty) in &src.schema {
             let ty = match ty.as_str() {
@@ -512,8 +527,9 @@ impl Spec {
                 ))
             }
         };
-        Ok(Spec {
+        let spec = Spec {
             name: file.name,
+            nexmark_events,
             source_kind: src.kind,
             path,
             stdin_format,
@@ -529,7 +545,12 @@ impl Spec {
             aggs,
             sink_kind: sink.kind,
             sink_path,
-        })
+        };
+        if spec.nexmark_events.is_some() {
+            let fields: Vec<String> = BID_FIELDS.iter().map(|f| f.to_string()).collect();
+            spec.check_fields(&fields, "Nexmark bids")?;
+        }
+        Ok(spec)
     }
 
     fn type_of(&self, field: &str) -> Type {
@@ -558,6 +579,13 @@ impl Spec {
         let spec = Arc::new(self.clone());
         let p = Pipeline::new(self.name.clone());
         let rows = match (self.source_kind.as_str(), &self.path) {
+            ("nexmark", _) => {
+                let s = Arc::clone(&spec);
+                let events = self.nexmark_events.unwrap_or(0);
+                p.source(Mapped::new(Nexmark::bids(events), move |bid: Bid| {
+                    bid_row(&s, &bid)
+                }))
+            }
             ("csv", Some(path)) => {
                 self.check_csv_header(path)?;
                 let s = Arc::clone(&spec);
@@ -833,6 +861,36 @@ fn build_row(
         values.push(v);
     }
     Ok(Some(Row { ts, key, values }))
+}
+
+/// The fields of a Nexmark bid, as the spec names them.
+const BID_FIELDS: [&str; 7] = [
+    "auction",
+    "bidder",
+    "price",
+    "channel",
+    "url",
+    "date_time",
+    "extra",
+];
+
+fn bid_row(spec: &Spec, bid: &Bid) -> Row {
+    let get = |field: &str| -> Result<Value, String> {
+        Ok(match field {
+            "auction" => Value::Int(bid.auction as i64),
+            "bidder" => Value::Int(bid.bidder as i64),
+            "price" => Value::Int(bid.price as i64),
+            "channel" => Value::Str(bid.channel.clone()),
+            "url" => Value::Str(bid.url.clone()),
+            "date_time" => Value::Int(bid.date_time as i64),
+            "extra" => Value::Str(bid.extra.clone()),
+            other => return Err(format!("no field `{other}` in a bid")),
+        })
+    };
+    build_row(spec, get)
+        .ok()
+        .flatten()
+        .expect("bid fields are checked against the spec when it is parsed")
 }
 
 /// The accumulator of one aggregate.

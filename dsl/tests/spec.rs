@@ -289,3 +289,67 @@ fn bad_rows_stop_the_job_naming_file_line_and_field() {
         "{err}"
     );
 }
+
+#[test]
+fn nexmark_bids_per_auction_match_a_direct_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = r#"
+name = "bids-per-auction"
+[source]
+type = "nexmark"
+events = 20000
+event_time = { field = "date_time", max_out_of_orderness_ms = 0 }
+[window]
+key = "auction"
+type = "tumbling"
+size_ms = 500
+[aggregate]
+bids = "count(*)"
+top = "max(price)"
+[sink]
+type = "jsonl"
+path = "out.jsonl"
+"#;
+    std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
+    ok(&weir(&["run", "spec.toml", "-q", "-w", "2"], dir.path()));
+
+    // The reference: the same generator, read in order on one thread.
+    let config = nexmark::config::NexmarkConfig {
+        base_time: weir::sources::NEXMARK_BASE_TIME,
+        ..Default::default()
+    };
+    let mut expected: BTreeMap<(u64, u64), (u64, u64)> = BTreeMap::new();
+    for event in nexmark::EventGenerator::new(config).take(20_000) {
+        if let nexmark::event::Event::Bid(b) = event {
+            let e = expected
+                .entry((b.auction as u64, b.date_time - b.date_time % 500))
+                .or_insert((0, 0));
+            e.0 += 1;
+            e.1 = e.1.max(b.price as u64);
+        }
+    }
+    let text = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap();
+    let got: BTreeMap<(u64, u64), (u64, u64)> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let key = (
+                v["auction"].as_u64().unwrap(),
+                v["window_start"].as_u64().unwrap(),
+            );
+            (
+                key,
+                (v["bids"].as_u64().unwrap(), v["top"].as_u64().unwrap()),
+            )
+        })
+        .collect();
+    assert!(expected.len() > 50);
+    assert_eq!(got, expected);
+
+    let bad = spec.replace("key = \"auction\"", "key = \"seller\"");
+    let err = spec_error(&bad, GOOD_CSV);
+    assert!(
+        err.contains("`window.key`") && err.contains("`seller` is not among auction, bidder"),
+        "{err}"
+    );
+}

@@ -3,11 +3,12 @@
 //! Every source is split into partitions, and each worker reads the
 //! partitions assigned to it; the source operator holds one capability per
 //! partition. Built-in sources: [`Generator`], [`Iter`], [`Csv`],
-//! [`JsonLines`], [`TextLines`] and [`Stdin`]. Implement [`Source`] for your own.
+//! [`JsonLines`], [`TextLines`], [`Stdin`] and [`Nexmark`]. Implement [`Source`] for your own.
 
 mod files;
 mod generator;
 mod iter;
+mod nexmark;
 mod stdin;
 
 use std::sync::atomic::AtomicU64;
@@ -17,6 +18,7 @@ pub(crate) use files::LineSource;
 pub use files::{Csv, JsonLines, TextLines};
 pub use generator::Generator;
 pub use iter::Iter;
+pub use nexmark::{Auction, Bid, Event, Nexmark, Person, NEXMARK_BASE_TIME};
 pub(crate) use stdin::ParsedStdin;
 pub use stdin::Stdin;
 pub use weir_operators::{PartitionReader, ReadStatus};
@@ -118,5 +120,90 @@ pub(crate) fn install<S: Source>(pipeline: &Pipeline, source: S) -> Stream<S::It
                 ctx.failure.clone(),
             ))
         }),
+    }
+}
+
+/// A source whose records are mapped by a function inside the source, so
+/// that `event_time` can still follow it directly.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use weir::prelude::*;
+/// use weir::sources::Mapped;
+///
+/// // Lines like "1000 click" parsed into (time, what) before event time.
+/// let lines = Iter::new(vec!["1000 a".to_string(), "12000 b".to_string()]);
+/// let parsed = Mapped::new(lines, |l: String| {
+///     let (t, what) = l.split_once(' ').unwrap();
+///     (t.parse::<u64>().unwrap(), what.to_string())
+/// });
+/// let out = Collect::new();
+/// Pipeline::new("p")
+///     .source(parsed)
+///     .event_time(|r: &(u64, String)| r.0, Watermark::ascending())
+///     .key_by(|_| 0u8)
+///     .window(Tumbling::of(Duration::from_secs(10)))
+///     .count()
+///     .sink(out.clone())
+///     .run(Cluster::threads(1).quiet(true))
+///     .unwrap();
+/// assert_eq!(out.take().len(), 2);
+/// ```
+pub struct Mapped<S, F> {
+    inner: S,
+    f: Arc<F>,
+}
+
+impl<S, F> Mapped<S, F> {
+    /// Records of `inner`, mapped by `f`.
+    pub fn new(inner: S, f: F) -> Self {
+        Mapped {
+            inner,
+            f: Arc::new(f),
+        }
+    }
+}
+
+impl<S, U, F> Source for Mapped<S, F>
+where
+    S: Source,
+    U: Data,
+    F: Fn(S::Item) -> U + Send + Sync + 'static,
+{
+    type Item = U;
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<U>>>, SourceError> {
+        Ok(self
+            .inner
+            .open(ctx)?
+            .into_iter()
+            .map(|reader| {
+                Box::new(MappedReader {
+                    reader,
+                    f: Arc::clone(&self.f),
+                    scratch: Vec::new(),
+                }) as Box<dyn PartitionReader<U>>
+            })
+            .collect())
+    }
+}
+
+struct MappedReader<T, F> {
+    reader: Box<dyn PartitionReader<T>>,
+    f: Arc<F>,
+    scratch: Vec<T>,
+}
+
+impl<T: 'static, U, F: Fn(T) -> U + 'static> PartitionReader<U> for MappedReader<T, F> {
+    fn read(&mut self, out: &mut Vec<U>, max: usize) -> Result<ReadStatus, crate::BoxError> {
+        let status = self.reader.read(&mut self.scratch, max)?;
+        out.extend(self.scratch.drain(..).map(|x| (self.f)(x)));
+        Ok(status)
     }
 }

@@ -1,0 +1,182 @@
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use nexmark::config::NexmarkConfig;
+pub use nexmark::event::{Auction, Bid, Event, Person};
+use nexmark::EventGenerator;
+use weir_engine::BoxError;
+
+use super::{PartitionReader, ReadStatus, Source, SourceContext};
+use crate::error::SourceError;
+use crate::Data;
+
+/// The event time of the first Nexmark event unless
+/// [`base_time`](Nexmark::base_time) says otherwise: 2023-11-14T22:13:20Z.
+pub const NEXMARK_BASE_TIME: u64 = 1_700_000_000_000;
+
+/// The Nexmark generator (the `nexmark` crate, a port of the Flink
+/// generator): persons, auctions and bids in the proportion 1 : 3 : 46.
+///
+/// The first `events` events are cut into a fixed number of partitions (16
+/// unless [`partitions`](Nexmark::partitions) says otherwise; partition `p`
+/// holds events `p`, `p + partitions`, ...), so the same events come out,
+/// with the same event times, on any number of workers. Event times start at
+/// [`NEXMARK_BASE_TIME`] and advance 0.1 ms per event (10 000 events/s).
+///
+/// # Examples
+///
+/// ```
+/// use weir::prelude::*;
+/// use weir::sources::{Bid, Nexmark};
+///
+/// let out = Collect::new();
+/// Pipeline::new("bids")
+///     .source(Nexmark::bids(1_000))
+///     .map(|b: Bid| b.price)
+///     .sink(out.clone())
+///     .run(Cluster::threads(2).quiet(true))
+///     .unwrap();
+/// // 46 of every 50 events are bids.
+/// assert_eq!(out.take().len(), 920);
+/// ```
+pub struct Nexmark<T> {
+    events: u64,
+    partitions: u64,
+    base_time: u64,
+    pick: fn(Event) -> Option<T>,
+    kind: &'static str,
+    _item: PhantomData<fn() -> T>,
+}
+
+impl Nexmark<Event> {
+    /// All events among the first `events`.
+    pub fn events(events: u64) -> Self {
+        Nexmark::new(events, Some, "events")
+    }
+}
+
+impl Nexmark<Bid> {
+    /// The bids among the first `events` events.
+    pub fn bids(events: u64) -> Self {
+        Nexmark::new(
+            events,
+            |e| if let Event::Bid(b) = e { Some(b) } else { None },
+            "bids",
+        )
+    }
+}
+
+impl Nexmark<Auction> {
+    /// The auctions among the first `events` events.
+    pub fn auctions(events: u64) -> Self {
+        Nexmark::new(
+            events,
+            |e| {
+                if let Event::Auction(a) = e {
+                    Some(a)
+                } else {
+                    None
+                }
+            },
+            "auctions",
+        )
+    }
+}
+
+impl Nexmark<Person> {
+    /// The persons among the first `events` events.
+    pub fn persons(events: u64) -> Self {
+        Nexmark::new(
+            events,
+            |e| {
+                if let Event::Person(p) = e {
+                    Some(p)
+                } else {
+                    None
+                }
+            },
+            "persons",
+        )
+    }
+}
+
+impl<T> Nexmark<T> {
+    fn new(events: u64, pick: fn(Event) -> Option<T>, kind: &'static str) -> Self {
+        Nexmark {
+            events,
+            partitions: 16,
+            base_time: NEXMARK_BASE_TIME,
+            pick,
+            kind,
+            _item: PhantomData,
+        }
+    }
+
+    /// Cuts the events into `partitions` partitions (at least 1).
+    pub fn partitions(mut self, partitions: u64) -> Self {
+        self.partitions = partitions.max(1);
+        self
+    }
+
+    /// The event time of the first event, in ms since the epoch.
+    pub fn base_time(mut self, base_time: u64) -> Self {
+        self.base_time = base_time;
+        self
+    }
+}
+
+impl<T: Data> Source for Nexmark<T> {
+    type Item = T;
+
+    fn describe(&self) -> String {
+        format!("nexmark({}, {} events)", self.kind, self.events)
+    }
+
+    fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<T>>>, SourceError> {
+        let config = NexmarkConfig {
+            base_time: self.base_time,
+            ..NexmarkConfig::default()
+        };
+        let mut readers: Vec<Box<dyn PartitionReader<T>>> = Vec::new();
+        for p in (ctx.worker() as u64..self.partitions).step_by(ctx.peers()) {
+            let count = self.events.saturating_sub(p).div_ceil(self.partitions);
+            ctx.expect_work(count);
+            readers.push(Box::new(NexmarkReader {
+                generator: EventGenerator::new(config.clone())
+                    .with_offset(p)
+                    .with_step(self.partitions),
+                left: count,
+                pick: self.pick,
+                work: ctx.work_done(),
+            }));
+        }
+        Ok(readers)
+    }
+}
+
+struct NexmarkReader<T> {
+    generator: EventGenerator,
+    left: u64,
+    pick: fn(Event) -> Option<T>,
+    work: Arc<AtomicU64>,
+}
+
+impl<T: 'static> PartitionReader<T> for NexmarkReader<T> {
+    fn read(&mut self, out: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError> {
+        let limit = out.len() + max;
+        let mut generated = 0;
+        while self.left > 0 && out.len() < limit && generated < 4 * max {
+            let event = self.generator.next().expect("the generator never ends");
+            self.left -= 1;
+            generated += 1;
+            out.extend((self.pick)(event));
+        }
+        self.work.fetch_add(generated as u64, Ordering::Relaxed);
+        Ok(if self.left == 0 {
+            ReadStatus::Done
+        } else {
+            ReadStatus::More
+        })
+    }
+}
