@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use timely::dataflow::operators::vec::{Filter, Map};
 use timely::dataflow::operators::{Concat, Inspect};
-use weir_operators::{ExchangeByKey, Update, UpdatingFold};
+use weir_operators::{ExchangeByKey, Update, UpdatingCount, UpdatingFold};
 
 use crate::error::PlanError;
 use crate::plan::{builder, Builder, Ctx, NodeId, Pipeline};
@@ -422,9 +422,47 @@ impl<K: Key, T: Data> KeyedStream<K, T> {
         )
     }
 
-    /// Counts the records of each key, as a changelog (see [`fold`](Self::fold)).
-    pub fn count(self) -> Stream<Update<K, u64>> {
-        self.fold(|| 0u64, |n, _| *n += 1).named("count")
+    /// Counts the records of each key with differential dataflow, as a
+    /// changelog: when a key's count changes at a watermark, an [`Update`]
+    /// retracting the old count (`diff = -1`) and one adding the new count.
+    /// On a bounded stream without event time each key gets one final count.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weir::prelude::*;
+    ///
+    /// let out = Collect::new();
+    /// Pipeline::new("p")
+    ///     .source(Iter::new(vec!["b", "a", "b"].into_iter().map(String::from)))
+    ///     .key_by(|w: &String| w.clone())
+    ///     .count()
+    ///     .sink(out.clone())
+    ///     .run(Cluster::threads(2).quiet(true))
+    ///     .unwrap();
+    /// let mut got = out.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![
+    ///     Update { key: "a".to_string(), value: 1, diff: 1 },
+    ///     Update { key: "b".to_string(), value: 2, diff: 1 },
+    /// ]);
+    /// ```
+    pub fn count(self) -> Stream<Update<K, u64>>
+    where
+        K: Ord + std::fmt::Debug,
+    {
+        let up = self.inner.upstream();
+        self.inner.then(
+            "count",
+            String::new(),
+            builder(move |ctx| {
+                Ok(up
+                    .build(ctx)?
+                    .map(|(_, (key, _))| key)
+                    .updating_count()
+                    .map(|update| (0, update)))
+            }),
+        )
     }
 
     /// The records without their keys (still partitioned by key).

@@ -71,3 +71,67 @@ fn count_of_generated_keys() {
     assert_eq!(got.len(), 1_000);
     assert!(got.iter().all(|u| u.value == 100 && u.diff == 1));
 }
+
+/// Nets a changelog: the `(key, value)` pairs whose updates do not cancel.
+fn net(updates: Vec<Update<u16, u64>>) -> Vec<(u16, u64, i64)> {
+    let mut acc: HashMap<(u16, u64), i64> = HashMap::new();
+    for u in updates {
+        *acc.entry((u.key, u.value)).or_default() += u.diff;
+    }
+    let mut out: Vec<_> = acc
+        .into_iter()
+        .filter(|(_, d)| *d != 0)
+        .map(|((k, v), d)| (k, v, d))
+        .collect();
+    out.sort();
+    out
+}
+
+fn counts_with_event_time(input: &[(u16, i64)], workers: usize) -> (Vec<(u16, u64, i64)>, usize) {
+    let out = Collect::new();
+    // Event time = position, a watermark every 16 records: the counts change
+    // many times, and the changelog must net out to the final counts.
+    let timed: Vec<(u64, u16)> = input
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (i as u64, *k))
+        .collect();
+    Pipeline::new("counts")
+        .source(Iter::new(timed))
+        .event_time(|r: &(u64, u16)| r.0, Watermark::ascending().every(16))
+        .key_by(|r| r.1)
+        .count()
+        .sink(out.clone())
+        .run(Cluster::threads(workers).quiet(true))
+        .unwrap();
+    let updates = out.take();
+    let n = updates.len();
+    (net(updates), n)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn count_changelog_nets_to_the_reference(
+        input in prop::collection::vec((0u16..20, 0i64..1), 0..1_500),
+    ) {
+        let expected: Vec<(u16, u64, i64)> = reference(&input)
+            .into_iter()
+            .map(|(k, (n, _, _))| (k, n, 1))
+            .collect();
+        let (one, _) = counts_with_event_time(&input, 1);
+        prop_assert_eq!(&one, &expected);
+        let (two, _) = counts_with_event_time(&input, 2);
+        prop_assert_eq!(&two, &expected);
+    }
+}
+
+#[test]
+fn count_changelog_retracts_earlier_counts() {
+    let input: Vec<(u16, i64)> = (0..1_000).map(|i| ((i % 3) as u16, 0)).collect();
+    let (netted, updates) = counts_with_event_time(&input, 2);
+    assert_eq!(netted, vec![(0, 334, 1), (1, 333, 1), (2, 333, 1)]);
+    // Several watermarks: each key's count was updated (and retracted) many times.
+    assert!(updates > 3 * 10, "{updates}");
+}

@@ -253,3 +253,65 @@ mod tests {
         );
     }
 }
+
+/// Counts keys with differential dataflow: the count of each key as a
+/// changelog, consolidated per timestamp.
+pub trait UpdatingCount<'scope, K> {
+    /// Counts the records of each key (the input need not be partitioned:
+    /// differential dataflow arranges it by key), emitting, whenever a key's
+    /// count changes at a timestamp, the retraction of the old count and the
+    /// new count.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timely::dataflow::operators::ToStream;
+    /// use timely::dataflow::operators::capture::{Capture, Extract};
+    /// use weir_operators::updating::{Update, UpdatingCount};
+    ///
+    /// let out = timely::example(|scope| {
+    ///     vec!['a', 'b', 'a'].to_stream(scope).container::<Vec<_>>().updating_count().capture()
+    /// });
+    /// let mut changes: Vec<_> = out.extract().into_iter().flat_map(|(_, d)| d).collect();
+    /// changes.sort();
+    /// assert_eq!(changes, vec![
+    ///     Update { key: 'a', value: 2, diff: 1 },
+    ///     Update { key: 'b', value: 1, diff: 1 },
+    /// ]);
+    /// ```
+    fn updating_count(self) -> VecStream<'scope, Update<K, u64>>;
+}
+
+impl<'scope, K> UpdatingCount<'scope, K> for VecStream<'scope, K>
+where
+    K: ExchangeData + Hash + Ord + std::fmt::Debug + Clone,
+{
+    fn updating_count(self) -> VecStream<'scope, Update<K, u64>> {
+        use differential_dataflow::AsCollection;
+        use timely::dataflow::operators::vec::Map;
+
+        // Each record becomes an update of the collection at its timestamp.
+        let updates = self.unary(Pipeline, "ToUpdates", |_, _| {
+            move |input, output| {
+                input.for_each(|cap, data| {
+                    if let Some(time) = cap.least().copied() {
+                        output
+                            .session(&cap)
+                            .give_iterator(data.drain(..).map(|k| (k, time, 1isize)));
+                    } else {
+                        data.clear();
+                    }
+                })
+            }
+        });
+        updates
+            .as_collection()
+            .count()
+            .inner
+            .map(|((key, n), _, diff)| Update {
+                key,
+                value: n as u64,
+                diff: diff as i64,
+            })
+    }
+}
