@@ -216,44 +216,6 @@ where
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use timely::dataflow::operators::capture::{Capture, Extract};
-    use timely::dataflow::operators::Input;
-
-    use super::*;
-
-    #[test]
-    fn later_timestamps_retract_earlier_results() {
-        let captured = timely::example(|scope| {
-            let (mut input, stream) = scope.new_input::<Vec<(char, u64)>>();
-            let out = stream.updating_fold(|| 0u64, |acc, v| *acc += v).capture();
-            input.send(('a', 1));
-            input.send(('b', 1));
-            input.advance_to(5);
-            input.send(('a', 2));
-            input.send(('b', 0)); // folds to the same value: no change emitted
-            input.advance_to(9);
-            input.send(('a', 4));
-            input.send(('a', 10));
-            out
-        });
-        let mut by_time: Vec<(u64, Vec<Update<char, u64>>)> = captured.extract();
-        for (_, updates) in &mut by_time {
-            updates.sort();
-        }
-        let u = |key, value, diff| Update { key, value, diff };
-        assert_eq!(
-            by_time,
-            vec![
-                (0, vec![u('a', 1, 1), u('b', 1, 1)]),
-                (5, vec![u('a', 1, -1), u('a', 3, 1)]),
-                (9, vec![u('a', 3, -1), u('a', 17, 1)]),
-            ]
-        );
-    }
-}
-
 /// Counts keys with differential dataflow: the count of each key as a
 /// changelog, consolidated per timestamp.
 pub trait UpdatingCount<'scope, K> {
@@ -313,5 +275,43 @@ where
                 value: n as u64,
                 diff: diff as i64,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use timely::dataflow::operators::capture::{Capture, Extract};
+    use timely::dataflow::operators::Input;
+
+    use super::*;
+
+    #[test]
+    fn later_timestamps_retract_earlier_results() {
+        let captured = timely::example(|scope| {
+            let (mut input, stream) = scope.new_input::<Vec<(char, u64)>>();
+            let out = stream.updating_fold(|| 0u64, |acc, v| *acc += v).capture();
+            input.send(('a', 1));
+            input.send(('b', 1));
+            input.advance_to(5);
+            input.send(('a', 2));
+            input.send(('b', 0)); // folds to the same value: no change emitted
+            input.advance_to(9);
+            input.send(('a', 4));
+            input.send(('a', 10));
+            out
+        });
+        let mut by_time: Vec<(u64, Vec<Update<char, u64>>)> = captured.extract();
+        for (_, updates) in &mut by_time {
+            updates.sort();
+        }
+        let u = |key, value, diff| Update { key, value, diff };
+        assert_eq!(
+            by_time,
+            vec![
+                (0, vec![u('a', 1, 1), u('b', 1, 1)]),
+                (5, vec![u('a', 1, -1), u('a', 3, 1)]),
+                (9, vec![u('a', 3, -1), u('a', 17, 1)]),
+            ]
+        );
     }
 }
