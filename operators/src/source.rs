@@ -6,6 +6,7 @@
 //! exhausted, so a record's timestamp depends only on its own partition, never
 //! on how partitions interleave (DESIGN.md, "Coming later").
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -179,7 +180,7 @@ where
     source(scope, name, move |capability, info| {
         let activator = scope.activator_for(info.address);
         let now = Instant::now();
-        let mut partitions: Vec<Partition<D>> = readers
+        let mut partitions: VecDeque<Partition<D>> = readers
             .into_iter()
             .map(|reader| Partition {
                 reader,
@@ -195,71 +196,70 @@ where
         let mut buffer: Vec<D> = Vec::with_capacity(batch);
         let mut stamped: Vec<(Time, D)> = Vec::with_capacity(batch);
         move |output| {
+            // Partitions take turns, one batch each, so that their
+            // watermarks advance together, until the time slice is up or
+            // none has records ready.
             let start = Instant::now();
-            let mut any_more = false;
-            let mut i = 0;
-            while i < partitions.len() {
-                let partition = &mut partitions[i];
-                let status = loop {
-                    match partition.reader.read(&mut buffer, batch) {
-                        Ok(status) => {
-                            if !buffer.is_empty() {
-                                counter.fetch_add(buffer.len() as u64, Ordering::Relaxed);
-                                match &event_time {
-                                    None => stamped.extend(buffer.drain(..).map(|d| (0, d))),
-                                    Some(et) => {
-                                        let mut max = partition.clock.max_seen;
-                                        stamped.extend(buffer.drain(..).map(|d| {
-                                            let ts = (et.extract)(&d);
-                                            max = Some(max.map_or(ts, |m| m.max(ts)));
-                                            (ts, d)
-                                        }));
-                                        partition.clock.max_seen = max;
-                                        partition.clock.last_activity = Instant::now();
-                                    }
-                                }
-                                output
-                                    .session(&partition.capability)
-                                    .give_container(&mut stamped);
-                                stamped.clear();
-                                if let (Some(et), Some(max)) =
-                                    (&event_time, partition.clock.max_seen)
-                                {
-                                    let watermark = max.saturating_sub(et.bound);
-                                    if watermark > *partition.capability.time() {
-                                        partition.capability.downgrade(&watermark);
-                                    }
-                                }
-                            }
-                            if status != ReadStatus::More || start.elapsed() >= SLICE {
-                                break status;
-                            }
-                        }
-                        Err(e) => {
-                            failure.raise(e);
-                            partitions.clear();
-                            return;
-                        }
+            let mut without_records = 0;
+            while let Some(mut partition) = partitions.pop_front() {
+                let status = match partition.reader.read(&mut buffer, batch) {
+                    Ok(status) => status,
+                    Err(e) => {
+                        failure.raise(e);
+                        partitions.clear();
+                        return;
                     }
                 };
-                match status {
-                    ReadStatus::Done => {
-                        // Dropping the partition releases its capability.
-                        partitions.swap_remove(i);
-                        continue;
+                if !buffer.is_empty() {
+                    counter.fetch_add(buffer.len() as u64, Ordering::Relaxed);
+                    match &event_time {
+                        None => stamped.extend(buffer.drain(..).map(|d| (0, d))),
+                        Some(et) => {
+                            let mut max = partition.clock.max_seen;
+                            stamped.extend(buffer.drain(..).map(|d| {
+                                let ts = (et.extract)(&d);
+                                max = Some(max.map_or(ts, |m| m.max(ts)));
+                                (ts, d)
+                            }));
+                            partition.clock.max_seen = max;
+                            partition.clock.last_activity = Instant::now();
+                        }
                     }
-                    ReadStatus::More => any_more = true,
-                    ReadStatus::Idle => {
-                        if let Some(timeout) = event_time.as_ref().and_then(|et| et.idle_timeout) {
-                            advance_idle(partition, timeout);
+                    output
+                        .session(&partition.capability)
+                        .give_container(&mut stamped);
+                    stamped.clear();
+                    if let (Some(et), Some(max)) = (&event_time, partition.clock.max_seen) {
+                        let watermark = max.saturating_sub(et.bound);
+                        if watermark > *partition.capability.time() {
+                            partition.capability.downgrade(&watermark);
                         }
                     }
                 }
-                i += 1;
+                match status {
+                    // Dropping the partition releases its capability.
+                    ReadStatus::Done => {}
+                    ReadStatus::More => {
+                        without_records = 0;
+                        partitions.push_back(partition);
+                    }
+                    ReadStatus::Idle => {
+                        if let Some(timeout) = event_time.as_ref().and_then(|et| et.idle_timeout) {
+                            advance_idle(&mut partition, timeout);
+                        }
+                        without_records += 1;
+                        partitions.push_back(partition);
+                    }
+                }
+                if without_records >= partitions.len() {
+                    break;
+                }
+                if start.elapsed() >= SLICE {
+                    activator.activate();
+                    return;
+                }
             }
-            if any_more {
-                activator.activate();
-            } else if !partitions.is_empty() {
+            if !partitions.is_empty() {
                 activator.activate_after(Duration::from_millis(2));
             }
         }

@@ -10,11 +10,13 @@ use crate::Data;
 
 /// A deterministic source of `count` events: event `i` is `f(i)`.
 ///
-/// The index range is cut into a fixed number of partitions (16 unless
-/// [`partitions`](Generator::partitions) says otherwise), contiguous ranges
-/// read in index order and spread round-robin over all workers of all
-/// processes; so each partition produces the same events in the same order
-/// (and, with event time, the same watermarks) whatever the cluster.
+/// The indices are dealt into a fixed number of partitions (16 unless
+/// [`partitions`](Generator::partitions) says otherwise): partition `p` reads
+/// `p`, `p + partitions`, `p + 2·partitions`, ... in order, so partitions move
+/// through the index range (and so through event time, when it grows with the
+/// index) together. Partitions are spread round-robin over all workers of all
+/// processes; each produces the same events in the same order (and, with
+/// event time, the same watermarks) whatever the cluster.
 ///
 /// # Examples
 ///
@@ -72,16 +74,15 @@ where
     }
 
     fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<T>>>, SourceError> {
-        let (n, parts) = (u128::from(self.count), u128::from(self.partitions));
         let mut readers: Vec<Box<dyn PartitionReader<T>>> = Vec::new();
         for p in (ctx.worker() as u64..self.partitions).step_by(ctx.peers()) {
-            let start = (u128::from(p) * n / parts) as u64;
-            let end = ((u128::from(p) + 1) * n / parts) as u64;
-            ctx.expect_work(end - start);
+            let count = self.count.saturating_sub(p).div_ceil(self.partitions);
+            ctx.expect_work(count);
             readers.push(Box::new(GeneratorReader {
                 f: Arc::clone(&self.f),
-                next: start,
-                end,
+                next: p,
+                step: self.partitions,
+                left: count,
                 work: ctx.work_done(),
             }));
         }
@@ -92,7 +93,8 @@ where
 struct GeneratorReader<F> {
     f: Arc<F>,
     next: u64,
-    end: u64,
+    step: u64,
+    left: u64,
     work: Arc<AtomicU64>,
 }
 
@@ -101,11 +103,12 @@ where
     F: Fn(u64) -> T + 'static,
 {
     fn read(&mut self, out: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError> {
-        let stop = self.end.min(self.next + max as u64);
-        out.extend((self.next..stop).map(|i| (self.f)(i)));
-        self.work.fetch_add(stop - self.next, Ordering::Relaxed);
-        self.next = stop;
-        Ok(if self.next == self.end {
+        let n = self.left.min(max as u64);
+        out.extend((0..n).map(|k| (self.f)(self.next + k * self.step)));
+        self.next += n * self.step;
+        self.left -= n;
+        self.work.fetch_add(n, Ordering::Relaxed);
+        Ok(if self.left == 0 {
             ReadStatus::Done
         } else {
             ReadStatus::More
