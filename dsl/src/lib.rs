@@ -30,6 +30,7 @@
 
 pub mod aggregate;
 pub mod error;
+mod join;
 mod plan;
 pub mod sinks;
 pub mod sources;
@@ -44,6 +45,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use aggregate::Aggregator;
+pub use join::{Joined, Side};
 pub use error::{BoxError, PlanError, RunError, SinkError, SourceError};
 pub use plan::Pipeline;
 pub use sinks::{Collect, CsvFile, ForEach, JsonLinesFile, Sink, Stdout, StdoutLines, TextFile};

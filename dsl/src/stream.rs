@@ -361,7 +361,7 @@ impl<T: Data> Stream<T> {
 /// A stream partitioned by key: every record travels with its key, and all
 /// records of one key are on one worker.
 pub struct KeyedStream<K, T> {
-    inner: Stream<(K, T)>,
+    pub(crate) inner: Stream<(K, T)>,
 }
 
 impl<K, T> Clone for KeyedStream<K, T> {

@@ -1,0 +1,114 @@
+//! Joins of keyed streams: window joins and interval joins.
+
+use serde::{Deserialize, Serialize};
+
+use crate::aggregate::Aggregator;
+use crate::window::WindowSpec;
+use crate::{Data, Key, KeyedStream, Stream};
+
+/// A record of one side of a two-sided operator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Side<A, B> {
+    /// From the left stream.
+    Left(A),
+    /// From the right stream.
+    Right(B),
+}
+
+/// A matching pair of a join.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Joined<K, A, B> {
+    /// The key both records have.
+    pub key: K,
+    /// The left record.
+    pub left: A,
+    /// The right record.
+    pub right: B,
+}
+
+/// Collects a window's records of both sides and pairs them when it fires.
+struct PairUp;
+
+impl<A: Clone + 'static, B: Clone + 'static> Aggregator<Side<A, B>> for PairUp {
+    type Acc = (Vec<A>, Vec<B>);
+    type Out = Vec<(A, B)>;
+
+    fn init(&self) -> Self::Acc {
+        (Vec::new(), Vec::new())
+    }
+
+    fn add(&self, acc: &mut Self::Acc, value: &Side<A, B>) {
+        match value {
+            Side::Left(a) => acc.0.push(a.clone()),
+            Side::Right(b) => acc.1.push(b.clone()),
+        }
+    }
+
+    fn merge(&self, acc: &mut Self::Acc, other: &Self::Acc) {
+        acc.0.extend_from_slice(&other.0);
+        acc.1.extend_from_slice(&other.1);
+    }
+
+    fn finish(&self, (lefts, rights): Self::Acc) -> Vec<(A, B)> {
+        let mut pairs = Vec::with_capacity(lefts.len() * rights.len());
+        for a in &lefts {
+            for b in &rights {
+                pairs.push((a.clone(), b.clone()));
+            }
+        }
+        pairs
+    }
+}
+
+impl<K: Key, A: Data> KeyedStream<K, A> {
+    /// Joins this stream with `other` on the key, within event-time windows:
+    /// each pair of records with equal keys in the same window is emitted
+    /// once per window, when the window fires (for sliding windows a pair may
+    /// share several windows). Both streams need event time; lateness is as
+    /// for [`window`](KeyedStream::window) aggregations, and late records
+    /// join nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weir::prelude::*;
+    ///
+    /// let p = Pipeline::new("join");
+    /// let clicks = p
+    ///     .source(Iter::new(vec![(1_000u64, 'a'), (1_500, 'b'), (12_000, 'a')]))
+    ///     .event_time(|c: &(u64, char)| c.0, Watermark::ascending())
+    ///     .key_by(|c| c.1);
+    /// let views = p
+    ///     .source(Iter::new(vec![(2_000u64, 'a'), (15_000, 'b')]))
+    ///     .event_time(|v: &(u64, char)| v.0, Watermark::ascending())
+    ///     .key_by(|v| v.1);
+    /// let out = Collect::new();
+    /// clicks
+    ///     .window_join(views, Tumbling::of(Duration::from_secs(10)))
+    ///     .sink(out.clone());
+    /// p.run(Cluster::threads(2).quiet(true)).unwrap();
+    /// let got: Vec<_> = out.take().into_iter().map(|j| (j.key, j.left.0, j.right.0)).collect();
+    /// assert_eq!(got, vec![('a', 1_000, 2_000)]);
+    /// ```
+    pub fn window_join<B: Data>(self, other: KeyedStream<K, B>, spec: WindowSpec) -> Stream<Joined<K, A, B>> {
+        // `union` reports streams of two pipelines, and `window` streams
+        // without event time.
+        let (left, right) = (self.inner, other.inner);
+        let sides = left
+            .map(|(k, a)| (k, Side::Left(a)))
+            .union(right.map(|(k, b)| (k, Side::Right(b))));
+        KeyedStream { inner: sides }
+            .window(spec)
+            .aggregate(PairUp)
+            .flat_map(|r| {
+                let key = r.key;
+                r.value.into_iter().map(move |(left, right)| Joined {
+                    key: key.clone(),
+                    left,
+                    right,
+                })
+            })
+            .named("window_join")
+    }
+}
