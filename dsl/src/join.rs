@@ -91,7 +91,11 @@ impl<K: Key, A: Data> KeyedStream<K, A> {
     /// let got: Vec<_> = out.take().into_iter().map(|j| (j.key, j.left.0, j.right.0)).collect();
     /// assert_eq!(got, vec![('a', 1_000, 2_000)]);
     /// ```
-    pub fn window_join<B: Data>(self, other: KeyedStream<K, B>, spec: WindowSpec) -> Stream<Joined<K, A, B>> {
+    pub fn window_join<B: Data>(
+        self,
+        other: KeyedStream<K, B>,
+        spec: WindowSpec,
+    ) -> Stream<Joined<K, A, B>> {
         // `union` reports streams of two pipelines, and `window` streams
         // without event time.
         let (left, right) = (self.inner, other.inner);
@@ -110,5 +114,106 @@ impl<K: Key, A: Data> KeyedStream<K, A> {
                 })
             })
             .named("window_join")
+    }
+}
+
+impl<K: Key, A: Data> KeyedStream<K, A> {
+    /// Joins this stream with `other` on the key and an event-time interval:
+    /// each pair `(a, b)` with equal keys and `a.ts + lower <= b.ts <= a.ts +
+    /// upper` (milliseconds; `lower` may be negative) is emitted once, as soon
+    /// as both are in, with the later event time of the two. A record whose
+    /// event time is below its partition's watermark is late and joins
+    /// nothing; stored records are dropped as soon as the watermark makes a
+    /// match impossible.
+    ///
+    /// # Errors
+    ///
+    /// `run` reports a [`PlanError`](crate::PlanError) if `lower > upper` or
+    /// a stream has no event time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weir::prelude::*;
+    ///
+    /// let p = Pipeline::new("interval");
+    /// let orders = p
+    ///     .source(Iter::new(vec![(1_000u64, 7u32), (5_000, 8)]))
+    ///     .event_time(|o: &(u64, u32)| o.0, Watermark::ascending())
+    ///     .key_by(|o| o.1);
+    /// let payments = p
+    ///     .source(Iter::new(vec![(1_500u64, 7u32), (9_000, 8)]))
+    ///     .event_time(|p: &(u64, u32)| p.0, Watermark::ascending())
+    ///     .key_by(|p| p.1);
+    /// let out = Collect::new();
+    /// // A payment up to 2 s after its order.
+    /// orders.interval_join(payments, 0, 2_000).sink(out.clone());
+    /// p.run(Cluster::threads(2).quiet(true)).unwrap();
+    /// let got: Vec<_> = out.take().into_iter().map(|j| (j.key, j.left.0, j.right.0)).collect();
+    /// assert_eq!(got, vec![(7, 1_000, 1_500)]);
+    /// ```
+    pub fn interval_join<B: Data>(
+        self,
+        other: KeyedStream<K, B>,
+        lower: i64,
+        upper: i64,
+    ) -> Stream<Joined<K, A, B>> {
+        use std::sync::Arc;
+        use timely::dataflow::operators::vec::Map;
+        use weir_engine::CounterKind;
+        use weir_operators::join::IntervalJoin;
+
+        let (left, right) = (self.inner, other.inner);
+        let pipeline = left.pipeline.clone();
+        let node = pipeline.add_node(
+            "interval_join",
+            format!("[{lower}, {upper}] ms"),
+            &[left.node, right.node],
+        );
+        let stage = pipeline.describe(node);
+        let mut problems = Vec::new();
+        if !pipeline.same(&right.pipeline) {
+            problems.push(crate::PlanError::ForeignStream {
+                stage: stage.clone(),
+                left: pipeline.name(),
+                right: right.pipeline.name(),
+            });
+        }
+        if lower > upper {
+            problems.push(crate::PlanError::InvalidParameter {
+                stage: stage.clone(),
+                field: "lower".into(),
+                expected: format!(
+                    "a lower bound no greater than the upper ({upper} ms), got {lower} ms"
+                ),
+            });
+        }
+        if !(left.timed && right.timed) {
+            problems.push(crate::PlanError::InvalidParameter {
+                stage: stage.clone(),
+                field: "event_time".into(),
+                expected: "both streams with event time: call `.event_time(..)` on their sources"
+                    .into(),
+            });
+        }
+        for p in problems {
+            pipeline.record_error(p);
+        }
+        let (a, b) = (left.upstream(), right.upstream());
+        let name = stage;
+        Stream {
+            pipeline,
+            node,
+            timed: true,
+            source: None,
+            build: crate::plan::builder(move |ctx| {
+                let late = ctx.metrics.counter(CounterKind::Late, &name);
+                let left = a.build(ctx)?;
+                let right = b.build(ctx)?;
+                Ok(left
+                    .interval_join(right, lower, upper, Arc::clone(&late))
+                    .map(|(ts, (key, left, right))| (ts, Joined { key, left, right })))
+            }),
+        }
     }
 }

@@ -45,8 +45,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use aggregate::Aggregator;
-pub use join::{Joined, Side};
 pub use error::{BoxError, PlanError, RunError, SinkError, SourceError};
+pub use join::{Joined, Side};
 pub use plan::Pipeline;
 pub use sinks::{Collect, CsvFile, ForEach, JsonLinesFile, Sink, Stdout, StdoutLines, TextFile};
 pub use sources::{Csv, Generator, Iter, JsonLines, Source, Stdin, TextLines};
@@ -71,9 +71,9 @@ impl<T: Data + Hash + Eq> Key for T {}
 /// Everything a pipeline author needs: `use weir::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Aggregator, Cluster, Collect, Csv, CsvFile, Data, ForEach, Generator, Iter, JsonLines,
-        JsonLinesFile, Key, KeyedStream, Pipeline, PlanError, RunError, Session, Sink, Sliding,
-        Source, Stdin, Stdout, StdoutLines, Stream, TextFile, TextLines, Tumbling, Update,
+        Aggregator, Cluster, Collect, Csv, CsvFile, Data, ForEach, Generator, Iter, Joined,
+        JsonLines, JsonLinesFile, Key, KeyedStream, Pipeline, PlanError, RunError, Session, Sink,
+        Sliding, Source, Stdin, Stdout, StdoutLines, Stream, TextFile, TextLines, Tumbling, Update,
         Watermark, WindowResult, WindowedStream,
     };
 }

@@ -11,10 +11,13 @@
 //!   ([`UpdatingFold`]);
 //! - [`window`]: keyed event-time windows with incremental aggregation
 //!   ([`WindowAggregate`](window::WindowAggregate));
+//! - [`join`]: interval joins of keyed streams
+//!   ([`IntervalJoin`](join::IntervalJoin));
 //! - [`sink`]: the sink operator that writes batches and closes its writer
 //!   when the input is complete ([`SinkOp`]).
 #![deny(missing_docs)]
 
+pub mod join;
 pub mod key_groups;
 pub mod sink;
 pub mod source;

@@ -1,0 +1,344 @@
+//! Interval join of two keyed streams with event time.
+//!
+//! A left record `a` and a right record `b` with equal keys match when
+//! `a.ts + lower <= b.ts <= a.ts + upper`. As in [`crate::window`], records
+//! stamped `t` are applied once the frontiers have passed `t`, in timestamp
+//! order, left before right; a record whose event time is below its own
+//! watermark (`ts < t`) is late and joins nothing. Every future record then
+//! has an event time at or above the timestamp being applied, so a stored
+//! record is dropped as soon as no future record can match it.
+
+use std::collections::BTreeMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::Capability;
+
+use crate::{Time, VecStream};
+
+/// Records of one timestamp, from both sides.
+type Stamped<K, A, B> = (Vec<(Time, (K, A))>, Vec<(Time, (K, B))>);
+
+/// Joins keyed streams on an event-time interval.
+pub trait IntervalJoin<'scope, K, A> {
+    /// Pairs `(key, left, right)` with `left.ts + lower <= right.ts <=
+    /// left.ts + upper`, each pair once, with event time the later of the
+    /// two. Both inputs must be partitioned by key. Late records are counted
+    /// in `late`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{atomic::AtomicU64, Arc};
+    /// use timely::dataflow::operators::{ToStream, capture::{Capture, Extract}};
+    /// use weir_operators::join::IntervalJoin;
+    ///
+    /// let out = timely::example(|scope| {
+    ///     let left = vec![(10, ('k', "a10")), (50, ('k', "a50"))].to_stream(scope).container::<Vec<_>>();
+    ///     let right = vec![(12, ('k', "b12")), (70, ('k', "b70"))].to_stream(scope).container::<Vec<_>>();
+    ///     left.interval_join(right, 0, 5, Arc::new(AtomicU64::new(0))).capture()
+    /// });
+    /// let pairs: Vec<_> = out.extract().into_iter().flat_map(|(_, d)| d).collect();
+    /// assert_eq!(pairs, vec![(12, ('k', "a10", "b12"))]);
+    /// ```
+    fn interval_join<B>(
+        self,
+        other: VecStream<'scope, (Time, (K, B))>,
+        lower: i64,
+        upper: i64,
+        late: Arc<AtomicU64>,
+    ) -> VecStream<'scope, (Time, (K, A, B))>
+    where
+        B: Clone + 'static;
+}
+
+impl<'scope, K, A> IntervalJoin<'scope, K, A> for VecStream<'scope, (Time, (K, A))>
+where
+    K: Hash + Eq + Clone + 'static,
+    A: Clone + 'static,
+{
+    fn interval_join<B>(
+        self,
+        other: VecStream<'scope, (Time, (K, B))>,
+        lower: i64,
+        upper: i64,
+        late: Arc<AtomicU64>,
+    ) -> VecStream<'scope, (Time, (K, A, B))>
+    where
+        B: Clone + 'static,
+    {
+        self.binary_frontier(other, Pipeline, Pipeline, "IntervalJoin", move |_, _| {
+            let mut state = JoinState::<K, A, B> {
+                lower,
+                upper,
+                stash: BTreeMap::new(),
+                left: FxHashMap::default(),
+                right: FxHashMap::default(),
+                left_expiry: BTreeMap::new(),
+                right_expiry: BTreeMap::new(),
+                capability: None,
+            };
+            move |(left_in, left_frontier), (right_in, right_frontier), output| {
+                left_in.for_each(|cap, data| {
+                    if let Some(time) = cap.least().copied() {
+                        state.hold(cap.retain_least(0), time);
+                        state.stash.entry(time).or_default().0.append(data);
+                    }
+                });
+                right_in.for_each(|cap, data| {
+                    if let Some(time) = cap.least().copied() {
+                        state.hold(cap.retain_least(0), time);
+                        state.stash.entry(time).or_default().1.append(data);
+                    }
+                });
+                let least = [
+                    left_frontier.frontier().first(),
+                    right_frontier.frontier().first(),
+                ]
+                .into_iter()
+                .flatten()
+                .min()
+                .copied();
+                let mut pairs = Vec::new();
+                let mut late_records = 0;
+                while let Some(entry) = state.stash.first_entry() {
+                    let time = *entry.key();
+                    if least.is_some_and(|f| time >= f) {
+                        break;
+                    }
+                    let (lefts, rights) = entry.remove();
+                    late_records += state.apply(time, lefts, rights, &mut pairs);
+                }
+                if late_records > 0 {
+                    late.fetch_add(late_records, Ordering::Relaxed);
+                }
+                if let Some(cap) = &state.capability {
+                    if !pairs.is_empty() {
+                        output.session(cap).give_iterator(pairs.drain(..));
+                    }
+                }
+                match state.stash.keys().next().copied() {
+                    None => state.capability = None,
+                    Some(t) => {
+                        if let Some(cap) = state.capability.as_mut() {
+                            if t > *cap.time() {
+                                cap.downgrade(&t);
+                            }
+                        }
+                    }
+                }
+            }
+        })
+    }
+}
+
+struct JoinState<K, A, B> {
+    lower: i64,
+    upper: i64,
+    stash: BTreeMap<Time, Stamped<K, A, B>>,
+    left: FxHashMap<K, Vec<(Time, A)>>,
+    right: FxHashMap<K, Vec<(Time, B)>>,
+    /// Keys with left records that expire once the time passes the key.
+    left_expiry: BTreeMap<Time, FxHashSet<K>>,
+    right_expiry: BTreeMap<Time, FxHashSet<K>>,
+    capability: Option<Capability<Time>>,
+}
+
+impl<K: Hash + Eq + Clone, A: Clone, B: Clone> JoinState<K, A, B> {
+    fn hold(&mut self, cap: Option<Capability<Time>>, time: Time) {
+        if self.capability.as_ref().is_none_or(|c| time < *c.time()) {
+            self.capability = cap;
+        }
+    }
+
+    /// The last event time a left record at `ts` can match.
+    fn left_until(&self, ts: Time) -> i128 {
+        i128::from(ts) + i128::from(self.upper)
+    }
+
+    /// The last event time a left record can have to match a right record at `ts`.
+    fn right_until(&self, ts: Time) -> i128 {
+        i128::from(ts) - i128::from(self.lower)
+    }
+
+    /// Applies the records stamped `time`; returns how many were late.
+    fn apply(
+        &mut self,
+        time: Time,
+        lefts: Vec<(Time, (K, A))>,
+        rights: Vec<(Time, (K, B))>,
+        pairs: &mut Vec<(Time, (K, A, B))>,
+    ) -> u64 {
+        self.expire(time);
+        let (lower, upper) = (i128::from(self.lower), i128::from(self.upper));
+        let mut late = 0;
+        for (ts, (key, a)) in lefts {
+            if ts < time {
+                late += 1;
+                continue;
+            }
+            if let Some(bs) = self.right.get(&key) {
+                let t = i128::from(ts);
+                for (tb, b) in bs {
+                    let tb128 = i128::from(*tb);
+                    if t + lower <= tb128 && tb128 <= t + upper {
+                        pairs.push((ts.max(*tb), (key.clone(), a.clone(), b.clone())));
+                    }
+                }
+            }
+            let expiry = clamp(self.left_until(ts));
+            self.left_expiry
+                .entry(expiry)
+                .or_default()
+                .insert(key.clone());
+            self.left.entry(key).or_default().push((ts, a));
+        }
+        for (ts, (key, b)) in rights {
+            if ts < time {
+                late += 1;
+                continue;
+            }
+            if let Some(r#as) = self.left.get(&key) {
+                let t = i128::from(ts);
+                for (ta, a) in r#as {
+                    let ta128 = i128::from(*ta);
+                    if ta128 + lower <= t && t <= ta128 + upper {
+                        pairs.push((ts.max(*ta), (key.clone(), a.clone(), b.clone())));
+                    }
+                }
+            }
+            let expiry = clamp(self.right_until(ts));
+            self.right_expiry
+                .entry(expiry)
+                .or_default()
+                .insert(key.clone());
+            self.right.entry(key).or_default().push((ts, b));
+        }
+        late
+    }
+
+    /// Drops records no record stamped `time` or later can match.
+    fn expire(&mut self, time: Time) {
+        while let Some(entry) = self.left_expiry.first_entry() {
+            if *entry.key() >= time {
+                break;
+            }
+            for key in entry.remove() {
+                let upper = i128::from(self.upper);
+                if let Some(records) = self.left.get_mut(&key) {
+                    records.retain(|(ts, _)| i128::from(*ts) + upper >= i128::from(time));
+                    if records.is_empty() {
+                        self.left.remove(&key);
+                    }
+                }
+            }
+        }
+        while let Some(entry) = self.right_expiry.first_entry() {
+            if *entry.key() >= time {
+                break;
+            }
+            for key in entry.remove() {
+                let lower = i128::from(self.lower);
+                if let Some(records) = self.right.get_mut(&key) {
+                    records.retain(|(ts, _)| i128::from(*ts) - lower >= i128::from(time));
+                    if records.is_empty() {
+                        self.right.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn clamp(t: i128) -> Time {
+    t.clamp(0, i128::from(Time::MAX)) as Time
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+    use std::sync::Arc;
+
+    use timely::dataflow::operators::capture::{Capture, Extract};
+    use timely::dataflow::operators::Input;
+
+    use super::*;
+
+    /// Left and right batches `(watermark, [(ts, id)])`, all with key 0.
+    type Batches = Vec<(Time, Vec<(Time, u32)>)>;
+
+    fn run(lower: i64, upper: i64, left: Batches, right: Batches) -> (Vec<(u32, u32)>, u64) {
+        let late = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&late);
+        let out = timely::example(move |scope| {
+            let (mut l, ls) = scope.new_input::<Vec<(Time, (u8, u32))>>();
+            let (mut r, rs) = scope.new_input::<Vec<(Time, (u8, u32))>>();
+            let out = ls.interval_join(rs, lower, upper, counted).capture();
+            // (watermark, left?, records), in watermark order.
+            let mut batches: Vec<_> = left
+                .into_iter()
+                .map(|(t, b)| (t, true, b))
+                .chain(right.into_iter().map(|(t, b)| (t, false, b)))
+                .collect();
+            batches.sort_by_key(|b| b.0);
+            for (time, is_left, records) in batches {
+                l.advance_to(time);
+                r.advance_to(time);
+                for (ts, id) in records {
+                    if is_left {
+                        l.send((ts, (0, id)));
+                    } else {
+                        r.send((ts, (0, id)));
+                    }
+                }
+            }
+            out
+        });
+        let mut pairs: Vec<(u32, u32)> = out
+            .extract()
+            .into_iter()
+            .flat_map(|(_, d)| d)
+            .map(|(_, (_, a, b))| (a, b))
+            .collect();
+        pairs.sort();
+        (pairs, late.load(Ordering::Relaxed))
+    }
+
+    #[test]
+    fn a_record_is_kept_until_the_last_time_it_can_match() {
+        // a at 10 matches b in [10, 15]; b arrives stamped 15 at 15: a must
+        // still be there.
+        let (pairs, late) = run(0, 5, vec![(0, vec![(10, 1)])], vec![(15, vec![(15, 2)])]);
+        assert_eq!((pairs, late), (vec![(1, 2)], 0));
+        // The same when an older record of the key expires first.
+        let (pairs, _) = run(
+            0,
+            5,
+            vec![(0, vec![(5, 0), (10, 1)])],
+            vec![(15, vec![(15, 2)])],
+        );
+        assert_eq!(pairs, vec![(1, 2)]);
+        // One past the interval: no pair.
+        let (pairs, _) = run(0, 5, vec![(0, vec![(10, 1)])], vec![(16, vec![(16, 2)])]);
+        assert!(pairs.is_empty());
+        // Negative bounds: b at 7 matches a at 10 with lower = -3; b is kept
+        // until a record stamped 10 comes.
+        let (pairs, _) = run(-3, 0, vec![(10, vec![(10, 1)])], vec![(0, vec![(7, 2)])]);
+        assert_eq!(pairs, vec![(1, 2)]);
+    }
+
+    #[test]
+    fn records_below_their_watermark_are_late() {
+        let (pairs, late) = run(
+            0,
+            100,
+            vec![(0, vec![(10, 1)])],
+            vec![(20, vec![(19, 2), (20, 3)])],
+        );
+        assert_eq!((pairs, late), (vec![(1, 3)], 1));
+    }
+}
