@@ -288,15 +288,33 @@ where
                         .capability
                         .as_ref()
                         .expect("results need a capability");
-                    let mut session = handle.session(cap);
-                    for r in state.fired.drain(..) {
-                        session.give((r.window_end - 1, r));
+                    // A result goes out at its own event time `end − 1` (or
+                    // later, if the capability is), so that a window stage
+                    // downstream sees it on time.
+                    let mut fired = std::mem::take(&mut state.fired);
+                    fired.sort_by_key(|r| r.window_end);
+                    let mut fired = fired.into_iter().peekable();
+                    while let Some(first) = fired.next() {
+                        let end = first.window_end;
+                        let at = cap.delayed(&(end - 1).max(*cap.time()));
+                        let mut session = handle.session(&at);
+                        session.give((end - 1, first));
+                        while let Some(r) = fired.next_if(|r| r.window_end == end) {
+                            session.give((end - 1, r));
+                        }
                     }
                 }
-                // Hold a capability only while there is state to fire.
+                // Hold a capability only while there is state to fire, at
+                // most at the end of the first window still to fire.
                 if state.is_empty() {
                     state.capability = None;
                 } else if let Some((results_cap, late_cap)) = state.capability.as_mut() {
+                    let lateness = state.config.allowed_lateness;
+                    let next_end = state
+                        .timers
+                        .keys()
+                        .next()
+                        .map(|fire| fire.saturating_sub(lateness).saturating_sub(1));
                     let hold = state
                         .stash
                         .keys()
@@ -304,6 +322,7 @@ where
                         .copied()
                         .into_iter()
                         .chain(least)
+                        .chain(next_end)
                         .min();
                     if let Some(t) = hold {
                         if t > *results_cap.time() {
