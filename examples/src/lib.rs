@@ -1,0 +1,5 @@
+//! Jobs behind the weir examples, as a library so that tests and benchmarks
+//! run the same pipelines as the example binaries.
+#![deny(missing_docs)]
+
+pub mod nexmark;

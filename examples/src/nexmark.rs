@@ -1,0 +1,205 @@
+//! Nexmark queries written in the weir DSL, following the Flink SQL versions
+//! of the nexmark project. Event time is each event's `date_time`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use weir::prelude::*;
+use weir::sources::{Auction, Bid, Nexmark, Person};
+
+/// The queries implemented here.
+pub const QUERIES: [&str; 6] = ["q0", "q1", "q2", "q5", "q7", "q8"];
+
+/// q1: a bid with its price in euro.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Q1 {
+    /// Auction id.
+    pub auction: u64,
+    /// Bidder id.
+    pub bidder: u64,
+    /// Price in euro cents (`0.908 × price`).
+    pub price: f64,
+    /// Event time.
+    pub date_time: u64,
+}
+
+/// q2: the price of bids on every 123rd auction.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Q2 {
+    /// Auction id (a multiple of 123).
+    pub auction: u64,
+    /// Price in cents.
+    pub price: u64,
+}
+
+/// q5: an auction with the most bids in a sliding window.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Q5 {
+    /// Window start.
+    pub window_start: u64,
+    /// Auction id.
+    pub auction: u64,
+    /// Bids on it in the window.
+    pub num: u64,
+}
+
+/// q7: a bid with the highest price of its tumbling window.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Q7 {
+    /// Window end.
+    pub window_end: u64,
+    /// Auction id.
+    pub auction: u64,
+    /// Price in cents.
+    pub price: u64,
+    /// Bidder id.
+    pub bidder: u64,
+    /// Event time of the bid.
+    pub date_time: u64,
+}
+
+/// q8: a new person who opened an auction in the same tumbling window.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Q8 {
+    /// Person id.
+    pub id: u64,
+    /// Person name.
+    pub name: String,
+    /// Window start.
+    pub window_start: u64,
+}
+
+/// q5's window: 10 s, sliding every 2 s.
+pub const Q5_SIZE_MS: u64 = 10_000;
+/// q5's slide.
+pub const Q5_SLIDE_MS: u64 = 2_000;
+/// q7's and q8's tumbling window.
+pub const TUMBLE_MS: u64 = 10_000;
+
+fn bids(p: &Pipeline, events: u64) -> Stream<Bid> {
+    p.source(Nexmark::bids(events))
+        .event_time(|b: &Bid| b.date_time, Watermark::ascending())
+}
+
+/// q0: every bid, unchanged.
+pub fn q0(events: u64, sink: impl Sink<Bid>) -> Pipeline {
+    let p = Pipeline::new("nexmark-q0");
+    bids(&p, events).sink(sink)
+}
+
+/// q1: every bid with its price in euro.
+pub fn q1(events: u64, sink: impl Sink<Q1>) -> Pipeline {
+    let p = Pipeline::new("nexmark-q1");
+    bids(&p, events)
+        .map(|b| Q1 {
+            auction: b.auction as u64,
+            bidder: b.bidder as u64,
+            price: 0.908 * b.price as f64,
+            date_time: b.date_time,
+        })
+        .sink(sink)
+}
+
+/// q2: bids on auctions whose id is a multiple of 123.
+pub fn q2(events: u64, sink: impl Sink<Q2>) -> Pipeline {
+    let p = Pipeline::new("nexmark-q2");
+    bids(&p, events)
+        .filter(|b| b.auction % 123 == 0)
+        .map(|b| Q2 {
+            auction: b.auction as u64,
+            price: b.price as u64,
+        })
+        .sink(sink)
+}
+
+/// q5: per 10 s window sliding every 2 s, the auctions with the most bids.
+pub fn q5(events: u64, sink: impl Sink<Q5>) -> Pipeline {
+    let p = Pipeline::new("nexmark-q5");
+    bids(&p, events)
+        .key_by(|b| b.auction as u64)
+        .window(
+            Sliding::of(Duration::from_millis(Q5_SIZE_MS))
+                .every(Duration::from_millis(Q5_SLIDE_MS)),
+        )
+        .count()
+        // Each window's counts share its event time (end − 1): a tumbling
+        // window of the slide gathers exactly one sliding window's counts.
+        .key_by(|r| r.window_start)
+        .window(Tumbling::of(Duration::from_millis(Q5_SLIDE_MS)))
+        .process(|counts| {
+            let max = counts.iter().map(|r| r.value).max().unwrap_or(0);
+            counts
+                .into_iter()
+                .filter(|r| r.value == max)
+                .map(|r| Q5 {
+                    window_start: r.window_start,
+                    auction: r.key,
+                    num: r.value,
+                })
+                .collect::<Vec<_>>()
+        })
+        .flat_map(|r| r.value)
+        .sink(sink)
+}
+
+/// q7: per 10 s tumbling window, the bids with the highest price.
+pub fn q7(events: u64, sink: impl Sink<Q7>) -> Pipeline {
+    let p = Pipeline::new("nexmark-q7");
+    bids(&p, events)
+        .key_by(|_| ())
+        .window(Tumbling::of(Duration::from_millis(TUMBLE_MS)))
+        .process(|bids| {
+            let max = bids.iter().map(|b| b.price).max().unwrap_or(0);
+            bids.into_iter()
+                .filter(|b| b.price == max)
+                .map(|b| {
+                    (
+                        b.auction as u64,
+                        b.price as u64,
+                        b.bidder as u64,
+                        b.date_time,
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .flat_map(|r| {
+            let end = r.window_end;
+            r.value
+                .into_iter()
+                .map(move |(auction, price, bidder, date_time)| Q7 {
+                    window_end: end,
+                    auction,
+                    price,
+                    bidder,
+                    date_time,
+                })
+        })
+        .sink(sink)
+}
+
+/// q8: persons who opened an auction in the same 10 s tumbling window in
+/// which they registered.
+pub fn q8(events: u64, sink: impl Sink<Q8>) -> Pipeline {
+    let p = Pipeline::new("nexmark-q8");
+    let persons = p
+        .source(Nexmark::persons(events))
+        .event_time(|x: &Person| x.date_time, Watermark::ascending())
+        .key_by(|x| x.id as u64);
+    let auctions = p
+        .source(Nexmark::auctions(events))
+        .event_time(|a: &Auction| a.date_time, Watermark::ascending())
+        .key_by(|a| a.seller as u64);
+    persons
+        .window_join(auctions, Tumbling::of(Duration::from_millis(TUMBLE_MS)))
+        .map(|j| Q8 {
+            id: j.key,
+            window_start: j.left.date_time - j.left.date_time % TUMBLE_MS,
+            name: j.left.name,
+        })
+        // One row per person and window, however many auctions they opened.
+        .key_by(|q| (q.id, q.window_start))
+        .window(Tumbling::of(Duration::from_millis(TUMBLE_MS)))
+        .reduce(|a, _| a.clone())
+        .map(|r| r.value)
+        .sink(sink)
+}

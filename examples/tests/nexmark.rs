@@ -1,0 +1,187 @@
+//! Nexmark queries in the DSL against straightforward single-threaded
+//! references over the same generator, on 1 and 2 workers.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use nexmark::event::Event;
+use weir::prelude::*;
+use weir_examples::nexmark::{self as q, Q2, Q5, Q7, Q8};
+
+const EVENTS: u64 = 150_000; // 15 s of event time
+
+fn events() -> Vec<Event> {
+    let config = nexmark::config::NexmarkConfig {
+        base_time: weir::sources::NEXMARK_BASE_TIME,
+        ..Default::default()
+    };
+    nexmark::EventGenerator::new(config)
+        .take(EVENTS as usize)
+        .collect()
+}
+
+fn bids() -> Vec<nexmark::event::Bid> {
+    events()
+        .into_iter()
+        .filter_map(|e| if let Event::Bid(b) = e { Some(b) } else { None })
+        .collect()
+}
+
+fn run<T: Data>(workers: usize, build: impl Fn(Collect<T>) -> Pipeline) -> Vec<T> {
+    let out = Collect::new();
+    build(out.clone())
+        .run(Cluster::threads(workers).quiet(true))
+        .unwrap();
+    out.take()
+}
+
+#[test]
+fn q0_and_q1_pass_every_bid() {
+    let expected: Vec<(usize, usize, u64)> = {
+        let mut v: Vec<_> = bids()
+            .iter()
+            .map(|b| (b.auction, b.price, b.date_time))
+            .collect();
+        v.sort();
+        v
+    };
+    for workers in [1, 2] {
+        let mut got: Vec<_> = run(workers, |s| q::q0(EVENTS, s))
+            .into_iter()
+            .map(|b| (b.auction, b.price, b.date_time))
+            .collect();
+        got.sort();
+        assert_eq!(got, expected);
+        let q1 = run(workers, |s| q::q1(EVENTS, s));
+        assert_eq!(q1.len(), expected.len());
+        let total: f64 = q1.iter().map(|r| r.price).sum();
+        let reference: f64 = bids().iter().map(|b| 0.908 * b.price as f64).sum();
+        assert!(
+            (total - reference).abs() < 1e-6 * reference,
+            "{total} vs {reference}"
+        );
+    }
+}
+
+#[test]
+fn q2_selects_every_123rd_auction() {
+    let mut expected: Vec<Q2> = bids()
+        .iter()
+        .filter(|b| b.auction % 123 == 0)
+        .map(|b| Q2 {
+            auction: b.auction as u64,
+            price: b.price as u64,
+        })
+        .collect();
+    expected.sort();
+    assert!(!expected.is_empty());
+    for workers in [1, 2] {
+        let mut got = run(workers, |s| q::q2(EVENTS, s));
+        got.sort();
+        assert_eq!(got, expected);
+    }
+}
+
+#[test]
+fn q5_finds_the_hot_items_of_each_sliding_window() {
+    // Count bids per (window start, auction) for every sliding window.
+    let mut counts: BTreeMap<u64, BTreeMap<u64, u64>> = BTreeMap::new();
+    for b in bids() {
+        let t = b.date_time;
+        let mut start = t - t % q::Q5_SLIDE_MS;
+        loop {
+            *counts
+                .entry(start)
+                .or_default()
+                .entry(b.auction as u64)
+                .or_default() += 1;
+            if start < q::Q5_SLIDE_MS || start + q::Q5_SIZE_MS <= t + q::Q5_SLIDE_MS {
+                break;
+            }
+            start -= q::Q5_SLIDE_MS;
+        }
+    }
+    let mut expected = Vec::new();
+    for (start, per_auction) in counts {
+        let max = per_auction.values().copied().max().unwrap();
+        for (auction, n) in per_auction {
+            if n == max {
+                expected.push(Q5 {
+                    window_start: start,
+                    auction,
+                    num: n,
+                });
+            }
+        }
+    }
+    expected.sort();
+    assert!(expected.len() > 5);
+    for workers in [1, 2] {
+        let mut got = run(workers, |s| q::q5(EVENTS, s));
+        got.sort();
+        assert_eq!(got, expected);
+    }
+}
+
+#[test]
+fn q7_finds_the_highest_bids_of_each_tumbling_window() {
+    let mut by_window: BTreeMap<u64, Vec<nexmark::event::Bid>> = BTreeMap::new();
+    for b in bids() {
+        by_window
+            .entry(b.date_time - b.date_time % q::TUMBLE_MS)
+            .or_default()
+            .push(b);
+    }
+    let mut expected = Vec::new();
+    for (start, bids) in by_window {
+        let max = bids.iter().map(|b| b.price).max().unwrap();
+        for b in bids.into_iter().filter(|b| b.price == max) {
+            expected.push(Q7 {
+                window_end: start + q::TUMBLE_MS,
+                auction: b.auction as u64,
+                price: b.price as u64,
+                bidder: b.bidder as u64,
+                date_time: b.date_time,
+            });
+        }
+    }
+    expected.sort();
+    for workers in [1, 2] {
+        let mut got = run(workers, |s| q::q7(EVENTS, s));
+        got.sort();
+        assert_eq!(got, expected);
+    }
+}
+
+#[test]
+fn q8_finds_new_persons_who_opened_auctions() {
+    let window = |t: u64| t - t % q::TUMBLE_MS;
+    let mut persons: BTreeMap<(u64, u64), String> = BTreeMap::new();
+    let mut sellers: BTreeSet<(u64, u64)> = BTreeSet::new();
+    for e in events() {
+        match e {
+            Event::Person(p) => {
+                persons.insert((p.id as u64, window(p.date_time)), p.name);
+            }
+            Event::Auction(a) => {
+                sellers.insert((a.seller as u64, window(a.date_time)));
+            }
+            Event::Bid(_) => {}
+        }
+    }
+    let mut expected: Vec<Q8> = persons
+        .into_iter()
+        .filter(|(k, _)| sellers.contains(k))
+        .map(|((id, window_start), name)| Q8 {
+            id,
+            name,
+            window_start,
+        })
+        .collect();
+    expected.sort();
+    assert!(expected.len() > 10);
+    for workers in [1, 2] {
+        let mut got = run(workers, |s| q::q8(EVENTS, s));
+        got.sort();
+        assert_eq!(got, expected);
+    }
+}
