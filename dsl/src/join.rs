@@ -217,3 +217,62 @@ impl<K: Key, A: Data> KeyedStream<K, A> {
         }
     }
 }
+
+impl<K: Key, A: Data> KeyedStream<K, A> {
+    /// Joins this stream with `other` on the key, with no window, using
+    /// differential dataflow: the result is a changelog of matching pairs,
+    /// each [`Update`](crate::Update) at the watermark its pair formed. State
+    /// holds every record of both sides (it is a continuous query over all
+    /// the input so far), so use it for bounded inputs, or on sides whose
+    /// keys are few.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weir::prelude::*;
+    ///
+    /// let p = Pipeline::new("join");
+    /// let people = p.source(Iter::new(vec![(1u32, "ann".to_string())])).key_by(|x| x.0);
+    /// let orders = p.source(Iter::new(vec![(1u32, 10u64), (1, 11), (2, 12)])).key_by(|x| x.0);
+    /// let out = Collect::new();
+    /// people.join(orders).sink(out.clone());
+    /// p.run(Cluster::threads(2).quiet(true)).unwrap();
+    /// let mut got: Vec<_> = out.take().into_iter().map(|u| (u.key, u.value.1 .1, u.diff)).collect();
+    /// got.sort();
+    /// assert_eq!(got, vec![(1, 10, 1), (1, 11, 1)]);
+    /// ```
+    pub fn join<B: Data + Ord + std::fmt::Debug>(
+        self,
+        other: KeyedStream<K, B>,
+    ) -> Stream<crate::Update<K, (A, B)>>
+    where
+        K: Ord + std::fmt::Debug,
+        A: Ord + std::fmt::Debug,
+    {
+        use timely::dataflow::operators::vec::Map;
+        use weir_operators::UpdatingJoin;
+
+        let (left, right) = (self.inner, other.inner);
+        let pipeline = left.pipeline.clone();
+        let node = pipeline.add_node("join", String::new(), &[left.node, right.node]);
+        if !pipeline.same(&right.pipeline) {
+            pipeline.record_error(crate::PlanError::ForeignStream {
+                stage: pipeline.describe(node),
+                left: pipeline.name(),
+                right: right.pipeline.name(),
+            });
+        }
+        let (a, b) = (left.upstream(), right.upstream());
+        Stream {
+            timed: left.timed && right.timed,
+            source: None,
+            pipeline,
+            node,
+            build: crate::plan::builder(move |ctx| {
+                let left = a.build(ctx)?.map(|(_, kv)| kv);
+                let right = b.build(ctx)?.map(|(_, kv)| kv);
+                Ok(left.updating_join(right))
+            }),
+        }
+    }
+}

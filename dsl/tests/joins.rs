@@ -216,3 +216,44 @@ fn interval_join_with_lower_above_upper_is_a_plan_error() {
         "{err}"
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn updating_join_nets_to_the_cross_product(
+        left in side_strategy(0),
+        right in side_strategy(10_000),
+        setup in setup_strategy(),
+    ) {
+        let mut expected: Vec<Pair> = Vec::new();
+        for a in &left {
+            for b in right.iter().filter(|b| b.1 == a.1) {
+                expected.push((a.1, a.2, b.2));
+            }
+        }
+        expected.sort();
+        for workers in [1, 2] {
+            let p = Pipeline::new("join");
+            let side = |input: &[Rec]| {
+                p.source(Iter::new(input.to_vec()).partitions(setup.partitions))
+                    .event_time(|r: &Rec| r.0, Watermark::bounded(Duration::from_millis(setup.bound)).every(setup.every))
+                    .key_by(|r| r.1)
+            };
+            let out = Collect::new();
+            side(&left).join(side(&right)).sink(out.clone());
+            p.run(Cluster::threads(workers).quiet(true)).unwrap();
+            let mut net: BTreeMap<Pair, i64> = BTreeMap::new();
+            for u in out.take() {
+                let (a, b): (Rec, Rec) = u.value;
+                *net.entry((u.key, a.2, b.2)).or_default() += u.diff;
+            }
+            let mut got: Vec<Pair> = Vec::new();
+            for (pair, n) in net {
+                prop_assert!(n >= 0);
+                got.extend(std::iter::repeat_n(pair, n as usize));
+            }
+            prop_assert_eq!(&got, &expected);
+        }
+    }
+}

@@ -8,7 +8,7 @@ use weir::prelude::*;
 use weir::sources::{Auction, Bid, Nexmark, Person};
 
 /// The queries implemented here.
-pub const QUERIES: [&str; 6] = ["q0", "q1", "q2", "q5", "q7", "q8"];
+pub const QUERIES: [&str; 7] = ["q0", "q1", "q2", "q3", "q5", "q7", "q8"];
 
 /// q1: a bid with its price in euro.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,6 +30,19 @@ pub struct Q2 {
     pub auction: u64,
     /// Price in cents.
     pub price: u64,
+}
+
+/// q3: a seller in Oregon, Idaho or California with an auction in category 10.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Q3 {
+    /// Seller name.
+    pub name: String,
+    /// Seller city.
+    pub city: String,
+    /// Seller state.
+    pub state: String,
+    /// Auction id.
+    pub auction: u64,
 }
 
 /// q5: an auction with the most bids in a sliding window.
@@ -108,6 +121,41 @@ pub fn q2(events: u64, sink: impl Sink<Q2>) -> Pipeline {
         .map(|b| Q2 {
             auction: b.auction as u64,
             price: b.price as u64,
+        })
+        .sink(sink)
+}
+
+/// q3 ("local item suggestion"): persons in OR, ID or CA joined with their
+/// auctions in category 10, with no window (an updating join; both inputs
+/// only grow, so every update is an insertion).
+pub fn q3(events: u64, sink: impl Sink<Q3>) -> Pipeline {
+    let p = Pipeline::new("nexmark-q3");
+    let persons = p
+        .source(Nexmark::persons(events))
+        // The generator writes states in lower case.
+        .filter(|x: &Person| {
+            ["OR", "ID", "CA"]
+                .iter()
+                .any(|s| x.state.eq_ignore_ascii_case(s))
+        })
+        .map(|x| (x.id as u64, (x.name, x.city, x.state)))
+        .key_by(|x| x.0);
+    let auctions = p
+        .source(Nexmark::auctions(events))
+        .filter(|a: &Auction| a.category == 10)
+        .map(|a| (a.seller as u64, a.id as u64))
+        .key_by(|a| a.0);
+    persons
+        .join(auctions)
+        .flat_map(|u| {
+            let ((_, (name, city, state)), (_, auction)) = u.value;
+            let row = Q3 {
+                name,
+                city,
+                state,
+                auction,
+            };
+            std::iter::repeat_n(row, u.diff.max(0) as usize)
         })
         .sink(sink)
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use nexmark::event::Event;
 use weir::prelude::*;
-use weir_examples::nexmark::{self as q, Q2, Q5, Q7, Q8};
+use weir_examples::nexmark::{self as q, Q2, Q3, Q5, Q7, Q8};
 
 const EVENTS: u64 = 150_000; // 15 s of event time
 
@@ -181,6 +181,40 @@ fn q8_finds_new_persons_who_opened_auctions() {
     assert!(expected.len() > 10);
     for workers in [1, 2] {
         let mut got = run(workers, |s| q::q8(EVENTS, s));
+        got.sort();
+        assert_eq!(got, expected);
+    }
+}
+
+#[test]
+fn q3_joins_local_sellers_with_their_category_10_auctions() {
+    let mut persons: BTreeMap<u64, (String, String, String)> = BTreeMap::new();
+    let mut auctions: Vec<(u64, u64)> = Vec::new();
+    for e in events() {
+        match e {
+            Event::Person(p) if ["or", "id", "ca"].contains(&p.state.to_lowercase().as_str()) => {
+                persons.insert(p.id as u64, (p.name, p.city, p.state));
+            }
+            Event::Auction(a) if a.category == 10 => auctions.push((a.seller as u64, a.id as u64)),
+            _ => {}
+        }
+    }
+    let mut expected: Vec<Q3> = auctions
+        .into_iter()
+        .filter_map(|(seller, auction)| {
+            let (name, city, state) = persons.get(&seller)?.clone();
+            Some(Q3 {
+                name,
+                city,
+                state,
+                auction,
+            })
+        })
+        .collect();
+    expected.sort();
+    assert!(expected.len() > 10, "{}", expected.len());
+    for workers in [1, 2] {
+        let mut got = run(workers, |s| q::q3(EVENTS, s));
         got.sort();
         assert_eq!(got, expected);
     }

@@ -249,31 +249,98 @@ where
     K: ExchangeData + Hash + Ord + std::fmt::Debug + Clone,
 {
     fn updating_count(self) -> VecStream<'scope, Update<K, u64>> {
-        use differential_dataflow::AsCollection;
         use timely::dataflow::operators::vec::Map;
 
-        // Each record becomes an update of the collection at its timestamp.
-        let updates = self.unary(Pipeline, "ToUpdates", |_, _| {
-            move |input, output| {
-                input.for_each(|cap, data| {
-                    if let Some(time) = cap.least().copied() {
-                        output
-                            .session(&cap)
-                            .give_iterator(data.drain(..).map(|k| (k, time, 1isize)));
-                    } else {
-                        data.clear();
-                    }
-                })
-            }
-        });
-        updates
-            .as_collection()
+        updates_of(self)
             .count()
             .inner
             .map(|((key, n), _, diff)| Update {
                 key,
                 value: n as u64,
                 diff: diff as i64,
+            })
+    }
+}
+
+/// The records of a stream as inserts into a differential collection, at
+/// their timestamps.
+fn updates_of<'scope, D: ExchangeData + Clone>(
+    stream: VecStream<'scope, D>,
+) -> differential_dataflow::collection::vec::Collection<'scope, Time, D, isize> {
+    use differential_dataflow::AsCollection;
+    stream
+        .unary(Pipeline, "ToUpdates", |_, _| {
+            move |input, output| {
+                input.for_each(|cap, data| {
+                    if let Some(time) = cap.least().copied() {
+                        output
+                            .session(&cap)
+                            .give_iterator(data.drain(..).map(|d| (d, time, 1isize)));
+                    } else {
+                        data.clear();
+                    }
+                })
+            }
+        })
+        .as_collection()
+}
+
+/// A changelog stream, each update with the event time it happened at.
+pub type Changes<'scope, K, V> = VecStream<'scope, (Time, Update<K, V>)>;
+
+/// Joins keyed streams with differential dataflow.
+pub trait UpdatingJoin<'scope, K, A> {
+    /// Pairs every `(key, a)` with every `(key, b)` of `other`, as a
+    /// changelog of `(a, b)` per key, each update at the timestamp its pair
+    /// formed. The inputs need not be partitioned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timely::dataflow::operators::ToStream;
+    /// use timely::dataflow::operators::capture::{Capture, Extract};
+    /// use weir_operators::updating::{Update, UpdatingJoin};
+    ///
+    /// let out = timely::example(|scope| {
+    ///     let people = vec![(1u32, 'p')].to_stream(scope).container::<Vec<_>>();
+    ///     let orders = vec![(1u32, 10u64), (1, 11), (2, 12)].to_stream(scope).container::<Vec<_>>();
+    ///     people.updating_join(orders).capture()
+    /// });
+    /// let mut got: Vec<_> = out.extract().into_iter().flat_map(|(_, d)| d).map(|(_, u)| u).collect();
+    /// got.sort();
+    /// assert_eq!(got, vec![
+    ///     Update { key: 1, value: ('p', 10), diff: 1 },
+    ///     Update { key: 1, value: ('p', 11), diff: 1 },
+    /// ]);
+    /// ```
+    fn updating_join<B>(self, other: VecStream<'scope, (K, B)>) -> Changes<'scope, K, (A, B)>
+    where
+        B: ExchangeData + Ord + std::fmt::Debug + Clone;
+}
+
+impl<'scope, K, A> UpdatingJoin<'scope, K, A> for VecStream<'scope, (K, A)>
+where
+    K: ExchangeData + Hash + Ord + std::fmt::Debug + Clone,
+    A: ExchangeData + Ord + std::fmt::Debug + Clone,
+{
+    fn updating_join<B>(self, other: VecStream<'scope, (K, B)>) -> Changes<'scope, K, (A, B)>
+    where
+        B: ExchangeData + Ord + std::fmt::Debug + Clone,
+    {
+        use timely::dataflow::operators::vec::Map;
+
+        updates_of(self)
+            .join(updates_of(other))
+            .inner
+            .map(|((key, pair), time, diff)| {
+                (
+                    time,
+                    Update {
+                        key,
+                        value: pair,
+                        diff: diff as i64,
+                    },
+                )
             })
     }
 }
