@@ -37,11 +37,20 @@ fn wordcount(events: u64, out: &Path) -> Pipeline {
 }
 
 /// A job that never ends on its own.
-fn endless() -> Pipeline {
+/// A job that never ends on its own; once records cross the exchange (so
+/// the processes are connected), it creates the file `marker`.
+fn endless(marker: std::path::PathBuf) -> Pipeline {
+    let marked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     Pipeline::new("endless")
         .source(Generator::new(u64::MAX / 4, |i| i))
         .key_by(|i: &u64| i % 1000)
-        .count()
+        .values()
+        .inspect(move |_| {
+            if !marked.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                std::fs::write(&marker, b"running").unwrap();
+            }
+        })
+        .filter(|_| false)
         .sink(Collect::new())
 }
 
@@ -89,7 +98,9 @@ fn child() {
                 .sink(JsonLinesFile::to(std::env::var(CHILD_OUT).unwrap()))
         }
         "wordcount" => wordcount(20_000, Path::new(&std::env::var(CHILD_OUT).unwrap())),
-        "endless" => endless(),
+        "endless" => endless(
+            Path::new(&std::env::var(CHILD_OUT).unwrap()).with_extension(format!("p{process}")),
+        ),
         "panicking" => panicking(),
         other => panic!("unknown job {other}"),
     };
@@ -223,8 +234,16 @@ fn killing_a_process_stops_the_other_with_a_clear_error() {
     let out = dir.path().join("unused");
     let survivor = spawn("endless", 0, &hosts, &out);
     let mut victim = spawn("endless", 1, &hosts, &out);
-    // Let the two connect and exchange data for a while.
-    std::thread::sleep(Duration::from_secs(2));
+    // Wait until both processes are connected and exchanging records.
+    let start = Instant::now();
+    while !(out.with_extension("p0").exists() && out.with_extension("p1").exists()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the cluster did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
     victim.kill().unwrap(); // SIGKILL
     victim.wait().unwrap();
     let (code, err) = wait(survivor, Duration::from_secs(30));
