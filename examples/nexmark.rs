@@ -18,7 +18,7 @@ use weir_examples::nexmark::{self as q, QUERIES};
 struct Args {
     #[command(flatten)]
     cluster: Cluster,
-    /// The query: q0, q1, q2, q3, q5, q7 or q8.
+    /// The query: q0 to q8.
     #[arg(long, default_value = "q5")]
     query: String,
     /// Number of Nexmark events (persons, auctions and bids) to generate.
@@ -41,6 +41,10 @@ fn main() -> anyhow::Result<()> {
         ("q2", None) => q::q2(events, Stdout::jsonl()),
         ("q3", Some(o)) => q::q3(events, JsonLinesFile::to(o)),
         ("q3", None) => q::q3(events, Stdout::jsonl()),
+        ("q4", Some(o)) => q::q4(events, JsonLinesFile::to(o)),
+        ("q4", None) => q::q4(events, Stdout::jsonl()),
+        ("q6", Some(o)) => q::q6(events, JsonLinesFile::to(o)),
+        ("q6", None) => q::q6(events, Stdout::jsonl()),
         ("q5", Some(o)) => q::q5(events, JsonLinesFile::to(o)),
         ("q5", None) => q::q5(events, Stdout::jsonl()),
         ("q7", Some(o)) => q::q7(events, JsonLinesFile::to(o)),
@@ -48,7 +52,7 @@ fn main() -> anyhow::Result<()> {
         ("q8", Some(o)) => q::q8(events, JsonLinesFile::to(o)),
         ("q8", None) => q::q8(events, Stdout::jsonl()),
         (other, _) => bail!(
-            "--query: expected one of {}, got `{other}` (q4 and q6 are not built yet)",
+            "--query: expected one of {}, got `{other}`",
             QUERIES.join(", ")
         ),
     };

@@ -276,3 +276,54 @@ impl<K: Key, A: Data> KeyedStream<K, A> {
         }
     }
 }
+
+impl<K, V> Stream<crate::Update<K, V>>
+where
+    K: Key + Ord + std::fmt::Debug,
+    V: Data + Ord + std::fmt::Debug,
+{
+    /// Aggregates a changelog per key with differential dataflow: whenever a
+    /// key's current values change, `f` gets the key and all its current
+    /// values (sorted, with multiplicities), and its result (if any) becomes
+    /// the key's output. The result is again a changelog, so updating
+    /// queries compose: join, re-key with `map`, aggregate again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weir::prelude::*;
+    ///
+    /// // Highest order per customer, from a join's changelog.
+    /// let p = Pipeline::new("max");
+    /// let customers = p.source(Iter::new(vec![(1u32, 'c')])).key_by(|x| x.0);
+    /// let orders = p.source(Iter::new(vec![(1u32, 10u64), (1, 30), (1, 20)])).key_by(|x| x.0);
+    /// let out = Collect::new();
+    /// customers
+    ///     .join(orders)
+    ///     .reduce_updates(|_id, pairs: &[(&((u32, char), (u32, u64)), isize)]| {
+    ///         pairs.iter().map(|(p, _)| p.1 .1).max()
+    ///     })
+    ///     .sink(out.clone());
+    /// p.run(Cluster::threads(2).quiet(true)).unwrap();
+    /// assert_eq!(out.take(), vec![Update { key: 1, value: 30, diff: 1 }]);
+    /// ```
+    pub fn reduce_updates<O, F>(self, f: F) -> Stream<crate::Update<K, O>>
+    where
+        O: Data + Ord + std::fmt::Debug,
+        F: Fn(&K, &[(&V, isize)]) -> Option<O> + Send + Sync + 'static,
+    {
+        use std::sync::Arc;
+        use weir_operators::ReduceChanges;
+
+        let up = self.upstream();
+        let f = Arc::new(f);
+        self.then(
+            "reduce_updates",
+            String::new(),
+            crate::plan::builder(move |ctx| {
+                let f = Arc::clone(&f);
+                Ok(up.build(ctx)?.reduce_changes(move |k, vals| f(k, vals)))
+            }),
+        )
+    }
+}

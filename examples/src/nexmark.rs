@@ -8,7 +8,7 @@ use weir::prelude::*;
 use weir::sources::{Auction, Bid, Nexmark, Person};
 
 /// The queries implemented here.
-pub const QUERIES: [&str; 7] = ["q0", "q1", "q2", "q3", "q5", "q7", "q8"];
+pub const QUERIES: [&str; 9] = ["q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8"];
 
 /// q1: a bid with its price in euro.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -156,6 +156,76 @@ pub fn q3(events: u64, sink: impl Sink<Q3>) -> Pipeline {
                 auction,
             };
             std::iter::repeat_n(row, u.diff.max(0) as usize)
+        })
+        .sink(sink)
+}
+
+/// An auction's id with the closing price of its winning bid (the highest
+/// bid placed between the auction's start and its expiry), as a changelog:
+/// `(auction, (category or seller, closing price))` per auction.
+fn closing_prices(
+    p: &Pipeline,
+    events: u64,
+    by: fn(&Auction) -> u64,
+) -> Stream<Update<u64, (u64, u64, u64)>> {
+    let auctions = p
+        .source(Nexmark::auctions(events))
+        .map(move |a| (a.id as u64, (by(&a), a.date_time, a.expires)))
+        .key_by(|a| a.0);
+    let bids = p
+        .source(Nexmark::bids(events))
+        .map(|b| (b.auction as u64, (b.price as u64, b.date_time)))
+        .key_by(|b| b.0);
+    auctions
+        .join(bids)
+        .filter(|u| {
+            let ((_, (_, start, end)), (_, (_, at))) = &u.value;
+            start <= at && at <= end
+        })
+        .reduce_updates(|_auction, pairs| {
+            let ((_, (group, _, expires)), _) = pairs.first()?.0;
+            let price = pairs.iter().map(|(p, _)| p.1 .1 .0).max()?;
+            Some((*group, *expires, price))
+        })
+}
+
+/// q4: the average closing price of auctions per category (an updating
+/// query: every change of a closing price updates its category's average).
+pub fn q4(events: u64, sink: impl Sink<Update<u64, u64>>) -> Pipeline {
+    let p = Pipeline::new("nexmark-q4");
+    closing_prices(&p, events, |a| a.category as u64)
+        .map(|u| Update {
+            key: u.value.0,
+            value: (u.key, u.value.2),
+            diff: u.diff,
+        })
+        .reduce_updates(|_category, prices: &[(&(u64, u64), isize)]| {
+            let (sum, n) = prices.iter().fold((0u64, 0u64), |(s, n), ((_, price), m)| {
+                (s + price * *m as u64, n + *m as u64)
+            });
+            (n > 0).then(|| sum / n)
+        })
+        .sink(sink)
+}
+
+/// q6: per seller, the average closing price of their (up to) 10 auctions
+/// that expire last (an updating query).
+pub fn q6(events: u64, sink: impl Sink<Update<u64, u64>>) -> Pipeline {
+    let p = Pipeline::new("nexmark-q6");
+    closing_prices(&p, events, |a| a.seller as u64)
+        .map(|u| Update {
+            key: u.value.0,
+            // Sorted by expiry, so the last ten are the latest to expire.
+            value: (u.value.1, u.key, u.value.2),
+            diff: u.diff,
+        })
+        .reduce_updates(|_seller, closed: &[(&(u64, u64, u64), isize)]| {
+            let prices: Vec<u64> = closed
+                .iter()
+                .flat_map(|((_, _, price), m)| std::iter::repeat_n(*price, (*m).max(0) as usize))
+                .collect();
+            let last = &prices[prices.len().saturating_sub(10)..];
+            (!last.is_empty()).then(|| last.iter().sum::<u64>() / last.len() as u64)
         })
         .sink(sink)
 }

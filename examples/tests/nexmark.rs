@@ -219,3 +219,94 @@ fn q3_joins_local_sellers_with_their_category_10_auctions() {
         assert_eq!(got, expected);
     }
 }
+
+/// The closing price of each auction with at least one bid in its lifetime:
+/// auction id -> (category, seller, expires, price).
+fn closing_prices() -> BTreeMap<u64, (u64, u64, u64, u64)> {
+    let mut auctions = BTreeMap::new();
+    let mut bids = Vec::new();
+    for e in events() {
+        match e {
+            Event::Auction(a) => {
+                auctions.insert(a.id as u64, a);
+            }
+            Event::Bid(b) => bids.push(b),
+            Event::Person(_) => {}
+        }
+    }
+    let mut closing = BTreeMap::new();
+    for b in bids {
+        if let Some(a) = auctions.get(&(b.auction as u64)) {
+            if a.date_time <= b.date_time && b.date_time <= a.expires {
+                let e = closing.entry(a.id as u64).or_insert((
+                    a.category as u64,
+                    a.seller as u64,
+                    a.expires,
+                    0,
+                ));
+                e.3 = e.3.max(b.price as u64);
+            }
+        }
+    }
+    closing
+}
+
+/// The final state of a changelog: each key's value with net count +1.
+fn final_state(changes: Vec<Update<u64, u64>>) -> BTreeMap<u64, u64> {
+    let mut net: BTreeMap<(u64, u64), i64> = BTreeMap::new();
+    for u in changes {
+        *net.entry((u.key, u.value)).or_default() += u.diff;
+    }
+    let mut state = BTreeMap::new();
+    for ((k, v), n) in net {
+        assert!(n == 0 || n == 1, "key {k} value {v} has net count {n}");
+        if n == 1 {
+            assert!(
+                state.insert(k, v).is_none(),
+                "key {k} has two current values"
+            );
+        }
+    }
+    state
+}
+
+#[test]
+fn q4_averages_closing_prices_per_category() {
+    let mut sums: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    for (category, _, _, price) in closing_prices().into_values() {
+        let e = sums.entry(category).or_default();
+        e.0 += price;
+        e.1 += 1;
+    }
+    let expected: BTreeMap<u64, u64> = sums.into_iter().map(|(c, (s, n))| (c, s / n)).collect();
+    assert!(expected.len() >= 3);
+    for workers in [1, 2] {
+        assert_eq!(final_state(run(workers, |s| q::q4(EVENTS, s))), expected);
+    }
+}
+
+#[test]
+fn q6_averages_each_sellers_last_ten_closing_prices() {
+    let mut by_seller: BTreeMap<u64, Vec<(u64, u64, u64)>> = BTreeMap::new();
+    for (auction, (_, seller, expires, price)) in closing_prices() {
+        by_seller
+            .entry(seller)
+            .or_default()
+            .push((expires, auction, price));
+    }
+    let expected: BTreeMap<u64, u64> = by_seller
+        .into_iter()
+        .map(|(seller, mut closed)| {
+            closed.sort();
+            let last = &closed[closed.len().saturating_sub(10)..];
+            (
+                seller,
+                last.iter().map(|c| c.2).sum::<u64>() / last.len() as u64,
+            )
+        })
+        .collect();
+    assert!(expected.len() > 10);
+    for workers in [1, 2] {
+        assert_eq!(final_state(run(workers, |s| q::q6(EVENTS, s))), expected);
+    }
+}

@@ -29,7 +29,7 @@ pub use sink::{SinkOp, SinkWriter};
 pub use source::{
     partitioned_source, partitioned_source_with_time, EventTime, PartitionReader, ReadStatus,
 };
-pub use updating::{Update, UpdatingCount, UpdatingFold, UpdatingJoin};
+pub use updating::{ReduceChanges, Update, UpdatingCount, UpdatingFold, UpdatingJoin};
 
 /// The timely timestamp of weir dataflows: the watermark, in milliseconds
 /// since the Unix epoch (see DESIGN.md, "Time").

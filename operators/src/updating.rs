@@ -345,6 +345,87 @@ where
     }
 }
 
+/// Reduces a changelog per key with differential dataflow.
+pub trait ReduceChanges<'scope, K, V> {
+    /// For each key, whenever its values change, calls `f` with the key and
+    /// all its current values (sorted, with their multiplicities) and makes
+    /// the result, if any, the key's current output: a changelog of outputs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timely::dataflow::operators::ToStream;
+    /// use timely::dataflow::operators::capture::{Capture, Extract};
+    /// use weir_operators::updating::{ReduceChanges, Update};
+    ///
+    /// let out = timely::example(|scope| {
+    ///     let changes = vec![
+    ///         (0, Update { key: 'a', value: 5u32, diff: 1 }),
+    ///         (0, Update { key: 'a', value: 9, diff: 1 }),
+    ///         (0, Update { key: 'a', value: 9, diff: -1 }),
+    ///     ];
+    ///     changes
+    ///         .to_stream(scope)
+    ///         .container::<Vec<_>>()
+    ///         .reduce_changes(|_k, vals: &[(&u32, isize)]| vals.last().map(|(v, _)| **v))
+    ///         .capture()
+    /// });
+    /// let got: Vec<_> = out.extract().into_iter().flat_map(|(_, d)| d).map(|(_, u)| u).collect();
+    /// assert_eq!(got, vec![Update { key: 'a', value: 5, diff: 1 }]);
+    /// ```
+    fn reduce_changes<O, F>(self, f: F) -> Changes<'scope, K, O>
+    where
+        O: ExchangeData + Ord + std::fmt::Debug + Clone,
+        F: Fn(&K, &[(&V, isize)]) -> Option<O> + 'static;
+}
+
+impl<'scope, K, V> ReduceChanges<'scope, K, V> for Changes<'scope, K, V>
+where
+    K: ExchangeData + Hash + Ord + std::fmt::Debug + Clone,
+    V: ExchangeData + Ord + std::fmt::Debug + Clone,
+{
+    fn reduce_changes<O, F>(self, f: F) -> Changes<'scope, K, O>
+    where
+        O: ExchangeData + Ord + std::fmt::Debug + Clone,
+        F: Fn(&K, &[(&V, isize)]) -> Option<O> + 'static,
+    {
+        use differential_dataflow::AsCollection;
+        use timely::dataflow::operators::vec::Map;
+
+        self.unary(Pipeline, "FromChanges", |_, _| {
+            move |input, output| {
+                input.for_each(|cap, data| {
+                    if let Some(time) = cap.least().copied() {
+                        output.session(&cap).give_iterator(
+                            data.drain(..)
+                                .map(|(_, u)| ((u.key, u.value), time, u.diff as isize)),
+                        );
+                    } else {
+                        data.clear();
+                    }
+                })
+            }
+        })
+        .as_collection()
+        .reduce(move |key, values, out| {
+            if let Some(o) = f(key, values) {
+                out.push((o, 1isize));
+            }
+        })
+        .inner
+        .map(|((key, value), time, diff)| {
+            (
+                time,
+                Update {
+                    key,
+                    value,
+                    diff: diff as i64,
+                },
+            )
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use timely::dataflow::operators::capture::{Capture, Extract};
