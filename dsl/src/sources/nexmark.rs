@@ -3,6 +3,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use nexmark::config::NexmarkConfig;
+use nexmark::event::EventType;
 pub use nexmark::event::{Auction, Bid, Event, Person};
 use nexmark::EventGenerator;
 use weir_engine::BoxError;
@@ -18,10 +19,12 @@ pub const NEXMARK_BASE_TIME: u64 = 1_700_000_000_000;
 /// The Nexmark generator (the `nexmark` crate, a port of the Flink
 /// generator): persons, auctions and bids in the proportion 1 : 3 : 46.
 ///
-/// The first `events` events are cut into a fixed number of partitions (16
-/// unless [`partitions`](Nexmark::partitions) says otherwise; partition `p`
-/// holds events `p`, `p + partitions`, ...), so the same events come out,
-/// with the same event times, on any number of workers. Event times start at
+/// The events of the chosen type among the first `events` are cut into a
+/// fixed number of partitions (16 unless [`partitions`](Nexmark::partitions)
+/// says otherwise; partition `p` holds the `p`-th, `(p + partitions)`-th, ...
+/// of them), so the same events come out, with the same event times, on any
+/// number of workers, and every partition moves through event time at the
+/// same pace (none is left without records to move its watermark). Event times start at
 /// [`NEXMARK_BASE_TIME`] and advance 0.1 ms per event (10 000 events/s).
 ///
 /// # Examples
@@ -42,6 +45,7 @@ pub const NEXMARK_BASE_TIME: u64 = 1_700_000_000_000;
 /// ```
 pub struct Nexmark<T> {
     events: u64,
+    only: Option<EventType>,
     partitions: u64,
     base_time: u64,
     pick: fn(Event) -> Option<T>,
@@ -52,7 +56,7 @@ pub struct Nexmark<T> {
 impl Nexmark<Event> {
     /// All events among the first `events`.
     pub fn events(events: u64) -> Self {
-        Nexmark::new(events, Some, "events")
+        Nexmark::new(events, None, Some, "events")
     }
 }
 
@@ -61,6 +65,7 @@ impl Nexmark<Bid> {
     pub fn bids(events: u64) -> Self {
         Nexmark::new(
             events,
+            Some(EventType::Bid),
             |e| if let Event::Bid(b) = e { Some(b) } else { None },
             "bids",
         )
@@ -72,6 +77,7 @@ impl Nexmark<Auction> {
     pub fn auctions(events: u64) -> Self {
         Nexmark::new(
             events,
+            Some(EventType::Auction),
             |e| {
                 if let Event::Auction(a) = e {
                     Some(a)
@@ -89,6 +95,7 @@ impl Nexmark<Person> {
     pub fn persons(events: u64) -> Self {
         Nexmark::new(
             events,
+            Some(EventType::Person),
             |e| {
                 if let Event::Person(p) = e {
                     Some(p)
@@ -102,9 +109,15 @@ impl Nexmark<Person> {
 }
 
 impl<T> Nexmark<T> {
-    fn new(events: u64, pick: fn(Event) -> Option<T>, kind: &'static str) -> Self {
+    fn new(
+        events: u64,
+        only: Option<EventType>,
+        pick: fn(Event) -> Option<T>,
+        kind: &'static str,
+    ) -> Self {
         Nexmark {
             events,
+            only,
             partitions: 16,
             base_time: NEXMARK_BASE_TIME,
             pick,
@@ -138,14 +151,20 @@ impl<T: Data> Source for Nexmark<T> {
             base_time: self.base_time,
             ..NexmarkConfig::default()
         };
+        let total = match self.only {
+            None => self.events,
+            Some(kind) => count_of(kind, self.events, &config),
+        };
         let mut readers: Vec<Box<dyn PartitionReader<T>>> = Vec::new();
         for p in (ctx.worker() as u64..self.partitions).step_by(ctx.peers()) {
-            let count = self.events.saturating_sub(p).div_ceil(self.partitions);
+            let count = total.saturating_sub(p).div_ceil(self.partitions);
             ctx.expect_work(count);
+            let mut generator = EventGenerator::new(config.clone());
+            if let Some(kind) = self.only {
+                generator = generator.with_type_filter(kind);
+            }
             readers.push(Box::new(NexmarkReader {
-                generator: EventGenerator::new(config.clone())
-                    .with_offset(p)
-                    .with_step(self.partitions),
+                generator: generator.with_offset(p).with_step(self.partitions),
                 left: count,
                 pick: self.pick,
                 work: ctx.work_done(),
@@ -153,6 +172,24 @@ impl<T: Data> Source for Nexmark<T> {
         }
         Ok(readers)
     }
+}
+
+/// How many events of `kind` are among the first `events`: each group of
+/// `person + auction + bid` proportion events holds persons first, then
+/// auctions, then bids.
+fn count_of(kind: EventType, events: u64, config: &NexmarkConfig) -> u64 {
+    let (person, auction, bid) = (
+        config.person_proportion as u64,
+        config.auction_proportion as u64,
+        config.bid_proportion as u64,
+    );
+    let group = person + auction + bid;
+    let (first, share) = match kind {
+        EventType::Person => (0, person),
+        EventType::Auction => (person, auction),
+        EventType::Bid => (person + auction, bid),
+    };
+    events / group * share + (events % group).saturating_sub(first).min(share)
 }
 
 struct NexmarkReader<T> {
