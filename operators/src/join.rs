@@ -76,10 +76,8 @@ where
                 lower,
                 upper,
                 stash: BTreeMap::new(),
-                left: FxHashMap::default(),
-                right: FxHashMap::default(),
-                left_expiry: BTreeMap::new(),
-                right_expiry: BTreeMap::new(),
+                left: Stored::default(),
+                right: Stored::default(),
                 capability: None,
             };
             move |(left_in, left_frontier), (right_in, right_frontier), output| {
@@ -140,12 +138,60 @@ struct JoinState<K, A, B> {
     lower: i64,
     upper: i64,
     stash: BTreeMap<Time, Stamped<K, A, B>>,
-    left: FxHashMap<K, Vec<(Time, A)>>,
-    right: FxHashMap<K, Vec<(Time, B)>>,
-    /// Keys with left records that expire once the time passes the key.
-    left_expiry: BTreeMap<Time, FxHashSet<K>>,
-    right_expiry: BTreeMap<Time, FxHashSet<K>>,
+    left: Stored<K, A>,
+    right: Stored<K, B>,
     capability: Option<Capability<Time>>,
+}
+
+/// The stored records of one side, by key, with an index of when they
+/// stop being useful.
+struct Stored<K, V> {
+    records: FxHashMap<K, Vec<(Time, V)>>,
+    /// Keys holding a record that is useless once the time passes the key.
+    expiry: BTreeMap<Time, FxHashSet<K>>,
+}
+
+impl<K, V> Default for Stored<K, V> {
+    fn default() -> Self {
+        Stored {
+            records: FxHashMap::default(),
+            expiry: BTreeMap::new(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, V> Stored<K, V> {
+    /// The records of `key`.
+    fn of(&self, key: &K) -> &[(Time, V)] {
+        self.records.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// Stores a record that can match nothing stamped after `until`.
+    fn insert(&mut self, key: K, ts: Time, value: V, until: i128) {
+        self.expiry
+            .entry(clamp(until))
+            .or_default()
+            .insert(key.clone());
+        self.records.entry(key).or_default().push((ts, value));
+    }
+
+    /// Drops the records that can match nothing stamped `time` or later;
+    /// `until` gives that last useful time of a record's event time.
+    fn expire(&mut self, time: Time, until: impl Fn(Time) -> i128) {
+        while let Some(entry) = self.expiry.first_entry() {
+            if *entry.key() >= time {
+                break;
+            }
+            for key in entry.remove() {
+                if let Some(records) = self.records.get_mut(&key) {
+                    records.retain(|(ts, _)| until(*ts) >= i128::from(time));
+                    if records.is_empty() {
+                        self.records.remove(&key);
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl<K: Hash + Eq + Clone, A: Clone, B: Clone> JoinState<K, A, B> {
@@ -155,17 +201,14 @@ impl<K: Hash + Eq + Clone, A: Clone, B: Clone> JoinState<K, A, B> {
         }
     }
 
-    /// The last event time a left record at `ts` can match.
-    fn left_until(&self, ts: Time) -> i128 {
-        i128::from(ts) + i128::from(self.upper)
+    /// True if a left record at `ta` matches a right record at `tb`.
+    fn matches(&self, ta: Time, tb: Time) -> bool {
+        let (ta, tb) = (i128::from(ta), i128::from(tb));
+        ta + i128::from(self.lower) <= tb && tb <= ta + i128::from(self.upper)
     }
 
-    /// The last event time a left record can have to match a right record at `ts`.
-    fn right_until(&self, ts: Time) -> i128 {
-        i128::from(ts) - i128::from(self.lower)
-    }
-
-    /// Applies the records stamped `time`; returns how many were late.
+    /// Applies the records stamped `time`, lefts before rights; returns how
+    /// many were late.
     fn apply(
         &mut self,
         time: Time,
@@ -173,84 +216,39 @@ impl<K: Hash + Eq + Clone, A: Clone, B: Clone> JoinState<K, A, B> {
         rights: Vec<(Time, (K, B))>,
         pairs: &mut Vec<(Time, (K, A, B))>,
     ) -> u64 {
-        self.expire(time);
         let (lower, upper) = (i128::from(self.lower), i128::from(self.upper));
+        // The last event time of a right record a left record at `ts` can
+        // match, and of a left record a right record at `ts` can match.
+        let left_until = move |ts: Time| i128::from(ts) + upper;
+        let right_until = move |ts: Time| i128::from(ts) - lower;
+        self.left.expire(time, left_until);
+        self.right.expire(time, right_until);
         let mut late = 0;
         for (ts, (key, a)) in lefts {
             if ts < time {
                 late += 1;
                 continue;
             }
-            if let Some(bs) = self.right.get(&key) {
-                let t = i128::from(ts);
-                for (tb, b) in bs {
-                    let tb128 = i128::from(*tb);
-                    if t + lower <= tb128 && tb128 <= t + upper {
-                        pairs.push((ts.max(*tb), (key.clone(), a.clone(), b.clone())));
-                    }
+            for (tb, b) in self.right.of(&key) {
+                if self.matches(ts, *tb) {
+                    pairs.push((ts.max(*tb), (key.clone(), a.clone(), b.clone())));
                 }
             }
-            let expiry = clamp(self.left_until(ts));
-            self.left_expiry
-                .entry(expiry)
-                .or_default()
-                .insert(key.clone());
-            self.left.entry(key).or_default().push((ts, a));
+            self.left.insert(key, ts, a, left_until(ts));
         }
         for (ts, (key, b)) in rights {
             if ts < time {
                 late += 1;
                 continue;
             }
-            if let Some(r#as) = self.left.get(&key) {
-                let t = i128::from(ts);
-                for (ta, a) in r#as {
-                    let ta128 = i128::from(*ta);
-                    if ta128 + lower <= t && t <= ta128 + upper {
-                        pairs.push((ts.max(*ta), (key.clone(), a.clone(), b.clone())));
-                    }
+            for (ta, a) in self.left.of(&key) {
+                if self.matches(*ta, ts) {
+                    pairs.push((ts.max(*ta), (key.clone(), a.clone(), b.clone())));
                 }
             }
-            let expiry = clamp(self.right_until(ts));
-            self.right_expiry
-                .entry(expiry)
-                .or_default()
-                .insert(key.clone());
-            self.right.entry(key).or_default().push((ts, b));
+            self.right.insert(key, ts, b, right_until(ts));
         }
         late
-    }
-
-    /// Drops records no record stamped `time` or later can match.
-    fn expire(&mut self, time: Time) {
-        while let Some(entry) = self.left_expiry.first_entry() {
-            if *entry.key() >= time {
-                break;
-            }
-            for key in entry.remove() {
-                let upper = i128::from(self.upper);
-                if let Some(records) = self.left.get_mut(&key) {
-                    records.retain(|(ts, _)| i128::from(*ts) + upper >= i128::from(time));
-                    if records.is_empty() {
-                        self.left.remove(&key);
-                    }
-                }
-            }
-        }
-        while let Some(entry) = self.right_expiry.first_entry() {
-            if *entry.key() >= time {
-                break;
-            }
-            for key in entry.remove() {
-                let lower = i128::from(self.lower);
-                if let Some(records) = self.right.get_mut(&key) {
-                    records.retain(|(ts, _)| i128::from(*ts) - lower >= i128::from(time));
-                    if records.is_empty() {
-                        self.right.remove(&key);
-                    }
-                }
-            }
-        }
     }
 }
 
