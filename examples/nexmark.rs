@@ -29,29 +29,29 @@ struct Args {
     output: Option<PathBuf>,
 }
 
+/// JSON lines to the `--output` file, or to stdout.
+fn output<T: Data>(path: Option<&std::path::Path>) -> Box<dyn Sink<T>> {
+    match path {
+        Some(p) => Box::new(JsonLinesFile::to(p)),
+        None => Box::new(Stdout::jsonl()),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let events = args.events;
-    let job = match (args.query.as_str(), &args.output) {
-        ("q0", Some(o)) => q::q0(events, JsonLinesFile::to(o)),
-        ("q0", None) => q::q0(events, Stdout::jsonl()),
-        ("q1", Some(o)) => q::q1(events, JsonLinesFile::to(o)),
-        ("q1", None) => q::q1(events, Stdout::jsonl()),
-        ("q2", Some(o)) => q::q2(events, JsonLinesFile::to(o)),
-        ("q2", None) => q::q2(events, Stdout::jsonl()),
-        ("q3", Some(o)) => q::q3(events, JsonLinesFile::to(o)),
-        ("q3", None) => q::q3(events, Stdout::jsonl()),
-        ("q4", Some(o)) => q::q4(events, JsonLinesFile::to(o)),
-        ("q4", None) => q::q4(events, Stdout::jsonl()),
-        ("q6", Some(o)) => q::q6(events, JsonLinesFile::to(o)),
-        ("q6", None) => q::q6(events, Stdout::jsonl()),
-        ("q5", Some(o)) => q::q5(events, JsonLinesFile::to(o)),
-        ("q5", None) => q::q5(events, Stdout::jsonl()),
-        ("q7", Some(o)) => q::q7(events, JsonLinesFile::to(o)),
-        ("q7", None) => q::q7(events, Stdout::jsonl()),
-        ("q8", Some(o)) => q::q8(events, JsonLinesFile::to(o)),
-        ("q8", None) => q::q8(events, Stdout::jsonl()),
-        (other, _) => bail!(
+    let out = args.output.as_deref();
+    let job = match args.query.as_str() {
+        "q0" => q::q0(events, output(out)),
+        "q1" => q::q1(events, output(out)),
+        "q2" => q::q2(events, output(out)),
+        "q3" => q::q3(events, output(out)),
+        "q4" => q::q4(events, output(out)),
+        "q5" => q::q5(events, output(out)),
+        "q6" => q::q6(events, output(out)),
+        "q7" => q::q7(events, output(out)),
+        "q8" => q::q8(events, output(out)),
+        other => bail!(
             "--query: expected one of {}, got `{other}`",
             QUERIES.join(", ")
         ),

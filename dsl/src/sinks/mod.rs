@@ -55,6 +55,36 @@ pub trait Sink<T>: Send + Sync + 'static {
     fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, SinkError>;
 }
 
+/// A sink chosen at run time, e.g. from a command-line flag.
+///
+/// # Examples
+///
+/// ```
+/// use weir::prelude::*;
+///
+/// fn output<T: Data>(path: Option<&str>) -> Box<dyn Sink<T>> {
+///     match path {
+///         Some(p) => Box::new(JsonLinesFile::to(p)),
+///         None => Box::new(Stdout::jsonl()),
+///     }
+/// }
+/// let job = Pipeline::new("p").source(Iter::new(vec![1])).sink(output(None));
+/// assert!(job.explain().contains("sink stdout(jsonl)"));
+/// ```
+impl<T: 'static> Sink<T> for Box<dyn Sink<T>> {
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+
+    fn placement(&self) -> Placement {
+        (**self).placement()
+    }
+
+    fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, SinkError> {
+        (**self).open(ctx)
+    }
+}
+
 /// What a sink knows when it opens on one worker.
 pub struct SinkContext {
     worker: usize,
