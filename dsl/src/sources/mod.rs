@@ -18,7 +18,9 @@ pub(crate) use files::LineSource;
 pub use files::{Csv, JsonLines, TextLines};
 pub use generator::Generator;
 pub use iter::Iter;
-pub use nexmark::{Auction, Bid, Event, Nexmark, Person, NEXMARK_BASE_TIME};
+pub use nexmark::{
+    Auction, Bid, Event, EventGenerator, Nexmark, NexmarkConfig, Person, NEXMARK_BASE_TIME,
+};
 pub(crate) use stdin::ParsedStdin;
 pub use stdin::Stdin;
 pub use weir_operators::{PartitionReader, ReadStatus};

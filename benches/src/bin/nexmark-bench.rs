@@ -1,0 +1,80 @@
+//! Nexmark throughput of weir, hand-written timely and a plain loop.
+//! Prints one JSON line per run.
+//!
+//! ```sh
+//! cargo build --release -p weir-benches
+//! target/release/nexmark-bench --query q5 --events 10000000 --impl weir -w 1
+//! ```
+
+use std::time::Instant;
+
+use anyhow::ensure;
+use clap::Parser;
+use weir::Cluster;
+use weir_benches::nexmark::{run, Impl, Query};
+use weir_benches::{peak_rss_bytes, Results};
+
+/// Nexmark benchmark.
+#[derive(Parser)]
+#[command(disable_help_flag = true)]
+struct Args {
+    #[command(flatten)]
+    cluster: Cluster,
+    /// The query.
+    #[arg(long, value_enum)]
+    query: Query,
+    /// Implementation to measure.
+    #[arg(long = "impl", value_enum, default_value = "weir")]
+    implementation: Impl,
+    /// Nexmark events to generate (persons, auctions and bids together).
+    #[arg(long, default_value_t = 10_000_000)]
+    events: u64,
+    /// Also prints every result, sorted, one per line before the JSON line
+    /// (to compare implementations by hand).
+    #[arg(long)]
+    print_results: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let results = if args.print_results {
+        Results::keeping()
+    } else {
+        Results::counting()
+    };
+    let start = Instant::now();
+    let out = run(
+        args.implementation,
+        args.query,
+        args.events,
+        &args.cluster,
+        &results,
+    )?;
+    let seconds = start.elapsed().as_secs_f64();
+    ensure!(
+        args.cluster.processes() == 1 || args.implementation != Impl::Loop,
+        "--impl loop runs in one process"
+    );
+    for row in &out.rows {
+        println!("{row}");
+    }
+    let workers = match args.implementation {
+        Impl::Loop => 1,
+        _ => args.cluster.total_workers(),
+    };
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "nexmark",
+            "query": format!("{:?}", args.query).to_lowercase(),
+            "impl": format!("{:?}", args.implementation).to_lowercase(),
+            "events": args.events,
+            "workers": workers,
+            "results": out.count,
+            "seconds": seconds,
+            "events_per_sec": args.events as f64 / seconds,
+            "peak_rss_bytes": peak_rss_bytes(),
+        })
+    );
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! Benchmarks of weir against hand-written timely dataflow and plain
+//! single-threaded loops. The binaries (`nexmark-bench`, `window-bench`,
+//! `latency-bench`, `pipeline-bench`) print one JSON line per run; see
+//! `benches/README.md` for the commands and the figures.
+#![deny(missing_docs)]
+
+pub mod nexmark;
+
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The peak resident set size of this process so far (`VmHWM`), in bytes;
+/// 0 where `/proc` is not available.
+pub fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Where a benchmarked job's results go: counted, and with
+/// [`Results::keeping`] also kept as `Debug` strings so that implementations
+/// can be compared. Clones share the same tally.
+///
+/// ```
+/// use weir_benches::Results;
+///
+/// let r = Results::keeping();
+/// r.add(&[3, 1]);
+/// r.clone().add(&[2]);
+/// let out = r.finish();
+/// assert_eq!(out.count, 3);
+/// assert_eq!(out.rows, ["1", "2", "3"]);
+/// ```
+#[derive(Clone, Default)]
+pub struct Results {
+    count: Arc<AtomicU64>,
+    rows: Option<Arc<Mutex<Vec<String>>>>,
+}
+
+/// The results of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// How many results.
+    pub count: u64,
+    /// The results as `Debug` strings, sorted (empty unless kept).
+    pub rows: Vec<String>,
+}
+
+impl Results {
+    /// Results that are only counted.
+    pub fn counting() -> Self {
+        Results::default()
+    }
+
+    /// Results that are counted and kept.
+    pub fn keeping() -> Self {
+        Results {
+            count: Arc::default(),
+            rows: Some(Arc::default()),
+        }
+    }
+
+    /// Adds a batch of results.
+    pub fn add<T: Debug>(&self, batch: &[T]) {
+        self.count.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        if let Some(rows) = &self.rows {
+            let mut rows = rows.lock().expect("results lock");
+            rows.extend(batch.iter().map(|r| format!("{r:?}")));
+        }
+    }
+
+    /// The results so far.
+    pub fn finish(&self) -> Output {
+        let mut rows = self
+            .rows
+            .as_ref()
+            .map(|r| std::mem::take(&mut *r.lock().expect("results lock")))
+            .unwrap_or_default();
+        rows.sort();
+        Output {
+            count: self.count.load(Ordering::Relaxed),
+            rows,
+        }
+    }
+}
