@@ -1,5 +1,5 @@
 //! Built-in aggregations for windows: [`Count`], [`Sum`], [`Min`], [`Max`],
-//! [`Avg`], tuples of them (several at once), and the adapters behind
+//! [`Avg`], [`MaxBy`] (the records with the greatest key), tuples of them (several at once), and the adapters behind
 //! `reduce`, `fold` and `process`. Implement [`Aggregator`] for your own.
 
 use std::marker::PhantomData;
@@ -247,7 +247,94 @@ where
     fn merge(&self, acc: &mut Vec<V>, other: &Vec<V>) {
         acc.extend_from_slice(other);
     }
+    fn add_owned(&self, acc: &mut Vec<V>, v: V) {
+        acc.push(v);
+    }
+    fn merge_owned(&self, acc: &mut Vec<V>, mut other: Vec<V>) {
+        if acc.is_empty() {
+            *acc = other;
+        } else {
+            acc.append(&mut other);
+        }
+    }
     fn finish(&self, acc: Vec<V>) -> O {
         (self.0)(acc)
+    }
+}
+
+/// The records with the greatest `key(record)`: all of them on a tie, in no
+/// particular order. Only those are kept while the window is open.
+///
+/// # Examples
+///
+/// ```
+/// use weir::aggregate::{Aggregator, MaxBy};
+///
+/// let top = MaxBy::of(|bid: &(&str, u32)| bid.1);
+/// let mut acc = top.init();
+/// for bid in [("a", 3), ("b", 7), ("c", 7), ("d", 5)] {
+///     top.add(&mut acc, &bid);
+/// }
+/// assert_eq!(top.finish(acc), vec![("b", 7), ("c", 7)]);
+/// ```
+pub struct MaxBy<F>(F);
+
+impl<F> MaxBy<F> {
+    /// The records with the greatest `key(record)`.
+    pub fn of(key: F) -> Self {
+        MaxBy(key)
+    }
+}
+
+impl<V, B, F> Aggregator<V> for MaxBy<F>
+where
+    V: Clone + 'static,
+    B: Ord,
+    F: Fn(&V) -> B + Send + Sync + 'static,
+{
+    type Acc = Vec<V>;
+    type Out = Vec<V>;
+    fn init(&self) -> Vec<V> {
+        Vec::new()
+    }
+    fn add(&self, acc: &mut Vec<V>, v: &V) {
+        if self.wins(acc, v) {
+            acc.push(v.clone());
+        }
+    }
+    fn merge(&self, acc: &mut Vec<V>, other: &Vec<V>) {
+        for v in other {
+            self.add(acc, v);
+        }
+    }
+    fn add_owned(&self, acc: &mut Vec<V>, v: V) {
+        if self.wins(acc, &v) {
+            acc.push(v);
+        }
+    }
+    fn merge_owned(&self, acc: &mut Vec<V>, other: Vec<V>) {
+        for v in other {
+            self.add_owned(acc, v);
+        }
+    }
+    fn finish(&self, acc: Vec<V>) -> Vec<V> {
+        acc
+    }
+}
+
+impl<F> MaxBy<F> {
+    /// Whether `v` belongs among the greatest: clears `acc` if `v` beats them.
+    fn wins<V, B: Ord>(&self, acc: &mut Vec<V>, v: &V) -> bool
+    where
+        F: Fn(&V) -> B,
+    {
+        match acc.first().map(|top| (self.0)(top).cmp(&(self.0)(v))) {
+            None | Some(std::cmp::Ordering::Equal) => true,
+            Some(std::cmp::Ordering::Less) => {
+                acc.clear();
+                true
+            }
+            Some(std::cmp::Ordering::Greater) => false,
+        }
     }
 }

@@ -9,7 +9,7 @@ use weir_engine::CounterKind;
 pub use weir_operators::window::WindowResult;
 use weir_operators::window::{Assigner, WindowAggregate, WindowConfig};
 
-use crate::aggregate::{Aggregator, Avg, Collected, Count, Max, Min, Reduce, Sum};
+use crate::aggregate::{Aggregator, Avg, Collected, Count, Max, MaxBy, Min, Reduce, Sum};
 use crate::error::PlanError;
 use crate::plan::{builder, Ctx, NodeId};
 use crate::stream::Upstream;
@@ -357,6 +357,16 @@ impl<K: Key, T: Data> WindowedStream<K, T> {
         self.aggregate(Max::of(field))
     }
 
+    /// The records with the greatest `key` per window (all of them on a
+    /// tie); only those are kept while the window is open.
+    pub fn max_by<B, F>(self, key: F) -> Stream<WindowResult<K, Vec<T>>>
+    where
+        B: Ord + 'static,
+        F: Fn(&T) -> B + Send + Sync + 'static,
+    {
+        self.aggregate(MaxBy::of(key))
+    }
+
     /// Mean of `field` per window.
     pub fn avg<F>(self, field: F) -> Stream<WindowResult<K, f64>>
     where
@@ -414,6 +424,12 @@ impl<V, A: Aggregator<V>> Aggregator<V> for SharedAggregator<A> {
     }
     fn merge(&self, acc: &mut A::Acc, other: &A::Acc) {
         self.0.merge(acc, other)
+    }
+    fn add_owned(&self, acc: &mut A::Acc, value: V) {
+        self.0.add_owned(acc, value)
+    }
+    fn merge_owned(&self, acc: &mut A::Acc, other: A::Acc) {
+        self.0.merge_owned(acc, other)
     }
     fn finish(&self, acc: A::Acc) -> A::Out {
         self.0.finish(acc)

@@ -264,33 +264,22 @@ pub fn q5(events: u64, sink: impl Sink<Q5>) -> Pipeline {
 pub fn q7(events: u64, sink: impl Sink<Q7>) -> Pipeline {
     let p = Pipeline::new("nexmark-q7");
     bids(&p, events)
+        .map(|b| Q7 {
+            window_end: 0,
+            auction: b.auction as u64,
+            price: b.price as u64,
+            bidder: b.bidder as u64,
+            date_time: b.date_time,
+        })
         .key_by(|_| ())
         .window(Tumbling::of(Duration::from_millis(TUMBLE_MS)))
-        .process(|bids| {
-            let max = bids.iter().map(|b| b.price).max().unwrap_or(0);
-            bids.into_iter()
-                .filter(|b| b.price == max)
-                .map(|b| {
-                    (
-                        b.auction as u64,
-                        b.price as u64,
-                        b.bidder as u64,
-                        b.date_time,
-                    )
-                })
-                .collect::<Vec<_>>()
-        })
+        .max_by(|b| b.price)
         .flat_map(|r| {
             let end = r.window_end;
-            r.value
-                .into_iter()
-                .map(move |(auction, price, bidder, date_time)| Q7 {
-                    window_end: end,
-                    auction,
-                    price,
-                    bidder,
-                    date_time,
-                })
+            r.value.into_iter().map(move |b| Q7 {
+                window_end: end,
+                ..b
+            })
         })
         .sink(sink)
 }
@@ -299,20 +288,23 @@ pub fn q7(events: u64, sink: impl Sink<Q7>) -> Pipeline {
 /// which they registered.
 pub fn q8(events: u64, sink: impl Sink<Q8>) -> Pipeline {
     let p = Pipeline::new("nexmark-q8");
+    // Only the fields the query needs travel on.
     let persons = p
         .source(Nexmark::persons(events))
         .event_time(|x: &Person| x.date_time, Watermark::ascending())
-        .key_by(|x| x.id as u64);
+        .map(|x| (x.id as u64, x.name, x.date_time))
+        .key_by(|x| x.0);
     let auctions = p
         .source(Nexmark::auctions(events))
         .event_time(|a: &Auction| a.date_time, Watermark::ascending())
-        .key_by(|a| a.seller as u64);
+        .map(|a| a.seller as u64)
+        .key_by(|seller| *seller);
     persons
         .window_join(auctions, Tumbling::of(Duration::from_millis(TUMBLE_MS)))
         .map(|j| Q8 {
             id: j.key,
-            window_start: j.left.date_time - j.left.date_time % TUMBLE_MS,
-            name: j.left.name,
+            window_start: j.left.2 - j.left.2 % TUMBLE_MS,
+            name: j.left.1,
         })
         // One row per person and window, however many auctions they opened.
         .key_by(|q| (q.id, q.window_start))

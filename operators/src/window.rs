@@ -26,6 +26,7 @@
 //! as records bridge them (Flink-style: `[t, t + gap)` per record, windows
 //! that overlap or touch merge).
 
+use std::collections::hash_map::Entry;
 use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -109,6 +110,16 @@ pub trait Aggregator<V>: Send + Sync + 'static {
     fn add(&self, acc: &mut Self::Acc, value: &V);
     /// Adds everything `other` holds to `acc`.
     fn merge(&self, acc: &mut Self::Acc, other: &Self::Acc);
+    /// Adds one record the operator no longer needs: override it to move
+    /// the record instead of cloning it (the default calls [`add`](Self::add)).
+    fn add_owned(&self, acc: &mut Self::Acc, value: V) {
+        self.add(acc, &value)
+    }
+    /// Merges an accumulator the operator no longer needs: override it to
+    /// move instead of clone (the default calls [`merge`](Self::merge)).
+    fn merge_owned(&self, acc: &mut Self::Acc, other: Self::Acc) {
+        self.merge(acc, &other)
+    }
     /// The window's result.
     fn finish(&self, acc: Self::Acc) -> Self::Out;
 }
@@ -234,7 +245,8 @@ where
                 config,
                 agg,
                 stash: BTreeMap::new(),
-                panes: FxHashMap::default(),
+                panes: BTreeMap::new(),
+                fired_until: None,
                 sessions: FxHashMap::default(),
                 timers: BTreeMap::new(),
                 capability: None,
@@ -255,7 +267,19 @@ where
                     {
                         state.capability = cap.retain_least(0).zip(cap.retain_least(1));
                     }
-                    state.stash.entry(time).or_default().append(data);
+                    // Records that cannot be late are applied at once;
+                    // the others wait for the frontier to pass their time.
+                    for (ts, (key, value)) in data.drain(..) {
+                        if state.can_apply_now(time, ts) {
+                            state.add(ts, key, value);
+                        } else {
+                            state
+                                .stash
+                                .entry(time)
+                                .or_default()
+                                .push((ts, (key, value)));
+                        }
+                    }
                 });
                 let least = frontier.frontier().first().copied();
                 let mut late_records = Vec::new();
@@ -308,12 +332,10 @@ where
                 // most at the end of the first window still to fire.
                 if state.is_empty() {
                     state.capability = None;
-                } else if let Some((results_cap, late_cap)) = state.capability.as_mut() {
+                } else {
                     let lateness = state.config.allowed_lateness;
                     let next_end = state
-                        .timers
-                        .keys()
-                        .next()
+                        .next_fire()
                         .map(|fire| fire.saturating_sub(lateness).saturating_sub(1));
                     let hold = state
                         .stash
@@ -324,7 +346,9 @@ where
                         .chain(least)
                         .chain(next_end)
                         .min();
-                    if let Some(t) = hold {
+                    if let (Some(t), Some((results_cap, late_cap))) =
+                        (hold, state.capability.as_mut())
+                    {
                         if t > *results_cap.time() {
                             results_cap.downgrade(&t);
                             late_cap.downgrade(&t);
@@ -346,11 +370,14 @@ struct WindowState<K, V, A: Aggregator<V>> {
     agg: A,
     /// Records not yet applied, by timestamp.
     stash: BTreeMap<Time, Vec<Keyed<K, V>>>,
-    /// Tumbling and sliding windows: accumulators per key and pane start.
-    panes: FxHashMap<K, BTreeMap<u64, A::Acc>>,
+    /// Tumbling and sliding windows: per pane start, an accumulator per key.
+    panes: BTreeMap<u64, FxHashMap<K, A::Acc>>,
+    /// The greatest time windows have fired up to: every window with
+    /// `end + allowed_lateness` at or below it is done, records or not.
+    fired_until: Option<Time>,
     /// Session windows: per key, open sessions by start, with end and accumulator.
     sessions: FxHashMap<K, BTreeMap<u64, (u64, A::Acc)>>,
-    /// Windows to fire, by `end + allowed_lateness`: `(key, end)`.
+    /// Session windows to fire, by `end + allowed_lateness`: `(key, end)`.
     timers: BTreeMap<Time, FxHashSet<(K, u64)>>,
     /// Capabilities for the results and late outputs while state remains.
     capability: Option<(Capability<Time>, Capability<Time>)>,
@@ -360,10 +387,13 @@ struct WindowState<K, V, A: Aggregator<V>> {
 
 impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> WindowState<K, V, A> {
     fn is_empty(&self) -> bool {
-        self.stash.is_empty() && self.timers.is_empty() && self.fired.is_empty()
+        self.stash.is_empty()
+            && self.timers.is_empty()
+            && self.panes.is_empty()
+            && self.fired.is_empty()
     }
 
-    /// Window length and pane length of tumbling and sliding windows.
+    /// Window length, slide and pane length of tumbling and sliding windows.
     fn geometry(&self) -> (u64, u64, u64) {
         match self.config.assigner {
             Assigner::Tumbling { size } => (size, size, size),
@@ -372,12 +402,37 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> WindowState<K, V, A> {
         }
     }
 
+    /// Whether a record stamped `time` with event time `ts` can be applied
+    /// before the frontier passes `time`: its windows cannot have fired and
+    /// none may fire before `time`, so the outcome is the same. True for
+    /// every tumbling or sliding record whose first window ends (plus the
+    /// allowed lateness) after `time`, e.g. every record at or above its
+    /// watermark. Session records always wait: whether one is late depends
+    /// on the sessions open when its timestamp comes up.
+    fn can_apply_now(&self, time: Time, ts: u64) -> bool {
+        if ts >= time {
+            return !matches!(self.config.assigner, Assigner::Session { .. });
+        }
+        match self.config.assigner {
+            Assigner::Session { .. } => false,
+            _ => {
+                let (size, slide, _) = self.geometry();
+                // The first window holding `ts` starts at the least multiple
+                // of `slide` above `ts − size`.
+                let first = (ts + 1).saturating_sub(size).div_ceil(slide) * slide;
+                (first + size).saturating_add(self.config.allowed_lateness) > time
+            }
+        }
+    }
+
     /// Applies all records stamped `time`, adding late ones to `late`.
     fn apply_all(&mut self, time: Time, records: Vec<Keyed<K, V>>, late: &mut Vec<Keyed<K, V>>) {
         let Assigner::Session { gap } = self.config.assigner else {
             for (ts, (key, value)) in records {
-                if !self.apply(time, ts, key.clone(), &value) {
+                if self.is_late(time, ts) {
                     late.push((ts, (key, value)));
+                } else {
+                    self.add(ts, key, value);
                 }
             }
             return;
@@ -390,7 +445,7 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> WindowState<K, V, A> {
         let mut candidates = Vec::new();
         for (ts, (key, value)) in records {
             if ts.saturating_add(gap).saturating_add(lateness) > time {
-                self.merge_session(ts, gap, key, &value);
+                self.merge_session(ts, gap, key, value);
             } else {
                 candidates.push((ts, (key, value)));
             }
@@ -400,7 +455,7 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> WindowState<K, V, A> {
             let mut still = Vec::with_capacity(before);
             for (ts, (key, value)) in candidates {
                 if self.session_overlaps(&key, ts, gap) {
-                    self.merge_session(ts, gap, key, &value);
+                    self.merge_session(ts, gap, key, value);
                 } else {
                     still.push((ts, (key, value)));
                 }
@@ -413,47 +468,55 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> WindowState<K, V, A> {
         late.extend(candidates);
     }
 
-    /// Applies one record of a tumbling or sliding window stamped `time`;
-    /// false if it is late.
-    fn apply(&mut self, time: Time, ts: u64, key: K, value: &V) -> bool {
+    /// Whether a tumbling or sliding record stamped `time` is late: every
+    /// window holding it fires at or before `time`.
+    fn is_late(&self, time: Time, ts: u64) -> bool {
+        let (size, slide, _) = self.geometry();
+        let last_start = ts - ts % slide;
+        (last_start + size).saturating_add(self.config.allowed_lateness) <= time
+    }
+
+    /// Adds a tumbling or sliding record to its pane.
+    fn add(&mut self, ts: u64, key: K, value: V) {
+        let (_, _, pane) = self.geometry();
+        let agg = &self.agg;
+        let acc = self
+            .panes
+            .entry(ts - ts % pane)
+            .or_default()
+            .entry(key)
+            .or_insert_with(|| agg.init());
+        agg.add_owned(acc, value);
+    }
+
+    /// The next tumbling or sliding window to fire: the first one holding
+    /// the oldest pane and not done yet, as `(start, end)`.
+    fn next_window(&self) -> Option<(u64, u64)> {
+        let (size, slide, _) = self.geometry();
+        let oldest = *self.panes.keys().next()?;
+        let first = (oldest + 1).saturating_sub(size).div_ceil(slide) * slide;
+        // The first window not done: `start + size + lateness > fired_until`.
+        let open = self.fired_until.map_or(0, |t| {
+            t.saturating_add(1)
+                .saturating_sub(size)
+                .saturating_sub(self.config.allowed_lateness)
+                .div_ceil(slide)
+                .saturating_mul(slide)
+        });
+        let start = first.max(open);
+        Some((start, start.saturating_add(size)))
+    }
+
+    /// When the next window fires (`end + allowed_lateness`), if any.
+    fn next_fire(&self) -> Option<Time> {
         let lateness = self.config.allowed_lateness;
-        match self.config.assigner {
-            Assigner::Session { .. } => unreachable!("sessions are applied by apply_all"),
-            _ => {
-                let (size, slide, pane) = self.geometry();
-                let last_start = ts - ts % slide;
-                if (last_start + size).saturating_add(lateness) <= time {
-                    return false;
-                }
-                let pane_start = ts - ts % pane;
-                let panes = self.panes.entry(key.clone()).or_default();
-                let fresh = !panes.contains_key(&pane_start);
-                let acc = panes.entry(pane_start).or_insert_with(|| self.agg.init());
-                self.agg.add(acc, value);
-                if fresh {
-                    // Every window holding the pane that is still open.
-                    let mut start = pane_start - pane_start % slide;
-                    loop {
-                        let end = start + size;
-                        if end <= pane_start {
-                            break;
-                        }
-                        let fire = end.saturating_add(lateness);
-                        if fire > time {
-                            self.timers
-                                .entry(fire)
-                                .or_default()
-                                .insert((key.clone(), end));
-                        }
-                        if start < slide {
-                            break;
-                        }
-                        start -= slide;
-                    }
-                }
-                true
-            }
-        }
+        let panes = self
+            .next_window()
+            .map(|(_, end)| end.saturating_add(lateness));
+        panes
+            .into_iter()
+            .chain(self.timers.keys().next().copied())
+            .min()
     }
 
     /// True if `[ts, ts + gap)` overlaps or touches an open session of `key`.
@@ -468,7 +531,7 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> WindowState<K, V, A> {
 
     /// Adds a record's session `[ts, ts + gap)` to `key`'s sessions, merging
     /// every session it overlaps or touches.
-    fn merge_session(&mut self, ts: u64, gap: u64, key: K, value: &V) {
+    fn merge_session(&mut self, ts: u64, gap: u64, key: K, value: V) {
         let lateness = self.config.allowed_lateness;
         let sessions = self.sessions.entry(key.clone()).or_default();
         let (mut start, mut end) = (ts, ts.saturating_add(gap));
@@ -483,9 +546,9 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> WindowState<K, V, A> {
             let (e, other) = sessions.remove(&s).expect("session present");
             start = start.min(s);
             end = end.max(e);
-            self.agg.merge(&mut acc, &other);
+            self.agg.merge_owned(&mut acc, other);
         }
-        self.agg.add(&mut acc, value);
+        self.agg.add_owned(&mut acc, value);
         sessions.insert(start, (end, acc));
         // Timers of merged-away sessions go stale and are skipped when due.
         self.timers
@@ -496,45 +559,68 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> WindowState<K, V, A> {
 
     /// Fires every window due at or before `time`, in order.
     fn fire_until(&mut self, time: Time) {
+        let lateness = self.config.allowed_lateness;
+        while let Some((start, end)) = self.next_window() {
+            let fire = end.saturating_add(lateness);
+            if fire > time {
+                break;
+            }
+            self.fire_window(start, end);
+            // Windows fire in order of their ends: every window due by this
+            // one's time is done.
+            self.fired_until = Some(self.fired_until.map_or(fire, |t| t.max(fire)));
+        }
         while let Some(entry) = self.timers.first_entry() {
             if *entry.key() > time {
                 break;
             }
             for (key, end) in entry.remove() {
-                match self.config.assigner {
-                    Assigner::Session { .. } => self.fire_session(key, end),
-                    _ => self.fire_window(key, end),
+                self.fire_session(key, end);
+            }
+        }
+        self.fired_until = Some(self.fired_until.map_or(time, |t| t.max(time)));
+    }
+
+    /// Fires the tumbling or sliding window `[start, end)` for every key
+    /// with records in it, and frees the panes no later window holds.
+    fn fire_window(&mut self, start: u64, end: u64) {
+        let (_, slide, _) = self.geometry();
+        // Panes before the next window's start are merged by moving them,
+        // the others by reference.
+        let keep = self.panes.split_off(&(start + slide));
+        let done = std::mem::replace(&mut self.panes, keep);
+        let mut windows: FxHashMap<K, A::Acc> = FxHashMap::default();
+        for (_, pane) in done.into_iter().filter(|(p, _)| *p >= start) {
+            if windows.is_empty() {
+                windows = pane;
+                continue;
+            }
+            for (key, acc) in pane {
+                match windows.entry(key) {
+                    Entry::Occupied(mut e) => self.agg.merge_owned(e.get_mut(), acc),
+                    Entry::Vacant(e) => {
+                        e.insert(acc);
+                    }
                 }
             }
         }
-    }
-
-    fn fire_window(&mut self, key: K, end: u64) {
-        let (size, slide, _) = self.geometry();
-        let start = end - size;
-        let Some(panes) = self.panes.get_mut(&key) else {
-            return;
-        };
-        let mut acc = self.agg.init();
-        let mut any = false;
-        for (_, pane) in panes.range(start..end) {
-            self.agg.merge(&mut acc, pane);
-            any = true;
+        for (_, pane) in self.panes.range(..end) {
+            for (key, acc) in pane {
+                match windows.get_mut(key) {
+                    Some(w) => self.agg.merge(w, acc),
+                    None => {
+                        windows.insert(key.clone(), acc.clone());
+                    }
+                }
+            }
         }
-        // Panes before the next window's start are needed no more.
-        let keep = panes.split_off(&(start + slide));
-        *panes = keep;
-        if panes.is_empty() {
-            self.panes.remove(&key);
-        }
-        if any {
-            self.fired.push(WindowResult {
+        self.fired
+            .extend(windows.into_iter().map(|(key, acc)| WindowResult {
                 key,
                 window_start: start,
                 window_end: end,
                 value: self.agg.finish(acc),
-            });
-        }
+            }));
     }
 
     fn fire_session(&mut self, key: K, end: u64) {
@@ -684,6 +770,38 @@ mod tests {
             let (results, late) = run(session, 0, vec![(19, order)]);
             assert_eq!((results, late), (vec![(0, 9, 29, 2)], vec![]));
         }
+    }
+
+    #[test]
+    fn a_window_due_before_a_record_s_watermark_stays_done_without_records() {
+        let sliding = Assigner::Sliding {
+            size: 132,
+            slide: 44,
+        };
+        // ts 887 is in [792, 924), [836, 968) and [880, 1012); at watermark
+        // 970 with lateness 22 the first is due (946), though it never had
+        // a record: 887 counts in the other two only.
+        let (results, late) = run(
+            sliding,
+            22,
+            vec![
+                (0, vec![(1000, (0, 0)), (1007, (0, 0))]),
+                (970, vec![(887, (3, 0))]),
+            ],
+        );
+        assert_eq!(
+            (results, late),
+            (
+                vec![
+                    (0, 880, 1012, 2),
+                    (0, 924, 1056, 2),
+                    (0, 968, 1100, 2),
+                    (3, 836, 968, 1),
+                    (3, 880, 1012, 1)
+                ],
+                vec![]
+            )
+        );
     }
 
     #[test]
