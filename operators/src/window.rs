@@ -32,7 +32,7 @@ use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
@@ -375,10 +375,12 @@ struct WindowState<K, V, A: Aggregator<V>> {
     /// The greatest time windows have fired up to: every window with
     /// `end + allowed_lateness` at or below it is done, records or not.
     fired_until: Option<Time>,
-    /// Session windows: per key, open sessions by start, with end and accumulator.
-    sessions: FxHashMap<K, BTreeMap<u64, (u64, A::Acc)>>,
-    /// Session windows to fire, by `end + allowed_lateness`: `(key, end)`.
-    timers: BTreeMap<Time, FxHashSet<(K, u64)>>,
+    /// Session windows: per key, the open sessions and the key's timer.
+    sessions: FxHashMap<K, KeySessions<A::Acc>>,
+    /// Session timers: keys to look at, by time. A key has at most one live
+    /// timer (the one its `KeySessions::timer` names), no later than its
+    /// first session's `end + allowed_lateness`; others are stale.
+    timers: BTreeMap<Time, Vec<K>>,
     /// Capabilities for the results and late outputs while state remains.
     capability: Option<(Capability<Time>, Capability<Time>)>,
     /// Results fired and not yet sent.
@@ -521,11 +523,9 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> WindowState<K, V, A> {
 
     /// True if `[ts, ts + gap)` overlaps or touches an open session of `key`.
     fn session_overlaps(&self, key: &K, ts: u64, gap: u64) -> bool {
-        self.sessions.get(key).is_some_and(|sessions| {
-            sessions
-                .range(..=ts.saturating_add(gap))
-                .next_back()
-                .is_some_and(|(_, (end, _))| *end >= ts)
+        self.sessions.get(key).is_some_and(|ks| {
+            let (first, last) = ks.overlapping(ts, ts.saturating_add(gap));
+            first < last
         })
     }
 
@@ -533,28 +533,36 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> WindowState<K, V, A> {
     /// every session it overlaps or touches.
     fn merge_session(&mut self, ts: u64, gap: u64, key: K, value: V) {
         let lateness = self.config.allowed_lateness;
-        let sessions = self.sessions.entry(key.clone()).or_default();
-        let (mut start, mut end) = (ts, ts.saturating_add(gap));
-        let overlapping: Vec<u64> = sessions
-            .range(..=end)
-            .rev()
-            .take_while(|(_, (e, _))| *e >= ts)
-            .map(|(s, _)| *s)
-            .collect();
-        let mut acc = self.agg.init();
-        for s in overlapping {
-            let (e, other) = sessions.remove(&s).expect("session present");
-            start = start.min(s);
-            end = end.max(e);
-            self.agg.merge_owned(&mut acc, other);
+        let (lo, hi) = (ts, ts.saturating_add(gap));
+        let ks = match self.sessions.get_mut(&key) {
+            Some(ks) => ks,
+            None => self.sessions.entry(key.clone()).or_default(),
+        };
+        let (first, last) = ks.overlapping(lo, hi);
+        let end = if last - first == 1 {
+            // The common case: the record falls in or extends one session.
+            let (s, e, acc) = &mut ks.open[first];
+            *s = (*s).min(lo);
+            *e = (*e).max(hi);
+            self.agg.add_owned(acc, value);
+            *e
+        } else {
+            let (mut start, mut end) = (lo, hi);
+            let mut acc = self.agg.init();
+            for (s, e, other) in ks.open.drain(first..last) {
+                start = start.min(s);
+                end = end.max(e);
+                self.agg.merge_owned(&mut acc, other);
+            }
+            self.agg.add_owned(&mut acc, value);
+            ks.open.insert(first, (start, end, acc));
+            end
+        };
+        let due = end.saturating_add(lateness);
+        if ks.timer.is_none_or(|t| due < t) {
+            ks.timer = Some(due);
+            self.timers.entry(due).or_default().push(key);
         }
-        self.agg.add_owned(&mut acc, value);
-        sessions.insert(start, (end, acc));
-        // Timers of merged-away sessions go stale and are skipped when due.
-        self.timers
-            .entry(end.saturating_add(lateness))
-            .or_default()
-            .insert((key, end));
     }
 
     /// Fires every window due at or before `time`, in order.
@@ -574,8 +582,9 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> WindowState<K, V, A> {
             if *entry.key() > time {
                 break;
             }
-            for (key, end) in entry.remove() {
-                self.fire_session(key, end);
+            let (due, keys) = entry.remove_entry();
+            for key in keys {
+                self.fire_sessions(key, due);
             }
         }
         self.fired_until = Some(self.fired_until.map_or(time, |t| t.max(time)));
@@ -623,27 +632,63 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> WindowState<K, V, A> {
             }));
     }
 
-    fn fire_session(&mut self, key: K, end: u64) {
-        let Some(sessions) = self.sessions.get_mut(&key) else {
+    /// Fires `key`'s sessions due at `due` if this is its live timer, and
+    /// sets the timer for the next one.
+    fn fire_sessions(&mut self, key: K, due: Time) {
+        let lateness = self.config.allowed_lateness;
+        let Some(ks) = self.sessions.get_mut(&key) else {
             return;
         };
-        let Some(start) = sessions
-            .iter()
-            .find(|(_, (e, _))| *e == end)
-            .map(|(s, _)| *s)
-        else {
-            return; // merged into a later session
-        };
-        let (_, acc) = sessions.remove(&start).expect("session present");
-        if sessions.is_empty() {
-            self.sessions.remove(&key);
+        if ks.timer != Some(due) {
+            return; // stale
         }
-        self.fired.push(WindowResult {
-            key,
-            window_start: start,
-            window_end: end,
-            value: self.agg.finish(acc),
-        });
+        // Sessions do not overlap, so their ends ascend with their starts.
+        let n = ks
+            .open
+            .partition_point(|(_, e, _)| e.saturating_add(lateness) <= due);
+        for (start, end, acc) in ks.open.drain(..n) {
+            self.fired.push(WindowResult {
+                key: key.clone(),
+                window_start: start,
+                window_end: end,
+                value: self.agg.finish(acc),
+            });
+        }
+        match ks.open.first() {
+            None => {
+                self.sessions.remove(&key);
+            }
+            Some((_, end, _)) => {
+                let next = end.saturating_add(lateness);
+                ks.timer = Some(next);
+                self.timers.entry(next).or_default().push(key);
+            }
+        }
+    }
+}
+
+/// The open sessions of one key, by start (they neither overlap nor touch),
+/// and when the key's next timer is due.
+struct KeySessions<Acc> {
+    open: Vec<(u64, u64, Acc)>,
+    timer: Option<Time>,
+}
+
+impl<Acc> Default for KeySessions<Acc> {
+    fn default() -> Self {
+        KeySessions {
+            open: Vec::new(),
+            timer: None,
+        }
+    }
+}
+
+impl<Acc> KeySessions<Acc> {
+    /// The index range of the sessions `[lo, hi)` overlaps or touches.
+    fn overlapping(&self, lo: u64, hi: u64) -> (usize, usize) {
+        let first = self.open.partition_point(|(_, e, _)| *e < lo);
+        let last = self.open.partition_point(|(s, _, _)| *s <= hi);
+        (first, last.max(first))
     }
 }
 
