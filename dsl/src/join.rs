@@ -1,6 +1,7 @@
 //! Joins of keyed streams: window joins and interval joins.
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::aggregate::Aggregator;
 use crate::window::WindowSpec;
@@ -29,24 +30,36 @@ pub struct Joined<K, A, B> {
 /// Collects a window's records of both sides and pairs them when it fires.
 struct PairUp;
 
+/// The records of one side of one key in one pane: most keys have one.
+type Few<T> = SmallVec<[T; 1]>;
+
 impl<A: Clone + 'static, B: Clone + 'static> Aggregator<Side<A, B>> for PairUp {
-    type Acc = (Vec<A>, Vec<B>);
+    type Acc = (Few<A>, Few<B>);
     type Out = Vec<(A, B)>;
 
     fn init(&self) -> Self::Acc {
-        (Vec::new(), Vec::new())
+        (Few::new(), Few::new())
     }
 
     fn add(&self, acc: &mut Self::Acc, value: &Side<A, B>) {
-        match value {
-            Side::Left(a) => acc.0.push(a.clone()),
-            Side::Right(b) => acc.1.push(b.clone()),
-        }
+        self.add_owned(acc, value.clone());
     }
 
     fn merge(&self, acc: &mut Self::Acc, other: &Self::Acc) {
-        acc.0.extend_from_slice(&other.0);
-        acc.1.extend_from_slice(&other.1);
+        acc.0.extend(other.0.iter().cloned());
+        acc.1.extend(other.1.iter().cloned());
+    }
+
+    fn add_owned(&self, acc: &mut Self::Acc, value: Side<A, B>) {
+        match value {
+            Side::Left(a) => acc.0.push(a),
+            Side::Right(b) => acc.1.push(b),
+        }
+    }
+
+    fn merge_owned(&self, acc: &mut Self::Acc, other: Self::Acc) {
+        acc.0.extend(other.0);
+        acc.1.extend(other.1);
     }
 
     fn finish(&self, (lefts, rights): Self::Acc) -> Vec<(A, B)> {

@@ -16,6 +16,7 @@ use anyhow::{ensure, Context};
 use clap::{Parser, ValueEnum};
 use rustc_hash::FxHashMap;
 use weir::prelude::*;
+use weir_benches::peak_rss_bytes;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Impl {
@@ -59,17 +60,6 @@ enum WindowKind {
 fn event(i: u64) -> u64 {
     // A cheap mix so keys do not arrive in order.
     i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11
-}
-
-fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
 }
 
 fn main() -> anyhow::Result<()> {
