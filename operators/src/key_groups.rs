@@ -86,6 +86,10 @@ where
 {
     fn exchange_by_key(self) -> Self {
         let peers = self.scope().peers();
+        if peers == 1 {
+            // One worker in all: every key is already where it belongs.
+            return self;
+        }
         self.exchange(move |(_, (k, _)): &(crate::Time, (K, V))| {
             KeyGroups::worker_of(KeyGroups::group_of(k), peers) as u64
         })
