@@ -4,27 +4,35 @@
 //! # Time
 //!
 //! Records arrive as `(event time, (key, value))` at a timely timestamp that
-//! is their source partition's watermark (see [`crate::source`]). The
-//! operator processes records in timestamp order: records stamped `t` are
-//! applied only once the input frontier has reached `t`, and before they are,
-//! every window whose `end + allowed_lateness <= t` fires. A window `[start,
-//! end)` therefore fires once, when the frontier (the global watermark)
-//! reaches `end + allowed_lateness`, and a record is *late* exactly when all
-//! of its windows have fired by the time its own watermark comes up. Whether
-//! a record is late depends only on its partition's order, never on thread
-//! timing: results are the same on any number of workers and processes.
+//! is their source partition's watermark (see [`crate::source`]). Records
+//! stamped `t` are treated as if applied once the input frontier has reached
+//! `t`, after every window whose `end + allowed_lateness <= t` has fired. A
+//! window `[start, end)` therefore fires once, when the frontier (the global
+//! watermark) reaches `end + allowed_lateness`, and a record is *late*
+//! exactly when all of its windows have fired by the time its own watermark
+//! comes up. Whether a record is late depends only on its partition's order,
+//! never on thread timing: results are the same on any number of workers and
+//! processes.
+//!
+//! A tumbling or sliding record whose first window ends (plus the allowed
+//! lateness) after `t` — every record at or above its watermark — gets the
+//! same outcome whenever it is applied, so it is applied on arrival; the
+//! others, and all session records, wait in a stash until the frontier has
+//! passed `t`.
 //!
 //! Late records are counted and sent to a second output.
 //!
 //! # State
 //!
 //! Tumbling and sliding windows keep one accumulator per key and *pane* (the
-//! greatest common divisor of size and slide): a record is added to one pane
-//! only, and a window's result merges its panes. Panes no later window needs
-//! are freed as windows fire, so state follows the open windows. Session
-//! windows keep one accumulator per key and open session, merging sessions
-//! as records bridge them (Flink-style: `[t, t + gap)` per record, windows
-//! that overlap or touch merge).
+//! greatest common divisor of size and slide), in one hash map per pane
+//! shared by all keys: a record is added to one pane only, windows fire in
+//! order of their ends by merging their panes (panes no later window needs
+//! are moved, not copied), and those panes are then freed, so state follows
+//! the open windows. Session windows keep, per key, a small sorted vector of
+//! open sessions and one live timer, merging sessions as records bridge them
+//! (Flink-style: `[t, t + gap)` per record, windows that overlap or touch
+//! merge).
 
 use std::collections::hash_map::Entry;
 use std::collections::BTreeMap;
