@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use timely::dataflow::operators::vec::{Filter, Map};
 use timely::dataflow::operators::{Concat, Inspect};
-use weir_operators::{ExchangeByKey, Update, UpdatingCount, UpdatingFold};
+use weir_operators::{KeyByGroup, Update, UpdatingCount, UpdatingFold};
 
 use crate::error::PlanError;
 use crate::plan::{builder, Builder, Ctx, NodeId, Pipeline};
@@ -325,10 +325,7 @@ impl<T: Data> Stream<T> {
             String::new(),
             builder(move |ctx| {
                 let key = Arc::clone(&key);
-                Ok(up
-                    .build(ctx)?
-                    .map(move |(ts, x)| (ts, (key(&x), x)))
-                    .exchange_by_key())
+                Ok(up.build(ctx)?.key_by_group(move |x: &T| key(x)))
             }),
         );
         KeyedStream { inner }

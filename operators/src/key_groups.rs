@@ -5,6 +5,11 @@
 
 use std::hash::{Hash, Hasher};
 
+use std::rc::Rc;
+
+use timely::dataflow::channels::pact::Exchange as ExchangePact;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::Exchange;
 use timely::ExchangeData;
 
@@ -92,6 +97,68 @@ where
         }
         self.exchange(move |(_, (k, _)): &(crate::Time, (K, V))| {
             KeyGroups::worker_of(KeyGroups::group_of(k), peers) as u64
+        })
+    }
+}
+
+/// Keys `(event time, record)` records and routes each to the worker owning
+/// its key's group, in one operator: the key is computed once to route the
+/// record and once to pair it, rather than a map followed by an exchange.
+/// With one worker in all it is only the map.
+pub trait KeyByGroup<'scope, V> {
+    /// Pairs each record with `key(record)` on the worker owning the key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timely::dataflow::operators::{ToStream, Inspect};
+    /// use weir_operators::{KeyByGroup, KeyGroups};
+    ///
+    /// timely::execute(timely::Config::process(2), |worker| {
+    ///     let (index, peers) = (worker.index(), worker.peers());
+    ///     worker.dataflow::<u64, _, _>(|scope| {
+    ///         (0..100u64)
+    ///             .map(|x| (0, x))
+    ///             .to_stream(scope)
+    ///             .container::<Vec<_>>()
+    ///             .key_by_group(|x: &u64| x % 7)
+    ///             .inspect(move |(_, (k, x))| {
+    ///                 assert_eq!(*k, x % 7);
+    ///                 assert_eq!(KeyGroups::worker_of(KeyGroups::group_of(k), peers), index)
+    ///             });
+    ///     });
+    /// })
+    /// .unwrap();
+    /// ```
+    fn key_by_group<K, F>(self, key: F) -> VecStream<'scope, (crate::Time, (K, V))>
+    where
+        K: Hash + 'static,
+        F: Fn(&V) -> K + 'static;
+}
+
+impl<'scope, V: ExchangeData> KeyByGroup<'scope, V> for VecStream<'scope, (crate::Time, V)> {
+    fn key_by_group<K, F>(self, key: F) -> VecStream<'scope, (crate::Time, (K, V))>
+    where
+        K: Hash + 'static,
+        F: Fn(&V) -> K + 'static,
+    {
+        let peers = self.scope().peers();
+        if peers == 1 {
+            return self.map(move |(ts, v)| (ts, (key(&v), v)));
+        }
+        let key = Rc::new(key);
+        let route = Rc::clone(&key);
+        let pact = ExchangePact::new(move |(_, v): &(crate::Time, V)| {
+            KeyGroups::worker_of(KeyGroups::group_of(&route(v)), peers) as u64
+        });
+        self.unary(pact, "KeyBy", move |_, _| {
+            move |input, output| {
+                input.for_each(|cap, data| {
+                    output
+                        .session(&cap)
+                        .give_iterator(data.drain(..).map(|(ts, v)| (ts, (key(&v), v))));
+                });
+            }
         })
     }
 }

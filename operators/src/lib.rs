@@ -24,7 +24,7 @@ pub mod source;
 pub mod updating;
 pub mod window;
 
-pub use key_groups::{ExchangeByKey, KeyGroups};
+pub use key_groups::{ExchangeByKey, KeyByGroup, KeyGroups};
 pub use sink::{SinkOp, SinkWriter};
 pub use source::{
     partitioned_source, partitioned_source_with_time, EventTime, PartitionReader, ReadStatus,
