@@ -14,11 +14,11 @@
 //! never on thread timing: results are the same on any number of workers and
 //! processes.
 //!
-//! A tumbling or sliding record whose first window ends (plus the allowed
-//! lateness) after `t` — every record at or above its watermark — gets the
-//! same outcome whenever it is applied, so it is applied on arrival; the
-//! others, and all session records, wait in a stash until the frontier has
-//! passed `t`.
+//! A record that gets the same outcome whenever it is applied is applied on
+//! arrival: a tumbling or sliding record whose first window ends (plus the
+//! allowed lateness) after `t` — every record at or above its watermark —
+//! and a session record above its watermark. The others wait in a stash
+//! until the frontier has passed `t`.
 //!
 //! Late records are counted and sent to a second output.
 //!
@@ -279,7 +279,12 @@ where
                     // the others wait for the frontier to pass their time.
                     for (ts, (key, value)) in data.drain(..) {
                         if state.can_apply_now(time, ts) {
-                            state.add(ts, key, value);
+                            match state.config.assigner {
+                                Assigner::Session { gap } => {
+                                    state.merge_session(ts, gap, key, value)
+                                }
+                                _ => state.add(ts, key, value),
+                            }
                         } else {
                             state
                                 .stash
@@ -413,18 +418,23 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> WindowState<K, V, A> {
     }
 
     /// Whether a record stamped `time` with event time `ts` can be applied
-    /// before the frontier passes `time`: its windows cannot have fired and
-    /// none may fire before `time`, so the outcome is the same. True for
-    /// every tumbling or sliding record whose first window ends (plus the
-    /// allowed lateness) after `time`, e.g. every record at or above its
-    /// watermark. Session records always wait: whether one is late depends
-    /// on the sessions open when its timestamp comes up.
+    /// before the frontier passes `time`, with the same outcome as when its
+    /// turn comes.
+    ///
+    /// Tumbling and sliding: when its first window ends (plus the allowed
+    /// lateness) after `time` — every record at or above its watermark —
+    /// none of its windows has fired or may fire before `time`.
+    ///
+    /// Sessions: when `ts > time`. Its session `[ts, ts + gap)` is not late,
+    /// and only merges with sessions ending at or after `ts`, which cannot
+    /// be due by `time`. A record of an earlier timestamp applied later
+    /// decides whether it is late by the sessions it overlaps: those ending
+    /// before its own `ts' + gap < time < ts`, which this record can neither
+    /// reach nor extend, so that decision does not change either.
     fn can_apply_now(&self, time: Time, ts: u64) -> bool {
-        if ts >= time {
-            return !matches!(self.config.assigner, Assigner::Session { .. });
-        }
         match self.config.assigner {
-            Assigner::Session { .. } => false,
+            Assigner::Session { .. } => ts > time,
+            _ if ts >= time => true,
             _ => {
                 let (size, slide, _) = self.geometry();
                 // The first window holding `ts` starts at the least multiple
