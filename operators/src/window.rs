@@ -42,6 +42,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
@@ -686,16 +687,17 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> WindowState<K, V, A> {
 }
 
 /// The open sessions of one key, by start (they neither overlap nor touch),
-/// and when the key's next timer is due.
+/// and when the key's next timer is due. The first session is stored inline,
+/// in the hash map entry: most keys have one.
 struct KeySessions<Acc> {
-    open: Vec<(u64, u64, Acc)>,
+    open: SmallVec<[(u64, u64, Acc); 1]>,
     timer: Option<Time>,
 }
 
 impl<Acc> Default for KeySessions<Acc> {
     fn default() -> Self {
         KeySessions {
-            open: Vec::new(),
+            open: SmallVec::new(),
             timer: None,
         }
     }
