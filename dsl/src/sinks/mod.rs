@@ -18,10 +18,9 @@ pub use for_each::ForEach;
 pub use stdout::{Stdout, StdoutLines};
 pub use weir_operators::SinkWriter;
 
-use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::Exchange;
 use weir_engine::CounterKind;
-use weir_operators::SinkOp;
+use weir_operators::{SinkOp, Time};
 
 use crate::error::SinkError;
 use crate::plan::Pipeline;
@@ -109,6 +108,27 @@ impl SinkContext {
     }
 }
 
+/// Hands a sink's writer its records without their event times (in the
+/// sink operator itself, rather than through a map operator before it).
+struct WithoutTime<T> {
+    inner: Box<dyn SinkWriter<T>>,
+    buffer: Vec<T>,
+}
+
+impl<T: 'static> SinkWriter<(Time, T)> for WithoutTime<T> {
+    fn write(&mut self, batch: &mut Vec<(Time, T)>) -> Result<(), crate::BoxError> {
+        self.buffer
+            .extend(batch.drain(..).map(|(_, record)| record));
+        let written = self.inner.write(&mut self.buffer);
+        self.buffer.clear();
+        written
+    }
+
+    fn close(&mut self) -> Result<(), crate::BoxError> {
+        self.inner.close()
+    }
+}
+
 /// A writer for workers that receive no records of a [`Placement::WorkerZero`] sink.
 struct Nowhere;
 
@@ -127,7 +147,7 @@ pub(crate) fn install<T: Data, S: Sink<T>>(stream: Stream<T>, sink: S) -> Pipeli
     let up = stream.upstream();
     let sink = Arc::new(sink);
     stream.pipeline.add_sink(Arc::new(move |ctx| {
-        let mut s = up.build(ctx)?.map(|(_, record)| record);
+        let mut s = up.build(ctx)?;
         let worker = ctx.scope.index();
         let sctx = SinkContext {
             worker,
@@ -146,6 +166,10 @@ pub(crate) fn install<T: Data, S: Sink<T>>(stream: Stream<T>, sink: S) -> Pipeli
             }
         };
         let counter = ctx.metrics.counter(CounterKind::Sink, &name);
+        let writer = WithoutTime {
+            inner: writer,
+            buffer: Vec::new(),
+        };
         s.sink_into(&name, writer, counter, ctx.failure.clone());
         Ok(())
     }));
