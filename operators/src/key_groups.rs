@@ -10,7 +10,6 @@ use std::rc::Rc;
 use timely::dataflow::channels::pact::Exchange as ExchangePact;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Map;
-use timely::dataflow::operators::Exchange;
 use timely::ExchangeData;
 
 use crate::VecStream;
@@ -51,53 +50,6 @@ impl KeyGroups {
     #[inline]
     pub fn worker_of(group: u32, peers: usize) -> usize {
         (group as usize * peers) / Self::COUNT as usize
-    }
-}
-
-/// Exchanges `(event time, (key, value))` records so that every record with
-/// the same key lands on the worker owning the key's group.
-pub trait ExchangeByKey {
-    /// Routes each pair by the key group of its key.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use timely::dataflow::operators::{ToStream, Inspect};
-    /// use weir_operators::{ExchangeByKey, KeyGroups};
-    ///
-    /// timely::execute(timely::Config::process(2), |worker| {
-    ///     let index = worker.index();
-    ///     let peers = worker.peers();
-    ///     worker.dataflow::<u64, _, _>(|scope| {
-    ///         (0..100u64)
-    ///             .map(|x| (0, (x % 7, x)))
-    ///             .to_stream(scope)
-    ///             .container::<Vec<_>>()
-    ///             .exchange_by_key()
-    ///             .inspect(move |(_, (k, _))| {
-    ///                 assert_eq!(KeyGroups::worker_of(KeyGroups::group_of(k), peers), index)
-    ///             });
-    ///     });
-    /// })
-    /// .unwrap();
-    /// ```
-    fn exchange_by_key(self) -> Self;
-}
-
-impl<K, V> ExchangeByKey for VecStream<'_, (crate::Time, (K, V))>
-where
-    K: ExchangeData + Hash,
-    V: ExchangeData,
-{
-    fn exchange_by_key(self) -> Self {
-        let peers = self.scope().peers();
-        if peers == 1 {
-            // One worker in all: every key is already where it belongs.
-            return self;
-        }
-        self.exchange(move |(_, (k, _)): &(crate::Time, (K, V))| {
-            KeyGroups::worker_of(KeyGroups::group_of(k), peers) as u64
-        })
     }
 }
 

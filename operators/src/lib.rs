@@ -4,7 +4,7 @@
 //! of its own:
 //!
 //! - [`key_groups`]: routing keys to a fixed number of key groups, and key
-//!   groups to workers by range ([`ExchangeByKey`]);
+//!   groups to workers by range ([`KeyByGroup`]);
 //! - [`source`]: the partitioned source operator, holding one capability per
 //!   source partition ([`partitioned_source`]);
 //! - [`updating`]: keyed aggregation without windows, as a changelog
@@ -24,7 +24,7 @@ pub mod source;
 pub mod updating;
 pub mod window;
 
-pub use key_groups::{ExchangeByKey, KeyByGroup, KeyGroups};
+pub use key_groups::{KeyByGroup, KeyGroups};
 pub use sink::{SinkOp, SinkWriter};
 pub use source::{
     partitioned_source, partitioned_source_with_time, EventTime, PartitionReader, ReadStatus,

@@ -37,7 +37,7 @@ pub trait UpdatingFold<'scope, K, V> {
     /// Folds each key's values into an accumulator that starts at `init()`,
     /// emitting a changelog of [`Update`]s as the input frontier advances. The
     /// input must already be partitioned by key (see
-    /// [`ExchangeByKey`](crate::ExchangeByKey)). Values of one timestamp are
+    /// [`KeyByGroup`](crate::KeyByGroup)). Values of one timestamp are
     /// folded in arrival order, so `fold` should not depend on their order.
     ///
     /// # Examples
