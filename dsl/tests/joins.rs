@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+mod common;
+
 use proptest::prelude::*;
 use weir::prelude::*;
 use weir::Joined;
@@ -20,24 +22,9 @@ struct Setup {
     bound: u64,
 }
 
-/// Each record with its partition's watermark at the start of its batch.
+/// Each record with the watermark its source partition stamps it with.
 fn stamped(input: &[Rec], s: &Setup) -> Vec<(u64, Rec)> {
-    let mut out = Vec::new();
-    for p in 0..s.partitions {
-        let part: Vec<Rec> = input
-            .iter()
-            .copied()
-            .skip(p)
-            .step_by(s.partitions)
-            .collect();
-        let (mut wm, mut max) = (0u64, 0u64);
-        for batch in part.chunks(s.every) {
-            out.extend(batch.iter().map(|r| (wm, *r)));
-            max = batch.iter().map(|r| r.0).fold(max, u64::max);
-            wm = wm.max(max.saturating_sub(s.bound));
-        }
-    }
-    out
+    common::stamped(input, |r| r.0, s.partitions, s.every, s.bound)
 }
 
 fn window_join_reference(

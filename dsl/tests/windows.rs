@@ -7,6 +7,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+mod common;
+
 use proptest::prelude::*;
 use weir::aggregate::{Count, Max, Sum};
 use weir::prelude::*;
@@ -34,30 +36,9 @@ struct Setup {
 
 // ---------------------------------------------------------------- reference
 
-/// Each record with the watermark it is stamped with: its partition's
-/// `max seen − bound` as of the start of its batch (record `i` is in
-/// partition `i % partitions`, batches of `every` records).
+/// Each record with the watermark its source partition stamps it with.
 fn stamped(input: &[Rec], s: &Setup) -> Vec<(u64, Rec)> {
-    let mut out = Vec::new();
-    for p in 0..s.partitions {
-        let part: Vec<Rec> = input
-            .iter()
-            .copied()
-            .skip(p)
-            .step_by(s.partitions)
-            .collect();
-        let (mut wm, mut max) = (0u64, None::<u64>);
-        for batch in part.chunks(s.every) {
-            for r in batch {
-                out.push((wm, *r));
-            }
-            for r in batch {
-                max = Some(max.map_or(r.0, |m: u64| m.max(r.0)));
-            }
-            wm = wm.max(max.unwrap().saturating_sub(s.bound));
-        }
-    }
-    out
+    common::stamped(input, |r| r.0, s.partitions, s.every, s.bound)
 }
 
 fn summarize(values: &[i64]) -> (u64, i64, i64) {

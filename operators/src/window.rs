@@ -251,6 +251,11 @@ where
             OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<_>>>::from(late_out);
         builder.build(move |_capabilities| {
             let mut state = WindowState::<K, V, A> {
+                geometry: match config.assigner {
+                    Assigner::Tumbling { size } => (size, size, size),
+                    Assigner::Sliding { size, slide } => (size, slide, gcd(size, slide)),
+                    Assigner::Session { gap } => (gap, gap, gap),
+                },
                 config,
                 agg,
                 stash: BTreeMap::new(),
@@ -381,6 +386,9 @@ type Keyed<K, V> = (Time, (K, V));
 /// The state of one window operator: all keyed window state lives here.
 struct WindowState<K, V, A: Aggregator<V>> {
     config: WindowConfig,
+    /// Window length, slide and pane length of tumbling and sliding windows
+    /// (pane = gcd of size and slide), worked out once.
+    geometry: (u64, u64, u64),
     agg: A,
     /// Records not yet applied, by timestamp.
     stash: BTreeMap<Time, Vec<Keyed<K, V>>>,
@@ -409,15 +417,6 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> WindowState<K, V, A> {
             && self.fired.is_empty()
     }
 
-    /// Window length, slide and pane length of tumbling and sliding windows.
-    fn geometry(&self) -> (u64, u64, u64) {
-        match self.config.assigner {
-            Assigner::Tumbling { size } => (size, size, size),
-            Assigner::Sliding { size, slide } => (size, slide, gcd(size, slide)),
-            Assigner::Session { gap } => (gap, gap, gap),
-        }
-    }
-
     /// Whether a record stamped `time` with event time `ts` can be applied
     /// before the frontier passes `time`, with the same outcome as when its
     /// turn comes.
@@ -437,7 +436,7 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> WindowState<K, V, A> {
             Assigner::Session { .. } => ts > time,
             _ if ts >= time => true,
             _ => {
-                let (size, slide, _) = self.geometry();
+                let (size, slide, _) = self.geometry;
                 // The first window holding `ts` starts at the least multiple
                 // of `slide` above `ts − size`.
                 let first = (ts + 1).saturating_sub(size).div_ceil(slide) * slide;
@@ -492,14 +491,14 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> WindowState<K, V, A> {
     /// Whether a tumbling or sliding record stamped `time` is late: every
     /// window holding it fires at or before `time`.
     fn is_late(&self, time: Time, ts: u64) -> bool {
-        let (size, slide, _) = self.geometry();
+        let (size, slide, _) = self.geometry;
         let last_start = ts - ts % slide;
         (last_start + size).saturating_add(self.config.allowed_lateness) <= time
     }
 
     /// Adds a tumbling or sliding record to its pane.
     fn add(&mut self, ts: u64, key: K, value: V) {
-        let (_, _, pane) = self.geometry();
+        let (_, _, pane) = self.geometry;
         let agg = &self.agg;
         let acc = self
             .panes
@@ -513,7 +512,7 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> WindowState<K, V, A> {
     /// The next tumbling or sliding window to fire: the first one holding
     /// the oldest pane and not done yet, as `(start, end)`.
     fn next_window(&self) -> Option<(u64, u64)> {
-        let (size, slide, _) = self.geometry();
+        let (size, slide, _) = self.geometry;
         let oldest = *self.panes.keys().next()?;
         let first = (oldest + 1).saturating_sub(size).div_ceil(slide) * slide;
         // The first window not done: `start + size + lateness > fired_until`.
@@ -612,7 +611,7 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> WindowState<K, V, A> {
     /// Fires the tumbling or sliding window `[start, end)` for every key
     /// with records in it, and frees the panes no later window holds.
     fn fire_window(&mut self, start: u64, end: u64) {
-        let (_, slide, _) = self.geometry();
+        let (_, slide, _) = self.geometry;
         // Panes before the next window's start are merged by moving them,
         // the others by reference.
         let keep = self.panes.split_off(&(start + slide));
