@@ -5,7 +5,7 @@
 use std::marker::PhantomData;
 use std::ops::Add;
 
-pub use weir_operators::window::Aggregator;
+pub use weir_operators::Aggregator;
 
 /// Number of records.
 ///

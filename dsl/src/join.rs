@@ -7,14 +7,7 @@ use crate::aggregate::Aggregator;
 use crate::window::WindowSpec;
 use crate::{Data, Key, KeyedStream, Stream};
 
-/// A record of one side of a two-sided operator.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Side<A, B> {
-    /// From the left stream.
-    Left(A),
-    /// From the right stream.
-    Right(B),
-}
+pub use weir_operators::Side;
 
 /// A matching pair of a join.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

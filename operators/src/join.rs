@@ -14,14 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
-use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::Capability;
 
+use crate::lifecycle::{Emit, Lifecycle, Side, Stateful};
 use crate::{Time, VecStream};
-
-/// Records of one timestamp, from both sides.
-type Stamped<K, A, B> = (Vec<(Time, (K, A))>, Vec<(Time, (K, B))>);
 
 /// Joins keyed streams on an event-time interval.
 pub trait IntervalJoin<'scope, K, A> {
@@ -71,76 +66,26 @@ where
     where
         B: Clone + 'static,
     {
-        self.binary_frontier(other, Pipeline, Pipeline, "IntervalJoin", move |_, _| {
-            let mut state = JoinState::<K, A, B> {
-                lower,
-                upper,
-                stash: BTreeMap::new(),
-                left: Stored::default(),
-                right: Stored::default(),
-                capability: None,
-            };
-            move |(left_in, left_frontier), (right_in, right_frontier), output| {
-                left_in.for_each(|cap, data| {
-                    if let Some(time) = cap.least().copied() {
-                        state.hold(cap.retain_least(0), time);
-                        state.stash.entry(time).or_default().0.append(data);
-                    }
-                });
-                right_in.for_each(|cap, data| {
-                    if let Some(time) = cap.least().copied() {
-                        state.hold(cap.retain_least(0), time);
-                        state.stash.entry(time).or_default().1.append(data);
-                    }
-                });
-                let least = [
-                    left_frontier.frontier().first(),
-                    right_frontier.frontier().first(),
-                ]
-                .into_iter()
-                .flatten()
-                .min()
-                .copied();
-                let mut pairs = Vec::new();
-                let mut late_records = 0;
-                while let Some(entry) = state.stash.first_entry() {
-                    let time = *entry.key();
-                    if least.is_some_and(|f| time >= f) {
-                        break;
-                    }
-                    let (lefts, rights) = entry.remove();
-                    late_records += state.apply(time, lefts, rights, &mut pairs);
-                }
-                if late_records > 0 {
-                    late.fetch_add(late_records, Ordering::Relaxed);
-                }
-                if let Some(cap) = &state.capability {
-                    if !pairs.is_empty() {
-                        output.session(cap).give_iterator(pairs.drain(..));
-                    }
-                }
-                match state.stash.keys().next().copied() {
-                    None => state.capability = None,
-                    Some(t) => {
-                        if let Some(cap) = state.capability.as_mut() {
-                            if t > *cap.time() {
-                                cap.downgrade(&t);
-                            }
-                        }
-                    }
-                }
-            }
-        })
+        let state = JoinState::<K, A, B> {
+            lower,
+            upper,
+            left: Stored::default(),
+            right: Stored::default(),
+            late,
+        };
+        let (pairs, _late) = Stateful::binary(self, other, "IntervalJoin", state);
+        pairs
     }
 }
 
+/// The state of one interval join operator: the stored records of both
+/// sides. Every record waits for the frontier to pass its timestamp.
 struct JoinState<K, A, B> {
     lower: i64,
     upper: i64,
-    stash: BTreeMap<Time, Stamped<K, A, B>>,
     left: Stored<K, A>,
     right: Stored<K, B>,
-    capability: Option<Capability<Time>>,
+    late: Arc<AtomicU64>,
 }
 
 /// The stored records of one side, by key, with an index of when they
@@ -195,27 +140,35 @@ impl<K: Hash + Eq + Clone, V> Stored<K, V> {
 }
 
 impl<K: Hash + Eq + Clone, A: Clone, B: Clone> JoinState<K, A, B> {
-    fn hold(&mut self, cap: Option<Capability<Time>>, time: Time) {
-        if self.capability.as_ref().is_none_or(|c| time < *c.time()) {
-            self.capability = cap;
-        }
-    }
-
     /// True if a left record at `ta` matches a right record at `tb`.
     fn matches(&self, ta: Time, tb: Time) -> bool {
         let (ta, tb) = (i128::from(ta), i128::from(tb));
         ta + i128::from(self.lower) <= tb && tb <= ta + i128::from(self.upper)
     }
+}
 
-    /// Applies the records stamped `time`, lefts before rights; returns how
-    /// many were late.
-    fn apply(
+impl<K, A, B> Lifecycle for JoinState<K, A, B>
+where
+    K: Hash + Eq + Clone + 'static,
+    A: Clone + 'static,
+    B: Clone + 'static,
+{
+    type In = Side<(Time, (K, A)), (Time, (K, B))>;
+    type Out = (Time, (K, A, B));
+    type Late = Side<(Time, (K, A)), (Time, (K, B))>;
+
+    fn on_record(&mut self, time: Time, record: Self::In, out: &mut Emit<Self::Out, Self::Late>) {
+        self.on_records(time, vec![record], out);
+    }
+
+    /// Applies the records stamped `time`, lefts before rights; pairs go out
+    /// at `time`.
+    fn on_records(
         &mut self,
         time: Time,
-        lefts: Vec<(Time, (K, A))>,
-        rights: Vec<(Time, (K, B))>,
-        pairs: &mut Vec<(Time, (K, A, B))>,
-    ) -> u64 {
+        records: Vec<Self::In>,
+        out: &mut Emit<Self::Out, Self::Late>,
+    ) {
         let (lower, upper) = (i128::from(self.lower), i128::from(self.upper));
         // The last event time of a right record a left record at `ts` can
         // match, and of a left record a right record at `ts` can match.
@@ -224,14 +177,23 @@ impl<K: Hash + Eq + Clone, A: Clone, B: Clone> JoinState<K, A, B> {
         self.left.expire(time, left_until);
         self.right.expire(time, right_until);
         let mut late = 0;
-        for (ts, (key, a)) in lefts {
+        let mut rights = Vec::new();
+        for record in records {
+            let (ts, (key, a)) = match record {
+                Side::Left(left) => left,
+                Side::Right(right) => {
+                    rights.push(right);
+                    continue;
+                }
+            };
             if ts < time {
                 late += 1;
+                out.late(time, Side::Left((ts, (key, a))));
                 continue;
             }
             for (tb, b) in self.right.of(&key) {
                 if self.matches(ts, *tb) {
-                    pairs.push((ts.max(*tb), (key.clone(), a.clone(), b.clone())));
+                    out.give(time, (ts.max(*tb), (key.clone(), a.clone(), b.clone())));
                 }
             }
             self.left.insert(key, ts, a, left_until(ts));
@@ -239,16 +201,25 @@ impl<K: Hash + Eq + Clone, A: Clone, B: Clone> JoinState<K, A, B> {
         for (ts, (key, b)) in rights {
             if ts < time {
                 late += 1;
+                out.late(time, Side::Right((ts, (key, b))));
                 continue;
             }
             for (ta, a) in self.left.of(&key) {
                 if self.matches(*ta, ts) {
-                    pairs.push((ts.max(*ta), (key.clone(), a.clone(), b.clone())));
+                    out.give(time, (ts.max(*ta), (key.clone(), a.clone(), b.clone())));
                 }
             }
             self.right.insert(key, ts, b, right_until(ts));
         }
-        late
+        if late > 0 {
+            self.late.fetch_add(late, Ordering::Relaxed);
+        }
+    }
+
+    /// Stored records need no capability: they produce output only when a
+    /// later record arrives.
+    fn next_output(&self) -> Option<Time> {
+        None
     }
 }
 

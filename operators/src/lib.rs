@@ -3,6 +3,9 @@
 //! Each operator family is an extension trait on timely's `Stream`, in a file
 //! of its own:
 //!
+//! - [`lifecycle`]: the one skeleton of every stateful operator (stash,
+//!   capabilities, frontier) and the [`Lifecycle`] hooks each implements;
+//! - [`aggregator`]: incremental aggregations ([`Aggregator`]);
 //! - [`key_groups`]: routing keys to a fixed number of key groups, and key
 //!   groups to workers by range ([`KeyByGroup`]);
 //! - [`source`]: the partitioned source operator, holding one capability per
@@ -17,14 +20,18 @@
 //!   when the input is complete ([`SinkOp`]).
 #![deny(missing_docs)]
 
+pub mod aggregator;
 pub mod join;
 pub mod key_groups;
+pub mod lifecycle;
 pub mod sink;
 pub mod source;
 pub mod updating;
 pub mod window;
 
+pub use aggregator::Aggregator;
 pub use key_groups::{KeyByGroup, KeyGroups};
+pub use lifecycle::{Emit, Lifecycle, Side, Stateful};
 pub use sink::{SinkOp, SinkWriter};
 pub use source::{
     partitioned_source, partitioned_source_with_time, EventTime, PartitionReader, ReadStatus,

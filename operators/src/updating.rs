@@ -5,16 +5,16 @@
 //! retraction of its previous result (`diff = -1`) and its new result
 //! (`diff = +1`): a changelog, as a materialised view would see it.
 
-use std::collections::BTreeMap;
 use std::hash::Hash;
+use std::marker::PhantomData;
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::Capability;
 use timely::ExchangeData;
 
+use crate::lifecycle::{Emit, Lifecycle, Stateful};
 use crate::{Time, VecStream};
 
 /// One change of a keyed result: `value` is added (`diff = 1`) or retracted
@@ -28,9 +28,6 @@ pub struct Update<K, A> {
     /// `1` when the value becomes current, `-1` when it stops being current.
     pub diff: i64,
 }
-
-/// Records of one timestamp not yet folded, with a capability for it.
-type Pending<K, V> = (Capability<Time>, Vec<(K, V)>);
 
 /// Folds a stream of `(key, value)` pairs into an updating result per key.
 pub trait UpdatingFold<'scope, K, V> {
@@ -79,77 +76,15 @@ where
         I: Fn() -> A + 'static,
         F: Fn(&mut A, V) + 'static,
     {
-        self.unary_frontier(Pipeline, "UpdatingFold", move |_, _| {
-            let mut state: FoldState<K, V, A, I, F> = FoldState {
-                pending: BTreeMap::new(),
-                working: None,
-                current: FxHashMap::default(),
-                init,
-                fold,
-            };
-            move |(input, frontier), output| {
-                // Emit, in time order, every time the frontier has passed;
-                // first, so that the working time below is never later than
-                // a time still pending.
-                loop {
-                    let pending = state.pending.first_key_value().map(|(t, _)| *t);
-                    let working = state.working.as_ref().map(|(c, _)| *c.time());
-                    let next = match (pending, working) {
-                        (Some(p), Some(w)) => p.min(w),
-                        (Some(t), None) | (None, Some(t)) => t,
-                        (None, None) => break,
-                    };
-                    if frontier.less_equal(&next) {
-                        break;
-                    }
-                    if working != Some(next) {
-                        debug_assert!(working.is_none(), "working time after a pending one");
-                        let (cap, records) = state.pending.remove(&next).expect("pending time");
-                        state.working = Some((cap, FxHashMap::default()));
-                        state.fold_working(records.into_iter());
-                    }
-                    state.start_working_pending(next);
-                    let (cap, touched) = state.working.take().expect("working time");
-                    let mut session = output.session(&cap);
-                    for (key, (prev, next)) in touched {
-                        if prev.as_ref() == Some(&next) {
-                            continue;
-                        }
-                        if let Some(old) = prev {
-                            session.give(Update {
-                                key: key.clone(),
-                                value: old,
-                                diff: -1,
-                            });
-                        }
-                        session.give(Update {
-                            key: key.clone(),
-                            value: next.clone(),
-                            diff: 1,
-                        });
-                        state.current.insert(key, next);
-                    }
-                }
-                // Records at the least time still possible can be folded at
-                // once: nothing earlier can arrive. Later ones wait.
-                let least = frontier.frontier().first().copied();
-                input.for_each(|cap, data| {
-                    let Some(time) = cap.least().copied() else {
-                        data.clear();
-                        return;
-                    };
-                    if Some(time) == least {
-                        state.start_working(&cap);
-                        state.fold_working(data.drain(..));
-                    } else {
-                        let entry = state.pending.entry(time).or_insert_with(|| {
-                            (cap.retain_least(0).expect("time present"), Vec::new())
-                        });
-                        entry.1.append(data);
-                    }
-                });
-            }
-        })
+        let state = FoldState {
+            working: None,
+            current: FxHashMap::default(),
+            init,
+            fold,
+            _records: PhantomData,
+        };
+        let (changes, _late) = Stateful::unary(self, "UpdatingFold", state);
+        changes
     }
 }
 
@@ -159,52 +94,36 @@ type Touched<K, A> = FxHashMap<K, (Option<A>, A)>;
 
 /// The state of one [`UpdatingFold`] operator.
 struct FoldState<K, V, A, I, F> {
-    /// Records of times after the least possible one, not yet folded.
-    pending: BTreeMap<Time, Pending<K, V>>,
-    /// The time being folded, with each touched key's previous and next result.
-    working: Option<(Capability<Time>, Touched<K, A>)>,
+    /// The time being folded, with each touched key's previous and next
+    /// result.
+    working: Option<(Time, Touched<K, A>)>,
     /// The current (last emitted) result of each key.
     current: FxHashMap<K, A>,
     init: I,
     fold: F,
+    _records: PhantomData<fn(V)>,
 }
 
 impl<K, V, A, I, F> FoldState<K, V, A, I, F>
 where
     K: Hash + Eq + Clone,
-    A: Clone,
+    A: Clone + PartialEq,
     I: Fn() -> A,
     F: Fn(&mut A, V),
 {
-    /// Makes the time of `cap` the working time, taking in records stashed
-    /// for it.
-    fn start_working(&mut self, cap: &timely::dataflow::operators::InputCapability<Time>) {
-        let time = *cap.least().expect("time present");
-        if self
+    /// Folds records stamped `time`, emitting an earlier working time first.
+    fn fold_at(
+        &mut self,
+        time: Time,
+        records: impl IntoIterator<Item = (K, V)>,
+        out: &mut Emit<Update<K, A>, ()>,
+    ) {
+        if self.working.as_ref().is_some_and(|(t, _)| *t < time) {
+            self.emit_working(out);
+        }
+        let (_, touched) = self
             .working
-            .as_ref()
-            .is_some_and(|(c, _)| *c.time() == time)
-        {
-            return;
-        }
-        debug_assert!(
-            self.working.is_none(),
-            "an earlier working time was not emitted"
-        );
-        let cap = cap.retain_least(0).expect("time present");
-        self.working = Some((cap, FxHashMap::default()));
-        self.start_working_pending(time);
-    }
-
-    /// Folds records stashed for `time` into the working state.
-    fn start_working_pending(&mut self, time: Time) {
-        if let Some((_, records)) = self.pending.remove(&time) {
-            self.fold_working(records.into_iter());
-        }
-    }
-
-    fn fold_working(&mut self, records: impl Iterator<Item = (K, V)>) {
-        let (_, touched) = self.working.as_mut().expect("working time");
+            .get_or_insert_with(|| (time, FxHashMap::default()));
         for (key, value) in records {
             let slot = touched.entry(key).or_insert_with_key(|k| {
                 let prev = self.current.get(k).cloned();
@@ -213,6 +132,78 @@ where
             });
             (self.fold)(&mut slot.1, value);
         }
+    }
+
+    /// Emits the changes of the working time: a retraction of each touched
+    /// key's previous result and its new result, when they differ.
+    fn emit_working(&mut self, out: &mut Emit<Update<K, A>, ()>) {
+        let Some((time, touched)) = self.working.take() else {
+            return;
+        };
+        for (key, (prev, next)) in touched {
+            if prev.as_ref() == Some(&next) {
+                continue;
+            }
+            if let Some(old) = prev {
+                out.give(
+                    time,
+                    Update {
+                        key: key.clone(),
+                        value: old,
+                        diff: -1,
+                    },
+                );
+            }
+            out.give(
+                time,
+                Update {
+                    key: key.clone(),
+                    value: next.clone(),
+                    diff: 1,
+                },
+            );
+            self.current.insert(key, next);
+        }
+    }
+}
+
+impl<K, V, A, I, F> Lifecycle for FoldState<K, V, A, I, F>
+where
+    K: Hash + Eq + Clone + 'static,
+    V: 'static,
+    A: Clone + PartialEq + 'static,
+    I: Fn() -> A + 'static,
+    F: Fn(&mut A, V) + 'static,
+{
+    type In = (K, V);
+    type Out = Update<K, A>;
+    type Late = ();
+
+    /// Records at the least time still possible can be folded at once:
+    /// nothing earlier can arrive. Later ones wait.
+    #[inline]
+    fn ready(&self, time: Time, frontier: Option<Time>, _: &(K, V)) -> bool {
+        frontier == Some(time)
+    }
+
+    #[inline]
+    fn on_record(&mut self, time: Time, record: (K, V), out: &mut Emit<Update<K, A>, ()>) {
+        self.fold_at(time, Some(record), out);
+    }
+
+    fn on_records(&mut self, time: Time, records: Vec<(K, V)>, out: &mut Emit<Update<K, A>, ()>) {
+        self.fold_at(time, records, out);
+    }
+
+    /// Emits the working time once the frontier has passed it.
+    fn on_watermark(&mut self, watermark: Time, out: &mut Emit<Update<K, A>, ()>) {
+        if self.working.as_ref().is_some_and(|(t, _)| *t < watermark) {
+            self.emit_working(out);
+        }
+    }
+
+    fn next_output(&self) -> Option<Time> {
+        self.working.as_ref().map(|(t, _)| *t)
     }
 }
 

@@ -1,0 +1,376 @@
+//! The one lifecycle of weir's stateful operators.
+//!
+//! Every stateful operator (windows, the interval join, the updating fold)
+//! follows the same skeleton: records arrive stamped with their partition's
+//! watermark; those that would have the same effect whenever they are
+//! applied are applied on arrival, the others wait in a *stash* by timestamp
+//! and are applied, in timestamp order, once the input frontier has passed
+//! their timestamp; the operator holds the least capability it may still
+//! need to send at, and gives it up when it holds no state.
+//!
+//! [`Stateful`] owns that skeleton (the stash, the capabilities, the
+//! frontier bookkeeping and the outputs) and calls the hooks of a
+//! [`Lifecycle`] for the operator-specific part:
+//!
+//! | hook | called |
+//! |---|---|
+//! | [`ready`](Lifecycle::ready) | for each arriving record: apply it now, or stash it? |
+//! | [`on_record`](Lifecycle::on_record) | for a record applied on arrival |
+//! | [`on_records`](Lifecycle::on_records) | for the stashed records of one timestamp, once the frontier has passed it, in timestamp order |
+//! | [`on_watermark`](Lifecycle::on_watermark) | when the frontier has moved (after the stash below it is applied): fire what is due |
+//! | [`on_checkpoint`](Lifecycle::on_checkpoint) | when the frontier passes a checkpoint time (state as of that time) |
+//! | [`on_close`](Lifecycle::on_close) | once, when the input is complete |
+//!
+//! Each operator has two outputs: its results and its late records (records
+//! that arrived after everything they could still change had been
+//! emitted). Hooks send to both through an [`Emit`]; the skeleton sends each
+//! record at the time the hook asks for, or at the capability it holds if
+//! that is later.
+//!
+//! # Examples
+//!
+//! A running sum per timestamp: records wait until their timestamp is
+//! complete, then the sum so far goes out.
+//!
+//! ```
+//! use timely::dataflow::operators::{ToStream, capture::{Capture, Extract}};
+//! use weir_operators::lifecycle::{Emit, Lifecycle, Stateful};
+//! use weir_operators::Time;
+//!
+//! struct RunningSum { sum: u64 }
+//! impl Lifecycle for RunningSum {
+//!     type In = u64;
+//!     type Out = u64;
+//!     type Late = ();
+//!     fn on_record(&mut self, _time: Time, v: u64, _out: &mut Emit<u64, ()>) { self.sum += v }
+//!     fn on_records(&mut self, time: Time, vs: Vec<u64>, out: &mut Emit<u64, ()>) {
+//!         self.sum += vs.iter().sum::<u64>();
+//!         out.give(time, self.sum);
+//!     }
+//!     fn next_output(&self) -> Option<Time> { None }
+//! }
+//!
+//! let out = timely::example(|scope| {
+//!     let input = (1..=4u64).to_stream(scope).container::<Vec<_>>();
+//!     let (sums, _late) = Stateful::unary(input, "RunningSum", RunningSum { sum: 0 });
+//!     sums.capture()
+//! });
+//! let sums: Vec<u64> = out.extract().into_iter().flat_map(|(_, d)| d).collect();
+//! assert_eq!(sums, vec![10]);
+//! ```
+
+use std::collections::BTreeMap;
+
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::{OutputBuilder, OutputBuilderSession};
+use timely::dataflow::operators::{Capability, InputCapability};
+
+use crate::{Time, VecStream};
+
+/// The operator-specific part of a stateful operator; see the
+/// [module documentation](self) for when each hook is called.
+///
+/// Hooks never see timely capabilities: they say at which time each output
+/// record should go (a time at or after the timestamp being applied, or any
+/// time at or after [`next_output`](Lifecycle::next_output) as last
+/// reported), and the skeleton sends it there.
+pub trait Lifecycle: 'static {
+    /// The records the operator reads.
+    type In: 'static;
+    /// The records of its main output.
+    type Out: 'static;
+    /// The records of its late-data output.
+    type Late: 'static;
+
+    /// Whether `record`, stamped `time`, can be applied on arrival with the
+    /// same outcome as once the frontier has passed `time`. `frontier` is the
+    /// least time of the input frontier (`None` once the input is complete).
+    /// By default every record waits.
+    fn ready(&self, time: Time, frontier: Option<Time>, record: &Self::In) -> bool {
+        let _ = (time, frontier, record);
+        false
+    }
+
+    /// Applies one record stamped `time` on arrival (only records for which
+    /// [`ready`](Lifecycle::ready) said so).
+    fn on_record(&mut self, time: Time, record: Self::In, out: &mut Emit<Self::Out, Self::Late>);
+
+    /// Applies the stashed records stamped `time`, once the frontier has
+    /// passed `time`; timestamps come in increasing order.
+    fn on_records(
+        &mut self,
+        time: Time,
+        records: Vec<Self::In>,
+        out: &mut Emit<Self::Out, Self::Late>,
+    );
+
+    /// The frontier has reached `watermark`: every record stamped before it
+    /// has been applied, and no other will come. Fire what is due. By
+    /// default nothing happens.
+    fn on_watermark(&mut self, watermark: Time, out: &mut Emit<Self::Out, Self::Late>) {
+        let _ = (watermark, out);
+    }
+
+    /// The frontier has passed the checkpoint time `checkpoint`: the state
+    /// now holds exactly the records stamped before it. Operators save their
+    /// state per key group here (not called yet: checkpoints come next).
+    fn on_checkpoint(&mut self, checkpoint: Time) {
+        let _ = checkpoint;
+    }
+
+    /// The input is complete (after a last `on_watermark(Time::MAX)`): flush
+    /// anything still held. By default nothing happens.
+    fn on_close(&mut self, out: &mut Emit<Self::Out, Self::Late>) {
+        let _ = out;
+    }
+
+    /// The earliest time the operator may still send at without further
+    /// input, or `None` if it holds no state that could produce output. The
+    /// skeleton holds its capabilities there (or at the stash's first
+    /// timestamp, if earlier).
+    fn next_output(&self) -> Option<Time>;
+}
+
+/// Output records collected by the hooks during one activation, as runs of
+/// records asking for the same time.
+pub struct Emit<O, L> {
+    out: Vec<(Time, Vec<O>)>,
+    late: Vec<(Time, Vec<L>)>,
+}
+
+impl<O, L> Emit<O, L> {
+    fn new() -> Self {
+        Emit {
+            out: Vec::new(),
+            late: Vec::new(),
+        }
+    }
+
+    /// Sends `record` on the main output at `time` (or at the held
+    /// capability, if that is later).
+    #[inline]
+    pub fn give(&mut self, time: Time, record: O) {
+        push_run(&mut self.out, time, record);
+    }
+
+    /// Sends `record` on the late-data output at `time` (or later, as
+    /// [`give`](Emit::give)).
+    #[inline]
+    pub fn late(&mut self, time: Time, record: L) {
+        push_run(&mut self.late, time, record);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.out.is_empty() && self.late.is_empty()
+    }
+}
+
+#[inline]
+fn push_run<R>(runs: &mut Vec<(Time, Vec<R>)>, time: Time, record: R) {
+    match runs.last_mut() {
+        Some((t, run)) if *t == time => run.push(record),
+        _ => runs.push((time, vec![record])),
+    }
+}
+
+/// The two output streams of a stateful operator: results and late records.
+pub type Outputs<'scope, O, L> = (VecStream<'scope, O>, VecStream<'scope, L>);
+
+/// The skeleton of a stateful operator: the stash, the capabilities and the
+/// frontier bookkeeping around a [`Lifecycle`].
+pub struct Stateful<L: Lifecycle> {
+    op: L,
+    /// Records waiting for the frontier to pass their timestamp.
+    stash: BTreeMap<Time, Vec<L::In>>,
+    /// Capabilities of the results and late outputs, while there is state.
+    caps: Option<(Capability<Time>, Capability<Time>)>,
+    closed: bool,
+    emit: Emit<L::Out, L::Late>,
+}
+
+impl<L: Lifecycle> Stateful<L> {
+    fn new(op: L) -> Self {
+        Stateful {
+            op,
+            stash: BTreeMap::new(),
+            caps: None,
+            closed: false,
+            emit: Emit::new(),
+        }
+    }
+
+    /// Builds the operator `op` on one input: its results and late records.
+    pub fn unary<'scope>(
+        input: VecStream<'scope, L::In>,
+        name: &str,
+        op: L,
+    ) -> Outputs<'scope, L::Out, L::Late> {
+        let mut builder = OperatorBuilder::new(name.to_owned(), input.scope());
+        let mut input = builder.new_input(input, Pipeline);
+        let (results, results_stream) = builder.new_output();
+        let (late, late_stream) = builder.new_output();
+        let mut results = OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from(results);
+        let mut late = OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from(late);
+        builder.build(move |_initial| {
+            let mut state = Stateful::new(op);
+            move |frontiers| {
+                let frontier = frontiers[0].frontier().first().copied();
+                state.advance(frontier);
+                input.for_each(|cap, data| state.receive(frontier, &cap, data, |r| r));
+                state.flush(frontier, &mut results.activate(), &mut late.activate());
+            }
+        });
+        (results_stream, late_stream)
+    }
+
+    /// Builds the operator `op` on two inputs, whose records it reads as
+    /// [`Side::Left`] and [`Side::Right`].
+    pub fn binary<'scope, A: 'static, B: 'static>(
+        left: VecStream<'scope, A>,
+        right: VecStream<'scope, B>,
+        name: &str,
+        op: L,
+    ) -> Outputs<'scope, L::Out, L::Late>
+    where
+        L: Lifecycle<In = Side<A, B>>,
+    {
+        let mut builder = OperatorBuilder::new(name.to_owned(), left.scope());
+        let mut left = builder.new_input(left, Pipeline);
+        let mut right = builder.new_input(right, Pipeline);
+        let (results, results_stream) = builder.new_output();
+        let (late, late_stream) = builder.new_output();
+        let mut results = OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from(results);
+        let mut late = OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from(late);
+        builder.build(move |_initial| {
+            let mut state = Stateful::new(op);
+            move |frontiers| {
+                let frontier = frontiers
+                    .iter()
+                    .filter_map(|f| f.frontier().first().copied())
+                    .min();
+                state.advance(frontier);
+                left.for_each(|cap, data| state.receive(frontier, &cap, data, Side::Left));
+                right.for_each(|cap, data| state.receive(frontier, &cap, data, Side::Right));
+                state.flush(frontier, &mut results.activate(), &mut late.activate());
+            }
+        });
+        (results_stream, late_stream)
+    }
+
+    /// Applies, in timestamp order, the stash below `frontier`, then tells
+    /// the operator where the frontier is.
+    fn advance(&mut self, frontier: Option<Time>) {
+        if self.closed {
+            return;
+        }
+        while let Some(entry) = self.stash.first_entry() {
+            let time = *entry.key();
+            if frontier.is_some_and(|f| time >= f) {
+                break;
+            }
+            let records = entry.remove();
+            self.op.on_records(time, records, &mut self.emit);
+        }
+        match frontier {
+            Some(f) => self.op.on_watermark(f, &mut self.emit),
+            None => {
+                self.op.on_watermark(Time::MAX, &mut self.emit);
+                self.op.on_close(&mut self.emit);
+                self.closed = true;
+            }
+        }
+    }
+
+    /// Takes in one batch: holds a capability for its time, applies the
+    /// records the operator can apply now and stashes the others.
+    fn receive<R>(
+        &mut self,
+        frontier: Option<Time>,
+        cap: &InputCapability<Time>,
+        data: &mut Vec<R>,
+        wrap: impl Fn(R) -> L::In,
+    ) {
+        let Some(time) = cap.least().copied() else {
+            data.clear();
+            return;
+        };
+        if self.caps.as_ref().is_none_or(|(c, _)| time < *c.time()) {
+            self.caps = cap.retain_least(0).zip(cap.retain_least(1));
+        }
+        let stash = &mut self.stash;
+        let mut slot: Option<&mut Vec<L::In>> = None;
+        for record in data.drain(..) {
+            let record = wrap(record);
+            if self.op.ready(time, frontier, &record) {
+                self.op.on_record(time, record, &mut self.emit);
+            } else {
+                match slot {
+                    Some(ref mut s) => s.push(record),
+                    None => {
+                        let s = stash.entry(time).or_default();
+                        s.push(record);
+                        slot = Some(s);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends what the hooks emitted, then moves the capabilities up to the
+    /// earliest time still needed, or drops them when no state is left.
+    fn flush(
+        &mut self,
+        frontier: Option<Time>,
+        results: &mut OutputBuilderSession<'_, Time, CapacityContainerBuilder<Vec<L::Out>>>,
+        late: &mut OutputBuilderSession<'_, Time, CapacityContainerBuilder<Vec<L::Late>>>,
+    ) {
+        if !self.emit.is_empty() {
+            match &self.caps {
+                Some((results_cap, late_cap)) => {
+                    for (time, run) in self.emit.out.drain(..) {
+                        let at = results_cap.delayed(&time.max(*results_cap.time()));
+                        results.session(&at).give_iterator(run.into_iter());
+                    }
+                    for (time, run) in self.emit.late.drain(..) {
+                        let at = late_cap.delayed(&time.max(*late_cap.time()));
+                        late.session(&at).give_iterator(run.into_iter());
+                    }
+                }
+                None => {
+                    // Output needs state, and state needs a capability:
+                    // this cannot happen, but must not panic a worker.
+                    debug_assert!(false, "a stateful operator emitted without a capability");
+                    self.emit.out.clear();
+                    self.emit.late.clear();
+                }
+            }
+        }
+        let first_stashed = self.stash.keys().next().copied();
+        let hold = first_stashed.into_iter().chain(self.op.next_output()).min();
+        match (hold, self.caps.as_mut()) {
+            (None, _) => self.caps = None,
+            (Some(t), Some((results_cap, late_cap))) => {
+                // Never above the frontier: records may still arrive there.
+                let t = frontier.map_or(t, |f| t.min(f));
+                if t > *results_cap.time() {
+                    results_cap.downgrade(&t);
+                    late_cap.downgrade(&t);
+                }
+            }
+            (Some(_), None) => {}
+        }
+    }
+}
+
+/// A record of the left or of the right input of a two-input operator.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub enum Side<A, B> {
+    /// From the left input.
+    Left(A),
+    /// From the right input.
+    Right(B),
+}

@@ -1,0 +1,353 @@
+//! Keyed event-time windows: tumbling, sliding (with pane sharing) and
+//! session windows, aggregated incrementally by an [`Aggregator`].
+//!
+//! # Time
+//!
+//! Records arrive as `(event time, (key, value))` at a timely timestamp that
+//! is their source partition's watermark (see [`crate::source`]). Records
+//! stamped `t` are treated as if applied once the input frontier has reached
+//! `t`, after every window whose `end + allowed_lateness <= t` has fired. A
+//! window `[start, end)` therefore fires once, when the frontier (the global
+//! watermark) reaches `end + allowed_lateness`, and a record is *late*
+//! exactly when all of its windows have fired by the time its own watermark
+//! comes up. Whether a record is late depends only on its partition's order,
+//! never on thread timing: results are the same on any number of workers and
+//! processes.
+//!
+//! A record that gets the same outcome whenever it is applied is applied on
+//! arrival: a tumbling or sliding record whose first window ends (plus the
+//! allowed lateness) after `t` — every record at or above its watermark —
+//! and a session record above its watermark. The others wait in a stash
+//! until the frontier has passed `t`.
+//!
+//! Late records are counted and sent to a second output.
+//!
+//! # State
+//!
+//! Tumbling and sliding windows keep one accumulator per key and *pane* (the
+//! greatest common divisor of size and slide), in one hash map per pane
+//! shared by all keys: a record is added to one pane only, windows fire in
+//! order of their ends by merging their panes (panes no later window needs
+//! are moved, not copied), and those panes are then freed, so state follows
+//! the open windows. Session windows keep, per key, a small sorted vector of
+//! open sessions and one live timer, merging sessions as records bridge them
+//! (Flink-style: `[t, t + gap)` per record, windows that overlap or touch
+//! merge).
+
+mod panes;
+mod sessions;
+
+use std::hash::Hash;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::aggregator::Aggregator;
+use crate::lifecycle::Stateful;
+use crate::{Time, VecStream};
+
+/// A keyed record with its event time.
+type Keyed<K, V> = (Time, (K, V));
+
+/// What window state sends: results with their event time, late records.
+type WindowEmit<K, V, O> = crate::lifecycle::Emit<(Time, WindowResult<K, O>), Keyed<K, V>>;
+
+/// How records are grouped into windows. All times are milliseconds, and
+/// windows are aligned to the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assigner {
+    /// `[k·size, (k+1)·size)`.
+    Tumbling {
+        /// Window length.
+        size: u64,
+    },
+    /// Every `[k·slide, k·slide + size)` that holds the event.
+    Sliding {
+        /// Window length.
+        size: u64,
+        /// Distance between window starts; at most `size`.
+        slide: u64,
+    },
+    /// `[first, last + gap)` per key, for runs of events less than `gap` apart.
+    Session {
+        /// Inactivity gap that closes a session.
+        gap: u64,
+    },
+}
+
+/// An [`Assigner`] and the allowed lateness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowConfig {
+    /// How records are grouped.
+    pub assigner: Assigner,
+    /// How long after its end a window waits for late records before firing.
+    pub allowed_lateness: u64,
+}
+
+/// The result of one window of one key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct WindowResult<K, O> {
+    /// The key.
+    pub key: K,
+    /// First millisecond of the window.
+    pub window_start: u64,
+    /// First millisecond after the window.
+    pub window_end: u64,
+    /// The aggregate.
+    pub value: O,
+}
+
+/// Streams of window results (timestamped with event time `window_end − 1`)
+/// and of late records.
+pub type WindowOutputs<'scope, K, V, O> = (
+    VecStream<'scope, (Time, WindowResult<K, O>)>,
+    VecStream<'scope, (Time, (K, V))>,
+);
+
+/// Aggregates keyed records per event-time window.
+pub trait WindowAggregate<'scope, K, V> {
+    /// Groups each key's records into windows as `config` says, aggregates
+    /// them with `agg`, and emits each window's result once, when the
+    /// watermark reaches `end + allowed_lateness`. The input must be
+    /// partitioned by key. Late records are added to `late` and sent to the
+    /// second output.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{atomic::AtomicU64, Arc};
+    /// use timely::dataflow::operators::{ToStream, capture::{Capture, Extract}};
+    /// use weir_operators::window::{Aggregator, Assigner, WindowAggregate, WindowConfig, WindowResult};
+    ///
+    /// struct Count;
+    /// impl Aggregator<u32> for Count {
+    ///     type Acc = u64;
+    ///     type Out = u64;
+    ///     fn init(&self) -> u64 { 0 }
+    ///     fn add(&self, acc: &mut u64, _: &u32) { *acc += 1 }
+    ///     fn merge(&self, acc: &mut u64, other: &u64) { *acc += other }
+    ///     fn finish(&self, acc: u64) -> u64 { acc }
+    /// }
+    ///
+    /// let results = timely::example(|scope| {
+    ///     let config = WindowConfig { assigner: Assigner::Tumbling { size: 10 }, allowed_lateness: 0 };
+    ///     // (event time, (key, value)), all at watermark 0.
+    ///     let (results, _late) = vec![(3, ('a', 1u32)), (7, ('a', 2)), (12, ('a', 3))]
+    ///         .to_stream(scope)
+    ///         .container::<Vec<_>>()
+    ///         .window_aggregate(config, Count, Arc::new(AtomicU64::new(0)));
+    ///     results.capture()
+    /// });
+    /// let mut got: Vec<_> = results.extract().into_iter().flat_map(|(_, d)| d).map(|(_, r)| r).collect();
+    /// got.sort();
+    /// assert_eq!(got, vec![
+    ///     WindowResult { key: 'a', window_start: 0, window_end: 10, value: 2 },
+    ///     WindowResult { key: 'a', window_start: 10, window_end: 20, value: 1 },
+    /// ]);
+    /// ```
+    fn window_aggregate<A: Aggregator<V>>(
+        self,
+        config: WindowConfig,
+        agg: A,
+        late: Arc<AtomicU64>,
+    ) -> WindowOutputs<'scope, K, V, A::Out>;
+}
+
+impl<'scope, K, V> WindowAggregate<'scope, K, V> for VecStream<'scope, (Time, (K, V))>
+where
+    K: Hash + Eq + Clone + 'static,
+    V: 'static,
+{
+    fn window_aggregate<A: Aggregator<V>>(
+        self,
+        config: WindowConfig,
+        agg: A,
+        late: Arc<AtomicU64>,
+    ) -> WindowOutputs<'scope, K, V, A::Out> {
+        let lateness = config.allowed_lateness;
+        match config.assigner {
+            Assigner::Tumbling { size } => {
+                let panes = panes::Panes::new(size, size, lateness, agg, late);
+                Stateful::unary(self, "Window", panes)
+            }
+            Assigner::Sliding { size, slide } => {
+                let panes = panes::Panes::new(size, slide, lateness, agg, late);
+                Stateful::unary(self, "Window", panes)
+            }
+            Assigner::Session { gap } => {
+                let sessions = sessions::Sessions::new(gap, lateness, agg, late);
+                Stateful::unary(self, "Window", sessions)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+    use std::sync::Arc;
+
+    use timely::dataflow::operators::capture::{Capture, Extract};
+    use timely::dataflow::operators::Input;
+
+    use super::*;
+
+    struct Count;
+    impl Aggregator<u32> for Count {
+        type Acc = u64;
+        type Out = u64;
+        fn init(&self) -> u64 {
+            0
+        }
+        fn add(&self, acc: &mut u64, _: &u32) {
+            *acc += 1;
+        }
+        fn merge(&self, acc: &mut u64, other: &u64) {
+            *acc += other;
+        }
+        fn finish(&self, acc: u64) -> u64 {
+            acc
+        }
+    }
+
+    type Batch = (Time, Vec<(Time, (u8, u32))>);
+    /// `(key, start, end, count)` per window, and the late event times.
+    type Outcome = (Vec<(u8, u64, u64, u64)>, Vec<Time>);
+
+    /// Runs a window stage over batches sent at the given watermarks; returns
+    /// `(key, start, end, count)` results and late event times.
+    fn run(assigner: Assigner, lateness: u64, batches: Vec<Batch>) -> Outcome {
+        let config = WindowConfig {
+            assigner,
+            allowed_lateness: lateness,
+        };
+        let (results, late) = timely::example(move |scope| {
+            let (mut input, stream) = scope.new_input::<Vec<(Time, (u8, u32))>>();
+            let (results, late) =
+                stream.window_aggregate(config, Count, Arc::new(AtomicU64::new(0)));
+            for (time, records) in batches {
+                input.advance_to(time);
+                for r in records {
+                    input.send(r);
+                }
+            }
+            (results.capture(), late.capture())
+        });
+        let mut results: Vec<_> = results
+            .extract()
+            .into_iter()
+            .flat_map(|(_, d)| d)
+            .map(|(_, r)| (r.key, r.window_start, r.window_end, r.value))
+            .collect();
+        results.sort();
+        let mut late: Vec<_> = late
+            .extract()
+            .into_iter()
+            .flat_map(|(_, d)| d)
+            .map(|(ts, _)| ts)
+            .collect();
+        late.sort();
+        (results, late)
+    }
+
+    #[test]
+    fn a_window_ending_at_the_watermark_has_fired() {
+        let tumbling = Assigner::Tumbling { size: 10 };
+        // At watermark 10, [0, 10) has fired: ts 5 is late; at 9 it is not.
+        let (results, late) = run(
+            tumbling,
+            0,
+            vec![(0, vec![(1, (0, 0))]), (10, vec![(5, (0, 0))])],
+        );
+        assert_eq!((results, late), (vec![(0, 0, 10, 1)], vec![5]));
+        let (results, late) = run(
+            tumbling,
+            0,
+            vec![(0, vec![(1, (0, 0))]), (9, vec![(5, (0, 0))])],
+        );
+        assert_eq!((results, late), (vec![(0, 0, 10, 2)], vec![]));
+        // Allowed lateness keeps the window open until end + lateness.
+        let (results, late) = run(
+            tumbling,
+            3,
+            vec![(0, vec![(1, (0, 0))]), (12, vec![(5, (0, 0))])],
+        );
+        assert_eq!((results, late), (vec![(0, 0, 10, 2)], vec![]));
+    }
+
+    #[test]
+    fn session_record_is_late_only_if_it_reaches_no_open_session() {
+        let session = Assigner::Session { gap: 10 };
+        // [10, 20) has ended at watermark 20 and nothing is open: late.
+        let (_, late) = run(session, 0, vec![(20, vec![(10, (0, 0))])]);
+        assert_eq!(late, vec![10]);
+        // Same record, but a session [15, 25) is open and [10, 20) overlaps it.
+        let (results, late) = run(
+            session,
+            0,
+            vec![(0, vec![(15, (0, 0))]), (20, vec![(10, (0, 0))])],
+        );
+        assert_eq!((results, late), (vec![(0, 10, 25, 2)], vec![]));
+        // Two records of one watermark: 19 opens [19, 29), which 9's session
+        // [9, 19) touches; accepted whatever the order.
+        for order in [
+            vec![(9, (0, 0)), (19, (0, 0))],
+            vec![(19, (0, 0)), (9, (0, 0))],
+        ] {
+            let (results, late) = run(session, 0, vec![(19, order)]);
+            assert_eq!((results, late), (vec![(0, 9, 29, 2)], vec![]));
+        }
+    }
+
+    #[test]
+    fn a_window_due_before_a_record_s_watermark_stays_done_without_records() {
+        let sliding = Assigner::Sliding {
+            size: 132,
+            slide: 44,
+        };
+        // ts 887 is in [792, 924), [836, 968) and [880, 1012); at watermark
+        // 970 with lateness 22 the first is due (946), though it never had
+        // a record: 887 counts in the other two only.
+        let (results, late) = run(
+            sliding,
+            22,
+            vec![
+                (0, vec![(1000, (0, 0)), (1007, (0, 0))]),
+                (970, vec![(887, (3, 0))]),
+            ],
+        );
+        assert_eq!(
+            (results, late),
+            (
+                vec![
+                    (0, 880, 1012, 2),
+                    (0, 924, 1056, 2),
+                    (0, 968, 1100, 2),
+                    (3, 836, 968, 1),
+                    (3, 880, 1012, 1)
+                ],
+                vec![]
+            )
+        );
+    }
+
+    #[test]
+    fn sliding_record_counts_only_in_open_windows() {
+        let sliding = Assigner::Sliding {
+            size: 20,
+            slide: 10,
+        };
+        // ts 15 is in [0, 20) and [10, 30). At watermark 20, [0, 20) has
+        // fired, so it counts in [10, 30) only.
+        let (results, late) = run(
+            sliding,
+            0,
+            vec![(0, vec![(5, (0, 0))]), (20, vec![(15, (0, 0))])],
+        );
+        assert_eq!(
+            (results, late),
+            (vec![(0, 0, 20, 1), (0, 10, 30, 1)], vec![])
+        );
+    }
+}
