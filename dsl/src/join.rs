@@ -171,20 +171,15 @@ impl<K: Key, A: Data> KeyedStream<K, A> {
 
         let (left, right) = (self.inner, other.inner);
         let pipeline = left.pipeline.clone();
-        let node = pipeline.add_node(
+        let node = pipeline.add_combining_node(
             "interval_join",
             format!("[{lower}, {upper}] ms"),
-            &[left.node, right.node],
+            left.node,
+            &right.pipeline,
+            right.node,
         );
         let stage = pipeline.describe(node);
         let mut problems = Vec::new();
-        if !pipeline.same(&right.pipeline) {
-            problems.push(crate::PlanError::ForeignStream {
-                stage: stage.clone(),
-                left: pipeline.name(),
-                right: right.pipeline.name(),
-            });
-        }
         if lower > upper {
             problems.push(crate::PlanError::InvalidParameter {
                 stage: stage.clone(),
@@ -260,14 +255,13 @@ impl<K: Key, A: Data> KeyedStream<K, A> {
 
         let (left, right) = (self.inner, other.inner);
         let pipeline = left.pipeline.clone();
-        let node = pipeline.add_node("join", String::new(), &[left.node, right.node]);
-        if !pipeline.same(&right.pipeline) {
-            pipeline.record_error(crate::PlanError::ForeignStream {
-                stage: pipeline.describe(node),
-                left: pipeline.name(),
-                right: right.pipeline.name(),
-            });
-        }
+        let node = pipeline.add_combining_node(
+            "join",
+            String::new(),
+            left.node,
+            &right.pipeline,
+            right.node,
+        );
         let (a, b) = (left.upstream(), right.upstream());
         Stream {
             timed: left.timed && right.timed,

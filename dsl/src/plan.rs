@@ -129,6 +129,30 @@ impl Pipeline {
         g.nodes.len() - 1
     }
 
+    /// Adds a stage reading `left` of this pipeline and `right` of `other`.
+    /// Streams of two pipelines cannot be combined: then the stage reads
+    /// `left` only and the pipeline records [`PlanError::ForeignStream`],
+    /// without touching `right`, which is a node id of another graph.
+    pub(crate) fn add_combining_node(
+        &self,
+        kind: &'static str,
+        label: String,
+        left: NodeId,
+        other: &Pipeline,
+        right: NodeId,
+    ) -> NodeId {
+        if self.same(other) {
+            return self.add_node(kind, label, &[left, right]);
+        }
+        let node = self.add_node(kind, label, &[left]);
+        self.record_error(PlanError::ForeignStream {
+            stage: self.describe(node),
+            left: self.name(),
+            right: other.name(),
+        });
+        node
+    }
+
     pub(crate) fn set_label(&self, id: NodeId, label: String) {
         self.lock().nodes[id].label = label;
     }

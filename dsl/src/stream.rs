@@ -242,16 +242,13 @@ impl<T: Data> Stream<T> {
     /// assert_eq!(got, vec![1, 2, 3]);
     /// ```
     pub fn union(self, other: Stream<T>) -> Stream<T> {
-        let node = self
-            .pipeline
-            .add_node("union", String::new(), &[self.node, other.node]);
-        if !self.pipeline.same(&other.pipeline) {
-            self.pipeline.record_error(PlanError::ForeignStream {
-                stage: self.pipeline.describe(node),
-                left: self.pipeline.name(),
-                right: other.pipeline.name(),
-            });
-        }
+        let node = self.pipeline.add_combining_node(
+            "union",
+            String::new(),
+            self.node,
+            &other.pipeline,
+            other.node,
+        );
         if self.timed != other.timed {
             self.pipeline.record_error(PlanError::InvalidParameter {
                 stage: self.pipeline.describe(node),

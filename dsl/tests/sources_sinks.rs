@@ -254,6 +254,49 @@ fn plan_errors_name_the_stage() {
     );
 }
 
+/// A stream of a pipeline with more stages than this one, passed to `union`,
+/// `interval_join` or `join`: a plan error naming the stage, not an index out
+/// of bounds.
+#[test]
+fn streams_of_a_longer_pipeline_are_a_plan_error() {
+    let other = || {
+        let p = Pipeline::new("other");
+        p.source(Iter::new(vec![(1u64, 2u8)]))
+            .event_time(|r: &(u64, u8)| r.0, Watermark::ascending())
+            .map(|r| r)
+            .filter(|_| true)
+            .map(|r| r)
+            .filter(|_| true)
+            .map(|r| r)
+    };
+    let short = || {
+        Pipeline::new("short")
+            .source(Iter::new(vec![(1u64, 1u8)]))
+            .event_time(|r: &(u64, u8)| r.0, Watermark::ascending())
+    };
+    let check = |job: Pipeline, stage: &str| {
+        let err = job.validate().unwrap_err();
+        assert!(matches!(err, PlanError::ForeignStream { .. }), "{err}");
+        let err = err.to_string();
+        assert!(
+            err.contains(stage) && err.contains("(`short` and `other`)"),
+            "{err}"
+        );
+    };
+    check(short().union(other()).sink(Collect::new()), "`union`");
+    let keyed = |s: Stream<(u64, u8)>| s.key_by(|r: &(u64, u8)| r.1);
+    check(
+        keyed(short())
+            .interval_join(keyed(other()), 0, 10)
+            .sink(Collect::new()),
+        "`interval_join",
+    );
+    check(
+        keyed(short()).join(keyed(other())).sink(Collect::new()),
+        "`join`",
+    );
+}
+
 #[test]
 fn bad_cluster_settings_are_errors_not_panics() {
     let job = Pipeline::new("p")
@@ -275,4 +318,55 @@ fn sink_io_error_stops_the_job_naming_the_path() {
         .run(Cluster::threads(2).quiet(true))
         .unwrap_err();
     assert!(err.to_string().contains("taken"), "{err}");
+}
+
+/// Reads a file cut into hundreds of splits on one worker in a child
+/// process whose open-file limit is 32: splits are opened lazily and closed
+/// between reads, so the job neither runs out of file descriptors nor loses a
+/// row.
+#[test]
+fn many_splits_fit_in_a_small_file_descriptor_limit() {
+    const CHILD: &str = "WEIR_TEST_FD_CHILD";
+    if let Ok(dir) = std::env::var(CHILD) {
+        let dir = Path::new(&dir);
+        let csv = Collect::new();
+        let jsonl = Collect::new();
+        let p = Pipeline::new("many-splits");
+        p.source(Csv::<Event>::new(dir.join("events-0.csv")).split_size(512))
+            .sink(csv.clone());
+        p.source(JsonLines::<Event>::new(dir.join("events-0.jsonl")).split_size(512))
+            .sink(jsonl.clone());
+        p.run(Cluster::threads(1).quiet(true)).unwrap();
+        let mut expected: Vec<Event> = (0..30_000).step_by(3).map(event).collect();
+        expected.sort();
+        for got in [csv.take(), jsonl.take()] {
+            let mut got = got;
+            got.sort();
+            assert_eq!(got, expected);
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_inputs(dir.path(), 30_000);
+    let size = std::fs::metadata(dir.path().join("events-0.csv"))
+        .unwrap()
+        .len();
+    assert!(size / 512 > 200, "the input must have many splits");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 32 && exec \"$0\" \"$@\"")
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "many_splits_fit_in_a_small_file_descriptor_limit",
+        ])
+        .env(CHILD, dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "child failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -146,6 +146,61 @@ fn open_aligned(name: &str, split: &Split) -> Result<(BufReader<File>, u64), Sou
     Ok((reader, split.start - 1 + n as u64))
 }
 
+/// At most this many splits of one source stay open on a worker between
+/// reads; a worker with more splits opens each for the length of a read and
+/// closes it after, so no input is too large for the file descriptor limit.
+const MAX_OPEN: usize = 16;
+
+/// One split's file, opened on first read (aligned to its first line) and,
+/// when the worker has many splits, closed after each read and reopened at
+/// the position reached.
+struct SplitFile {
+    name: String,
+    split: Split,
+    /// The position of the next line, once aligned.
+    pos: Option<u64>,
+    reader: Option<BufReader<File>>,
+    keep_open: bool,
+}
+
+impl SplitFile {
+    fn new(name: &str, split: Split, keep_open: bool) -> Self {
+        SplitFile {
+            name: name.to_string(),
+            split,
+            pos: None,
+            reader: None,
+            keep_open,
+        }
+    }
+
+    /// The reader at the next line (opened, or reopened where reading
+    /// stopped, if not held), and that line's position.
+    fn take(&mut self) -> Result<(BufReader<File>, u64), SourceError> {
+        match (self.reader.take(), self.pos) {
+            (Some(reader), Some(pos)) => Ok((reader, pos)),
+            (_, None) => open_aligned(&self.name, &self.split),
+            (None, Some(pos)) => {
+                let io_err = |error| SourceError::Io {
+                    source_name: self.name.clone(),
+                    path: self.split.path.clone(),
+                    error,
+                };
+                let mut file = File::open(&self.split.path).map_err(io_err)?;
+                file.seek(SeekFrom::Start(pos)).map_err(io_err)?;
+                Ok((BufReader::with_capacity(1 << 16, file), pos))
+            }
+        }
+    }
+
+    /// Records that reading has reached `pos`, and keeps `reader` (at
+    /// `pos`) if the file stays open between reads.
+    fn release(&mut self, pos: u64, reader: Option<BufReader<File>>) {
+        self.pos = Some(pos);
+        self.reader = reader.filter(|_| self.keep_open);
+    }
+}
+
 /// The 1-based number of the line starting at byte `offset` of `path`.
 /// Counted only when reporting an error, so the reading path need not.
 fn line_at(path: &Path, offset: u64) -> u64 {
@@ -371,14 +426,12 @@ where
     P: Fn(&[u8], u64) -> Result<Option<T>, String> + 'static,
 {
     let mut readers: Vec<Box<dyn PartitionReader<T>>> = Vec::new();
-    for split in spec.splits(ctx)? {
+    let splits = spec.splits(ctx)?;
+    let keep_open = splits.len() <= MAX_OPEN;
+    for split in splits {
         let parse = make(&split.path)?;
-        let (reader, pos) = open_aligned(ctx.name(), &split)?;
         readers.push(Box::new(LinesReader {
-            name: ctx.name().to_string(),
-            reader,
-            pos,
-            split,
+            file: SplitFile::new(ctx.name(), split, keep_open),
             line: Vec::new(),
             work: ctx.work_done(),
             parse,
@@ -427,10 +480,7 @@ where
 }
 
 struct LinesReader<P> {
-    name: String,
-    reader: BufReader<File>,
-    pos: u64,
-    split: Split,
+    file: SplitFile,
     line: Vec<u8>,
     work: Arc<AtomicU64>,
     parse: P,
@@ -441,38 +491,54 @@ where
     P: Fn(&[u8], u64) -> Result<Option<T>, String> + 'static,
 {
     fn read(&mut self, out: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError> {
-        let begin = self.pos;
+        let end = self.file.split.end;
+        let (mut reader, begin) = self.file.take()?;
+        let mut pos = begin;
         let mut status = ReadStatus::More;
         let limit = out.len() + max;
+        let mut failure = None;
         while out.len() < limit {
-            if self.pos >= self.split.end {
+            if pos >= end {
                 status = ReadStatus::Done;
                 break;
             }
             self.line.clear();
-            let n = self
-                .reader
-                .read_until(b'\n', &mut self.line)
-                .map_err(|error| {
-                    Box::new(SourceError::Io {
-                        source_name: self.name.clone(),
-                        path: self.split.path.clone(),
+            let n = match reader.read_until(b'\n', &mut self.line) {
+                Ok(n) => n,
+                Err(error) => {
+                    failure = Some(Box::new(SourceError::Io {
+                        source_name: self.file.name.clone(),
+                        path: self.file.split.path.clone(),
                         error,
-                    })
-                })?;
+                    }) as BoxError);
+                    break;
+                }
+            };
             if n == 0 {
                 status = ReadStatus::Done;
                 break;
             }
-            let at = self.pos;
-            self.pos += n as u64;
+            let at = pos;
+            pos += n as u64;
             match (self.parse)(&self.line, at) {
                 Ok(Some(record)) => out.push(record),
                 Ok(None) => {}
-                Err(reason) => return Err(bad_record(&self.name, &self.split.path, at, reason)),
+                Err(reason) => {
+                    failure = Some(bad_record(
+                        &self.file.name,
+                        &self.file.split.path,
+                        at,
+                        reason,
+                    ));
+                    break;
+                }
             }
         }
-        let done = self.pos.min(self.split.end) - begin.min(self.split.end);
+        self.file.release(pos, Some(reader));
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let done = pos.min(end) - begin.min(end);
         self.work.fetch_add(done, Ordering::Relaxed);
         Ok(status)
     }
@@ -560,21 +626,17 @@ impl<T: Data> Source for Csv<T> {
 
     fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<T>>>, SourceError> {
         let mut readers: Vec<Box<dyn PartitionReader<T>>> = Vec::new();
-        for split in self.spec.splits(ctx)? {
+        let splits = self.spec.splits(ctx)?;
+        let keep_open = splits.len() <= MAX_OPEN;
+        for split in splits {
             let headers = read_header(ctx.name(), &split.path, self.delimiter)?;
-            let (reader, pos) = open_aligned(ctx.name(), &split)?;
-            let csv = csv::ReaderBuilder::new()
-                .has_headers(false)
-                .delimiter(self.delimiter)
-                .flexible(true)
-                .from_reader(reader);
             readers.push(Box::new(CsvReader {
-                name: ctx.name().to_string(),
-                csv,
-                base: pos,
-                reported: pos,
+                csv: None,
+                delimiter: self.delimiter,
+                base: 0,
+                reported: None,
                 skip_header: split.start == 0,
-                split,
+                file: SplitFile::new(ctx.name(), split, keep_open),
                 headers,
                 record: csv::ByteRecord::new(),
                 work: ctx.work_done(),
@@ -607,14 +669,16 @@ fn read_header(name: &str, path: &Path, delimiter: u8) -> Result<csv::ByteRecord
 }
 
 struct CsvReader<T> {
-    name: String,
-    csv: csv::Reader<BufReader<File>>,
+    /// The CSV reader over the split's open file, between reads only if the
+    /// file stays open.
+    csv: Option<csv::Reader<BufReader<File>>>,
+    delimiter: u8,
     /// File offset of the CSV reader's byte 0.
     base: u64,
     /// File offset up to which progress was reported.
-    reported: u64,
+    reported: Option<u64>,
     skip_header: bool,
-    split: Split,
+    file: SplitFile,
     headers: csv::ByteRecord,
     record: csv::ByteRecord,
     work: Arc<AtomicU64>,
@@ -646,20 +710,52 @@ impl<T> CsvReader<T> {
 
 impl<T: DeserializeOwned + 'static> PartitionReader<T> for CsvReader<T> {
     fn read(&mut self, out: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError> {
-        let mut status = ReadStatus::More;
+        let mut csv = match self.csv.take() {
+            Some(csv) => csv,
+            None => {
+                let (reader, pos) = self.file.take()?;
+                self.base = pos;
+                csv::ReaderBuilder::new()
+                    .has_headers(false)
+                    .delimiter(self.delimiter)
+                    .flexible(true)
+                    .from_reader(reader)
+            }
+        };
+        let reported = *self.reported.get_or_insert(self.base);
+        let result = self.read_with(&mut csv, out, max);
+        let now = self.base + csv.position().byte();
+        self.file.release(now, None);
+        if self.file.keep_open {
+            self.csv = Some(csv);
+        }
+        let now = now.min(self.file.split.end);
+        self.work
+            .fetch_add(now.saturating_sub(reported), Ordering::Relaxed);
+        self.reported = Some(reported.max(now));
+        result
+    }
+}
+
+impl<T: DeserializeOwned> CsvReader<T> {
+    fn read_with(
+        &mut self,
+        csv: &mut csv::Reader<BufReader<File>>,
+        out: &mut Vec<T>,
+        max: usize,
+    ) -> Result<ReadStatus, BoxError> {
+        let split = &self.file.split;
         let limit = out.len() + max;
         while out.len() < limit {
-            let at = self.base + self.csv.position().byte();
-            if at >= self.split.end {
-                status = ReadStatus::Done;
-                break;
+            let at = self.base + csv.position().byte();
+            if at >= split.end {
+                return Ok(ReadStatus::Done);
             }
-            let more = self.csv.read_byte_record(&mut self.record).map_err(|e| {
-                bad_record(&self.name, &self.split.path, at, self.describe_error(&e))
+            let more = csv.read_byte_record(&mut self.record).map_err(|e| {
+                bad_record(&self.file.name, &split.path, at, self.describe_error(&e))
             })?;
             if !more {
-                status = ReadStatus::Done;
-                break;
+                return Ok(ReadStatus::Done);
             }
             if self.skip_header {
                 self.skip_header = false;
@@ -671,21 +767,17 @@ impl<T: DeserializeOwned + 'static> PartitionReader<T> for CsvReader<T> {
                     self.record.len(),
                     self.headers.len()
                 );
-                return Err(bad_record(&self.name, &self.split.path, at, reason));
+                return Err(bad_record(&self.file.name, &split.path, at, reason));
             }
             match self.record.deserialize::<T>(Some(&self.headers)) {
                 Ok(record) => out.push(record),
                 Err(e) => {
                     let reason = self.describe_error(&e);
-                    return Err(bad_record(&self.name, &self.split.path, at, reason));
+                    return Err(bad_record(&self.file.name, &split.path, at, reason));
                 }
             }
         }
-        let now = (self.base + self.csv.position().byte()).min(self.split.end);
-        self.work
-            .fetch_add(now.saturating_sub(self.reported), Ordering::Relaxed);
-        self.reported = self.reported.max(now);
-        Ok(status)
+        Ok(ReadStatus::More)
     }
 }
 
@@ -700,12 +792,8 @@ mod tests {
         let mut all = Vec::new();
         for w in 0..peers {
             for split in splits_for("t", files, split, w, peers).unwrap() {
-                let (reader, pos) = open_aligned("t", &split).unwrap();
                 let mut r = LinesReader {
-                    name: "t".into(),
-                    reader,
-                    pos,
-                    split,
+                    file: SplitFile::new("t", split, peers % 2 == 0),
                     line: Vec::new(),
                     work: Arc::new(AtomicU64::new(0)),
                     parse: |l: &[u8], _| Ok(Some(serde_json::from_slice::<u64>(l).unwrap())),
