@@ -353,3 +353,108 @@ path = "out.jsonl"
         "{err}"
     );
 }
+
+/// A Nexmark spec over bids, with `replace` applied.
+fn nexmark_spec(replace: (&str, &str)) -> String {
+    r#"
+    name = "bids"
+    [source]
+    type = "nexmark"
+    events = 100
+    event_time = { field = "date_time", max_out_of_orderness_ms = 0 }
+    [window]
+    key = "auction"
+    type = "tumbling"
+    size_ms = 1000
+    [aggregate]
+    total = "sum(price)"
+    [sink]
+    type = "stdout"
+    "#
+    .replace(replace.0, replace.1)
+}
+
+#[test]
+fn nexmark_field_types_are_checked_when_the_spec_is_parsed() {
+    use weir::spec::Spec;
+    assert!(Spec::parse(&nexmark_spec(("", ""))).is_ok());
+    let err = Spec::parse(&nexmark_spec(("sum(price)", "sum(url)")))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`aggregate.total`") && err.contains("got `url`, which is text"),
+        "{err}"
+    );
+    let err = Spec::parse(
+        &nexmark_spec(("avg(price)", "avg(channel)")).replace("sum(price)", "avg(channel)"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("`aggregate.total`"), "{err}");
+    let err = Spec::parse(&nexmark_spec((
+        "field = \"date_time\"",
+        "field = \"channel\"",
+    )))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("`source.event_time.field`")
+            && err.contains("an integer field of Nexmark bids")
+            && err.contains("`channel`"),
+        "{err}"
+    );
+    // min and max of text are fine.
+    assert!(Spec::parse(&nexmark_spec(("sum(price)", "max(url)"))).is_ok());
+}
+
+#[test]
+fn kinds_are_checked_with_the_accepted_list_and_their_own_fields() {
+    use weir::spec::Spec;
+    let err = Spec::parse(&nexmark_spec(("type = \"nexmark\"", "type = \"kafka\"")))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("unknown variant `kafka`")
+            && err.contains("`csv`, `jsonl`, `stdin`, `nexmark`"),
+        "{err}"
+    );
+    let err = Spec::parse(&nexmark_spec(("type = \"stdout\"", "type = \"stdrr\"")))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("unknown variant `stdrr`") && err.contains("`jsonl`, `csv`, `stdout`"),
+        "{err}"
+    );
+    // A field of another window kind.
+    let err = Spec::parse(&nexmark_spec((
+        "size_ms = 1000",
+        "size_ms = 1000\ngap_ms = 5",
+    )))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains(
+            "`window.gap_ms`: expected no `gap_ms` for a tumbling window, which takes `size_ms`"
+        ),
+        "{err}"
+    );
+    // A path on stdout.
+    let err = Spec::parse(&nexmark_spec((
+        "type = \"stdout\"",
+        "type = \"stdout\"\npath = \"x\"",
+    )))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("`sink.path`: expected no `path`"), "{err}");
+    // A path on a Nexmark source.
+    let err = Spec::parse(&nexmark_spec((
+        "events = 100",
+        "events = 100\npath = \"x\"",
+    )))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("`source.path`: expected no `path` for a source of type `nexmark`"),
+        "{err}"
+    );
+}

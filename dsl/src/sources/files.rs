@@ -29,7 +29,7 @@ struct Split {
 
 /// The files `pattern` names: the file itself, the files of a directory
 /// (not hidden, sorted), or the files a glob matches (sorted).
-fn list_files(name: &str, pattern: &Path) -> Result<Vec<PathBuf>, SourceError> {
+pub(crate) fn list_files(name: &str, pattern: &Path) -> Result<Vec<PathBuf>, SourceError> {
     let text = pattern.to_string_lossy();
     let io_err = |path: &Path, error| SourceError::Io {
         source_name: name.to_string(),
@@ -647,7 +647,11 @@ impl<T: Data> Source for Csv<T> {
     }
 }
 
-fn read_header(name: &str, path: &Path, delimiter: u8) -> Result<csv::ByteRecord, SourceError> {
+pub(crate) fn read_header(
+    name: &str,
+    path: &Path,
+    delimiter: u8,
+) -> Result<csv::ByteRecord, SourceError> {
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .from_path(path)

@@ -14,7 +14,7 @@ mod stdin;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-pub(crate) use files::LineSource;
+pub(crate) use files::{list_files, read_header, LineSource};
 pub use files::{Csv, JsonLines, TextLines};
 pub use generator::Generator;
 pub use iter::Iter;

@@ -1,0 +1,564 @@
+//! The text pipeline spec: `weir run spec.toml` builds a windowed
+//! aggregation over dynamic rows, for users who do not write Rust.
+//!
+//! ```toml
+//! name = "clicks-per-user"
+//!
+//! [source]
+//! type = "csv"                 # csv | jsonl | stdin | nexmark (bids; `events = N`)
+//! path = "events.csv"          # a file, a directory or a glob
+//! event_time = { field = "ts", max_out_of_orderness_ms = 2000 }
+//! # schema = { amount = "float" }   # int | float | string; else inferred
+//!
+//! [window]
+//! key = ["user"]
+//! type = "session"             # tumbling | sliding | session
+//! gap_ms = 30000               # tumbling: size_ms; sliding: size_ms + slide_ms
+//! # allowed_lateness_ms = 0
+//!
+//! [aggregate]
+//! count = "count(*)"
+//! total = "sum(amount)"
+//!
+//! [sink]
+//! type = "jsonl"               # jsonl | csv | stdout
+//! path = "out.jsonl"
+//! ```
+//!
+//! Each result is one record: the key fields by name, `window_start`,
+//! `window_end` (ms) and one field per aggregate, in the order of the spec.
+//! Integers stay integers.
+
+mod aggregate;
+mod render;
+mod rows;
+mod schema;
+mod value;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use value::{Row, Value};
+
+use self::aggregate::{AggSpec, Func, SpecAggregator};
+use self::rows::{bid_row, csv_header, csv_parser, csv_row, json_row, split_csv, BID_FIELDS};
+use self::schema::{FieldType, SinkKind, SourceKind, SpecFile, StdinFormat, WindowKind};
+use crate::sources::{list_files, LineSource, Mapped, Nexmark, ParsedStdin};
+use crate::{
+    Pipeline, Session, Sliding, StdoutLines, TextFile, Tumbling, Watermark, WindowResult,
+    WindowSpec,
+};
+
+/// A mistake in a spec: names the field and says what is expected.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// The file cannot be read.
+    #[error("cannot read spec {}: {error}", path.display())]
+    Read {
+        /// The spec file.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// Not valid TOML, or a field of the wrong type, or an unknown field.
+    #[error("spec {}: {message}", path.display())]
+    Syntax {
+        /// The spec file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A field with an impossible value.
+    #[error("spec field `{field}`: expected {expected}")]
+    Field {
+        /// The field, as `section.name`.
+        field: String,
+        /// What is expected.
+        expected: String,
+    },
+}
+
+fn field_err(field: impl Into<String>, expected: impl Into<String>) -> SpecError {
+    SpecError::Field {
+        field: field.into(),
+        expected: expected.into(),
+    }
+}
+
+/// Where the rows of a checked spec come from.
+#[derive(Debug, Clone)]
+enum Input {
+    Csv(PathBuf),
+    Jsonl(PathBuf),
+    Stdin(StdinFormat),
+    Nexmark(u64),
+}
+
+/// Where the results of a checked spec go.
+#[derive(Debug, Clone)]
+enum Output {
+    Jsonl(PathBuf),
+    Csv(PathBuf),
+    Stdout,
+}
+
+/// A parsed, checked spec.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    name: String,
+    input: Input,
+    time_field: String,
+    bound: u64,
+    idle_timeout: Option<u64>,
+    keys: Vec<String>,
+    /// Fields the aggregates read, in `Row::values` order.
+    value_fields: Vec<String>,
+    /// Whether each value field must be a number (sum and avg read it).
+    numeric: Vec<bool>,
+    types: Vec<(String, FieldType)>,
+    window: WindowSpec,
+    lateness: u64,
+    aggs: Vec<AggSpec>,
+    output: Output,
+    /// The output fields: key fields, window bounds, aggregate names.
+    header: Vec<String>,
+}
+
+impl Spec {
+    /// Reads and checks the spec at `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`SpecError`] naming the field at fault.
+    pub fn from_path(path: &Path) -> Result<Spec, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|error| SpecError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        Spec::parse(&text).map_err(|e| match e {
+            SpecError::Syntax { message, .. } => SpecError::Syntax {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and checks spec text.
+    ///
+    /// # Errors
+    ///
+    /// [`SpecError`] naming the field at fault.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weir::spec::Spec;
+    ///
+    /// let err = Spec::parse(r#"
+    ///     name = "x"
+    ///     [source]
+    ///     type = "csv"
+    ///     path = "in.csv"
+    ///     event_time = { field = "ts", max_out_of_orderness_ms = 0 }
+    ///     [window]
+    ///     key = "user"
+    ///     type = "tumbling"
+    ///     [aggregate]
+    ///     n = "count(*)"
+    ///     [sink]
+    ///     type = "stdout"
+    /// "#).unwrap_err();
+    /// assert_eq!(err.to_string(), "spec field `window.size_ms`: expected the window size in milliseconds, above 0");
+    /// ```
+    pub fn parse(text: &str) -> Result<Spec, SpecError> {
+        let file: SpecFile = toml::from_str(text).map_err(|e| SpecError::Syntax {
+            path: PathBuf::from("<text>"),
+            message: e.to_string(),
+        })?;
+        let src = file.source;
+        let kind = src.kind;
+        let not_for = |field: &str, given: bool, takes: &str| -> Result<(), SpecError> {
+            if given {
+                return Err(field_err(
+                    format!("source.{field}"),
+                    format!("no `{field}` for a source of type `{kind:?}`, which takes {takes}")
+                        .to_lowercase(),
+                ));
+            }
+            Ok(())
+        };
+        let path = |path: Option<PathBuf>| {
+            path.ok_or_else(|| field_err("source.path", "the input file, directory or glob"))
+        };
+        let input = match kind {
+            SourceKind::Csv | SourceKind::Jsonl => {
+                let takes = "`path`, `event_time` and `schema`";
+                not_for("format", src.format.is_some(), takes)?;
+                not_for("events", src.events.is_some(), takes)?;
+                match kind {
+                    SourceKind::Csv => Input::Csv(path(src.path)?),
+                    _ => Input::Jsonl(path(src.path)?),
+                }
+            }
+            SourceKind::Stdin => {
+                let takes = "`format`, `event_time` and `schema`";
+                not_for("path", src.path.is_some(), takes)?;
+                not_for("events", src.events.is_some(), takes)?;
+                Input::Stdin(src.format.unwrap_or_default())
+            }
+            SourceKind::Nexmark => {
+                let takes = "`events` and `event_time`";
+                not_for("path", src.path.is_some(), takes)?;
+                not_for("format", src.format.is_some(), takes)?;
+                not_for("schema", src.schema.is_some(), takes)?;
+                Input::Nexmark(src.events.ok_or_else(|| {
+                    field_err("source.events", "the number of Nexmark events to generate")
+                })?)
+            }
+        };
+        let event_time = src.event_time;
+        let types: Vec<(String, FieldType)> = src.schema.unwrap_or_default().into_iter().collect();
+
+        let win = file.window;
+        let wkind = win.kind;
+        let foreign = |field: &str, given: Option<u64>, takes: &str| -> Result<(), SpecError> {
+            if given.is_some() {
+                return Err(field_err(
+                    format!("window.{field}"),
+                    format!("no `{field}` for a {wkind:?} window, which takes {takes}")
+                        .to_lowercase(),
+                ));
+            }
+            Ok(())
+        };
+        let positive = |v: Option<u64>, field: &str, what: &str| {
+            v.filter(|v| *v > 0).ok_or_else(|| {
+                field_err(
+                    format!("window.{field}"),
+                    format!("{what} in milliseconds, above 0"),
+                )
+            })
+        };
+        let window = match wkind {
+            WindowKind::Tumbling => {
+                foreign("slide_ms", win.slide_ms, "`size_ms`")?;
+                foreign("gap_ms", win.gap_ms, "`size_ms`")?;
+                let size = positive(win.size_ms, "size_ms", "the window size")?;
+                Tumbling::of(Duration::from_millis(size))
+            }
+            WindowKind::Sliding => {
+                foreign("gap_ms", win.gap_ms, "`size_ms` and `slide_ms`")?;
+                let size = positive(win.size_ms, "size_ms", "the window size")?;
+                let slide = positive(win.slide_ms, "slide_ms", "the slide")?;
+                if slide > size {
+                    return Err(field_err(
+                        "window.slide_ms",
+                        format!("a slide no longer than size_ms ({size}), got {slide}"),
+                    ));
+                }
+                Sliding::of(Duration::from_millis(size)).every(Duration::from_millis(slide))
+            }
+            WindowKind::Session => {
+                foreign("size_ms", win.size_ms, "`gap_ms`")?;
+                foreign("slide_ms", win.slide_ms, "`gap_ms`")?;
+                let gap = positive(win.gap_ms, "gap_ms", "the session gap")?;
+                Session::with_gap(Duration::from_millis(gap))
+            }
+        };
+        let keys = win.key.into_vec();
+        let lateness = win.allowed_lateness_ms;
+        if keys.is_empty() {
+            return Err(field_err("window.key", "one or more key fields"));
+        }
+
+        let mut value_fields: Vec<String> = Vec::new();
+        let mut numeric: Vec<bool> = Vec::new();
+        let mut aggs = Vec::new();
+        if file.aggregate.is_empty() {
+            return Err(field_err(
+                "aggregate",
+                "at least one `name = \"count(*)\"` entry",
+            ));
+        }
+        for (name, expr) in &file.aggregate {
+            let expected = "count(*), sum(field), min(field), max(field) or avg(field)";
+            let expr = expr
+                .as_str()
+                .ok_or_else(|| field_err(format!("aggregate.{name}"), expected))?;
+            let (func, arg) = expr
+                .trim()
+                .strip_suffix(')')
+                .and_then(|e| e.split_once('('))
+                .ok_or_else(|| {
+                    field_err(
+                        format!("aggregate.{name}"),
+                        format!("{expected}, got `{expr}`"),
+                    )
+                })?;
+            let arg = arg.trim();
+            let func = match (func.trim().to_ascii_lowercase().as_str(), arg) {
+                ("count", "*") => Func::Count,
+                ("sum", _) => Func::Sum,
+                ("min", _) => Func::Min,
+                ("max", _) => Func::Max,
+                ("avg", _) => Func::Avg,
+                _ => {
+                    return Err(field_err(
+                        format!("aggregate.{name}"),
+                        format!("{expected}, got `{expr}`"),
+                    ))
+                }
+            };
+            let column = if func == Func::Count {
+                None
+            } else {
+                if arg.is_empty() || arg == "*" {
+                    return Err(field_err(
+                        format!("aggregate.{name}"),
+                        format!("a field name in `{expr}`"),
+                    ));
+                }
+                let i = match value_fields.iter().position(|f| f == arg) {
+                    Some(i) => i,
+                    None => {
+                        value_fields.push(arg.to_string());
+                        numeric.push(false);
+                        value_fields.len() - 1
+                    }
+                };
+                numeric[i] |= matches!(func, Func::Sum | Func::Avg);
+                Some(i)
+            };
+            for reserved in ["window_start", "window_end"] {
+                if name == reserved || keys.iter().any(|k| k == name) {
+                    return Err(field_err(
+                        format!("aggregate.{name}"),
+                        "an output name different from the key fields, window_start and window_end",
+                    ));
+                }
+            }
+            aggs.push(AggSpec {
+                name: name.clone(),
+                func,
+                column,
+            });
+        }
+
+        let sink = file.sink;
+        let sink_path = || {
+            sink.path
+                .clone()
+                .ok_or_else(|| field_err("sink.path", "the output file"))
+        };
+        let output = match sink.kind {
+            SinkKind::Jsonl => Output::Jsonl(sink_path()?),
+            SinkKind::Csv => Output::Csv(sink_path()?),
+            SinkKind::Stdout if sink.path.is_some() => {
+                return Err(field_err(
+                    "sink.path",
+                    "no `path` for a sink of type `stdout`",
+                ))
+            }
+            SinkKind::Stdout => Output::Stdout,
+        };
+        let mut header = keys.clone();
+        header.push("window_start".into());
+        header.push("window_end".into());
+        header.extend(aggs.iter().map(|a| a.name.clone()));
+        let spec = Spec {
+            name: file.name,
+            input,
+            time_field: event_time.field,
+            bound: event_time.max_out_of_orderness_ms,
+            idle_timeout: event_time.idle_timeout_ms,
+            keys,
+            value_fields,
+            numeric,
+            types,
+            window,
+            lateness,
+            aggs,
+            output,
+            header,
+        };
+        if matches!(spec.input, Input::Nexmark(_)) {
+            spec.check_bid_fields()?;
+        }
+        Ok(spec)
+    }
+
+    /// The type the schema gives `field`, if it does.
+    fn type_of(&self, field: &str) -> Option<FieldType> {
+        self.types.iter().find(|(f, _)| f == field).map(|(_, t)| *t)
+    }
+
+    /// The output fields: key fields, window bounds, aggregate names.
+    fn header(&self) -> &[String] {
+        &self.header
+    }
+
+    /// Checks the fields a Nexmark spec reads against the fields of a bid
+    /// and their types: the event time is an integer field, and summed or
+    /// averaged fields are numbers.
+    fn check_bid_fields(&self) -> Result<(), SpecError> {
+        let names: Vec<String> = BID_FIELDS.iter().map(|(f, _)| f.to_string()).collect();
+        self.check_fields(&names, "Nexmark bids")?;
+        let type_of = |field: &str| {
+            BID_FIELDS
+                .iter()
+                .find(|(f, _)| *f == field)
+                .map(|(_, t)| *t)
+        };
+        let numbers = || {
+            BID_FIELDS
+                .iter()
+                .filter(|(_, t)| *t == FieldType::Int)
+                .map(|(f, _)| *f)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if type_of(&self.time_field) != Some(FieldType::Int) {
+            return Err(field_err(
+                "source.event_time.field",
+                format!(
+                    "an integer field of Nexmark bids ({}), got `{}`, which is text",
+                    numbers(),
+                    self.time_field
+                ),
+            ));
+        }
+        for agg in &self.aggs {
+            let Some(column) = agg.column else { continue };
+            let field = &self.value_fields[column];
+            if matches!(agg.func, Func::Sum | Func::Avg) && type_of(field) != Some(FieldType::Int) {
+                return Err(field_err(
+                    format!("aggregate.{}", agg.name),
+                    format!(
+                        "a number field of Nexmark bids to sum or average ({}), got `{field}`, which is text",
+                        numbers()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The pipeline this spec describes.
+    ///
+    /// # Errors
+    ///
+    /// [`SpecError`] if a CSV input lacks a field the spec names (checked
+    /// against the header of the first input file).
+    pub fn pipeline(&self) -> Result<Pipeline, SpecError> {
+        let spec = Arc::new(self.clone());
+        let p = Pipeline::new(self.name.clone());
+        let rows = match &self.input {
+            Input::Nexmark(events) => {
+                let s = Arc::clone(&spec);
+                p.source(Mapped::new(Nexmark::bids(*events), move |bid| {
+                    bid_row(&s, &bid)
+                }))
+            }
+            Input::Csv(path) => {
+                self.check_csv_header(path)?;
+                let s = Arc::clone(&spec);
+                p.source(LineSource::new(path, "csv", move |file: &Path| {
+                    csv_parser(&s, file)
+                }))
+            }
+            Input::Jsonl(path) => {
+                let s = Arc::clone(&spec);
+                p.source(LineSource::new(path, "jsonl", move |_: &Path| {
+                    let s = Arc::clone(&s);
+                    Ok(move |line: &[u8], _| json_row(&s, line))
+                }))
+            }
+            Input::Stdin(format) => {
+                let s = Arc::clone(&spec);
+                let csv = *format == StdinFormat::Csv;
+                let header: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+                let parse = move |line: &str, number: u64| {
+                    if line.trim().is_empty() {
+                        return Ok(None);
+                    }
+                    if !csv {
+                        return json_row(&s, line.as_bytes());
+                    }
+                    if number == 1 {
+                        let names = split_csv(line.as_bytes())?;
+                        s.check_fields(&names, "the header on standard input")
+                            .map_err(|e| e.to_string())?;
+                        let _ = header.set(names);
+                        return Ok(None);
+                    }
+                    let names = header.get().ok_or("no CSV header line")?;
+                    csv_row(&s, names, line.as_bytes())
+                };
+                let format = if csv { "csv" } else { "jsonl" };
+                p.source(ParsedStdin::new(format, Arc::new(parse)))
+            }
+        };
+        let mut watermark = Watermark::bounded(Duration::from_millis(self.bound));
+        if let Some(idle) = self.idle_timeout {
+            watermark = watermark.idle_timeout(Duration::from_millis(idle));
+        }
+        let windowed = rows
+            .event_time(|r: &Row| r.ts, watermark)
+            .key_by(|r: &Row| r.key.clone())
+            .window(self.window)
+            .allowed_lateness(Duration::from_millis(self.lateness));
+        let agg = SpecAggregator(Arc::clone(&spec));
+        let json = !matches!(self.output, Output::Csv(_));
+        let s = Arc::clone(&spec);
+        let lines = windowed
+            .aggregate(agg)
+            .map(move |r: WindowResult<Vec<Value>, Vec<Value>>| render::render(&s, r, json));
+        Ok(match &self.output {
+            Output::Csv(path) => lines.sink(TextFile::to(path).header(self.header().join(","))),
+            Output::Jsonl(path) => lines.sink(TextFile::to(path)),
+            Output::Stdout => lines.sink(StdoutLines::new()),
+        })
+    }
+
+    /// Checks the header of the first input file against the fields the
+    /// spec reads.
+    fn check_csv_header(&self, path: &Path) -> Result<(), SpecError> {
+        let files = list_files("spec", path).map_err(|_| {
+            field_err(
+                "source.path",
+                format!(
+                    "an existing file, directory or glob, got `{}`",
+                    path.display()
+                ),
+            )
+        })?;
+        let first = &files[0];
+        let header = csv_header("spec", first).map_err(|e| {
+            field_err(
+                "source.path",
+                format!("a CSV file with a header row: {}: {e}", first.display()),
+            )
+        })?;
+        self.check_fields(&header, &first.display().to_string())
+    }
+    /// Checks that `header` (of `what`) has every field the spec reads.
+    fn check_fields(&self, header: &[String], what: &str) -> Result<(), SpecError> {
+        let needed = std::iter::once(("source.event_time.field", &self.time_field))
+            .chain(self.keys.iter().map(|k| ("window.key", k)))
+            .chain(self.value_fields.iter().map(|f| ("aggregate", f)));
+        for (section, field) in needed {
+            if !header.contains(field) {
+                return Err(field_err(
+                    section,
+                    format!(
+                        "a column of {what}; `{field}` is not among {}",
+                        header.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

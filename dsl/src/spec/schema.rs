@@ -1,0 +1,145 @@
+//! The TOML schema of a spec, as serde reads it. Kinds are enums, so an
+//! unknown `type` is rejected with the list of accepted ones; unknown fields
+//! are rejected (`deny_unknown_fields`), and fields of another kind when the
+//! spec is checked.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// A whole spec file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SpecFile {
+    pub(super) name: String,
+    pub(super) source: SourceSection,
+    pub(super) window: WindowSection,
+    pub(super) aggregate: toml::Table,
+    pub(super) sink: SinkSection,
+}
+
+/// `[source]`. Fields that do not apply to the kind are rejected when the
+/// spec is checked, naming the field.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SourceSection {
+    #[serde(rename = "type")]
+    pub(super) kind: SourceKind,
+    pub(super) path: Option<PathBuf>,
+    pub(super) format: Option<StdinFormat>,
+    pub(super) events: Option<u64>,
+    pub(super) event_time: EventTimeSection,
+    pub(super) schema: Option<BTreeMap<String, FieldType>>,
+}
+
+/// The kinds of source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum SourceKind {
+    /// CSV files with a header row.
+    Csv,
+    /// JSON lines files, one object per line.
+    Jsonl,
+    /// Standard input, as JSON lines or CSV with a header line.
+    Stdin,
+    /// Nexmark bids from the generator.
+    Nexmark,
+}
+
+/// `[source.event_time]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EventTimeSection {
+    pub(super) field: String,
+    pub(super) max_out_of_orderness_ms: u64,
+    pub(super) idle_timeout_ms: Option<u64>,
+}
+
+/// The type a `schema` entry gives a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum FieldType {
+    /// A 64-bit integer.
+    Int,
+    /// A floating-point number.
+    Float,
+    /// Text, even if it looks like a number.
+    String,
+}
+
+/// The format of standard input.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum StdinFormat {
+    /// One JSON object per line.
+    #[default]
+    Jsonl,
+    /// CSV with a header line.
+    Csv,
+}
+
+/// `key = "user"` or `key = ["user", "page"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum Keys {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Keys {
+    pub(super) fn into_vec(self) -> Vec<String> {
+        match self {
+            Keys::One(k) => vec![k],
+            Keys::Many(ks) => ks,
+        }
+    }
+}
+
+/// `[window]`. Fields of another kind are rejected when the spec is
+/// checked, naming the field.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WindowSection {
+    pub(super) key: Keys,
+    #[serde(rename = "type")]
+    pub(super) kind: WindowKind,
+    pub(super) size_ms: Option<u64>,
+    pub(super) slide_ms: Option<u64>,
+    pub(super) gap_ms: Option<u64>,
+    #[serde(default)]
+    pub(super) allowed_lateness_ms: u64,
+}
+
+/// The kinds of window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum WindowKind {
+    /// Fixed, non-overlapping windows (`size_ms`).
+    Tumbling,
+    /// Overlapping windows (`size_ms`, `slide_ms`).
+    Sliding,
+    /// Sessions closed by a gap (`gap_ms`).
+    Session,
+}
+
+/// `[sink]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SinkSection {
+    #[serde(rename = "type")]
+    pub(super) kind: SinkKind,
+    pub(super) path: Option<PathBuf>,
+}
+
+/// The kinds of sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum SinkKind {
+    /// JSON lines, to a file.
+    Jsonl,
+    /// CSV with a header row, to a file.
+    Csv,
+    /// JSON lines on standard output.
+    Stdout,
+}
