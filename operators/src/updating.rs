@@ -8,14 +8,17 @@
 use std::hash::Hash;
 use std::marker::PhantomData;
 
+use differential_dataflow::operators::arrange::arrangement::{arrange_core, Arranged};
+use differential_dataflow::operators::arrange::TraceAgent;
+use differential_dataflow::trace::implementations::{ValBatcher, ValBuilder, ValSpine};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::channels::pact::{Exchange as ExchangePact, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 use timely::ExchangeData;
 
 use crate::lifecycle::{Emit, Lifecycle, Stateful};
-use crate::{Time, VecStream};
+use crate::{KeyGroups, Time, VecStream};
 
 /// One change of a keyed result: `value` is added (`diff = 1`) or retracted
 /// (`diff = -1`) for `key`.
@@ -210,10 +213,11 @@ where
 /// Counts keys with differential dataflow: the count of each key as a
 /// changelog, consolidated per timestamp.
 pub trait UpdatingCount<'scope, K> {
-    /// Counts the records of each key (the input need not be partitioned:
-    /// differential dataflow arranges it by key), emitting, whenever a key's
-    /// count changes at a timestamp, the retraction of the old count and the
-    /// new count.
+    /// Counts the records of each key, emitting, whenever a key's count
+    /// changes at a timestamp, the retraction of the old count and the new
+    /// count. The input must be partitioned by key group (see
+    /// [`KeyByGroup`](crate::KeyByGroup)): the count is kept on the worker
+    /// the record is on.
     ///
     /// # Examples
     ///
@@ -242,8 +246,16 @@ where
     fn updating_count(self) -> VecStream<'scope, Update<K, u64>> {
         use timely::dataflow::operators::vec::Map;
 
-        updates_of(self)
-            .count()
+        arrange_local(updates_of(self.map(|key| (key, ()))), "Arrange: Count")
+            .reduce_abelian::<_, ValBuilder<K, isize, Time, isize>, ValSpine<K, isize, Time, isize>, _, _>(
+                "Count",
+                |_key, records, out| out.push((records[0].1, 1)),
+                |vec, key, updates| {
+                    vec.clear();
+                    vec.extend(updates.drain(..).map(|(v, t, r)| ((key.clone(), v), t, r)));
+                },
+            )
+            .as_collection(|key, n| (key.clone(), *n))
             .inner
             .map(|((key, n), _, diff)| Update {
                 key,
@@ -253,11 +265,34 @@ where
     }
 }
 
+/// Arranges a collection of `(key, value)` updates on the worker they are
+/// on: weir's keyed streams are already partitioned by key group (see
+/// [`KeyByGroup`](crate::KeyByGroup)), so differential's own exchange by its
+/// hash would be a second shuffle, and would put keyed state outside the key
+/// groups that checkpoints save and restore.
+fn arrange_local<'scope, K, V>(
+    updates: Updates<'scope, (K, V)>,
+    name: &str,
+) -> Arranged<'scope, TraceAgent<ValSpine<K, V, Time, isize>>>
+where
+    K: ExchangeData + Ord + Clone,
+    V: ExchangeData + Ord + Clone,
+{
+    arrange_core::<_, _, ValBatcher<K, V, Time, isize>, _>(
+        updates.inner,
+        Pipeline,
+        name,
+        ValBatcher::new,
+    )
+}
+
+/// A differential collection of updates with weir's time.
+type Updates<'scope, D> =
+    differential_dataflow::collection::vec::Collection<'scope, Time, D, isize>;
+
 /// The records of a stream as inserts into a differential collection, at
 /// their timestamps.
-fn updates_of<'scope, D: ExchangeData + Clone>(
-    stream: VecStream<'scope, D>,
-) -> differential_dataflow::collection::vec::Collection<'scope, Time, D, isize> {
+fn updates_of<'scope, D: ExchangeData + Clone>(stream: VecStream<'scope, D>) -> Updates<'scope, D> {
     use differential_dataflow::AsCollection;
     stream
         .unary(Pipeline, "ToUpdates", |_, _| {
@@ -283,7 +318,8 @@ pub type Changes<'scope, K, V> = VecStream<'scope, (Time, Update<K, V>)>;
 pub trait UpdatingJoin<'scope, K, A> {
     /// Pairs every `(key, a)` with every `(key, b)` of `other`, as a
     /// changelog of `(a, b)` per key, each update at the timestamp its pair
-    /// formed. The inputs need not be partitioned.
+    /// formed. Both inputs must be partitioned by key group (see
+    /// [`KeyByGroup`](crate::KeyByGroup)).
     ///
     /// # Examples
     ///
@@ -320,19 +356,22 @@ where
     {
         use timely::dataflow::operators::vec::Map;
 
-        updates_of(self)
-            .join(updates_of(other))
-            .inner
-            .map(|((key, pair), time, diff)| {
-                (
-                    time,
-                    Update {
-                        key,
-                        value: pair,
-                        diff: diff as i64,
-                    },
-                )
-            })
+        let left = arrange_local(updates_of(self), "Arrange: Join left");
+        let right = arrange_local(updates_of(other), "Arrange: Join right");
+        left.join_core(right, |key, a, b| {
+            Some((key.clone(), (a.clone(), b.clone())))
+        })
+        .inner
+        .map(|((key, pair), time, diff)| {
+            (
+                time,
+                Update {
+                    key,
+                    value: pair,
+                    diff: diff as i64,
+                },
+            )
+        })
     }
 }
 
@@ -341,6 +380,8 @@ pub trait ReduceChanges<'scope, K, V> {
     /// For each key, whenever its values change, calls `f` with the key and
     /// all its current values (sorted, with their multiplicities) and makes
     /// the result, if any, the key's current output: a changelog of outputs.
+    /// The changes are first routed to the worker owning their key's group,
+    /// where the key's values are kept.
     ///
     /// # Examples
     ///
@@ -383,37 +424,52 @@ where
         use differential_dataflow::AsCollection;
         use timely::dataflow::operators::vec::Map;
 
-        self.unary(Pipeline, "FromChanges", |_, _| {
-            move |input, output| {
-                input.for_each(|cap, data| {
-                    if let Some(time) = cap.least().copied() {
-                        output.session(&cap).give_iterator(
-                            data.drain(..)
-                                .map(|(_, u)| ((u.key, u.value), time, u.diff as isize)),
-                        );
-                    } else {
-                        data.clear();
+        // One shuffle, by key group, then state on the worker owning it.
+        let peers = self.scope().peers();
+        let by_group = ExchangePact::new(move |(_, u): &(Time, Update<K, V>)| {
+            KeyGroups::worker_of(KeyGroups::group_of(&u.key), peers) as u64
+        });
+        let changes = self
+            .unary(by_group, "FromChanges", |_, _| {
+                move |input, output| {
+                    input.for_each(|cap, data| {
+                        if let Some(time) = cap.least().copied() {
+                            output.session(&cap).give_iterator(
+                                data.drain(..)
+                                    .map(|(_, u)| ((u.key, u.value), time, u.diff as isize)),
+                            );
+                        } else {
+                            data.clear();
+                        }
+                    })
+                }
+            })
+            .as_collection();
+        arrange_local(changes, "Arrange: ReduceUpdates")
+            .reduce_abelian::<_, ValBuilder<K, O, Time, isize>, ValSpine<K, O, Time, isize>, _, _>(
+                "ReduceUpdates",
+                move |key, values, out| {
+                    if let Some(o) = f(key, values) {
+                        out.push((o, 1isize));
                     }
-                })
-            }
-        })
-        .as_collection()
-        .reduce(move |key, values, out| {
-            if let Some(o) = f(key, values) {
-                out.push((o, 1isize));
-            }
-        })
-        .inner
-        .map(|((key, value), time, diff)| {
-            (
-                time,
-                Update {
-                    key,
-                    value,
-                    diff: diff as i64,
+                },
+                |vec, key, updates| {
+                    vec.clear();
+                    vec.extend(updates.drain(..).map(|(v, t, r)| ((key.clone(), v), t, r)));
                 },
             )
-        })
+            .as_collection(|key, value| (key.clone(), value.clone()))
+            .inner
+            .map(|((key, value), time, diff)| {
+                (
+                    time,
+                    Update {
+                        key,
+                        value,
+                        diff: diff as i64,
+                    },
+                )
+            })
     }
 }
 
