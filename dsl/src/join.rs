@@ -174,9 +174,9 @@ impl<K: Key, A: Data> KeyedStream<K, A> {
         let node = pipeline.add_combining_node(
             "interval_join",
             format!("[{lower}, {upper}] ms"),
-            left.node,
+            left.at,
             &right.pipeline,
-            right.node,
+            right.at,
         );
         let stage = pipeline.describe(node);
         let mut problems = Vec::new();
@@ -202,20 +202,16 @@ impl<K: Key, A: Data> KeyedStream<K, A> {
         }
         let (a, b) = (left.upstream(), right.upstream());
         let name = stage;
-        Stream {
-            pipeline,
-            node,
-            timed: true,
-            source: None,
-            build: crate::plan::builder(move |ctx| {
-                let late = ctx.metrics.counter(CounterKind::Late, &name);
-                let left = a.build(ctx)?;
-                let right = b.build(ctx)?;
-                Ok(left
-                    .interval_join(right, lower, upper, Arc::clone(&late))
-                    .map(|(ts, (key, left, right))| (ts, Joined { key, left, right })))
-            }),
-        }
+        let build = crate::plan::builder(move |ctx| {
+            let late = ctx.metrics.counter(CounterKind::Late, &name);
+            let left = a.build(ctx)?;
+            let right = b.build(ctx)?;
+            Ok(left
+                .interval_join(right, lower, upper, Arc::clone(&late))
+                .map(|(ts, (key, left, right))| (ts, Joined { key, left, right })))
+        });
+        pipeline.set_build(node, crate::stream::single_output(node, build));
+        Stream::of(pipeline, crate::plan::Port::main(node), true)
     }
 }
 
@@ -255,25 +251,17 @@ impl<K: Key, A: Data> KeyedStream<K, A> {
 
         let (left, right) = (self.inner, other.inner);
         let pipeline = left.pipeline.clone();
-        let node = pipeline.add_combining_node(
-            "join",
-            String::new(),
-            left.node,
-            &right.pipeline,
-            right.node,
-        );
+        let node =
+            pipeline.add_combining_node("join", String::new(), left.at, &right.pipeline, right.at);
         let (a, b) = (left.upstream(), right.upstream());
-        Stream {
-            timed: left.timed && right.timed,
-            source: None,
-            pipeline,
-            node,
-            build: crate::plan::builder(move |ctx| {
-                let left = a.build(ctx)?.map(|(_, kv)| kv);
-                let right = b.build(ctx)?.map(|(_, kv)| kv);
-                Ok(left.updating_join(right))
-            }),
-        }
+        let build = crate::plan::builder(move |ctx| {
+            let left = a.build(ctx)?.map(|(_, kv)| kv);
+            let right = b.build(ctx)?.map(|(_, kv)| kv);
+            Ok(left.updating_join(right))
+        });
+        pipeline.set_build(node, crate::stream::single_output(node, build));
+        let timed = left.timed && right.timed;
+        Stream::of(pipeline, crate::plan::Port::main(node), timed)
     }
 }
 

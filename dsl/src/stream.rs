@@ -1,5 +1,6 @@
 //! `Stream` and `KeyedStream`: the typed stages of a pipeline.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use timely::dataflow::operators::vec::{Filter, Map};
@@ -7,75 +8,97 @@ use timely::dataflow::operators::{Concat, Inspect};
 use weir_operators::{KeyByGroup, Update, UpdatingCount, UpdatingFold};
 
 use crate::error::PlanError;
-use crate::plan::{builder, Builder, Ctx, NodeId, Pipeline};
-use crate::{Data, Key, Sink};
+use crate::plan::{builder, Builder, Ctx, NodeBuild, NodeId, Pipeline, Port, Timed};
+use crate::{Data, Key};
 
 /// A stream of `T` records in a [`Pipeline`].
 ///
 /// Methods add a stage and return the stream of its output. A `Stream` is
 /// cheap to clone; a clone reads the same stage, so cloning is how one stream
 /// feeds several consumers (the stage is built once).
+#[must_use = "a stream does nothing until it ends in `.sink(..)`; an unused stage is a plan error"]
 pub struct Stream<T> {
     pub(crate) pipeline: Pipeline,
-    pub(crate) node: NodeId,
-    pub(crate) build: Builder<T>,
+    /// The stage output this stream reads.
+    pub(crate) at: Port,
     /// Whether records carry event time assigned by `event_time`.
     pub(crate) timed: bool,
-    /// The source, while the stream comes straight from one (for `event_time`).
-    pub(crate) source: Option<Arc<dyn crate::Source<Item = T>>>,
+    /// The source's event-time slot, while the stream comes straight from a
+    /// source (for `event_time`).
+    pub(crate) source: Option<Arc<crate::sources::EventTimeSlot<T>>>,
 }
 
 impl<T> Clone for Stream<T> {
     fn clone(&self) -> Self {
         Stream {
             pipeline: self.pipeline.clone(),
-            node: self.node,
-            build: Arc::clone(&self.build),
+            at: self.at,
             timed: self.timed,
             source: self.source.clone(),
         }
     }
 }
 
-/// What a stage's builder keeps of the stage it reads: its id and builder,
-/// not the pipeline (that would make the graph own itself).
+/// What a stage's build keeps of a stream it reads: the output port, not the
+/// pipeline (that would make the graph own itself).
 pub(crate) struct Upstream<T> {
-    node: NodeId,
-    build: Builder<T>,
+    at: Port,
+    _records: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Upstream<T> {
+    fn clone(&self) -> Self {
+        Upstream {
+            at: self.at,
+            _records: PhantomData,
+        }
+    }
 }
 
 impl<T: Data> Upstream<T> {
-    pub(crate) fn build<'s>(
-        &self,
-        ctx: &mut Ctx<'s>,
-    ) -> Result<crate::plan::Timed<'s, T>, crate::BoxError> {
-        ctx.stream(self.node, &self.build)
+    /// The stream on this worker, building its stage on first use.
+    pub(crate) fn build<'s>(&self, ctx: &mut Ctx<'s>) -> Result<Timed<'s, T>, crate::BoxError> {
+        ctx.port(self.at)
     }
 }
 
+/// Makes a node's build from a builder of its main output.
+pub(crate) fn single_output<U: Data>(node: NodeId, build: Builder<U>) -> NodeBuild {
+    Arc::new(move |ctx| {
+        let stream = build(ctx)?;
+        ctx.provide(Port::main(node), stream);
+        Ok(())
+    })
+}
+
 impl<T: Data> Stream<T> {
-    pub(crate) fn upstream(&self) -> Upstream<T> {
-        Upstream {
-            node: self.node,
-            build: Arc::clone(&self.build),
+    /// The stream of output `port` of `node`, whose build is already set.
+    pub(crate) fn of(pipeline: Pipeline, at: Port, timed: bool) -> Stream<T> {
+        Stream {
+            pipeline,
+            at,
+            timed,
+            source: None,
         }
     }
 
-    /// Adds a stage of `kind` reading this stream.
-    pub(crate) fn then<U>(
+    pub(crate) fn upstream(&self) -> Upstream<T> {
+        Upstream {
+            at: self.at,
+            _records: PhantomData,
+        }
+    }
+
+    /// Adds a stage of `kind` reading this stream, built by `build`.
+    pub(crate) fn then<U: Data>(
         &self,
         kind: &'static str,
         label: String,
         build: Builder<U>,
     ) -> Stream<U> {
-        let node = self.pipeline.add_node(kind, label, &[self.node]);
-        Stream {
-            pipeline: self.pipeline.clone(),
-            node,
-            build,
-            timed: self.timed,
-            source: None,
-        }
+        let node = self.pipeline.add_node(kind, label, &[self.at]);
+        self.pipeline.set_build(node, single_output(node, build));
+        Stream::of(self.pipeline.clone(), Port::main(node), self.timed)
     }
 
     /// The pipeline this stream belongs to.
@@ -245,9 +268,9 @@ impl<T: Data> Stream<T> {
         let node = self.pipeline.add_combining_node(
             "union",
             String::new(),
-            self.node,
+            self.at,
             &other.pipeline,
-            other.node,
+            other.at,
         );
         if self.timed != other.timed {
             self.pipeline.record_error(PlanError::InvalidParameter {
@@ -257,17 +280,13 @@ impl<T: Data> Stream<T> {
             });
         }
         let (a, b) = (self.upstream(), other.upstream());
-        Stream {
-            timed: self.timed,
-            source: None,
-            pipeline: self.pipeline,
-            node,
-            build: builder(move |ctx| {
-                let left = a.build(ctx)?;
-                let right = b.build(ctx)?;
-                Ok(left.concat(right))
-            }),
-        }
+        let build = builder(move |ctx| {
+            let left = a.build(ctx)?;
+            let right = b.build(ctx)?;
+            Ok(left.concat(right))
+        });
+        self.pipeline.set_build(node, single_output(node, build));
+        Stream::of(self.pipeline, Port::main(node), self.timed)
     }
 
     /// Gives this stage a name, shown by `explain` and in errors.
@@ -282,7 +301,7 @@ impl<T: Data> Stream<T> {
     /// assert!(p.explain().contains("#1 map identity <- #0"));
     /// ```
     pub fn named(self, name: impl Into<String>) -> Stream<T> {
-        self.pipeline.set_label(self.node, name.into());
+        self.pipeline.set_label(self.at.node, name.into());
         self
     }
 
@@ -327,33 +346,11 @@ impl<T: Data> Stream<T> {
         );
         KeyedStream { inner }
     }
-
-    /// Ends the stream in `sink` and returns the pipeline, ready to run.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use weir::prelude::*;
-    ///
-    /// let job = Pipeline::new("p").source(Iter::new(vec![1])).sink(Stdout::jsonl());
-    /// assert!(job.validate().is_ok());
-    /// ```
-    ///
-    /// No stage can follow a sink: `sink` consumes the stream.
-    ///
-    /// ```compile_fail
-    /// use weir::prelude::*;
-    ///
-    /// let job = Pipeline::new("p").source(Iter::new(vec![1])).sink(Stdout::jsonl());
-    /// job.map(|x: i32| x + 1);
-    /// ```
-    pub fn sink<S: Sink<T>>(self, sink: S) -> Pipeline {
-        crate::sinks::install(self, sink)
-    }
 }
 
 /// A stream partitioned by key: every record travels with its key, and all
 /// records of one key are on one worker.
+#[must_use = "a stream does nothing until it ends in `.sink(..)`; an unused stage is a plan error"]
 pub struct KeyedStream<K, T> {
     pub(crate) inner: Stream<(K, T)>,
 }

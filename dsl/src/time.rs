@@ -7,8 +7,9 @@ use weir_engine::CounterKind;
 use weir_operators::source::{partitioned_source_with_time, EventTime};
 
 use crate::error::PlanError;
-use crate::plan::builder;
+use crate::plan::{builder, Port};
 use crate::sources::SourceContext;
+use crate::stream::single_output;
 use crate::{Data, Stream};
 
 /// How watermarks follow event time: each source partition's watermark is
@@ -114,50 +115,57 @@ impl<T: Data> Stream<T> {
         F: Fn(&T) -> u64 + Send + Sync + 'static,
     {
         let label = format!("bounded({} ms)", watermark.bound.as_millis());
-        let node = self.pipeline.add_node("event_time", label, &[self.node]);
-        let Some(source) = self.source.clone() else {
+        let node = self.pipeline.add_node("event_time", label, &[self.at]);
+        // The stage passes the source's stream on: the source itself is
+        // built with event time, once, whoever else reads it.
+        let up = self.upstream();
+        let pass = builder(move |ctx| up.build(ctx));
+        self.pipeline.set_build(node, single_output(node, pass));
+        let stream = Stream::of(self.pipeline.clone(), Port::main(node), true);
+        let Some(slot) = self.source.clone() else {
             self.pipeline.record_error(PlanError::InvalidParameter {
                 stage: self.pipeline.describe(node),
                 field: "event_time".into(),
                 expected: "event time assigned right after a source (`pipeline.source(..).event_time(..)`), where each partition keeps its watermark".into(),
             });
-            return Stream {
-                timed: true,
-                source: None,
-                node,
-                ..self
-            };
+            return stream;
         };
+        let source = Arc::clone(&slot.source);
         let extract = Arc::new(extract);
         let bound = watermark.bound.as_millis() as u64;
         let idle_timeout = watermark.idle_timeout;
         let batch = watermark.every;
-        Stream {
-            pipeline: self.pipeline.clone(),
-            node,
-            timed: true,
-            source: None,
-            build: builder(move |ctx| {
-                let name = source.describe();
-                let sctx = SourceContext::new(ctx, &name);
-                let readers = source.open(&sctx)?;
-                let counter = ctx.metrics.counter(CounterKind::Source, &name);
-                let extract = Arc::clone(&extract);
-                let time = EventTime {
-                    extract: move |r: &T| extract(r),
-                    bound,
-                    idle_timeout,
-                    batch,
-                };
-                Ok(partitioned_source_with_time(
-                    ctx.scope,
-                    &name,
-                    readers,
-                    Some(time),
-                    counter,
-                    ctx.failure.clone(),
-                ))
-            }),
+        let timed = builder(move |ctx| {
+            let name = source.describe();
+            let sctx = SourceContext::new(ctx, &name);
+            let readers = source.open(&sctx)?;
+            let counter = ctx.metrics.counter(CounterKind::Source, &name);
+            let extract = Arc::clone(&extract);
+            let time = EventTime {
+                extract: move |r: &T| extract(r),
+                bound,
+                idle_timeout,
+                batch,
+            };
+            Ok(partitioned_source_with_time(
+                ctx.scope,
+                &name,
+                readers,
+                Some(time),
+                counter,
+                ctx.failure.clone(),
+            ))
+        });
+        if !slot.assign(timed) {
+            self.pipeline.record_error(PlanError::InvalidParameter {
+                stage: self.pipeline.describe(node),
+                field: "event_time".into(),
+                expected: format!(
+                    "event time assigned once per source; source #{} already has it",
+                    self.at.node
+                ),
+            });
         }
+        stream
     }
 }

@@ -1,7 +1,7 @@
 //! Keyed event-time windows: `KeyedStream::window`, the window kinds, and
 //! `WindowedStream` with its aggregations.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use timely::dataflow::operators::vec::Map;
@@ -11,9 +11,9 @@ use weir_operators::window::{Assigner, WindowAggregate, WindowConfig};
 
 use crate::aggregate::{Aggregator, Avg, Collected, Count, Max, MaxBy, Min, Reduce, Sum};
 use crate::error::PlanError;
-use crate::plan::{builder, Ctx, NodeId};
+use crate::plan::{NodeId, Port};
 use crate::stream::Upstream;
-use crate::{BoxError, Data, Key, KeyedStream, Stream};
+use crate::{Data, Key, KeyedStream, Stream};
 
 /// A window kind with its parameters, as given to [`KeyedStream::window`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,21 +119,19 @@ impl Session {
     }
 }
 
-/// Builds the window stage (and so its late-data output) on a worker.
-type Ensure = Arc<dyn for<'s> Fn(&mut Ctx<'s>) -> Result<(), BoxError> + Send + Sync>;
-
 /// A keyed stream cut into event-time windows, waiting for an aggregation.
 ///
 /// Each window's result is emitted once, when the watermark passes
 /// `window_end + allowed_lateness`, as a [`WindowResult`] with the key,
 /// `window_start`, `window_end` and the value.
+#[must_use = "a window does nothing until it is aggregated (count, sum, aggregate, ...)"]
 pub struct WindowedStream<K, T> {
     input: Stream<(K, T)>,
     spec: WindowSpec,
     lateness: u64,
+    /// The window stage: port 0 its results, port 1 its late records. It is
+    /// built once the aggregation is known.
     node: NodeId,
-    ensure: Arc<OnceLock<Ensure>>,
-    late_nodes: Arc<Mutex<Vec<NodeId>>>,
 }
 
 impl<K: Key, T: Data> KeyedStream<K, T> {
@@ -163,9 +161,12 @@ impl<K: Key, T: Data> KeyedStream<K, T> {
     /// ```
     pub fn window(self, spec: WindowSpec) -> WindowedStream<K, T> {
         let input = self.into_stream();
-        let node = input
-            .pipeline
-            .add_node("window", spec.describe(), &[input.node]);
+        let node = input.pipeline.add_node_with_outputs(
+            "window",
+            spec.describe(),
+            &[input.at],
+            &["", "late"],
+        );
         let stage = input.pipeline.describe(node);
         if !input.timed {
             input.pipeline.record_error(PlanError::InvalidParameter {
@@ -176,31 +177,16 @@ impl<K: Key, T: Data> KeyedStream<K, T> {
         }
         if let Some((field, expected)) = spec.problem() {
             input.pipeline.record_error(PlanError::InvalidParameter {
-                stage: stage.clone(),
+                stage,
                 field: field.into(),
                 expected,
             });
         }
-        let ensure: Arc<OnceLock<Ensure>> = Arc::new(OnceLock::new());
-        let pending = Arc::clone(&ensure);
-        input.pipeline.add_check(Arc::new(move || {
-            pending
-                .get()
-                .is_none()
-                .then(|| PlanError::InvalidParameter {
-                    stage: stage.clone(),
-                    field: "aggregate".into(),
-                    expected: "an aggregation after `.window(..)` (count, sum, aggregate, ...)"
-                        .into(),
-                })
-        }));
         WindowedStream {
             input,
             spec,
             lateness: 0,
             node,
-            ensure,
-            late_nodes: Arc::new(Mutex::new(Vec::new())),
         }
     }
 }
@@ -235,6 +221,8 @@ impl<K: Key, T: Data> WindowedStream<K, T> {
     /// let (late, counts) = (Collect::new(), Collect::new());
     /// windowed.late_data().sink(late.clone());
     /// windowed.count().sink(counts.clone());
+    /// // The window stage has two outputs; the late records are `#3.late`.
+    /// assert!(p.explain().contains("<- #3.late"), "{}", p.explain());
     /// let summary = p.run(Cluster::threads(1).quiet(true)).unwrap();
     /// assert_eq!(late.take(), vec![3]);
     /// let mut got: Vec<_> = counts.take().into_iter().map(|r| (r.window_start, r.value)).collect();
@@ -243,25 +231,11 @@ impl<K: Key, T: Data> WindowedStream<K, T> {
     /// assert_eq!(summary.late[0].1, 1);
     /// ```
     pub fn late_data(&self) -> Stream<T> {
-        let pipeline = self.input.pipeline.clone();
-        let node = pipeline.add_node("late_data", String::new(), &[self.node]);
-        self.late_nodes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(node);
-        let ensure = Arc::clone(&self.ensure);
-        Stream {
-            pipeline,
-            node,
-            timed: true,
-            source: None,
-            build: builder(move |ctx| {
-                let ensure = ensure.get().ok_or("a window stage without aggregation")?;
-                ensure(ctx)?;
-                ctx.provided::<T>(node)
-                    .ok_or_else(|| "the window stage did not provide its late data".into())
-            }),
-        }
+        let late = Port {
+            node: self.node,
+            port: 1,
+        };
+        Stream::of(self.input.pipeline.clone(), late, true)
     }
 
     /// Aggregates each window with `agg`.
@@ -298,31 +272,24 @@ impl<K: Key, T: Data> WindowedStream<K, T> {
         };
         let up: Upstream<(K, T)> = self.input.upstream();
         let agg = Arc::new(agg);
-        let late_nodes = Arc::clone(&self.late_nodes);
         let name = format!("#{} {}", self.node, self.spec.describe());
         let node = self.node;
-        let build = builder(move |ctx| {
-            let late = ctx.metrics.counter(CounterKind::Late, &name);
-            let (results, late_stream) =
-                up.build(ctx)?
-                    .window_aggregate(config, SharedAggregator(Arc::clone(&agg)), late);
-            let nodes = late_nodes.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            for late_node in nodes {
-                ctx.provide(late_node, late_stream.clone().map(|(ts, (_, v))| (ts, v)));
-            }
-            Ok(results)
-        });
-        let typed = Arc::clone(&build);
-        let _ = self
-            .ensure
-            .set(Arc::new(move |ctx| ctx.stream(node, &typed).map(|_| ())));
-        Stream {
-            pipeline: self.input.pipeline.clone(),
+        self.input.pipeline.set_build(
             node,
-            build,
-            timed: true,
-            source: None,
-        }
+            Arc::new(move |ctx| {
+                let late = ctx.metrics.counter(CounterKind::Late, &name);
+                let (results, late_records) = up.build(ctx)?.window_aggregate(
+                    config,
+                    SharedAggregator(Arc::clone(&agg)),
+                    late,
+                );
+                ctx.provide(Port::main(node), results);
+                let late_port = Port { node, port: 1 };
+                ctx.provide(late_port, late_records.map(|(ts, (_, v))| (ts, v)));
+                Ok(())
+            }),
+        );
+        Stream::of(self.input.pipeline.clone(), Port::main(node), true)
     }
 
     /// Number of records per window.

@@ -156,3 +156,43 @@ fn window_without_event_time_is_a_plan_error() {
         "{err}"
     );
 }
+
+/// A stream cloned before `event_time` reads the same source operator: the
+/// input is read once, and both branches see every record.
+#[test]
+fn a_stream_cloned_before_event_time_reads_its_input_once() {
+    let p = Pipeline::new("clone-before-event-time");
+    let source = p.source(Iter::new(0u64..1000));
+    let windows = Collect::new();
+    let plain = Collect::new();
+    source
+        .clone()
+        .event_time(|t: &u64| *t, Watermark::ascending())
+        .key_by(|_| 0u8)
+        .window(Tumbling::of(Duration::from_millis(100)))
+        .count()
+        .sink(windows.clone());
+    source.map(|t| t * 2).sink(plain.clone());
+    let summary = p.run(Cluster::threads(2).quiet(true)).unwrap();
+    assert_eq!(summary.events(), 1000, "{:?}", summary.sources);
+    let counts: u64 = windows.take().iter().map(|r| r.value).sum();
+    assert_eq!(counts, 1000);
+    assert_eq!(plain.take().len(), 1000);
+}
+
+#[test]
+fn event_time_twice_on_one_source_is_a_plan_error() {
+    let p = Pipeline::new("twice");
+    let source = p.source(Iter::new(0u64..10));
+    let a = source
+        .clone()
+        .event_time(|t: &u64| *t, Watermark::ascending());
+    let b = source.event_time(|t: &u64| *t + 1, Watermark::ascending());
+    a.sink(Collect::new());
+    b.sink(Collect::new());
+    let err = p.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("event time assigned once per source; source #0 already has it"),
+        "{err}"
+    );
+}

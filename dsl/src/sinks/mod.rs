@@ -139,39 +139,61 @@ impl<T> SinkWriter<T> for Nowhere {
     }
 }
 
-pub(crate) fn install<T: Data, S: Sink<T>>(stream: Stream<T>, sink: S) -> Pipeline {
-    let name = sink.describe();
-    stream
-        .pipeline
-        .add_node("sink", name.clone(), &[stream.node]);
-    let up = stream.upstream();
-    let sink = Arc::new(sink);
-    stream.pipeline.add_sink(Arc::new(move |ctx| {
-        let mut s = up.build(ctx)?;
-        let worker = ctx.scope.index();
-        let sctx = SinkContext {
-            worker,
-            peers: ctx.scope.peers(),
-            name: name.clone(),
-        };
-        let writer: Box<dyn SinkWriter<T>> = match sink.placement() {
-            Placement::EveryWorker => sink.open(&sctx)?,
-            Placement::WorkerZero => {
-                s = s.exchange(|_| 0);
-                if worker == 0 {
-                    sink.open(&sctx)?
-                } else {
-                    Box::new(Nowhere)
-                }
-            }
-        };
-        let counter = ctx.metrics.counter(CounterKind::Sink, &name);
-        let writer = WithoutTime {
-            inner: writer,
-            buffer: Vec::new(),
-        };
-        s.sink_into(&name, writer, counter, ctx.failure.clone());
-        Ok(())
-    }));
-    stream.pipeline
+impl<T: Data> Stream<T> {
+    /// Ends the stream in `sink` and returns the pipeline, ready to run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weir::prelude::*;
+    ///
+    /// let job = Pipeline::new("p").source(Iter::new(vec![1])).sink(Stdout::jsonl());
+    /// assert!(job.validate().is_ok());
+    /// ```
+    ///
+    /// No stage can follow a sink: `sink` consumes the stream.
+    ///
+    /// ```compile_fail,E0599
+    /// use weir::prelude::*;
+    ///
+    /// let job = Pipeline::new("p").source(Iter::new(vec![1])).sink(Stdout::jsonl());
+    /// job.map(|x: i32| x + 1);
+    /// ```
+    pub fn sink<S: Sink<T>>(self, sink: S) -> Pipeline {
+        let name = sink.describe();
+        let node = self.pipeline.add_node("sink", name.clone(), &[self.at]);
+        let up = self.upstream();
+        let sink = Arc::new(sink);
+        self.pipeline.set_build(
+            node,
+            Arc::new(move |ctx| {
+                let mut s = up.build(ctx)?;
+                let worker = ctx.scope.index();
+                let sctx = SinkContext {
+                    worker,
+                    peers: ctx.scope.peers(),
+                    name: name.clone(),
+                };
+                let writer: Box<dyn SinkWriter<T>> = match sink.placement() {
+                    Placement::EveryWorker => sink.open(&sctx)?,
+                    Placement::WorkerZero => {
+                        s = s.exchange(|_| 0);
+                        if worker == 0 {
+                            sink.open(&sctx)?
+                        } else {
+                            Box::new(Nowhere)
+                        }
+                    }
+                };
+                let counter = ctx.metrics.counter(CounterKind::Sink, &name);
+                let writer = WithoutTime {
+                    inner: writer,
+                    buffer: Vec::new(),
+                };
+                s.sink_into(&name, writer, counter, ctx.failure.clone());
+                Ok(())
+            }),
+        );
+        self.pipeline
+    }
 }

@@ -12,7 +12,7 @@ mod nexmark;
 mod stdin;
 
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 pub(crate) use files::{list_files, read_header, LineSource};
 pub use files::{Csv, JsonLines, TextLines};
@@ -29,7 +29,8 @@ use weir_engine::{CounterKind, Metrics};
 use weir_operators::partitioned_source;
 
 use crate::error::SourceError;
-use crate::plan::{builder, Pipeline};
+use crate::plan::{builder, Builder, Pipeline, Port};
+use crate::stream::single_output;
 use crate::{Data, Stream};
 
 /// A source of records of type `Item`.
@@ -100,17 +101,54 @@ impl SourceContext {
     }
 }
 
-pub(crate) fn install<S: Source>(pipeline: &Pipeline, source: S) -> Stream<S::Item> {
-    let name = source.describe();
-    let node = pipeline.add_node("source", name.clone(), &[]);
-    let source = Arc::new(source);
-    let shared: Arc<dyn Source<Item = S::Item>> = source.clone();
-    Stream {
-        pipeline: pipeline.clone(),
-        node,
-        timed: false,
-        source: Some(shared),
-        build: builder(move |ctx| {
+/// How a source's stream is built once `event_time` has been assigned: the
+/// source operator with event time and watermarks. Set at most once, by
+/// `Stream::event_time` right after the source.
+pub(crate) type TimedSourceBuild<T> = Builder<T>;
+
+/// The event time of one source: empty until `event_time` is called on its
+/// stream, then the build of the source with event time. The source node
+/// reads it when it is built, so the source is one operator however many
+/// streams read it.
+pub(crate) struct EventTimeSlot<T> {
+    /// The source, for `event_time` to open it with event time.
+    pub(crate) source: Arc<dyn Source<Item = T>>,
+    build: OnceLock<TimedSourceBuild<T>>,
+}
+
+impl<T> EventTimeSlot<T> {
+    /// Sets the timed build; false if event time was already assigned.
+    pub(crate) fn assign(&self, build: TimedSourceBuild<T>) -> bool {
+        self.build.set(build).is_ok()
+    }
+}
+
+impl Pipeline {
+    /// Starts a stream from `source`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weir::prelude::*;
+    ///
+    /// let p = Pipeline::new("p");
+    /// let numbers = p.source(Iter::new(vec![1, 2, 3]));
+    /// let out = Collect::new();
+    /// numbers.sink(out.clone()).run(Cluster::threads(1).quiet(true)).unwrap();
+    /// let mut got = out.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![1, 2, 3]);
+    /// ```
+    pub fn source<S: Source>(&self, source: S) -> Stream<S::Item> {
+        let name = source.describe();
+        let node = self.add_node("source", name.clone(), &[]);
+        let source = Arc::new(source);
+        let slot = Arc::new(EventTimeSlot {
+            source: source.clone() as Arc<dyn Source<Item = S::Item>>,
+            build: OnceLock::new(),
+        });
+        let timed = Arc::clone(&slot);
+        let untimed = builder(move |ctx| {
             let sctx = SourceContext::new(ctx, &name);
             let readers = source.open(&sctx)?;
             let counter = ctx.metrics.counter(CounterKind::Source, &name);
@@ -121,7 +159,15 @@ pub(crate) fn install<S: Source>(pipeline: &Pipeline, source: S) -> Stream<S::It
                 counter,
                 ctx.failure.clone(),
             ))
-        }),
+        });
+        let build = builder(move |ctx| match timed.build.get() {
+            Some(with_time) => with_time(ctx),
+            None => untimed(ctx),
+        });
+        self.set_build(node, single_output(node, build));
+        let mut stream = Stream::of(self.clone(), Port::main(node), false);
+        stream.source = Some(slot);
+        stream
     }
 }
 

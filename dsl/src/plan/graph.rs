@@ -1,59 +1,47 @@
-//! The pipeline graph, its compilation onto timely, and `explain`.
+//! The pipeline graph: stages with their output ports, checks, `explain`,
+//! and `run`.
 
-use std::any::Any;
-use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::marker::PhantomData;
-use std::mem::ManuallyDrop;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use timely::dataflow::Scope;
-use weir_engine::{Cluster, Failure, Metrics, Progress, RunSummary};
-use weir_operators::{Time, VecStream};
+use weir_engine::{Cluster, Metrics, Progress, RunSummary};
+use weir_operators::Time;
 
-use crate::error::{BoxError, PlanError, RunError};
-use crate::{Data, Stream};
+use super::compile::{Ctx, NodeBuild};
+use crate::error::{PlanError, RunError};
 
 /// Identifies a stage of a pipeline.
 pub(crate) type NodeId = usize;
 
-/// A stage's timely stream: each record with its event time (0 until
-/// `event_time` assigns one), batched in vectors, timestamped by watermark.
-pub(crate) type Timed<'s, T> = VecStream<'s, (Time, T)>;
-
-/// Builds a stage's timely stream on one worker.
-pub(crate) type Builder<T> =
-    Arc<dyn for<'s> Fn(&mut Ctx<'s>) -> Result<Timed<'s, T>, BoxError> + Send + Sync>;
-
-/// Builds a sink on one worker.
-type SinkBuilder = Arc<dyn for<'s> Fn(&mut Ctx<'s>) -> Result<(), BoxError> + Send + Sync>;
-
-/// Wraps a closure as a [`Builder`], fixing its higher-ranked signature.
-pub(crate) fn builder<T, F>(f: F) -> Builder<T>
-where
-    F: for<'s> Fn(&mut Ctx<'s>) -> Result<Timed<'s, T>, BoxError> + Send + Sync + 'static,
-{
-    Arc::new(f)
+/// One output of a stage: port 0 is its main output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Port {
+    pub(crate) node: NodeId,
+    pub(crate) port: usize,
 }
 
-#[derive(Debug, Clone)]
-pub(crate) struct Node {
-    pub(crate) kind: &'static str,
-    pub(crate) label: String,
-    pub(crate) inputs: Vec<NodeId>,
-    pub(crate) consumers: usize,
+impl Port {
+    /// The main output of `node`.
+    pub(crate) fn main(node: NodeId) -> Port {
+        Port { node, port: 0 }
+    }
 }
 
-/// A check run by `validate`, for mistakes that show only once the whole
-/// pipeline is described (a window never aggregated).
-type Check = Arc<dyn Fn() -> Option<PlanError> + Send + Sync>;
+#[derive(Clone)]
+struct Node {
+    kind: &'static str,
+    label: String,
+    inputs: Vec<Port>,
+    /// Names of the output ports; the main one (0) is unnamed.
+    outputs: Vec<&'static str>,
+    consumers: usize,
+    build: Option<NodeBuild>,
+}
 
 struct Graph {
     name: String,
     nodes: Vec<Node>,
-    sinks: Vec<SinkBuilder>,
     errors: Vec<PlanError>,
-    checks: Vec<Check>,
 }
 
 /// A dataflow pipeline: sources, transformations and sinks, described as a
@@ -94,9 +82,7 @@ impl Pipeline {
             graph: Arc::new(Mutex::new(Graph {
                 name: name.into(),
                 nodes: Vec::new(),
-                sinks: Vec::new(),
                 errors: Vec::new(),
-                checks: Vec::new(),
             })),
         }
     }
@@ -114,19 +100,38 @@ impl Pipeline {
         Arc::ptr_eq(&self.graph, &other.graph)
     }
 
-    /// Adds a stage reading `inputs`, and returns its id.
-    pub(crate) fn add_node(&self, kind: &'static str, label: String, inputs: &[NodeId]) -> NodeId {
+    /// Adds a stage with one output reading `inputs`, and returns its id.
+    pub(crate) fn add_node(&self, kind: &'static str, label: String, inputs: &[Port]) -> NodeId {
+        self.add_node_with_outputs(kind, label, inputs, &[""])
+    }
+
+    /// Adds a stage with the named output ports (the first is the main one,
+    /// unnamed) reading `inputs`, and returns its id.
+    pub(crate) fn add_node_with_outputs(
+        &self,
+        kind: &'static str,
+        label: String,
+        inputs: &[Port],
+        outputs: &[&'static str],
+    ) -> NodeId {
         let mut g = self.lock();
-        for &i in inputs {
-            g.nodes[i].consumers += 1;
+        for i in inputs {
+            g.nodes[i.node].consumers += 1;
         }
         g.nodes.push(Node {
             kind,
             label,
             inputs: inputs.to_vec(),
+            outputs: outputs.to_vec(),
             consumers: 0,
+            build: None,
         });
         g.nodes.len() - 1
+    }
+
+    /// Sets how `node` is built on a worker.
+    pub(crate) fn set_build(&self, node: NodeId, build: NodeBuild) {
+        self.lock().nodes[node].build = Some(build);
     }
 
     /// Adds a stage reading `left` of this pipeline and `right` of `other`.
@@ -137,9 +142,9 @@ impl Pipeline {
         &self,
         kind: &'static str,
         label: String,
-        left: NodeId,
+        left: Port,
         other: &Pipeline,
-        right: NodeId,
+        right: Port,
     ) -> NodeId {
         if self.same(other) {
             return self.add_node(kind, label, &[left, right]);
@@ -157,39 +162,12 @@ impl Pipeline {
         self.lock().nodes[id].label = label;
     }
 
-    pub(crate) fn add_sink(&self, sink: SinkBuilder) {
-        self.lock().sinks.push(sink);
-    }
-
     pub(crate) fn record_error(&self, error: PlanError) {
         self.lock().errors.push(error);
     }
 
-    pub(crate) fn add_check(&self, check: Check) {
-        self.lock().checks.push(check);
-    }
-
     pub(crate) fn describe(&self, id: NodeId) -> String {
         describe(&self.lock().nodes, id)
-    }
-
-    /// Starts a stream from `source`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use weir::prelude::*;
-    ///
-    /// let p = Pipeline::new("p");
-    /// let numbers = p.source(Iter::new(vec![1, 2, 3]));
-    /// let out = Collect::new();
-    /// numbers.sink(out.clone()).run(Cluster::threads(1).quiet(true)).unwrap();
-    /// let mut got = out.take();
-    /// got.sort();
-    /// assert_eq!(got, vec![1, 2, 3]);
-    /// ```
-    pub fn source<S: crate::Source>(&self, source: S) -> Stream<S::Item> {
-        crate::sources::install(self, source)
     }
 
     /// Checks the pipeline without running it.
@@ -215,10 +193,23 @@ impl Pipeline {
         if let Some(e) = g.errors.first() {
             return Err(e.clone());
         }
-        if let Some(e) = g.checks.iter().find_map(|check| check()) {
-            return Err(e);
+        if let Some(id) = (0..g.nodes.len()).find(|&i| g.nodes[i].build.is_none()) {
+            let stage = describe(&g.nodes, id);
+            return Err(match g.nodes[id].kind {
+                "window" => PlanError::InvalidParameter {
+                    stage,
+                    field: "aggregate".into(),
+                    expected: "an aggregation after `.window(..)` (count, sum, aggregate, ...)"
+                        .into(),
+                },
+                _ => PlanError::InvalidParameter {
+                    stage,
+                    field: "build".into(),
+                    expected: "a stage weir knows how to build (this is a bug of weir)".into(),
+                },
+            });
         }
-        if g.sinks.is_empty() {
+        if !g.nodes.iter().any(|n| n.kind == "sink") {
             return Err(PlanError::NoSink {
                 pipeline: g.name.clone(),
             });
@@ -257,7 +248,8 @@ impl Pipeline {
                 let _ = write!(out, " {}", n.label);
             }
             if !n.inputs.is_empty() {
-                let inputs: Vec<String> = n.inputs.iter().map(|i| format!("#{i}")).collect();
+                let inputs: Vec<String> =
+                    n.inputs.iter().map(|i| port_text(&g.nodes, *i)).collect();
                 let _ = write!(out, " <- {}", inputs.join(", "));
             }
             out.push('\n');
@@ -286,7 +278,12 @@ impl Pipeline {
         }
         for (id, n) in g.nodes.iter().enumerate() {
             for i in &n.inputs {
-                let _ = writeln!(out, "  n{i} --> n{id}");
+                let _ = writeln!(
+                    out,
+                    "  n{} --> n{id}{}",
+                    i.node,
+                    edge_label(&g.nodes, *i, "|", "|")
+                );
             }
         }
         out
@@ -316,7 +313,8 @@ impl Pipeline {
         }
         for (id, n) in g.nodes.iter().enumerate() {
             for i in &n.inputs {
-                let _ = writeln!(out, "  n{i} -> n{id};");
+                let label = edge_label(&g.nodes, *i, " [label=\"", "\"]");
+                let _ = writeln!(out, "  n{} -> n{id}{label};", i.node);
             }
         }
         out.push_str("}\n");
@@ -338,9 +336,13 @@ impl Pipeline {
     /// does not parse (see [`RunError::source_error`]).
     pub fn run(&self, cluster: Cluster) -> Result<RunSummary, RunError> {
         self.validate()?;
-        let (name, sinks) = {
+        let (name, builds, sinks) = {
             let g = self.lock();
-            (g.name.clone(), g.sinks.clone())
+            let builds: Vec<Option<NodeBuild>> = g.nodes.iter().map(|n| n.build.clone()).collect();
+            let sinks: Vec<NodeId> = (0..g.nodes.len())
+                .filter(|&i| g.nodes[i].kind == "sink")
+                .collect();
+            (g.name.clone(), Arc::new(builds), sinks)
         };
         let metrics = Arc::new(Metrics::new(name.clone()));
         let progress = Progress::start(Arc::clone(&metrics), cluster.is_quiet());
@@ -349,8 +351,8 @@ impl Pipeline {
             let failure = wctx.failure().clone();
             let metrics = Arc::clone(&shared);
             worker.dataflow_named::<Time, _, _>(&name, |scope| {
-                let mut ctx = Ctx::new(scope, failure, metrics);
-                sinks.iter().try_for_each(|sink| sink(&mut ctx))
+                let mut ctx = Ctx::new(scope, failure, metrics, Arc::clone(&builds));
+                sinks.iter().try_for_each(|&sink| ctx.build(sink))
             })
         });
         progress.finish();
@@ -382,82 +384,18 @@ fn describe(nodes: &[Node], id: NodeId) -> String {
     format!("#{id} `{}`", node_text(&nodes[id]))
 }
 
-/// Per-worker compilation state: the scope, the worker's failure slot and
-/// metrics, and the timely stream already built for each stage, so that a
-/// stage read by several consumers is built once.
-pub struct Ctx<'s> {
-    pub(crate) scope: Scope<'s, Time>,
-    pub(crate) failure: Failure,
-    pub(crate) metrics: Arc<Metrics>,
-    built: HashMap<NodeId, Box<dyn Any>>,
-    _scope: PhantomData<&'s ()>,
-}
-
-impl<'s> Ctx<'s> {
-    fn new(scope: Scope<'s, Time>, failure: Failure, metrics: Arc<Metrics>) -> Self {
-        Ctx {
-            scope,
-            failure,
-            metrics,
-            built: HashMap::new(),
-            _scope: PhantomData,
-        }
-    }
-
-    /// Records `stream` as the built stream of stage `node` (a second output
-    /// of an operator built for another stage).
-    pub(crate) fn provide<T: Data>(&mut self, node: NodeId, stream: Timed<'s, T>) {
-        self.built.insert(node, Box::new(Erased::new(stream)));
-    }
-
-    /// The stream recorded for `node` by [`provide`](Ctx::provide), if any.
-    pub(crate) fn provided<T: Data>(&self, node: NodeId) -> Option<Timed<'s, T>> {
-        let erased = self.built.get(&node)?.downcast_ref::<Erased<T>>()?;
-        Some(erased.get())
-    }
-
-    /// The timely stream of stage `node`, built by `build` on first use.
-    pub(crate) fn stream<T: Data>(
-        &mut self,
-        node: NodeId,
-        build: &Builder<T>,
-    ) -> Result<Timed<'s, T>, BoxError> {
-        if let Some(built) = self.built.get(&node) {
-            let erased = built
-                .downcast_ref::<Erased<T>>()
-                .expect("a stage id always maps to streams of one type");
-            return Ok(erased.get());
-        }
-        let built = build(self)?;
-        self.built
-            .insert(node, Box::new(Erased::new(built.clone())));
-        Ok(built)
+/// `#id`, or `#id.name` for a port other than the main one.
+fn port_text(nodes: &[Node], port: Port) -> String {
+    match nodes[port.node].outputs.get(port.port) {
+        Some(name) if !name.is_empty() => format!("#{}.{name}", port.node),
+        _ => format!("#{}", port.node),
     }
 }
 
-/// A timely stream with its scope lifetime erased, so that it can be kept in
-/// the type-indexed map of [`Ctx`].
-///
-/// Sound because an `Erased` lives only inside the `Ctx<'s>` that made it
-/// (the map is private, and the `Ctx` is dropped inside the dataflow closure,
-/// while `'s` holds), and is only turned back into a stream of that same
-/// `'s` by [`Ctx::stream`].
-struct Erased<T: 'static>(Timed<'static, T>);
-
-impl<T: Clone + 'static> Erased<T> {
-    fn new(stream: Timed<'_, T>) -> Self {
-        let stream = ManuallyDrop::new(stream);
-        // SAFETY: only the lifetime changes (same type, same layout), and the
-        // original is not dropped; see above for why the erased lifetime is
-        // never outlived.
-        Erased(unsafe {
-            std::ptr::read(&*stream as *const Timed<'_, T> as *const Timed<'static, T>)
-        })
-    }
-
-    fn get<'s>(&self) -> Timed<'s, T> {
-        // `'static` outlives `'s`: shortening is a covariant coercion.
-        let s: &Timed<'s, T> = &self.0;
-        s.clone()
+/// The name of a port other than the main one, between `open` and `close`.
+fn edge_label(nodes: &[Node], port: Port, open: &str, close: &str) -> String {
+    match nodes[port.node].outputs.get(port.port) {
+        Some(name) if !name.is_empty() => format!("{open}{name}{close}"),
+        _ => String::new(),
     }
 }
