@@ -197,6 +197,11 @@ where
 }
 
 /// Combines records pairwise with `f` (`reduce`): the result has the record type.
+///
+/// # Panics
+///
+/// `finish` panics on an accumulator that never saw a record (`init()`):
+/// a window operator only finishes windows that hold records.
 pub struct Reduce<F>(pub(crate) F);
 
 impl<V, F> Aggregator<V> for Reduce<F>

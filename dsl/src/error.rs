@@ -6,6 +6,7 @@ pub use weir_engine::{BoxError, EngineError, WorkerFailure};
 
 /// A mistake in the pipeline found before it runs; names the stage at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PlanError {
     /// The pipeline has no sink, so it would compute nothing.
     #[error("pipeline `{pipeline}` has no sink: end at least one stream with `.sink(...)`")]
@@ -43,6 +44,7 @@ pub enum PlanError {
 
 /// A source could not be opened or a record could not be read.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SourceError {
     /// A path, glob or directory matched no file.
     #[error("source `{source_name}`: no input file matches `{pattern}`")]
@@ -60,6 +62,7 @@ pub enum SourceError {
         /// The file.
         path: PathBuf,
         /// The I/O error.
+        #[source]
         error: std::io::Error,
     },
     /// A row that does not parse.
@@ -87,11 +90,13 @@ pub struct SinkError {
     /// The file or directory (or `<stdout>`).
     pub path: PathBuf,
     /// What went wrong.
+    #[source]
     pub error: std::io::Error,
 }
 
 /// Why [`Pipeline::run`](crate::Pipeline::run) failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RunError {
     /// The pipeline is not valid; nothing ran.
     #[error(transparent)]

@@ -34,6 +34,7 @@ mod join;
 mod plan;
 pub mod sinks;
 pub mod sources;
+#[cfg(feature = "cli")]
 pub mod spec;
 mod stream;
 mod time;

@@ -21,6 +21,13 @@ pub struct WindowSpec {
     assigner: Assigner,
 }
 
+impl std::fmt::Display for WindowSpec {
+    /// The window as `explain` shows it, e.g. `sliding(10000 ms every 2000 ms)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
 impl WindowSpec {
     fn describe(&self) -> String {
         match self.assigner {
@@ -62,6 +69,7 @@ impl Tumbling {
     /// ```
     /// use std::time::Duration;
     /// let w = weir::Tumbling::of(Duration::from_secs(10));
+    /// assert_eq!(w.to_string(), "tumbling(10000 ms)");
     /// ```
     pub fn of(size: Duration) -> WindowSpec {
         WindowSpec {
@@ -88,6 +96,7 @@ impl Sliding {
     /// ```
     /// use std::time::Duration;
     /// let w = weir::Sliding::of(Duration::from_secs(10)).every(Duration::from_secs(2));
+    /// assert_eq!(w.to_string(), "sliding(10000 ms every 2000 ms)");
     /// ```
     pub fn every(self, slide: Duration) -> WindowSpec {
         WindowSpec {
@@ -111,6 +120,7 @@ impl Session {
     /// ```
     /// use std::time::Duration;
     /// let w = weir::Session::with_gap(Duration::from_secs(30));
+    /// assert_eq!(w.to_string(), "session(gap 30000 ms)");
     /// ```
     pub fn with_gap(gap: Duration) -> WindowSpec {
         WindowSpec {

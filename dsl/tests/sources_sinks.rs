@@ -168,6 +168,23 @@ fn missing_input_is_an_error_naming_the_path() {
         err.contains("no input file matches `/nonexistent/weir/*.csv`"),
         "{err}"
     );
+
+    // An I/O error is the source of the error chain, down from `RunError`.
+    let err = Pipeline::new("missing")
+        .source(Csv::<Event>::new("/nonexistent/weir/events.csv"))
+        .sink(Collect::new())
+        .run(Cluster::threads(1).quiet(true))
+        .unwrap_err();
+    let mut chain: Vec<&(dyn std::error::Error + 'static)> = vec![&err];
+    while let Some(next) = chain.last().and_then(|e| e.source()) {
+        chain.push(next);
+    }
+    let io = chain
+        .iter()
+        .find_map(|e| e.downcast_ref::<std::io::Error>())
+        .unwrap_or_else(|| panic!("no io::Error in {chain:?}"));
+    assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+    assert!(matches!(err.source_error(), Some(SourceError::Io { .. })));
 }
 
 #[test]

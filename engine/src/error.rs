@@ -6,6 +6,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Errors from configuring or running a cluster.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EngineError {
     /// A cluster setting is wrong; names the flag and what is expected.
     #[error("invalid cluster setting `{field}`: {expected}")]
@@ -26,12 +27,14 @@ pub enum EngineError {
         /// Index of the process that ran it.
         process: usize,
         /// What went wrong.
+        #[source]
         cause: WorkerFailure,
     },
 }
 
 /// Why a worker failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum WorkerFailure {
     /// An operator reported an error.
     Error(BoxError),
@@ -49,6 +52,15 @@ impl fmt::Display for WorkerFailure {
             WorkerFailure::PeerLost(msg) => {
                 write!(f, "lost connection to a peer process ({msg})")
             }
+        }
+    }
+}
+
+impl std::error::Error for WorkerFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            WorkerFailure::Error(e) => Some(e.as_ref()),
+            _ => None,
         }
     }
 }

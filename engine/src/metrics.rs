@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 /// What a counter counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum CounterKind {
     /// Events read by a source.
     Source,
@@ -73,6 +74,15 @@ impl Metrics {
     /// The counter bounded sources add their finished work units to.
     pub fn work_done(&self) -> Arc<AtomicU64> {
         Arc::clone(&self.done)
+    }
+
+    /// Work done and work announced by bounded sources so far, as
+    /// `(done, expected)`: equal once every bounded source has finished.
+    pub fn progress(&self) -> (u64, u64) {
+        (
+            self.done.load(Ordering::Relaxed),
+            self.expected.load(Ordering::Relaxed),
+        )
     }
 
     /// The figures so far.

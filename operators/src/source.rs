@@ -28,6 +28,7 @@ const SLICE: Duration = Duration::from_millis(1);
 
 /// What a partition reader reports after a read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ReadStatus {
     /// Records may follow right away.
     More,

@@ -28,6 +28,7 @@ use crate::{Data, Stream};
 
 /// Where a sink's records are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Placement {
     /// Each worker writes the records it holds.
     EveryWorker,

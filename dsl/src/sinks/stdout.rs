@@ -12,11 +12,12 @@ use crate::{BoxError, Data};
 /// ```
 /// use weir::prelude::*;
 ///
-/// Pipeline::new("p")
+/// let summary = Pipeline::new("p")
 ///     .source(Iter::new(vec![1, 2]))
 ///     .sink(Stdout::jsonl())
 ///     .run(Cluster::threads(1).quiet(true))
 ///     .unwrap();
+/// assert_eq!(summary.sinks, vec![("stdout(jsonl)".to_string(), 2)]);
 /// ```
 pub struct Stdout {
     _private: (),
@@ -81,11 +82,12 @@ impl<T: Data> SinkWriter<T> for StdoutWriter {
 /// ```
 /// use weir::prelude::*;
 ///
-/// Pipeline::new("p")
+/// let summary = Pipeline::new("p")
 ///     .source(Iter::new(vec!["plain text".to_string()]))
 ///     .sink(StdoutLines::new())
 ///     .run(Cluster::threads(1).quiet(true))
 ///     .unwrap();
+/// assert_eq!(summary.sinks, vec![("stdout(lines)".to_string(), 1)]);
 /// ```
 #[derive(Default)]
 pub struct StdoutLines {

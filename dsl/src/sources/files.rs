@@ -443,6 +443,7 @@ where
 /// A source of the lines of files, each parsed by a function made per file
 /// (for the text spec's dynamic rows, whose CSV columns depend on each file's
 /// header).
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
 pub(crate) struct LineSource<T, M> {
     spec: FileSpec,
     format: &'static str,
@@ -450,6 +451,7 @@ pub(crate) struct LineSource<T, M> {
     _item: PhantomData<fn() -> T>,
 }
 
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
 impl<T, M> LineSource<T, M> {
     /// Lines of `path` (a file, directory or glob), described as `format(path)`.
     pub(crate) fn new(path: &Path, format: &'static str, make: M) -> Self {

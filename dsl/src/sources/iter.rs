@@ -1,3 +1,4 @@
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use weir_engine::BoxError;
@@ -63,6 +64,7 @@ impl<T: Data> Source for Iter<T> {
                 items: Arc::clone(&self.items),
                 next: p,
                 step: self.partitions,
+                work: ctx.work_done(),
             }));
         }
         Ok(readers)
@@ -73,19 +75,53 @@ struct IterReader<T> {
     items: Arc<Vec<T>>,
     next: usize,
     step: usize,
+    /// Records read are reported here, for the progress bar.
+    work: Arc<AtomicU64>,
 }
 
 impl<T: Data> PartitionReader<T> for IterReader<T> {
     fn read(&mut self, out: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError> {
-        let limit = out.len() + max;
+        let (before, limit) = (out.len(), out.len() + max);
         while self.next < self.items.len() && out.len() < limit {
             out.push(self.items[self.next].clone());
             self.next += self.step;
         }
+        self.work
+            .fetch_add((out.len() - before) as u64, Ordering::Relaxed);
         Ok(if self.next >= self.items.len() {
             ReadStatus::Done
         } else {
             ReadStatus::More
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::Generator;
+
+    /// Reads every partition of `source` as `peers` workers would, and
+    /// returns the progress `(done, expected)` it reported.
+    fn progress<S: Source>(source: &S, peers: usize) -> (u64, u64) {
+        let metrics = Arc::new(weir_engine::Metrics::new("t"));
+        for worker in 0..peers {
+            let ctx = SourceContext::for_test(worker, peers, Arc::clone(&metrics));
+            for mut reader in source.open(&ctx).unwrap() {
+                let mut out = Vec::new();
+                while reader.read(&mut out, 7).unwrap() != ReadStatus::Done {}
+            }
+        }
+        metrics.progress()
+    }
+
+    #[test]
+    fn bounded_sources_report_all_the_work_they_announce() {
+        for peers in [1, 3] {
+            let (done, expected) = progress(&Iter::new(0..1000u32), peers);
+            assert_eq!((done, expected), (1000, 1000), "iter on {peers} workers");
+            let (done, expected) = progress(&Generator::new(1000, |i| i), peers);
+            assert_eq!((done, expected), (1000, 1000), "generator on {peers}");
+        }
     }
 }

@@ -3,24 +3,29 @@
 //! Every source is split into partitions, and each worker reads the
 //! partitions assigned to it; the source operator holds one capability per
 //! partition. Built-in sources: [`Generator`], [`Iter`], [`Csv`],
-//! [`JsonLines`], [`TextLines`], [`Stdin`] and [`Nexmark`]. Implement [`Source`] for your own.
+//! [`JsonLines`], [`TextLines`], [`Stdin`] and, with the `nexmark` feature,
+//! `Nexmark`. Implement [`Source`] for your own.
 
 mod files;
 mod generator;
 mod iter;
+#[cfg(feature = "nexmark")]
 mod nexmark;
 mod stdin;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 
+#[cfg(feature = "cli")]
 pub(crate) use files::{list_files, read_header, LineSource};
 pub use files::{Csv, JsonLines, TextLines};
 pub use generator::Generator;
 pub use iter::Iter;
+#[cfg(feature = "nexmark")]
 pub use nexmark::{
     Auction, Bid, Event, EventGenerator, Nexmark, NexmarkConfig, Person, NEXMARK_BASE_TIME,
 };
+#[cfg(feature = "cli")]
 pub(crate) use stdin::ParsedStdin;
 pub use stdin::Stdin;
 pub use weir_operators::{PartitionReader, ReadStatus};
@@ -93,6 +98,17 @@ impl SourceContext {
     /// progress bar (events, or bytes for files).
     pub fn expect_work(&self, units: u64) {
         self.metrics.expect_work(units);
+    }
+
+    /// A context for worker `worker` of `peers`, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_test(worker: usize, peers: usize, metrics: Arc<Metrics>) -> Self {
+        SourceContext {
+            worker,
+            peers,
+            name: "test".into(),
+            metrics,
+        }
     }
 
     /// The counter to add finished work units to.

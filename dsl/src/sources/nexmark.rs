@@ -241,7 +241,11 @@ impl<T: 'static> PartitionReader<T> for NexmarkReader<T> {
         let limit = out.len() + max;
         let mut generated = 0;
         while self.left > 0 && out.len() < limit && generated < 4 * max {
-            let event = self.generator.next().expect("the generator never ends");
+            let Some(event) = self.generator.next() else {
+                // The generator is endless; should it end, so does the partition.
+                self.left = 0;
+                break;
+            };
             self.left -= 1;
             generated += 1;
             out.extend((self.pick)(event));

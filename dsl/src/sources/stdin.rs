@@ -53,12 +53,14 @@ impl Source for Stdin {
 pub(crate) type LineParse<T> = Arc<dyn Fn(&str, u64) -> Result<Option<T>, String> + Send + Sync>;
 
 /// Standard input parsed line by line into records (for the text spec).
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
 pub(crate) struct ParsedStdin<T> {
     format: &'static str,
     parse: LineParse<T>,
     _item: PhantomData<fn() -> T>,
 }
 
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
 impl<T> ParsedStdin<T> {
     pub(crate) fn new(format: &'static str, parse: LineParse<T>) -> Self {
         ParsedStdin {

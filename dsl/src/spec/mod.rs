@@ -52,6 +52,7 @@ use crate::{
 
 /// A mistake in a spec: names the field and says what is expected.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SpecError {
     /// The file cannot be read.
     #[error("cannot read spec {}: {error}", path.display())]
@@ -59,6 +60,7 @@ pub enum SpecError {
         /// The spec file.
         path: PathBuf,
         /// The I/O error.
+        #[source]
         error: std::io::Error,
     },
     /// Not valid TOML, or a field of the wrong type, or an unknown field.
