@@ -171,6 +171,102 @@ fn csv_in_jsonl_out_on_one_and_two_workers_and_two_processes() {
     assert_eq!(read_results(&dir.path().join("out.jsonl")), expected);
 }
 
+/// Runs `weir run spec.toml -q` with `input` on standard input.
+fn weir_with_stdin(dir: &Path, input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", "spec.toml", "-q", "-w", "2"])
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
+/// The same events as JSON lines files, and as CSV and JSON lines on
+/// standard input, give the same windows.
+#[test]
+fn jsonl_files_and_stdin_give_the_same_results_as_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = write_events(dir.path());
+    // JSON lines: fields in another order, a field the spec does not read,
+    // numbers as numbers and (for the amount) sometimes as strings.
+    let mut jsonl = String::new();
+    let mut csv = String::from("region,ts,user,amount\n");
+    // The two files' rows interleaved, so that one stream stays within the
+    // spec's bound of out-of-orderness.
+    let files: Vec<String> = (0..2)
+        .map(|f| std::fs::read_to_string(dir.path().join(format!("events{f}.csv"))).unwrap())
+        .collect();
+    let rows: Vec<Vec<&str>> = files.iter().map(|t| t.lines().skip(1).collect()).collect();
+    for i in 0..rows[0].len() {
+        for (file, file_rows) in rows.iter().enumerate() {
+            let line = file_rows[i];
+            let f: Vec<&str> = line.split(',').collect();
+            let amount = if (i + file) % 3 == 0 {
+                format!("\"{}\"", f[3])
+            } else {
+                f[3].to_string()
+            };
+            writeln!(
+                jsonl,
+                r#"{{"user":"{}","extra":{{"a":[1,2]}},"amount":{amount},"ts":{},"region":"{}"}}"#,
+                f[2], f[1], f[0]
+            )
+            .unwrap();
+            writeln!(csv, "{line}").unwrap();
+        }
+    }
+    std::fs::write(dir.path().join("events.jsonl"), &jsonl).unwrap();
+
+    let jsonl_spec = SPEC.replace(
+        "type = \"csv\"\npath = \"events*.csv\"",
+        "type = \"jsonl\"\npath = \"events.jsonl\"",
+    );
+    std::fs::write(dir.path().join("spec.toml"), &jsonl_spec).unwrap();
+    ok(&weir(&["run", "spec.toml", "-q", "-w", "2"], dir.path()));
+    assert_eq!(read_results(&dir.path().join("out.jsonl")), expected);
+
+    let stdin_csv = SPEC.replace(
+        "type = \"csv\"\npath = \"events*.csv\"",
+        "type = \"stdin\"\nformat = \"csv\"",
+    );
+    std::fs::write(dir.path().join("spec.toml"), &stdin_csv).unwrap();
+    ok(&weir_with_stdin(dir.path(), &csv));
+    assert_eq!(read_results(&dir.path().join("out.jsonl")), expected);
+
+    let stdin_jsonl = SPEC.replace(
+        "type = \"csv\"\npath = \"events*.csv\"",
+        "type = \"stdin\"\nformat = \"jsonl\"",
+    );
+    std::fs::write(dir.path().join("spec.toml"), &stdin_jsonl).unwrap();
+    ok(&weir_with_stdin(dir.path(), &jsonl));
+    assert_eq!(read_results(&dir.path().join("out.jsonl")), expected);
+
+    // Quoted CSV fields with commas split as CSV does.
+    let quoted = csv.replacen("region,ts,user,amount", "region,ts,\"user\",amount", 1);
+    std::fs::write(dir.path().join("spec.toml"), &stdin_csv).unwrap();
+    ok(&weir_with_stdin(dir.path(), &quoted));
+    assert_eq!(read_results(&dir.path().join("out.jsonl")), expected);
+
+    // A bad JSON line names the line and the reason.
+    let bad = jsonl.replacen("\"ts\":", "\"ts\":\"soon\",\"x\":", 1);
+    std::fs::write(dir.path().join("events.jsonl"), bad).unwrap();
+    std::fs::write(dir.path().join("spec.toml"), &jsonl_spec).unwrap();
+    let out = weir(&["run", "spec.toml", "-q"], dir.path());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("events.jsonl:1") && err.contains("field `ts`: expected the event time"),
+        "{err}"
+    );
+}
+
 #[test]
 fn csv_sink_and_session_windows() {
     let dir = tempfile::tempdir().unwrap();

@@ -632,18 +632,92 @@ impl<T: Data> Source for Csv<T> {
         let keep_open = splits.len() <= MAX_OPEN;
         for split in splits {
             let headers = read_header(ctx.name(), &split.path, self.delimiter)?;
-            readers.push(Box::new(CsvReader {
-                csv: None,
-                delimiter: self.delimiter,
-                base: 0,
-                reported: None,
-                skip_header: split.start == 0,
-                file: SplitFile::new(ctx.name(), split, keep_open),
+            let decoder = SerdeDecode {
                 headers,
-                record: csv::ByteRecord::new(),
-                work: ctx.work_done(),
-                _item: PhantomData::<fn() -> T>,
-            }));
+                _item: PhantomData,
+            };
+            readers.push(Box::new(CsvReader::new(
+                ctx,
+                split,
+                keep_open,
+                self.delimiter,
+                decoder,
+            )));
+        }
+        Ok(readers)
+    }
+}
+
+/// Turns the CSV records of one file into records of a stream.
+pub(crate) trait CsvDecode<T>: 'static {
+    /// The record for `row` (a row after the header), or `Ok(None)` to skip
+    /// it; an error is the reason the row does not parse.
+    fn decode(&self, row: &csv::ByteRecord) -> Result<Option<T>, String>;
+}
+
+/// Decodes rows with serde, naming fields by the file's header.
+struct SerdeDecode<T> {
+    headers: csv::ByteRecord,
+    _item: PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned + 'static> CsvDecode<T> for SerdeDecode<T> {
+    fn decode(&self, row: &csv::ByteRecord) -> Result<Option<T>, String> {
+        if row.len() != self.headers.len() {
+            return Err(format!(
+                "{} field(s) where the header has {}",
+                row.len(),
+                self.headers.len()
+            ));
+        }
+        row.deserialize::<T>(Some(&self.headers))
+            .map(Some)
+            .map_err(|e| describe_csv_error(Some(&self.headers), &e))
+    }
+}
+
+/// A CSV source whose rows are decoded by a decoder made per file from its
+/// header (for the text spec's dynamic rows).
+pub(crate) struct CsvRows<T, M> {
+    spec: FileSpec,
+    make: M,
+    _item: PhantomData<fn() -> T>,
+}
+
+impl<T, M> CsvRows<T, M> {
+    /// Comma-separated rows of `path` (a file, directory or glob).
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))]
+    pub(crate) fn new(path: &Path, make: M) -> Self {
+        CsvRows {
+            spec: FileSpec::new(path),
+            make,
+            _item: PhantomData,
+        }
+    }
+}
+
+impl<T, M, D> Source for CsvRows<T, M>
+where
+    T: Data,
+    M: Fn(&Path, &csv::ByteRecord) -> Result<D, SourceError> + Send + Sync + 'static,
+    D: CsvDecode<T>,
+{
+    type Item = T;
+
+    fn describe(&self) -> String {
+        format!("csv({})", self.spec.path.display())
+    }
+
+    fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<T>>>, SourceError> {
+        let mut readers: Vec<Box<dyn PartitionReader<T>>> = Vec::new();
+        let splits = self.spec.splits(ctx)?;
+        let keep_open = splits.len() <= MAX_OPEN;
+        for split in splits {
+            let headers = read_header(ctx.name(), &split.path, b',')?;
+            let decoder = (self.make)(&split.path, &headers)?;
+            readers.push(Box::new(CsvReader::new(
+                ctx, split, keep_open, b',', decoder,
+            )));
         }
         Ok(readers)
     }
@@ -674,7 +748,7 @@ pub(crate) fn read_header(
         })
 }
 
-struct CsvReader<T> {
+struct CsvReader<T, D> {
     /// The CSV reader over the split's open file, between reads only if the
     /// file stays open.
     csv: Option<csv::Reader<BufReader<File>>>,
@@ -685,36 +759,53 @@ struct CsvReader<T> {
     reported: Option<u64>,
     skip_header: bool,
     file: SplitFile,
-    headers: csv::ByteRecord,
+    decoder: D,
     record: csv::ByteRecord,
     work: Arc<AtomicU64>,
     _item: PhantomData<fn() -> T>,
 }
 
-impl<T> CsvReader<T> {
-    fn describe_error(&self, e: &csv::Error) -> String {
-        match e.kind() {
-            csv::ErrorKind::Deserialize { err, .. } => {
-                let field = err.field().and_then(|i| {
-                    self.headers.get(i as usize).map(|h| {
-                        format!(
-                            "field `{}` (column {}): ",
-                            String::from_utf8_lossy(h),
-                            i + 1
-                        )
-                    })
-                });
-                format!("{}{}", field.unwrap_or_default(), err.kind())
-            }
-            csv::ErrorKind::Utf8 { err, .. } => {
-                format!("invalid UTF-8 in field {}", err.field() + 1)
-            }
-            _ => e.to_string(),
+impl<T, D> CsvReader<T, D> {
+    fn new(ctx: &SourceContext, split: Split, keep_open: bool, delimiter: u8, decoder: D) -> Self {
+        CsvReader {
+            csv: None,
+            delimiter,
+            base: 0,
+            reported: None,
+            skip_header: split.start == 0,
+            file: SplitFile::new(ctx.name(), split, keep_open),
+            decoder,
+            record: csv::ByteRecord::new(),
+            work: ctx.work_done(),
+            _item: PhantomData,
         }
     }
 }
 
-impl<T: DeserializeOwned + 'static> PartitionReader<T> for CsvReader<T> {
+/// A CSV error as a reason: the field (by the header, if known) and what is
+/// wrong.
+fn describe_csv_error(headers: Option<&csv::ByteRecord>, e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::Deserialize { err, .. } => {
+            let field = err.field().and_then(|i| {
+                headers.and_then(|h| h.get(i as usize)).map(|h| {
+                    format!(
+                        "field `{}` (column {}): ",
+                        String::from_utf8_lossy(h),
+                        i + 1
+                    )
+                })
+            });
+            format!("{}{}", field.unwrap_or_default(), err.kind())
+        }
+        csv::ErrorKind::Utf8 { err, .. } => {
+            format!("invalid UTF-8 in field {}", err.field() + 1)
+        }
+        _ => e.to_string(),
+    }
+}
+
+impl<T: 'static, D: CsvDecode<T>> PartitionReader<T> for CsvReader<T, D> {
     fn read(&mut self, out: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError> {
         let mut csv = match self.csv.take() {
             Some(csv) => csv,
@@ -743,7 +834,7 @@ impl<T: DeserializeOwned + 'static> PartitionReader<T> for CsvReader<T> {
     }
 }
 
-impl<T: DeserializeOwned> CsvReader<T> {
+impl<T, D: CsvDecode<T>> CsvReader<T, D> {
     fn read_with(
         &mut self,
         csv: &mut csv::Reader<BufReader<File>>,
@@ -758,7 +849,12 @@ impl<T: DeserializeOwned> CsvReader<T> {
                 return Ok(ReadStatus::Done);
             }
             let more = csv.read_byte_record(&mut self.record).map_err(|e| {
-                bad_record(&self.file.name, &split.path, at, self.describe_error(&e))
+                bad_record(
+                    &self.file.name,
+                    &split.path,
+                    at,
+                    describe_csv_error(None, &e),
+                )
             })?;
             if !more {
                 return Ok(ReadStatus::Done);
@@ -767,20 +863,10 @@ impl<T: DeserializeOwned> CsvReader<T> {
                 self.skip_header = false;
                 continue;
             }
-            if self.record.len() != self.headers.len() {
-                let reason = format!(
-                    "{} field(s) where the header has {}",
-                    self.record.len(),
-                    self.headers.len()
-                );
-                return Err(bad_record(&self.file.name, &split.path, at, reason));
-            }
-            match self.record.deserialize::<T>(Some(&self.headers)) {
-                Ok(record) => out.push(record),
-                Err(e) => {
-                    let reason = self.describe_error(&e);
-                    return Err(bad_record(&self.file.name, &split.path, at, reason));
-                }
+            match self.decoder.decode(&self.record) {
+                Ok(Some(record)) => out.push(record),
+                Ok(None) => {}
+                Err(reason) => return Err(bad_record(&self.file.name, &split.path, at, reason)),
             }
         }
         Ok(ReadStatus::More)

@@ -17,7 +17,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 
 #[cfg(feature = "cli")]
-pub(crate) use files::{list_files, read_header, LineSource};
+pub(crate) use files::{list_files, read_header, CsvDecode, CsvRows, LineSource};
 pub use files::{Csv, JsonLines, TextLines};
 pub use generator::Generator;
 pub use iter::Iter;

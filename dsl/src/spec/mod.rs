@@ -42,9 +42,9 @@ use std::time::Duration;
 pub use value::{Row, Value};
 
 use self::aggregate::{AggSpec, Func, SpecAggregator};
-use self::rows::{bid_row, csv_header, csv_parser, csv_row, json_row, split_csv, BID_FIELDS};
+use self::rows::{bid_row, csv_header, json_row, CsvRowDecoder, Fields, LineSplitter, BID_FIELDS};
 use self::schema::{FieldType, SinkKind, SourceKind, SpecFile, StdinFormat, WindowKind};
-use crate::sources::{list_files, LineSource, Mapped, Nexmark, ParsedStdin};
+use crate::sources::{list_files, CsvDecode, CsvRows, LineSource, Mapped, Nexmark, ParsedStdin};
 use crate::{
     Pipeline, Session, Sliding, StdoutLines, TextFile, Tumbling, Watermark, WindowResult,
     WindowSpec,
@@ -465,38 +465,52 @@ impl Spec {
             }
             Input::Csv(path) => {
                 self.check_csv_header(path)?;
-                let s = Arc::clone(&spec);
-                p.source(LineSource::new(path, "csv", move |file: &Path| {
-                    csv_parser(&s, file)
-                }))
+                let fields = Arc::new(Fields::of(self));
+                let name = format!("csv({})", path.display());
+                p.source(CsvRows::new(
+                    path,
+                    move |file: &Path, header: &csv::ByteRecord| {
+                        CsvRowDecoder::new(&fields, &name, file, header)
+                    },
+                ))
             }
             Input::Jsonl(path) => {
-                let s = Arc::clone(&spec);
+                let fields = Arc::new(Fields::of(self));
                 p.source(LineSource::new(path, "jsonl", move |_: &Path| {
-                    let s = Arc::clone(&s);
-                    Ok(move |line: &[u8], _| json_row(&s, line))
+                    let fields = Arc::clone(&fields);
+                    Ok(move |line: &[u8], _| json_row(&fields, line))
                 }))
             }
             Input::Stdin(format) => {
                 let s = Arc::clone(&spec);
+                let fields = Arc::new(Fields::of(self));
                 let csv = *format == StdinFormat::Csv;
-                let header: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+                let splitter = std::sync::Mutex::new(LineSplitter::new());
+                let decoder: std::sync::OnceLock<CsvRowDecoder> = std::sync::OnceLock::new();
                 let parse = move |line: &str, number: u64| {
                     if line.trim().is_empty() {
                         return Ok(None);
                     }
                     if !csv {
-                        return json_row(&s, line.as_bytes());
+                        return json_row(&fields, line.as_bytes());
                     }
+                    let mut splitter = splitter.lock().unwrap_or_else(|p| p.into_inner());
+                    let record = splitter.split(line.as_bytes());
                     if number == 1 {
-                        let names = split_csv(line.as_bytes())?;
+                        let names: Vec<String> = record
+                            .iter()
+                            .map(|h| String::from_utf8_lossy(h).trim().to_string())
+                            .collect();
                         s.check_fields(&names, "the header on standard input")
                             .map_err(|e| e.to_string())?;
-                        let _ = header.set(names);
+                        let made =
+                            CsvRowDecoder::new(&fields, "stdin(csv)", Path::new("<stdin>"), record)
+                                .map_err(|e| e.to_string())?;
+                        let _ = decoder.set(made);
                         return Ok(None);
                     }
-                    let names = header.get().ok_or("no CSV header line")?;
-                    csv_row(&s, names, line.as_bytes())
+                    let decoder = decoder.get().ok_or("no CSV header line")?;
+                    decoder.decode(record)
                 };
                 let format = if csv { "csv" } else { "jsonl" };
                 p.source(ParsedStdin::new(format, Arc::new(parse)))

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::schema::FieldType;
 use super::value::{Row, Value};
 use super::Spec;
-use crate::sources::{read_header, Bid};
+use crate::sources::{read_header, Bid, CsvDecode};
 use crate::SourceError;
 
 /// The header of a CSV file, as field names.
@@ -18,32 +18,69 @@ pub(super) fn csv_header(source_name: &str, file: &Path) -> Result<Vec<String>, 
         .collect())
 }
 
-pub(super) fn split_csv(line: &[u8]) -> Result<Vec<String>, String> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .from_reader(line);
-    let mut record = csv::StringRecord::new();
-    reader.read_record(&mut record).map_err(|e| e.to_string())?;
-    Ok(record.iter().map(String::from).collect())
+/// The fields a row is made of, in row order, each with the type the
+/// schema gives it: worked out once per spec, not per row.
+pub(super) struct Fields {
+    /// The event-time field, the key fields, then the aggregated fields.
+    names: Vec<String>,
+    types: Vec<Option<FieldType>>,
+    /// Whether each aggregated field must be a number.
+    numeric: Vec<bool>,
+    keys: usize,
 }
 
-/// The line parser for one CSV file: its header gives the columns.
-type LineParser = Box<dyn Fn(&[u8], u64) -> Result<Option<Row>, String>>;
-
-pub(super) fn csv_parser(spec: &Arc<Spec>, file: &Path) -> Result<LineParser, SourceError> {
-    let header = csv_header(&format!("csv({})", file.display()), file)?;
-    let spec = Arc::clone(spec);
-    Ok(Box::new(move |line: &[u8], offset: u64| {
-        if offset == 0 || line.iter().all(u8::is_ascii_whitespace) {
-            return Ok(None); // the header row, or a blank line
+impl Fields {
+    pub(super) fn of(spec: &Spec) -> Fields {
+        let names: Vec<String> = std::iter::once(&spec.time_field)
+            .chain(&spec.keys)
+            .chain(&spec.value_fields)
+            .cloned()
+            .collect();
+        let types = names.iter().map(|n| spec.type_of(n)).collect();
+        Fields {
+            names,
+            types,
+            numeric: spec.numeric.clone(),
+            keys: spec.keys.len(),
         }
-        csv_row(&spec, &header, line)
-    }))
+    }
+
+    /// Makes a row of the values of every field, in [`Fields`] order.
+    fn row(&self, mut cells: impl Iterator<Item = Value>) -> Result<Row, String> {
+        let ts = match cells.next() {
+            Some(Value::Int(t)) if t >= 0 => t as u64,
+            other => {
+                let got = match other {
+                    None | Some(Value::Null) => "nothing".to_string(),
+                    Some(v) => format!("`{}`", v.text()),
+                };
+                return Err(format!(
+                    "field `{}`: expected the event time as integer milliseconds, got {got}",
+                    self.names[0]
+                ));
+            }
+        };
+        let key: Vec<Value> = cells.by_ref().take(self.keys).collect();
+        let values: Vec<Value> = cells.collect();
+        let first_value = 1 + self.keys;
+        for (i, (v, numeric)) in values.iter().zip(&self.numeric).enumerate() {
+            if *numeric && !matches!(v, Value::Int(_) | Value::Float(_) | Value::Null) {
+                return Err(format!(
+                    "field `{}`: expected a number to sum or average, got `{}`",
+                    self.names[first_value + i],
+                    v.text()
+                ));
+            }
+        }
+        Ok(Row { ts, key, values })
+    }
 }
 
-fn typed(spec: &Spec, field: &str, raw: &str) -> Result<Value, String> {
+/// A text cell as a value of the field's type (integer, else float, else
+/// text when the schema does not say).
+fn typed(ty: Option<FieldType>, field: &str, raw: &str) -> Result<Value, String> {
     let raw = raw.trim();
-    match spec.type_of(field) {
+    match ty {
         Some(FieldType::String) => Ok(Value::Str(raw.to_string())),
         _ if raw.is_empty() => Ok(Value::Null),
         Some(FieldType::Int) => raw
@@ -62,96 +99,302 @@ fn typed(spec: &Spec, field: &str, raw: &str) -> Result<Value, String> {
     }
 }
 
-pub(super) fn csv_row(spec: &Spec, header: &[String], line: &[u8]) -> Result<Option<Row>, String> {
-    let cells = split_csv(line)?;
-    if cells.len() != header.len() {
-        return Err(format!(
-            "{} field(s) where the header has {}",
-            cells.len(),
-            header.len()
-        ));
-    }
-    let get = |field: &str| -> Result<Value, String> {
-        let i = header
-            .iter()
-            .position(|h| h == field)
-            .ok_or_else(|| format!("missing field `{field}`"))?;
-        typed(spec, field, &cells[i])
-    };
-    build_row(spec, get)
+/// Decodes the CSV rows of one file: the columns of the fields, found once
+/// in the file's header.
+pub(super) struct CsvRowDecoder {
+    fields: Arc<Fields>,
+    columns: Vec<usize>,
+    width: usize,
 }
 
-pub(super) fn json_row(spec: &Spec, line: &[u8]) -> Result<Option<Row>, String> {
+impl CsvRowDecoder {
+    /// The decoder for a file with header `header` (named `file`).
+    pub(super) fn new(
+        fields: &Arc<Fields>,
+        source_name: &str,
+        file: &Path,
+        header: &csv::ByteRecord,
+    ) -> Result<CsvRowDecoder, SourceError> {
+        let names: Vec<&[u8]> = header.iter().collect();
+        let mut columns = Vec::with_capacity(fields.names.len());
+        for name in &fields.names {
+            let column = names
+                .iter()
+                .position(|h| h.trim_ascii() == name.as_bytes())
+                .ok_or_else(|| SourceError::BadRecord {
+                    source_name: source_name.to_string(),
+                    path: file.to_path_buf(),
+                    line: 1,
+                    offset: 0,
+                    reason: format!(
+                        "no column `{name}` in the header ({})",
+                        String::from_utf8_lossy(header.as_slice())
+                    ),
+                })?;
+            columns.push(column);
+        }
+        Ok(CsvRowDecoder {
+            fields: Arc::clone(fields),
+            columns,
+            width: names.len(),
+        })
+    }
+}
+
+impl CsvDecode<Row> for CsvRowDecoder {
+    fn decode(&self, row: &csv::ByteRecord) -> Result<Option<Row>, String> {
+        if row.len() != self.width {
+            if row.len() == 1 && row[0].trim_ascii().is_empty() {
+                return Ok(None); // a blank line
+            }
+            return Err(format!(
+                "{} field(s) where the header has {}",
+                row.len(),
+                self.width
+            ));
+        }
+        let f = &self.fields;
+        let mut failure = None;
+        let cells = self.columns.iter().enumerate().map_while(|(i, &c)| {
+            let cell = std::str::from_utf8(&row[c])
+                .map_err(|_| format!("field `{}`: invalid UTF-8", f.names[i]))
+                .and_then(|raw| typed(f.types[i], &f.names[i], raw));
+            match cell {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    failure = Some(e);
+                    None
+                }
+            }
+        });
+        let row = f.row(cells);
+        match failure {
+            Some(e) => Err(e),
+            None => row.map(Some),
+        }
+    }
+}
+
+/// Splits lines of CSV text (standard input) into records with one
+/// `csv_core` reader, kept from line to line.
+pub(super) struct LineSplitter {
+    reader: csv_core::Reader,
+    record: csv::ByteRecord,
+    fields: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl LineSplitter {
+    pub(super) fn new() -> Self {
+        LineSplitter {
+            reader: csv_core::Reader::new(),
+            record: csv::ByteRecord::new(),
+            fields: vec![0; 256],
+            ends: vec![0; 16],
+        }
+    }
+
+    /// The record of one line (without its line end).
+    pub(super) fn split(&mut self, line: &[u8]) -> &csv::ByteRecord {
+        use csv_core::ReadRecordResult;
+        self.reader.reset();
+        let (mut input, mut out, mut n) = (line, 0, 0);
+        loop {
+            let (result, read, written, ends) =
+                self.reader
+                    .read_record(input, &mut self.fields[out..], &mut self.ends[n..]);
+            input = &input[read..];
+            // Field ends count from the start of the record, across calls.
+            out += written;
+            n += ends;
+            match result {
+                // The line is consumed: an empty input next is its end.
+                ReadRecordResult::InputEmpty => input = &[],
+                ReadRecordResult::OutputFull => self.fields.resize(self.fields.len() * 2, 0),
+                ReadRecordResult::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
+                ReadRecordResult::Record | ReadRecordResult::End => break,
+            }
+        }
+        self.record.clear();
+        let mut start = 0;
+        for &end in &self.ends[..n] {
+            self.record.push_field(&self.fields[start..end]);
+            start = end;
+        }
+        &self.record
+    }
+}
+
+/// Decodes a JSON object line: only the fields a row needs are read, by a
+/// serde visitor, without building the whole object.
+pub(super) fn json_row(fields: &Fields, line: &[u8]) -> Result<Option<Row>, String> {
     if line.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let value: serde_json::Value = serde_json::from_slice(line).map_err(|e| e.to_string())?;
-    let object = value
-        .as_object()
-        .ok_or_else(|| "expected a JSON object".to_string())?;
-    let get = |field: &str| -> Result<Value, String> {
-        let v = object
-            .get(field)
-            .ok_or_else(|| format!("missing field `{field}`"))?;
-        let v = match v {
-            serde_json::Value::Null => Value::Null,
-            serde_json::Value::Bool(b) => Value::Bool(*b),
-            serde_json::Value::Number(n) => n
-                .as_i64()
-                .map(Value::Int)
-                .or_else(|| n.as_f64().map(Value::Float))
-                .unwrap_or(Value::Null),
-            serde_json::Value::String(s) => return typed(spec, field, s),
-            other => return Err(format!("field `{field}`: expected a scalar, got {other}")),
-        };
-        match (spec.type_of(field), &v) {
-            (Some(FieldType::Int), Value::Float(_))
-            | (Some(FieldType::Int | FieldType::Float), Value::Bool(_)) => {
-                Err(format!("field `{field}`: expected a number, got {v:?}"))
-            }
-            (Some(FieldType::Float), Value::Int(i)) => Ok(Value::Float(*i as f64)),
-            (Some(FieldType::String), _) => Ok(Value::Str(v.text())),
-            _ => Ok(v),
-        }
-    };
-    build_row(spec, get)
+    let mut de = serde_json::Deserializer::from_slice(line);
+    let raw = serde::de::DeserializeSeed::deserialize(PickFields(fields), &mut de)
+        .map_err(|e| e.to_string())?;
+    de.end().map_err(|e| e.to_string())?;
+    let mut failure = None;
+    let cells =
+        raw.into_iter()
+            .enumerate()
+            .map_while(|(i, cell)| match json_cell(fields, i, cell) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    failure = Some(e);
+                    None
+                }
+            });
+    let row = fields.row(cells);
+    match failure {
+        Some(e) => Err(e),
+        None => row.map(Some),
+    }
 }
 
-fn build_row(
-    spec: &Spec,
-    get: impl Fn(&str) -> Result<Value, String>,
-) -> Result<Option<Row>, String> {
-    let ts = match get(&spec.time_field)? {
-        Value::Int(t) if t >= 0 => t as u64,
-        other => {
-            return Err(format!(
-                "field `{}`: expected the event time as integer milliseconds, got {}",
-                spec.time_field,
-                if other == Value::Null {
-                    "nothing".to_string()
-                } else {
-                    format!("`{}`", other.text())
-                }
-            ))
-        }
+/// A JSON scalar as read, before the schema's type is applied.
+enum Scalar {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+/// The value of field `i` from its JSON scalar, typed as the schema says.
+fn json_cell(fields: &Fields, i: usize, cell: Option<Scalar>) -> Result<Value, String> {
+    let name = &fields.names[i];
+    let ty = fields.types[i];
+    let v = match cell.ok_or_else(|| format!("missing field `{name}`"))? {
+        Scalar::Str(s) => return typed(ty, name, &s),
+        Scalar::Null => Value::Null,
+        Scalar::Bool(b) => Value::Bool(b),
+        Scalar::Int(i) => Value::Int(i),
+        Scalar::Float(f) => Value::Float(f),
     };
-    let key = spec
-        .keys
-        .iter()
-        .map(|k| get(k))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut values = Vec::with_capacity(spec.value_fields.len());
-    for (field, numeric) in spec.value_fields.iter().zip(&spec.numeric) {
-        let v = get(field)?;
-        if *numeric && !matches!(v, Value::Int(_) | Value::Float(_) | Value::Null) {
-            return Err(format!(
-                "field `{field}`: expected a number to sum or average, got `{}`",
-                v.text()
-            ));
+    match (ty, &v) {
+        (Some(FieldType::Int), Value::Float(_))
+        | (Some(FieldType::Int | FieldType::Float), Value::Bool(_)) => {
+            Err(format!("field `{name}`: expected a number, got {v:?}"))
         }
-        values.push(v);
+        (Some(FieldType::Float), Value::Int(i)) => Ok(Value::Float(*i as f64)),
+        (Some(FieldType::String), _) => Ok(Value::Str(v.text())),
+        _ => Ok(v),
     }
-    Ok(Some(Row { ts, key, values }))
+}
+
+/// Reads a JSON object, keeping the scalar of each field in [`Fields`].
+struct PickFields<'a>(&'a Fields);
+
+impl<'de> serde::de::DeserializeSeed<'de> for PickFields<'_> {
+    type Value = Vec<Option<Scalar>>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for PickFields<'_> {
+    type Value = Vec<Option<Scalar>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        let names = &self.0.names;
+        let mut cells: Vec<Option<Scalar>> = (0..names.len()).map(|_| None).collect();
+        while let Some(key) = map.next_key::<FieldName<'de>>()? {
+            let mut slots = names.iter().enumerate().filter(|(_, n)| **n == *key.0);
+            let Some((first, _)) = slots.next() else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                continue;
+            };
+            let value: ScalarOf = map.next_value()?;
+            for (i, _) in slots {
+                cells[i] = Some(value.0.clone_scalar());
+            }
+            cells[first] = Some(value.0);
+        }
+        Ok(cells)
+    }
+}
+
+impl Scalar {
+    fn clone_scalar(&self) -> Scalar {
+        match self {
+            Scalar::Null => Scalar::Null,
+            Scalar::Bool(b) => Scalar::Bool(*b),
+            Scalar::Int(i) => Scalar::Int(*i),
+            Scalar::Float(f) => Scalar::Float(*f),
+            Scalar::Str(s) => Scalar::Str(s.clone()),
+        }
+    }
+}
+
+/// An object key, borrowed from the line when it has no escapes.
+struct FieldName<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for FieldName<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FieldName<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(FieldName(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(FieldName(std::borrow::Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A JSON scalar; objects and arrays are errors.
+struct ScalarOf(Scalar);
+
+impl<'de> serde::Deserialize<'de> for ScalarOf {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ScalarOf;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number, a string, a boolean or null")
+            }
+            fn visit_unit<E>(self) -> Result<ScalarOf, E> {
+                Ok(ScalarOf(Scalar::Null))
+            }
+            fn visit_none<E>(self) -> Result<ScalarOf, E> {
+                Ok(ScalarOf(Scalar::Null))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<ScalarOf, E> {
+                Ok(ScalarOf(Scalar::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<ScalarOf, E> {
+                Ok(ScalarOf(Scalar::Int(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<ScalarOf, E> {
+                Ok(ScalarOf(
+                    i64::try_from(v).map_or(Scalar::Float(v as f64), Scalar::Int),
+                ))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<ScalarOf, E> {
+                Ok(ScalarOf(Scalar::Float(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<ScalarOf, E> {
+                Ok(ScalarOf(Scalar::Str(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<ScalarOf, E> {
+                Ok(ScalarOf(Scalar::Str(v)))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// The fields of a Nexmark bid, as the spec names them, with their types.
@@ -191,5 +434,39 @@ pub(super) fn bid_row(spec: &Spec, bid: &Bid) -> Row {
             .iter()
             .map(|f| bid_value(bid, f))
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `LineSplitter` splits as the csv crate does, with quotes, escaped
+    /// quotes, empty fields, and lines longer than its first buffers.
+    #[test]
+    fn line_splitter_agrees_with_the_csv_crate() {
+        let long = "x".repeat(1000);
+        let many = (0..40).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+        let lines = [
+            "a,b,c".to_string(),
+            r#""quoted, with comma",2,"say ""hi""""#.to_string(),
+            ",,".to_string(),
+            format!("{long},{long},\"{long}\""),
+            many,
+        ];
+        let mut splitter = LineSplitter::new();
+        for line in &lines {
+            let mut reader = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(line.as_bytes());
+            let mut expected = csv::ByteRecord::new();
+            reader.read_byte_record(&mut expected).unwrap();
+            let got = splitter.split(line.as_bytes());
+            assert_eq!(
+                got.iter().collect::<Vec<_>>(),
+                expected.iter().collect::<Vec<_>>(),
+                "{line}"
+            );
+        }
     }
 }
