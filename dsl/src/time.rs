@@ -15,6 +15,9 @@ use crate::{Data, Stream};
 /// How watermarks follow event time: each source partition's watermark is
 /// the highest event time it has read minus a bound on out-of-orderness,
 /// updated after every batch of records (see [`every`](Watermark::every)).
+/// The source reads next from its partition with the least watermark, so
+/// partitions move through event time together and windows fire as the
+/// input is read.
 ///
 /// A record is late when every window it belongs to has ended (plus the
 /// allowed lateness) before its partition's watermark, as of the start of
@@ -64,8 +67,10 @@ impl Watermark {
 
     /// A partition's watermark moves after each batch of at most `records`
     /// records it reads (default 1024): the records of one batch share the
-    /// watermark as of the batch's start. Smaller batches make lateness
-    /// finer-grained and cost throughput.
+    /// watermark as of the batch's start. A partition's first batch is its
+    /// first record alone, so that its watermark is known before more of it
+    /// is read. Smaller batches make lateness finer-grained and cost
+    /// throughput.
     pub fn every(mut self, records: usize) -> Self {
         self.every = records.max(1);
         self

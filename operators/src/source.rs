@@ -6,7 +6,6 @@
 //! exhausted, so a record's timestamp depends only on its own partition, never
 //! on how partitions interleave (DESIGN.md, "Coming later").
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -147,11 +146,11 @@ pub fn partitioned_source<'scope, D: ExchangeData>(
 /// use weir_operators::source::{partitioned_source_with_time, EventTime};
 /// use weir_operators::{PartitionReader, ReadStatus};
 ///
-/// /// Event times 1000, 2000, ... in batches of 2.
+/// /// Event times 1000, 2000, ..., 6000, `max` at a time.
 /// struct Ticks(u64);
 /// impl PartitionReader<u64> for Ticks {
-///     fn read(&mut self, out: &mut Vec<u64>, _max: usize) -> Result<ReadStatus, BoxError> {
-///         for _ in 0..2 { self.0 += 1; out.push(self.0 * 1000); }
+///     fn read(&mut self, out: &mut Vec<u64>, max: usize) -> Result<ReadStatus, BoxError> {
+///         for _ in 0..max.min(6 - self.0 as usize) { self.0 += 1; out.push(self.0 * 1000); }
 ///         Ok(if self.0 == 6 { ReadStatus::Done } else { ReadStatus::More })
 ///     }
 /// }
@@ -162,9 +161,10 @@ pub fn partitioned_source<'scope, D: ExchangeData>(
 ///     partitioned_source_with_time(scope, "ticks", readers, Some(time),
 ///         Arc::new(AtomicU64::new(0)), Failure::default()).capture()
 /// });
-/// // Batches go out at the watermark as of their start: 0, then 2000-500, then 4000-500.
+/// // The first read is one record, at watermark 0; then batches of 2 go out
+/// // at the watermark as of their start: 1000-500, 3000-500, 5000-500.
 /// let times: Vec<u64> = captured.extract().into_iter().map(|(t, _)| t).collect();
-/// assert_eq!(times, vec![0, 1500, 3500]);
+/// assert_eq!(times, vec![0, 500, 2500, 4500]);
 /// ```
 pub fn partitioned_source_with_time<'scope, D, F>(
     scope: Scope<'scope, Time>,
@@ -181,7 +181,7 @@ where
     source(scope, name, move |capability, info| {
         let activator = scope.activator_for(info.address);
         let now = Instant::now();
-        let mut partitions: VecDeque<Partition<D>> = readers
+        let mut partitions: Vec<Partition<D>> = readers
             .into_iter()
             .map(|reader| Partition {
                 reader,
@@ -196,14 +196,29 @@ where
         let batch = event_time.as_ref().map_or(BATCH, |et| et.batch.max(1));
         let mut buffer: Vec<D> = Vec::with_capacity(batch);
         let mut stamped: Vec<(Time, D)> = Vec::with_capacity(batch);
+        // Where the search for the next partition starts, so that partitions
+        // at the same watermark take turns.
+        let mut cursor = 0;
+        let mut idle: Vec<bool> = Vec::new();
         move |output| {
-            // Partitions take turns, one batch each, so that their
-            // watermarks advance together, until the time slice is up or
-            // none has records ready.
+            // The partition with the least watermark reads next (taking
+            // turns on ties), one batch at a time, until the time slice is up
+            // or none has records ready: partitions advance together in
+            // event time, so the global watermark follows the input and
+            // windows fire as it is read.
             let start = Instant::now();
-            let mut without_records = 0;
-            while let Some(mut partition) = partitions.pop_front() {
-                let status = match partition.reader.read(&mut buffer, batch) {
+            idle.clear();
+            idle.resize(partitions.len(), false);
+            while let Some(i) = next_partition(&partitions, &idle, cursor) {
+                let partition = &mut partitions[i];
+                // With event time, a partition's first read is one record:
+                // it sets the partition's watermark before more of its
+                // records are read.
+                let max = match (&event_time, partition.clock.max_seen) {
+                    (Some(_), None) => 1,
+                    _ => batch,
+                };
+                let status = match partition.reader.read(&mut buffer, max) {
                     Ok(status) => status,
                     Err(e) => {
                         failure.raise(e);
@@ -237,23 +252,20 @@ where
                         }
                     }
                 }
+                cursor = i + 1;
                 match status {
                     // Dropping the partition releases its capability.
-                    ReadStatus::Done => {}
-                    ReadStatus::More => {
-                        without_records = 0;
-                        partitions.push_back(partition);
+                    ReadStatus::Done => {
+                        partitions.swap_remove(i);
+                        idle.swap_remove(i);
                     }
+                    ReadStatus::More => {}
                     ReadStatus::Idle => {
                         if let Some(timeout) = event_time.as_ref().and_then(|et| et.idle_timeout) {
-                            advance_idle(&mut partition, timeout);
+                            advance_idle(partition, timeout);
                         }
-                        without_records += 1;
-                        partitions.push_back(partition);
+                        idle[i] = true;
                     }
-                }
-                if without_records >= partitions.len() {
-                    break;
                 }
                 if start.elapsed() >= SLICE {
                     activator.activate();
@@ -265,6 +277,16 @@ where
             }
         }
     })
+}
+
+/// The partition to read next: the one with the least watermark among those
+/// not found idle in this activation, the first at or after `cursor` on a tie.
+fn next_partition<D>(partitions: &[Partition<D>], idle: &[bool], cursor: usize) -> Option<usize> {
+    let n = partitions.len();
+    (0..n)
+        .map(|k| (cursor + k) % n)
+        .filter(|&i| !idle[i])
+        .min_by_key(|&i| *partitions[i].capability.time())
 }
 
 /// Moves the watermark of a partition idle for longer than `timeout` ahead
