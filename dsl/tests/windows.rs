@@ -406,3 +406,101 @@ fn two_processes_match_the_reference() {
         assert_eq!(late, expected_late, "{setup:?}");
     }
 }
+
+/// A count whose accumulators are counted while they live, to bound the
+/// window state a job holds.
+mod live {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::sync::Arc;
+
+    #[derive(Default)]
+    pub struct Gauge {
+        now: AtomicI64,
+        peak: AtomicI64,
+    }
+
+    pub struct Acc(u64, Arc<Gauge>);
+
+    impl Acc {
+        fn new(n: u64, gauge: Arc<Gauge>) -> Acc {
+            let now = gauge.now.fetch_add(1, Ordering::Relaxed) + 1;
+            gauge.peak.fetch_max(now, Ordering::Relaxed);
+            Acc(n, gauge)
+        }
+    }
+
+    impl Clone for Acc {
+        fn clone(&self) -> Acc {
+            Acc::new(self.0, Arc::clone(&self.1))
+        }
+    }
+
+    impl Drop for Acc {
+        fn drop(&mut self) {
+            self.1.now.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    pub struct LiveCount(pub Arc<Gauge>);
+
+    impl weir::Aggregator<(u64, u32)> for LiveCount {
+        type Acc = Acc;
+        type Out = u64;
+        fn init(&self) -> Acc {
+            Acc::new(0, Arc::clone(&self.0))
+        }
+        fn add(&self, acc: &mut Acc, _: &(u64, u32)) {
+            acc.0 += 1;
+        }
+        fn merge(&self, acc: &mut Acc, other: &Acc) {
+            acc.0 += other.0;
+        }
+        fn finish(&self, acc: Acc) -> u64 {
+            acc.0
+        }
+    }
+
+    impl Gauge {
+        pub fn peak(&self) -> i64 {
+            self.peak.load(Ordering::Relaxed)
+        }
+    }
+}
+
+/// A file of time-ordered rows cut into many splits: the source reads its
+/// partitions in step through event time, so windows fire as the file is
+/// read and the live window state stays a small part of all the windows.
+#[test]
+fn window_state_follows_the_watermark_not_the_input() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rows.jsonl");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let (rows, keys) = (200_000u64, 100u32);
+    for i in 0..rows {
+        writeln!(file, "[{},{}]", 1_000_000 + i, i as u32 % keys).unwrap();
+    }
+    drop(file);
+    let gauge = std::sync::Arc::new(live::Gauge::default());
+    let out = Collect::new();
+    Pipeline::new("live-state")
+        .source(JsonLines::<(u64, u32)>::new(&path).split_size(64 * 1024))
+        .event_time(|r: &(u64, u32)| r.0, Watermark::ascending())
+        .key_by(|r: &(u64, u32)| r.1)
+        .window(Tumbling::of(Duration::from_millis(1000)))
+        .aggregate(live::LiveCount(std::sync::Arc::clone(&gauge)))
+        .sink(out.clone())
+        .run(Cluster::threads(1).quiet(true))
+        .unwrap();
+    let results = out.take();
+    assert_eq!(results.iter().map(|r| r.value).sum::<u64>(), rows);
+    let windows = results.len() as i64; // 200 windows x 100 keys
+    assert_eq!(windows, 20_000);
+    // One split holds about 4 500 rows (5 windows); with its neighbours'
+    // first records, a few windows of 100 keys are open at a time.
+    assert!(
+        gauge.peak() < 2_000,
+        "peak live accumulators {} of {windows} windows",
+        gauge.peak()
+    );
+}
