@@ -133,11 +133,11 @@ pub trait Lifecycle: 'static {
     fn next_output(&self) -> Option<Time>;
 }
 
-/// Output records collected by the hooks during one activation, as runs of
-/// records asking for the same time.
+/// Output records collected by the hooks during one activation, each with
+/// the time it asks for.
 pub struct Emit<O, L> {
-    out: Vec<(Time, Vec<O>)>,
-    late: Vec<(Time, Vec<L>)>,
+    out: Vec<(Time, O)>,
+    late: Vec<(Time, L)>,
 }
 
 impl<O, L> Emit<O, L> {
@@ -152,14 +152,14 @@ impl<O, L> Emit<O, L> {
     /// capability, if that is later).
     #[inline]
     pub fn give(&mut self, time: Time, record: O) {
-        push_run(&mut self.out, time, record);
+        self.out.push((time, record));
     }
 
     /// Sends `record` on the late-data output at `time` (or later, as
     /// [`give`](Emit::give)).
     #[inline]
     pub fn late(&mut self, time: Time, record: L) {
-        push_run(&mut self.late, time, record);
+        self.late.push((time, record));
     }
 
     fn is_empty(&self) -> bool {
@@ -167,11 +167,25 @@ impl<O, L> Emit<O, L> {
     }
 }
 
-#[inline]
-fn push_run<R>(runs: &mut Vec<(Time, Vec<R>)>, time: Time, record: R) {
-    match runs.last_mut() {
-        Some((t, run)) if *t == time => run.push(record),
-        _ => runs.push((time, vec![record])),
+/// Sends `records` in runs of equal times (sorted first if they are not),
+/// each at its time or at `cap` if that is later.
+fn send_runs<R: 'static>(
+    records: &mut Vec<(Time, R)>,
+    cap: &Capability<Time>,
+    output: &mut OutputBuilderSession<'_, Time, CapacityContainerBuilder<Vec<R>>>,
+) {
+    if !records.is_sorted_by_key(|(t, _)| *t) {
+        records.sort_by_key(|(t, _)| *t);
+    }
+    let floor = *cap.time();
+    let mut records = records.drain(..).peekable();
+    while let Some((time, first)) = records.next() {
+        let at = cap.delayed(&time.max(floor));
+        let mut session = output.session(&at);
+        session.give(first);
+        while let Some((_, r)) = records.next_if(|(t, _)| *t == time) {
+            session.give(r);
+        }
     }
 }
 
@@ -329,14 +343,8 @@ impl<L: Lifecycle> Stateful<L> {
         if !self.emit.is_empty() {
             match &self.caps {
                 Some((results_cap, late_cap)) => {
-                    for (time, run) in self.emit.out.drain(..) {
-                        let at = results_cap.delayed(&time.max(*results_cap.time()));
-                        results.session(&at).give_iterator(run.into_iter());
-                    }
-                    for (time, run) in self.emit.late.drain(..) {
-                        let at = late_cap.delayed(&time.max(*late_cap.time()));
-                        late.session(&at).give_iterator(run.into_iter());
-                    }
+                    send_runs(&mut self.emit.out, results_cap, results);
+                    send_runs(&mut self.emit.late, late_cap, late);
                 }
                 None => {
                     // Output needs state, and state needs a capability:

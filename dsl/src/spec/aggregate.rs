@@ -4,7 +4,10 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use super::value::{Row, Value};
+use super::value::{Row, Value, Values};
+
+/// The accumulators of a window, one per aggregate.
+pub(super) type Cells = smallvec::SmallVec<[Cell; 2]>;
 use super::Spec;
 use crate::aggregate::Aggregator;
 
@@ -40,10 +43,10 @@ pub(super) enum Cell {
 pub(super) struct SpecAggregator(pub(super) Arc<Spec>);
 
 impl Aggregator<Row> for SpecAggregator {
-    type Acc = Vec<Cell>;
-    type Out = Vec<Value>;
+    type Acc = Cells;
+    type Out = Values;
 
-    fn init(&self) -> Vec<Cell> {
+    fn init(&self) -> Cells {
         self.0
             .aggs
             .iter()
@@ -56,7 +59,7 @@ impl Aggregator<Row> for SpecAggregator {
             .collect()
     }
 
-    fn add(&self, acc: &mut Vec<Cell>, row: &Row) {
+    fn add(&self, acc: &mut Cells, row: &Row) {
         for (cell, agg) in acc.iter_mut().zip(&self.0.aggs) {
             let v = agg.column.map(|c| &row.values[c]);
             match (cell, v) {
@@ -77,7 +80,7 @@ impl Aggregator<Row> for SpecAggregator {
         }
     }
 
-    fn merge(&self, acc: &mut Vec<Cell>, other: &Vec<Cell>) {
+    fn merge(&self, acc: &mut Cells, other: &Cells) {
         for ((cell, o), agg) in acc.iter_mut().zip(other).zip(&self.0.aggs) {
             match (cell, o) {
                 (Cell::Count(a), Cell::Count(b)) => *a += b,
@@ -96,7 +99,7 @@ impl Aggregator<Row> for SpecAggregator {
         }
     }
 
-    fn finish(&self, acc: Vec<Cell>) -> Vec<Value> {
+    fn finish(&self, acc: Cells) -> Values {
         acc.into_iter()
             .map(|c| match c {
                 Cell::Count(n) => Value::Int(n as i64),
@@ -144,7 +147,7 @@ fn sum_of(c: &Cell) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Row, Spec};
+    use crate::spec::{Row, Spec, Values};
 
     fn spec(aggregate: &str) -> Arc<Spec> {
         let text = format!(
@@ -170,8 +173,8 @@ mod tests {
     fn row(values: Vec<Value>) -> Row {
         Row {
             ts: 0,
-            key: vec![],
-            values,
+            key: Values::new(),
+            values: values.into_iter().collect(),
         }
     }
 
@@ -182,14 +185,14 @@ mod tests {
         agg.add(&mut acc, &row(vec![Value::Int(2)]));
         agg.add(&mut acc, &row(vec![Value::Null]));
         agg.add(&mut acc, &row(vec![Value::Int(3)]));
-        assert_eq!(agg.finish(acc.clone()), vec![Value::Int(5)]);
+        assert_eq!(agg.finish(acc.clone()).to_vec(), vec![Value::Int(5)]);
         agg.add(&mut acc, &row(vec![Value::Float(0.5)]));
-        assert_eq!(agg.finish(acc), vec![Value::Float(5.5)]);
+        assert_eq!(agg.finish(acc).to_vec(), vec![Value::Float(5.5)]);
 
         let mut acc = agg.init();
         agg.add(&mut acc, &row(vec![Value::Int(i64::MAX)]));
         agg.add(&mut acc, &row(vec![Value::Int(1)]));
-        assert_eq!(agg.finish(acc), vec![Value::Float(i64::MAX as f64 + 1.0)]);
+        assert_eq!(agg.finish(acc).to_vec(), vec![Value::Float(i64::MAX as f64 + 1.0)]);
     }
 
     #[test]
@@ -224,7 +227,7 @@ mod tests {
             Value::Float(12.5 / 3.0),
             Value::Int(4),
         ];
-        assert_eq!(agg.finish(one), expected);
-        assert_eq!(agg.finish(left), expected);
+        assert_eq!(agg.finish(one).to_vec(), expected);
+        assert_eq!(agg.finish(left).to_vec(), expected);
     }
 }

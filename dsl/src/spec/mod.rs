@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use value::{Row, Value};
+pub use value::{Row, Value, Values};
 
 use self::aggregate::{AggSpec, Func, SpecAggregator};
 use self::rows::{bid_row, csv_header, json_row, CsvRowDecoder, Fields, LineSplitter, BID_FIELDS};
@@ -125,6 +125,8 @@ pub struct Spec {
     output: Output,
     /// The output fields: key fields, window bounds, aggregate names.
     header: Vec<String>,
+    /// The output fields as JSON object keys, `"name":`.
+    json_keys: Vec<String>,
 }
 
 impl Spec {
@@ -369,7 +371,17 @@ impl Spec {
         header.push("window_start".into());
         header.push("window_end".into());
         header.extend(aggs.iter().map(|a| a.name.clone()));
+        let json_keys = header
+            .iter()
+            .map(|name| {
+                let mut key = String::new();
+                value::json_string(name, &mut key);
+                key.push(':');
+                key
+            })
+            .collect();
         let spec = Spec {
+            json_keys,
             name: file.name,
             input,
             time_field: event_time.field,
@@ -530,7 +542,7 @@ impl Spec {
         let s = Arc::clone(&spec);
         let lines = windowed
             .aggregate(agg)
-            .map(move |r: WindowResult<Vec<Value>, Vec<Value>>| render::render(&s, r, json));
+            .map(move |r: WindowResult<Values, Values>| render::render(&s, r, json));
         Ok(match &self.output {
             Output::Csv(path) => lines.sink(TextFile::to(path).header(self.header().join(","))),
             Output::Jsonl(path) => lines.sink(TextFile::to(path)),

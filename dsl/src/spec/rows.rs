@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::schema::FieldType;
-use super::value::{Row, Value};
+use super::value::{Row, Value, Values};
 use super::Spec;
 use crate::sources::{read_header, Bid, CsvDecode};
 use crate::SourceError;
@@ -60,8 +60,8 @@ impl Fields {
                 ));
             }
         };
-        let key: Vec<Value> = cells.by_ref().take(self.keys).collect();
-        let values: Vec<Value> = cells.collect();
+        let key: Values = cells.by_ref().take(self.keys).collect();
+        let values: Values = cells.collect();
         let first_value = 1 + self.keys;
         for (i, (v, numeric)) in values.iter().zip(&self.numeric).enumerate() {
             if *numeric && !matches!(v, Value::Int(_) | Value::Float(_) | Value::Null) {

@@ -110,9 +110,7 @@ impl Value {
     pub(super) fn json(&self, out: &mut String) {
         match self {
             Value::Null => out.push_str("null"),
-            Value::Int(i) => {
-                let _ = write!(out, "{i}");
-            }
+            Value::Int(i) => out.push_str(itoa::Buffer::new().format(*i)),
             Value::Float(f) => match serde_json::Number::from_f64(*f) {
                 Some(n) => {
                     let _ = write!(out, "{n}");
@@ -143,13 +141,16 @@ pub(super) fn json_string(s: &str, out: &mut String) {
     out.push_str(&serde_json::to_string(s).unwrap_or_default());
 }
 
+/// A few values, inline up to two (most keys and aggregates).
+pub type Values = smallvec::SmallVec<[Value; 2]>;
+
 /// A row of the spec runner: its event time, key values and the values the
 /// aggregates read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Row {
     pub(super) ts: u64,
-    pub(super) key: Vec<Value>,
-    pub(super) values: Vec<Value>,
+    pub(super) key: Values,
+    pub(super) values: Values,
 }
 
 #[cfg(test)]

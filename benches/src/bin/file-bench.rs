@@ -1,0 +1,203 @@
+//! The path users run: a keyed tumbling-window sum over a file of rows,
+//! through the text spec (`weir run`'s pipeline over dynamic rows) or the
+//! typed DSL, from CSV or JSON lines. Prints one JSON line per run.
+//!
+//! The data is `k,ts,v` with `k = i % keys`, `ts = 1704067200000 + i`,
+//! `v = 1` (`--rows` rows), written once under `--dir` and reused. The job:
+//! event time `ts` with no out-of-orderness, key `k`, tumbling 1 s windows,
+//! `sum(v)`, JSON lines to a file in `--dir`. Every run checks that the
+//! window sums add up to the number of rows.
+//!
+//! ```sh
+//! cargo run --release -p weir-benches --bin file-bench -- --impl spec --format csv --rows 2000000
+//! cargo run --release -p weir-benches --bin file-bench -- --impl typed --format jsonl -w 2
+//! ```
+
+use std::io::{BufRead, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context};
+use clap::{Parser, ValueEnum};
+use serde::{Deserialize, Serialize};
+use weir::aggregate::Sum;
+use weir::prelude::*;
+use weir::spec::Spec;
+use weir_benches::peak_rss_bytes;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Impl {
+    /// The text spec (what `weir run spec.toml` runs).
+    Spec,
+    /// The typed DSL: `Csv::<Row>` or `JsonLines::<Row>` into the same window.
+    Typed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// `k,ts,v` with a header row.
+    Csv,
+    /// `{"k":..,"ts":..,"v":..}` per line.
+    Jsonl,
+}
+
+/// Keyed window sum over a file.
+#[derive(Parser)]
+#[command(disable_help_flag = true)]
+struct Args {
+    #[command(flatten)]
+    cluster: Cluster,
+    /// Pipeline to run.
+    #[arg(long = "impl", value_enum, default_value = "spec")]
+    implementation: Impl,
+    /// Input format.
+    #[arg(long, value_enum, default_value = "csv")]
+    format: Format,
+    /// Rows in the input.
+    #[arg(long, default_value_t = 2_000_000)]
+    rows: u64,
+    /// Distinct keys.
+    #[arg(long, default_value_t = 1_000)]
+    keys: u64,
+    /// Window length in milliseconds.
+    #[arg(long, default_value_t = 1_000)]
+    window_ms: u64,
+    /// Where the input (generated once) and the output go.
+    #[arg(long, default_value = "target/file-bench")]
+    dir: PathBuf,
+}
+
+/// A row of the input, for the typed DSL.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Row {
+    k: u64,
+    ts: u64,
+    v: i64,
+}
+
+const BASE: u64 = 1_704_067_200_000;
+
+/// Writes the input unless a complete one is there.
+fn input(args: &Args) -> anyhow::Result<PathBuf> {
+    let ext = match args.format {
+        Format::Csv => "csv",
+        Format::Jsonl => "jsonl",
+    };
+    std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {:?}", args.dir))?;
+    let path = args
+        .dir
+        .join(format!("rows-{}-{}.{ext}", args.rows, args.keys));
+    let done = path.with_extension(format!("{ext}.done"));
+    if done.exists() {
+        return Ok(path);
+    }
+    let mut out = BufWriter::new(std::fs::File::create(&path)?);
+    if args.format == Format::Csv {
+        writeln!(out, "k,ts,v")?;
+    }
+    for i in 0..args.rows {
+        let (k, ts) = (i % args.keys, BASE + i);
+        match args.format {
+            Format::Csv => writeln!(out, "{k},{ts},1")?,
+            Format::Jsonl => writeln!(out, "{{\"k\":{k},\"ts\":{ts},\"v\":1}}")?,
+        }
+    }
+    out.flush()?;
+    std::fs::write(done, "")?;
+    Ok(path)
+}
+
+fn spec_text(args: &Args, path: &Path, out: &Path) -> String {
+    let kind = match args.format {
+        Format::Csv => "csv",
+        Format::Jsonl => "jsonl",
+    };
+    format!(
+        r#"name = "file-bench"
+[source]
+type = "{kind}"
+path = "{}"
+event_time = {{ field = "ts", max_out_of_orderness_ms = 0 }}
+[window]
+key = ["k"]
+type = "tumbling"
+size_ms = {}
+[aggregate]
+s = "sum(v)"
+[sink]
+type = "jsonl"
+path = "{}"
+"#,
+        path.display(),
+        args.window_ms,
+        out.display()
+    )
+}
+
+/// The sum of the `"s"` fields of the output, and the number of lines.
+fn check(out: &Path) -> anyhow::Result<(u64, u64)> {
+    let file = std::fs::File::open(out).with_context(|| format!("reading {out:?}"))?;
+    let (mut sum, mut lines) = (0, 0);
+    for line in std::io::BufReader::new(file).lines() {
+        let v: serde_json::Value = serde_json::from_str(&line?)?;
+        let s = v
+            .get("s")
+            .or_else(|| v.get("value"))
+            .and_then(|s| s.as_u64());
+        sum += s.context("a result without a sum")?;
+        lines += 1;
+    }
+    Ok((sum, lines))
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let path = input(&args)?;
+    let out = args.dir.join(format!(
+        "out-{:?}-{:?}.jsonl",
+        args.implementation, args.format
+    ));
+    let cluster = args.cluster.clone().quiet(true);
+    let workers = cluster.total_workers();
+    let start = Instant::now();
+    let pipeline = match args.implementation {
+        Impl::Spec => Spec::parse(&spec_text(&args, &path, &out))?.pipeline()?,
+        Impl::Typed => {
+            let p = Pipeline::new("file-bench");
+            let rows = match args.format {
+                Format::Csv => p.source(Csv::<Row>::new(&path)),
+                Format::Jsonl => p.source(JsonLines::<Row>::new(&path)),
+            };
+            rows.event_time(|r: &Row| r.ts, Watermark::ascending())
+                .key_by(|r: &Row| r.k)
+                .window(Tumbling::of(Duration::from_millis(args.window_ms)))
+                .aggregate(Sum::of(|r: &Row| r.v))
+                .sink(JsonLinesFile::to(&out));
+            p
+        }
+    };
+    pipeline.run(cluster)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let (sum, results) = check(&out)?;
+    ensure!(
+        sum == args.rows,
+        "the window sums add up to {sum}, not {}",
+        args.rows
+    );
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "file",
+            "impl": format!("{:?}", args.implementation).to_lowercase(),
+            "format": format!("{:?}", args.format).to_lowercase(),
+            "rows": args.rows,
+            "keys": args.keys,
+            "workers": workers,
+            "results": results,
+            "seconds": seconds,
+            "rows_per_sec": args.rows as f64 / seconds,
+            "peak_rss_bytes": peak_rss_bytes(),
+        })
+    );
+    Ok(())
+}
