@@ -16,8 +16,8 @@
 //! |---|---|
 //! | [`ready`](Lifecycle::ready) | for each arriving record: apply it now, or stash it? |
 //! | [`on_record`](Lifecycle::on_record) | for a record applied on arrival |
-//! | [`on_records`](Lifecycle::on_records) | for the stashed records of one timestamp, once the frontier has passed it, in timestamp order |
-//! | [`on_watermark`](Lifecycle::on_watermark) | when the frontier has moved (after the stash below it is applied): fire what is due |
+//! | [`on_records`](Lifecycle::on_records) | for the stashed records of one timestamp, once the frontier has passed it, in timestamp order (before new input is taken in) |
+//! | [`on_watermark`](Lifecycle::on_watermark) | after the stash below the frontier is applied and new input taken in: fire what is due |
 //! | [`on_checkpoint`](Lifecycle::on_checkpoint) | when the frontier passes a checkpoint time (state as of that time) |
 //! | [`on_close`](Lifecycle::on_close) | once, when the input is complete |
 //!
@@ -231,8 +231,9 @@ impl<L: Lifecycle> Stateful<L> {
             let mut state = Stateful::new(op);
             move |frontiers| {
                 let frontier = frontiers[0].frontier().first().copied();
-                state.advance(frontier);
+                state.apply_stash(frontier);
                 input.for_each(|cap, data| state.receive(frontier, &cap, data, |r| r));
+                state.watermark(frontier);
                 state.flush(frontier, &mut results.activate(), &mut late.activate());
             }
         });
@@ -264,18 +265,18 @@ impl<L: Lifecycle> Stateful<L> {
                     .iter()
                     .filter_map(|f| f.frontier().first().copied())
                     .min();
-                state.advance(frontier);
+                state.apply_stash(frontier);
                 left.for_each(|cap, data| state.receive(frontier, &cap, data, Side::Left));
                 right.for_each(|cap, data| state.receive(frontier, &cap, data, Side::Right));
+                state.watermark(frontier);
                 state.flush(frontier, &mut results.activate(), &mut late.activate());
             }
         });
         (results_stream, late_stream)
     }
 
-    /// Applies, in timestamp order, the stash below `frontier`, then tells
-    /// the operator where the frontier is.
-    fn advance(&mut self, frontier: Option<Time>) {
+    /// Applies, in timestamp order, the stash below `frontier`.
+    fn apply_stash(&mut self, frontier: Option<Time>) {
         if self.closed {
             return;
         }
@@ -286,6 +287,14 @@ impl<L: Lifecycle> Stateful<L> {
             }
             let records = entry.remove();
             self.op.on_records(time, records, &mut self.emit);
+        }
+    }
+
+    /// Tells the operator where the frontier is (and, once, that the input
+    /// is complete).
+    fn watermark(&mut self, frontier: Option<Time>) {
+        if self.closed {
+            return;
         }
         match frontier {
             Some(f) => self.op.on_watermark(f, &mut self.emit),

@@ -192,7 +192,10 @@ mod tests {
         let mut acc = agg.init();
         agg.add(&mut acc, &row(vec![Value::Int(i64::MAX)]));
         agg.add(&mut acc, &row(vec![Value::Int(1)]));
-        assert_eq!(agg.finish(acc).to_vec(), vec![Value::Float(i64::MAX as f64 + 1.0)]);
+        assert_eq!(
+            agg.finish(acc).to_vec(),
+            vec![Value::Float(i64::MAX as f64 + 1.0)]
+        );
     }
 
     #[test]
