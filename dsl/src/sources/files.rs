@@ -627,25 +627,38 @@ impl<T: Data> Source for Csv<T> {
     }
 
     fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<T>>>, SourceError> {
-        let mut readers: Vec<Box<dyn PartitionReader<T>>> = Vec::new();
-        let splits = self.spec.splits(ctx)?;
-        let keep_open = splits.len() <= MAX_OPEN;
-        for split in splits {
-            let headers = read_header(ctx.name(), &split.path, self.delimiter)?;
-            let decoder = SerdeDecode {
-                headers,
+        open_csv(&self.spec, ctx, self.delimiter, |_, headers| {
+            Ok(SerdeDecode {
+                headers: headers.clone(),
                 _item: PhantomData,
-            };
-            readers.push(Box::new(CsvReader::new(
-                ctx,
-                split,
-                keep_open,
-                self.delimiter,
-                decoder,
-            )));
-        }
-        Ok(readers)
+            })
+        })
     }
+}
+
+/// Readers for every split of this worker, each decoding rows with the
+/// decoder `make` gives for its file and header.
+fn open_csv<T, D>(
+    spec: &FileSpec,
+    ctx: &SourceContext,
+    delimiter: u8,
+    make: impl Fn(&Path, &csv::ByteRecord) -> Result<D, SourceError>,
+) -> Result<Vec<Box<dyn PartitionReader<T>>>, SourceError>
+where
+    T: 'static,
+    D: CsvDecode<T>,
+{
+    let mut readers: Vec<Box<dyn PartitionReader<T>>> = Vec::new();
+    let splits = spec.splits(ctx)?;
+    let keep_open = splits.len() <= MAX_OPEN;
+    for split in splits {
+        let headers = read_header(ctx.name(), &split.path, delimiter)?;
+        let decoder = make(&split.path, &headers)?;
+        readers.push(Box::new(CsvReader::new(
+            ctx, split, keep_open, delimiter, decoder,
+        )));
+    }
+    Ok(readers)
 }
 
 /// Turns the CSV records of one file into records of a stream.
@@ -709,17 +722,7 @@ where
     }
 
     fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<T>>>, SourceError> {
-        let mut readers: Vec<Box<dyn PartitionReader<T>>> = Vec::new();
-        let splits = self.spec.splits(ctx)?;
-        let keep_open = splits.len() <= MAX_OPEN;
-        for split in splits {
-            let headers = read_header(ctx.name(), &split.path, b',')?;
-            let decoder = (self.make)(&split.path, &headers)?;
-            readers.push(Box::new(CsvReader::new(
-                ctx, split, keep_open, b',', decoder,
-            )));
-        }
-        Ok(readers)
+        open_csv(&self.spec, ctx, b',', &self.make)
     }
 }
 

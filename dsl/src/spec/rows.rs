@@ -45,6 +45,20 @@ impl Fields {
         }
     }
 
+    /// Makes a row of the cells of every field, in [`Fields`] order; the
+    /// first cell that is an error is the row's error.
+    fn row_of(
+        &self,
+        cells: impl Iterator<Item = Result<Value, String>>,
+    ) -> Result<Option<Row>, String> {
+        let mut failure = None;
+        let row = self.row(cells.map_while(|cell| cell.map_err(|e| failure = Some(e)).ok()));
+        match failure {
+            Some(e) => Err(e),
+            None => row.map(Some),
+        }
+    }
+
     /// Makes a row of the values of every field, in [`Fields`] order.
     fn row(&self, mut cells: impl Iterator<Item = Value>) -> Result<Row, String> {
         let ts = match cells.next() {
@@ -154,24 +168,11 @@ impl CsvDecode<Row> for CsvRowDecoder {
             ));
         }
         let f = &self.fields;
-        let mut failure = None;
-        let cells = self.columns.iter().enumerate().map_while(|(i, &c)| {
-            let cell = std::str::from_utf8(&row[c])
+        f.row_of(self.columns.iter().enumerate().map(|(i, &c)| {
+            std::str::from_utf8(&row[c])
                 .map_err(|_| format!("field `{}`: invalid UTF-8", f.names[i]))
-                .and_then(|raw| typed(f.types[i], &f.names[i], raw));
-            match cell {
-                Ok(v) => Some(v),
-                Err(e) => {
-                    failure = Some(e);
-                    None
-                }
-            }
-        });
-        let row = f.row(cells);
-        match failure {
-            Some(e) => Err(e),
-            None => row.map(Some),
-        }
+                .and_then(|raw| typed(f.types[i], &f.names[i], raw))
+        }))
     }
 }
 
@@ -235,22 +236,11 @@ pub(super) fn json_row(fields: &Fields, line: &[u8]) -> Result<Option<Row>, Stri
     let raw = serde::de::DeserializeSeed::deserialize(PickFields(fields), &mut de)
         .map_err(|e| e.to_string())?;
     de.end().map_err(|e| e.to_string())?;
-    let mut failure = None;
-    let cells =
+    fields.row_of(
         raw.into_iter()
             .enumerate()
-            .map_while(|(i, cell)| match json_cell(fields, i, cell) {
-                Ok(v) => Some(v),
-                Err(e) => {
-                    failure = Some(e);
-                    None
-                }
-            });
-    let row = fields.row(cells);
-    match failure {
-        Some(e) => Err(e),
-        None => row.map(Some),
-    }
+            .map(|(i, cell)| json_cell(fields, i, cell)),
+    )
 }
 
 /// A JSON scalar as read, before the schema's type is applied.
