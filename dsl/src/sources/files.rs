@@ -1,10 +1,12 @@
 //! File sources: CSV, JSON lines and plain text, from a file, a directory or a glob,
 //! split across workers by file and byte range.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -147,31 +149,61 @@ fn open_aligned(name: &str, split: &Split) -> Result<(BufReader<File>, u64), Sou
 }
 
 /// At most this many splits of one source stay open on a worker between
-/// reads; a worker with more splits opens each for the length of a read and
-/// closes it after, so no input is too large for the file descriptor limit.
+/// reads; the others are opened for the length of a read and closed after,
+/// so no input is too large for the file descriptor limit. The source reads
+/// its partitions in event-time order, mostly one after the other, so the
+/// splits being read are the ones kept open.
 const MAX_OPEN: usize = 16;
 
-/// One split's file, opened on first read (aligned to its first line) and,
-/// when the worker has many splits, closed after each read and reopened at
-/// the position reached.
+/// How many more splits of one source may stay open on this worker.
+type OpenBudget = Rc<Cell<usize>>;
+
+fn open_budget() -> OpenBudget {
+    Rc::new(Cell::new(MAX_OPEN))
+}
+
+/// One split's file, opened on first read (aligned to its first line) and
+/// kept open between reads while the worker's budget of open splits allows;
+/// otherwise closed after each read and reopened at the position reached.
 struct SplitFile {
     name: String,
     split: Split,
     /// The position of the next line, once aligned.
     pos: Option<u64>,
     reader: Option<BufReader<File>>,
-    keep_open: bool,
+    budget: OpenBudget,
+    /// Whether this split holds one unit of the budget.
+    holds: bool,
+}
+
+impl Drop for SplitFile {
+    fn drop(&mut self) {
+        if self.holds {
+            self.budget.set(self.budget.get() + 1);
+        }
+    }
 }
 
 impl SplitFile {
-    fn new(name: &str, split: Split, keep_open: bool) -> Self {
+    fn new(name: &str, split: Split, budget: &OpenBudget) -> Self {
         SplitFile {
             name: name.to_string(),
             split,
             pos: None,
             reader: None,
-            keep_open,
+            budget: Rc::clone(budget),
+            holds: false,
         }
+    }
+
+    /// Whether the split may stay open between reads: it holds a unit of
+    /// the budget, or takes one if any is left.
+    fn keep(&mut self) -> bool {
+        if !self.holds && self.budget.get() > 0 {
+            self.budget.set(self.budget.get() - 1);
+            self.holds = true;
+        }
+        self.holds
     }
 
     /// The reader at the next line (opened, or reopened where reading
@@ -194,10 +226,10 @@ impl SplitFile {
     }
 
     /// Records that reading has reached `pos`, and keeps `reader` (at
-    /// `pos`) if the file stays open between reads.
+    /// `pos`) if the file may stay open between reads.
     fn release(&mut self, pos: u64, reader: Option<BufReader<File>>) {
         self.pos = Some(pos);
-        self.reader = reader.filter(|_| self.keep_open);
+        self.reader = reader.filter(|_| self.keep());
     }
 }
 
@@ -427,11 +459,11 @@ where
 {
     let mut readers: Vec<Box<dyn PartitionReader<T>>> = Vec::new();
     let splits = spec.splits(ctx)?;
-    let keep_open = splits.len() <= MAX_OPEN;
+    let budget = open_budget();
     for split in splits {
         let parse = make(&split.path)?;
         readers.push(Box::new(LinesReader {
-            file: SplitFile::new(ctx.name(), split, keep_open),
+            file: SplitFile::new(ctx.name(), split, &budget),
             line: Vec::new(),
             work: ctx.work_done(),
             parse,
@@ -650,12 +682,12 @@ where
 {
     let mut readers: Vec<Box<dyn PartitionReader<T>>> = Vec::new();
     let splits = spec.splits(ctx)?;
-    let keep_open = splits.len() <= MAX_OPEN;
+    let budget = open_budget();
     for split in splits {
         let headers = read_header(ctx.name(), &split.path, delimiter)?;
         let decoder = make(&split.path, &headers)?;
         readers.push(Box::new(CsvReader::new(
-            ctx, split, keep_open, delimiter, decoder,
+            ctx, split, &budget, delimiter, decoder,
         )));
     }
     Ok(readers)
@@ -769,14 +801,20 @@ struct CsvReader<T, D> {
 }
 
 impl<T, D> CsvReader<T, D> {
-    fn new(ctx: &SourceContext, split: Split, keep_open: bool, delimiter: u8, decoder: D) -> Self {
+    fn new(
+        ctx: &SourceContext,
+        split: Split,
+        budget: &OpenBudget,
+        delimiter: u8,
+        decoder: D,
+    ) -> Self {
         CsvReader {
             csv: None,
             delimiter,
             base: 0,
             reported: None,
             skip_header: split.start == 0,
-            file: SplitFile::new(ctx.name(), split, keep_open),
+            file: SplitFile::new(ctx.name(), split, budget),
             decoder,
             record: csv::ByteRecord::new(),
             work: ctx.work_done(),
@@ -826,7 +864,7 @@ impl<T: 'static, D: CsvDecode<T>> PartitionReader<T> for CsvReader<T, D> {
         let result = self.read_with(&mut csv, out, max);
         let now = self.base + csv.position().byte();
         self.file.release(now, None);
-        if self.file.keep_open {
+        if self.file.keep() {
             self.csv = Some(csv);
         }
         let now = now.min(self.file.split.end);
@@ -885,10 +923,13 @@ mod tests {
     /// reader, to check each line is read exactly once.
     fn read_all_lines(files: &[PathBuf], split: u64, peers: usize) -> Vec<u64> {
         let mut all = Vec::new();
+        // With an even number of workers no split may stay open: each is
+        // reopened for every read.
+        let budget = Rc::new(Cell::new(if peers % 2 == 0 { 0 } else { MAX_OPEN }));
         for w in 0..peers {
             for split in splits_for("t", files, split, w, peers).unwrap() {
                 let mut r = LinesReader {
-                    file: SplitFile::new("t", split, peers % 2 == 0),
+                    file: SplitFile::new("t", split, &budget),
                     line: Vec::new(),
                     work: Arc::new(AtomicU64::new(0)),
                     parse: |l: &[u8], _| Ok(Some(serde_json::from_slice::<u64>(l).unwrap())),
