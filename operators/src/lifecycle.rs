@@ -20,6 +20,7 @@
 //! | [`on_watermark`](Lifecycle::on_watermark) | after the stash below the frontier is applied and new input taken in: fire what is due |
 //! | [`on_checkpoint`](Lifecycle::on_checkpoint) | when the frontier passes a checkpoint time (state as of that time) |
 //! | [`on_close`](Lifecycle::on_close) | once, when the input is complete |
+//! | [`next_output`](Lifecycle::next_output) | after each activation: the earliest time the operator may still send at, where its capabilities are held |
 //!
 //! Each operator has two outputs: its results and its late records (records
 //! that arrived after everything they could still change had been

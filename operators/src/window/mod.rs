@@ -33,6 +33,10 @@
 //! open sessions and one live timer, merging sessions as records bridge them
 //! (Flink-style: `[t, t + gap)` per record, windows that overlap or touch
 //! merge).
+//!
+//! Both are [`Lifecycle`](crate::lifecycle::Lifecycle)s run by the one
+//! stateful-operator skeleton ([`Stateful`]): `panes.rs` holds the
+//! tumbling and sliding state, `sessions.rs` the session state.
 
 mod panes;
 mod sessions;
