@@ -62,6 +62,10 @@ struct Args {
     /// Window length in milliseconds.
     #[arg(long, default_value_t = 1_000)]
     window_ms: u64,
+    /// Typed DSL only: write one part file per worker (`JsonLinesFile::parts`)
+    /// instead of one file written by worker 0.
+    #[arg(long)]
+    parts: bool,
     /// Where the input (generated once) and the output go.
     #[arg(long, default_value = "target/file-bench")]
     dir: PathBuf,
@@ -154,8 +158,10 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let path = input(&args)?;
     let out = args.dir.join(format!(
-        "out-{:?}-{:?}.jsonl",
-        args.implementation, args.format
+        "out-{:?}-{:?}{}",
+        args.implementation,
+        args.format,
+        if args.parts { "-parts" } else { ".jsonl" }
     ));
     let cluster = args.cluster.clone().quiet(true);
     let workers = cluster.total_workers();
@@ -168,17 +174,36 @@ fn main() -> anyhow::Result<()> {
                 Format::Csv => p.source(Csv::<Row>::new(&path)),
                 Format::Jsonl => p.source(JsonLines::<Row>::new(&path)),
             };
-            rows.event_time(|r: &Row| r.ts, Watermark::ascending())
+            let results = rows
+                .event_time(|r: &Row| r.ts, Watermark::ascending())
                 .key_by(|r: &Row| r.k)
                 .window(Tumbling::of(Duration::from_millis(args.window_ms)))
-                .aggregate(Sum::of(|r: &Row| r.v))
-                .sink(JsonLinesFile::to(&out));
+                .aggregate(Sum::of(|r: &Row| r.v));
+            if args.parts {
+                let _ = std::fs::remove_dir_all(&out);
+                results.sink(JsonLinesFile::parts(&out));
+            } else {
+                results.sink(JsonLinesFile::to(&out));
+            }
             p
         }
     };
+    ensure!(
+        !args.parts || args.implementation == Impl::Typed,
+        "--parts is for --impl typed"
+    );
     pipeline.run(cluster)?;
     let seconds = start.elapsed().as_secs_f64();
-    let (sum, results) = check(&out)?;
+    let (sum, results) = if out.is_dir() {
+        let mut total = (0, 0);
+        for part in std::fs::read_dir(&out)? {
+            let (s, n) = check(&part?.path())?;
+            total = (total.0 + s, total.1 + n);
+        }
+        total
+    } else {
+        check(&out)?
+    };
     ensure!(
         sum == args.rows,
         "the window sums add up to {sum}, not {}",
@@ -193,6 +218,7 @@ fn main() -> anyhow::Result<()> {
             "rows": args.rows,
             "keys": args.keys,
             "workers": workers,
+            "parts": args.parts,
             "results": results,
             "seconds": seconds,
             "rows_per_sec": args.rows as f64 / seconds,

@@ -178,7 +178,10 @@ impl<T: Data> Stream<T> {
                 let writer: Box<dyn SinkWriter<T>> = match sink.placement() {
                     Placement::EveryWorker => sink.open(&sctx)?,
                     Placement::WorkerZero => {
-                        s = s.exchange(|_| 0);
+                        // With one worker in all there is nothing to route.
+                        if ctx.scope.peers() > 1 {
+                            s = s.exchange(|_| 0);
+                        }
                         if worker == 0 {
                             sink.open(&sctx)?
                         } else {
