@@ -254,6 +254,19 @@ fn jsonl_files_and_stdin_give_the_same_results_as_csv() {
     ok(&weir_with_stdin(dir.path(), &quoted));
     assert_eq!(read_results(&dir.path().join("out.jsonl")), expected);
 
+    // A bad line on standard input names its line, byte offset and reason.
+    std::fs::write(dir.path().join("spec.toml"), &stdin_csv).unwrap();
+    let out = weir_with_stdin(
+        dir.path(),
+        "region,ts,user,amount\r\neu,1700000000000,u1,5\neu,soon,u2,7\n",
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("<stdin>:3 (byte 45)") && err.contains("field `ts`: expected the event time"),
+        "{err}"
+    );
+
     // A bad JSON line names the line and the reason.
     let bad = jsonl.replacen("\"ts\":", "\"ts\":\"soon\",\"x\":", 1);
     std::fs::write(dir.path().join("events.jsonl"), bad).unwrap();

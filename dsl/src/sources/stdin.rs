@@ -90,14 +90,34 @@ fn open_stdin<T: Data>(
     if ctx.worker() != 0 {
         return Ok(Vec::new());
     }
-    let (tx, rx) = sync_channel::<std::io::Result<String>>(4096);
+    // Whole lines, in chunks of about CHUNK bytes: one allocation and one
+    // channel message per chunk, not per line.
+    let (tx, rx) = sync_channel::<std::io::Result<Vec<u8>>>(64);
     std::thread::Builder::new()
         .name("weir:stdin".into())
         .spawn(move || {
-            for line in std::io::stdin().lock().lines() {
-                let stop = line.is_err();
-                if tx.send(line).is_err() || stop {
-                    break;
+            let mut stdin = std::io::stdin().lock();
+            loop {
+                let mut chunk = Vec::with_capacity(CHUNK + 256);
+                let mut end = false;
+                while chunk.len() < CHUNK {
+                    match stdin.read_until(b'\n', &mut chunk) {
+                        Ok(0) => {
+                            end = true;
+                            break;
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+                if !chunk.is_empty() && tx.send(Ok(chunk)).is_err() {
+                    return;
+                }
+                if end {
+                    return;
                 }
             }
         })
@@ -108,26 +128,37 @@ fn open_stdin<T: Data>(
         })?;
     Ok(vec![Box::new(StdinReader {
         rx,
+        chunk: Vec::new(),
+        at: 0,
         name: ctx.name().to_string(),
         line: 0,
+        offset: 0,
         parse,
     })])
 }
 
+/// Bytes of standard input per message from the reading thread.
+const CHUNK: usize = 64 * 1024;
+
 struct StdinReader<T> {
-    rx: Receiver<std::io::Result<String>>,
+    rx: Receiver<std::io::Result<Vec<u8>>>,
+    /// Whole lines read from standard input, and how far they are parsed.
+    chunk: Vec<u8>,
+    at: usize,
     name: String,
+    /// The number of the last line taken, and the byte offset of the next.
     line: u64,
+    offset: u64,
     parse: LineParse<T>,
 }
 
 impl<T: Data> StdinReader<T> {
-    fn bad(&self, reason: String) -> BoxError {
+    fn bad(&self, offset: u64, reason: String) -> BoxError {
         Box::new(SourceError::BadRecord {
             source_name: self.name.clone(),
             path: "<stdin>".into(),
             line: self.line,
-            offset: 0,
+            offset,
             reason,
         })
     }
@@ -137,21 +168,40 @@ impl<T: Data> PartitionReader<T> for StdinReader<T> {
     fn read(&mut self, out: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError> {
         let limit = out.len() + max;
         while out.len() < limit {
-            match self.rx.try_recv() {
-                Ok(Ok(line)) => {
-                    self.line += 1;
-                    match (self.parse)(&line, self.line) {
-                        Ok(Some(record)) => out.push(record),
-                        Ok(None) => {}
-                        Err(reason) => return Err(self.bad(reason)),
+            if self.at >= self.chunk.len() {
+                match self.rx.try_recv() {
+                    Ok(Ok(chunk)) => {
+                        self.chunk = chunk;
+                        self.at = 0;
                     }
+                    Ok(Err(e)) => {
+                        self.line += 1;
+                        return Err(self.bad(self.offset, e.to_string()));
+                    }
+                    Err(TryRecvError::Empty) => return Ok(ReadStatus::Idle),
+                    Err(TryRecvError::Disconnected) => return Ok(ReadStatus::Done),
                 }
-                Ok(Err(e)) => {
-                    self.line += 1;
-                    return Err(self.bad(e.to_string()));
-                }
-                Err(TryRecvError::Empty) => return Ok(ReadStatus::Idle),
-                Err(TryRecvError::Disconnected) => return Ok(ReadStatus::Done),
+            }
+            let rest = &self.chunk[self.at..];
+            let len = rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(rest.len(), |i| i + 1);
+            let at = self.offset;
+            self.line += 1;
+            self.offset += len as u64;
+            self.at += len;
+            let mut text = &rest[..len];
+            text = text.strip_suffix(b"\n").unwrap_or(text);
+            text = text.strip_suffix(b"\r").unwrap_or(text);
+            let line = match std::str::from_utf8(text) {
+                Ok(line) => line,
+                Err(e) => return Err(self.bad(at, format!("invalid UTF-8: {e}"))),
+            };
+            match (self.parse)(line, self.line) {
+                Ok(Some(record)) => out.push(record),
+                Ok(None) => {}
+                Err(reason) => return Err(self.bad(at, reason)),
             }
         }
         Ok(ReadStatus::More)
