@@ -3,12 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use weir_engine::CounterKind;
-use weir_operators::source::{partitioned_source_with_time, EventTime};
+use weir_operators::source::EventTime;
 
 use crate::error::PlanError;
 use crate::plan::{builder, Port};
-use crate::sources::SourceContext;
+use crate::sources::open_source;
 use crate::stream::single_output;
 use crate::{Data, Stream};
 
@@ -141,10 +140,6 @@ impl<T: Data> Stream<T> {
         let idle_timeout = watermark.idle_timeout;
         let batch = watermark.every;
         let timed = builder(move |ctx| {
-            let name = source.describe();
-            let sctx = SourceContext::new(ctx, &name);
-            let readers = source.open(&sctx)?;
-            let counter = ctx.metrics.counter(CounterKind::Source, &name);
             let extract = Arc::clone(&extract);
             let time = EventTime {
                 extract: move |r: &T| extract(r),
@@ -152,14 +147,7 @@ impl<T: Data> Stream<T> {
                 idle_timeout,
                 batch,
             };
-            Ok(partitioned_source_with_time(
-                ctx.scope,
-                &name,
-                readers,
-                Some(time),
-                counter,
-                ctx.failure.clone(),
-            ))
+            open_source(ctx, &*source, Some(time))
         });
         if !slot.assign(timed) {
             self.pipeline.record_error(PlanError::InvalidParameter {

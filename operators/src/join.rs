@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -71,9 +71,8 @@ where
             upper,
             left: Stored::default(),
             right: Stored::default(),
-            late,
         };
-        let (pairs, _late) = Stateful::binary(self, other, "IntervalJoin", state);
+        let (pairs, _late) = Stateful::binary(self, other, "IntervalJoin", state, late);
         pairs
     }
 }
@@ -85,7 +84,6 @@ struct JoinState<K, A, B> {
     upper: i64,
     left: Stored<K, A>,
     right: Stored<K, B>,
-    late: Arc<AtomicU64>,
 }
 
 /// The stored records of one side, by key, with an index of when they
@@ -176,7 +174,6 @@ where
         let right_until = move |ts: Time| i128::from(ts) - lower;
         self.left.expire(time, left_until);
         self.right.expire(time, right_until);
-        let mut late = 0;
         let mut rights = Vec::new();
         for record in records {
             let (ts, (key, a)) = match record {
@@ -187,7 +184,6 @@ where
                 }
             };
             if ts < time {
-                late += 1;
                 out.late(time, Side::Left((ts, (key, a))));
                 continue;
             }
@@ -200,7 +196,6 @@ where
         }
         for (ts, (key, b)) in rights {
             if ts < time {
-                late += 1;
                 out.late(time, Side::Right((ts, (key, b))));
                 continue;
             }
@@ -210,9 +205,6 @@ where
                 }
             }
             self.right.insert(key, ts, b, right_until(ts));
-        }
-        if late > 0 {
-            self.late.fetch_add(late, Ordering::Relaxed);
         }
     }
 
@@ -229,7 +221,7 @@ fn clamp(t: i128) -> Time {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicU64;
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
 
     use timely::dataflow::operators::capture::{Capture, Extract};

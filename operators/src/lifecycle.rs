@@ -26,7 +26,7 @@
 //! that arrived after everything they could still change had been
 //! emitted). Hooks send to both through an [`Emit`]; the skeleton sends each
 //! record at the time the hook asks for, or at the capability it holds if
-//! that is later.
+//! that is later, and counts the late records.
 //!
 //! # Examples
 //!
@@ -34,6 +34,7 @@
 //! complete, then the sum so far goes out.
 //!
 //! ```
+//! use std::sync::{atomic::AtomicU64, Arc};
 //! use timely::dataflow::operators::{ToStream, capture::{Capture, Extract}};
 //! use weir_operators::lifecycle::{Emit, Lifecycle, Stateful};
 //! use weir_operators::Time;
@@ -53,7 +54,8 @@
 //!
 //! let out = timely::example(|scope| {
 //!     let input = (1..=4u64).to_stream(scope).container::<Vec<_>>();
-//!     let (sums, _late) = Stateful::unary(input, "RunningSum", RunningSum { sum: 0 });
+//!     let late = Arc::new(AtomicU64::new(0));
+//!     let (sums, _late) = Stateful::unary(input, "RunningSum", RunningSum { sum: 0 }, late);
 //!     sums.capture()
 //! });
 //! let sums: Vec<u64> = out.extract().into_iter().flat_map(|(_, d)| d).collect();
@@ -61,6 +63,8 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
@@ -203,51 +207,70 @@ pub struct Stateful<L: Lifecycle> {
     caps: Option<(Capability<Time>, Capability<Time>)>,
     closed: bool,
     emit: Emit<L::Out, L::Late>,
+    /// Counts the records sent to the late output.
+    late: Arc<AtomicU64>,
+}
+
+/// An output of a stateful operator, batching records in vectors.
+type Output<R> = OutputBuilder<Time, CapacityContainerBuilder<Vec<R>>>;
+
+/// Adds the results and late outputs of a stateful operator to `builder`.
+fn two_outputs<'scope, O: 'static, L: 'static>(
+    builder: &mut OperatorBuilder<'scope, Time>,
+) -> (Output<O>, Output<L>, Outputs<'scope, O, L>) {
+    let (results, results_stream) = builder.new_output();
+    let (late, late_stream) = builder.new_output();
+    (
+        Output::from(results),
+        Output::from(late),
+        (results_stream, late_stream),
+    )
 }
 
 impl<L: Lifecycle> Stateful<L> {
-    fn new(op: L) -> Self {
+    fn new(op: L, late: Arc<AtomicU64>) -> Self {
         Stateful {
             op,
             stash: BTreeMap::new(),
             caps: None,
             closed: false,
             emit: Emit::new(),
+            late,
         }
     }
 
     /// Builds the operator `op` on one input: its results and late records.
+    /// The number of late records is added to `late`.
     pub fn unary<'scope>(
         input: VecStream<'scope, L::In>,
         name: &str,
         op: L,
+        late: Arc<AtomicU64>,
     ) -> Outputs<'scope, L::Out, L::Late> {
         let mut builder = OperatorBuilder::new(name.to_owned(), input.scope());
         let mut input = builder.new_input(input, Pipeline);
-        let (results, results_stream) = builder.new_output();
-        let (late, late_stream) = builder.new_output();
-        let mut results = OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from(results);
-        let mut late = OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from(late);
+        let (mut results, mut late_out, streams) = two_outputs(&mut builder);
         builder.build(move |_initial| {
-            let mut state = Stateful::new(op);
+            let mut state = Stateful::new(op, late);
             move |frontiers| {
                 let frontier = frontiers[0].frontier().first().copied();
-                state.apply_stash(frontier);
-                input.for_each(|cap, data| state.receive(frontier, &cap, data, |r| r));
-                state.watermark(frontier);
-                state.flush(frontier, &mut results.activate(), &mut late.activate());
+                state.step(frontier, &mut results, &mut late_out, |state| {
+                    input.for_each(|cap, data| state.receive(frontier, &cap, data, |r| r))
+                });
             }
         });
-        (results_stream, late_stream)
+        streams
     }
 
     /// Builds the operator `op` on two inputs, whose records it reads as
-    /// [`Side::Left`] and [`Side::Right`].
+    /// [`Side::Left`] and [`Side::Right`]; as [`unary`](Stateful::unary)
+    /// otherwise.
     pub fn binary<'scope, A: 'static, B: 'static>(
         left: VecStream<'scope, A>,
         right: VecStream<'scope, B>,
         name: &str,
         op: L,
+        late: Arc<AtomicU64>,
     ) -> Outputs<'scope, L::Out, L::Late>
     where
         L: Lifecycle<In = Side<A, B>>,
@@ -255,25 +278,37 @@ impl<L: Lifecycle> Stateful<L> {
         let mut builder = OperatorBuilder::new(name.to_owned(), left.scope());
         let mut left = builder.new_input(left, Pipeline);
         let mut right = builder.new_input(right, Pipeline);
-        let (results, results_stream) = builder.new_output();
-        let (late, late_stream) = builder.new_output();
-        let mut results = OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from(results);
-        let mut late = OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from(late);
+        let (mut results, mut late_out, streams) = two_outputs(&mut builder);
         builder.build(move |_initial| {
-            let mut state = Stateful::new(op);
+            let mut state = Stateful::new(op, late);
             move |frontiers| {
                 let frontier = frontiers
                     .iter()
                     .filter_map(|f| f.frontier().first().copied())
                     .min();
-                state.apply_stash(frontier);
-                left.for_each(|cap, data| state.receive(frontier, &cap, data, Side::Left));
-                right.for_each(|cap, data| state.receive(frontier, &cap, data, Side::Right));
-                state.watermark(frontier);
-                state.flush(frontier, &mut results.activate(), &mut late.activate());
+                state.step(frontier, &mut results, &mut late_out, |state| {
+                    left.for_each(|cap, data| state.receive(frontier, &cap, data, Side::Left));
+                    right.for_each(|cap, data| state.receive(frontier, &cap, data, Side::Right));
+                });
             }
         });
-        (results_stream, late_stream)
+        streams
+    }
+
+    /// One activation: applies the stash below the frontier, takes in the
+    /// new input (`take_input`), reports the frontier, and sends what the
+    /// hooks emitted.
+    fn step(
+        &mut self,
+        frontier: Option<Time>,
+        results: &mut Output<L::Out>,
+        late: &mut Output<L::Late>,
+        take_input: impl FnOnce(&mut Self),
+    ) {
+        self.apply_stash(frontier);
+        take_input(self);
+        self.watermark(frontier);
+        self.flush(frontier, &mut results.activate(), &mut late.activate());
     }
 
     /// Applies, in timestamp order, the stash below `frontier`.
@@ -323,22 +358,17 @@ impl<L: Lifecycle> Stateful<L> {
         if self.caps.as_ref().is_none_or(|(c, _)| time < *c.time()) {
             self.caps = cap.retain_least(0).zip(cap.retain_least(1));
         }
-        let stash = &mut self.stash;
-        let mut slot: Option<&mut Vec<L::In>> = None;
+        let mut waiting = Vec::new();
         for record in data.drain(..) {
             let record = wrap(record);
             if self.op.ready(time, frontier, &record) {
                 self.op.on_record(time, record, &mut self.emit);
             } else {
-                match slot {
-                    Some(ref mut s) => s.push(record),
-                    None => {
-                        let s = stash.entry(time).or_default();
-                        s.push(record);
-                        slot = Some(s);
-                    }
-                }
+                waiting.push(record);
             }
+        }
+        if !waiting.is_empty() {
+            self.stash.entry(time).or_default().append(&mut waiting);
         }
     }
 
@@ -353,6 +383,10 @@ impl<L: Lifecycle> Stateful<L> {
         if !self.emit.is_empty() {
             match &self.caps {
                 Some((results_cap, late_cap)) => {
+                    let late_records = self.emit.late.len() as u64;
+                    if late_records > 0 {
+                        self.late.fetch_add(late_records, Ordering::Relaxed);
+                    }
                     send_runs(&mut self.emit.out, results_cap, results);
                     send_runs(&mut self.emit.late, late_cap, late);
                 }

@@ -7,6 +7,7 @@
 
 use std::hash::Hash;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use differential_dataflow::operators::arrange::arrangement::{arrange_core, Arranged};
 use differential_dataflow::operators::arrange::TraceAgent;
@@ -86,7 +87,8 @@ where
             fold,
             _records: PhantomData,
         };
-        let (changes, _late) = Stateful::unary(self, "UpdatingFold", state);
+        // A fold has no late records: every record counts.
+        let (changes, _late) = Stateful::unary(self, "UpdatingFold", state, Arc::default());
         changes
     }
 }

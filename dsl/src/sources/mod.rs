@@ -31,7 +31,7 @@ pub use stdin::Stdin;
 pub use weir_operators::{PartitionReader, ReadStatus};
 
 use weir_engine::{CounterKind, Metrics};
-use weir_operators::partitioned_source;
+use weir_operators::source::{partitioned_source_with_time, EventTime};
 
 use crate::error::SourceError;
 use crate::plan::{builder, Builder, Pipeline, Port};
@@ -117,11 +117,6 @@ impl SourceContext {
     }
 }
 
-/// How a source's stream is built once `event_time` has been assigned: the
-/// source operator with event time and watermarks. Set at most once, by
-/// `Stream::event_time` right after the source.
-pub(crate) type TimedSourceBuild<T> = Builder<T>;
-
 /// The event time of one source: empty until `event_time` is called on its
 /// stream, then the build of the source with event time. The source node
 /// reads it when it is built, so the source is one operator however many
@@ -129,14 +124,41 @@ pub(crate) type TimedSourceBuild<T> = Builder<T>;
 pub(crate) struct EventTimeSlot<T> {
     /// The source, for `event_time` to open it with event time.
     pub(crate) source: Arc<dyn Source<Item = T>>,
-    build: OnceLock<TimedSourceBuild<T>>,
+    /// The source operator with event time and watermarks, set at most once
+    /// by `Stream::event_time` right after the source.
+    build: OnceLock<Builder<T>>,
 }
 
 impl<T> EventTimeSlot<T> {
     /// Sets the timed build; false if event time was already assigned.
-    pub(crate) fn assign(&self, build: TimedSourceBuild<T>) -> bool {
+    pub(crate) fn assign(&self, build: Builder<T>) -> bool {
         self.build.set(build).is_ok()
     }
+}
+
+/// The source operator of `source` on this worker: its partitions, with
+/// event time and per-partition watermarks if `time` is given.
+pub(crate) fn open_source<'s, T, F>(
+    ctx: &mut crate::plan::Ctx<'s>,
+    source: &dyn Source<Item = T>,
+    time: Option<EventTime<F>>,
+) -> Result<crate::plan::Timed<'s, T>, crate::BoxError>
+where
+    T: Data,
+    F: Fn(&T) -> u64 + 'static,
+{
+    let name = source.describe();
+    let sctx = SourceContext::new(ctx, &name);
+    let readers = source.open(&sctx)?;
+    let counter = ctx.metrics.counter(CounterKind::Source, &name);
+    Ok(partitioned_source_with_time(
+        ctx.scope,
+        &name,
+        readers,
+        time,
+        counter,
+        ctx.failure.clone(),
+    ))
 }
 
 impl Pipeline {
@@ -164,21 +186,9 @@ impl Pipeline {
             build: OnceLock::new(),
         });
         let timed = Arc::clone(&slot);
-        let untimed = builder(move |ctx| {
-            let sctx = SourceContext::new(ctx, &name);
-            let readers = source.open(&sctx)?;
-            let counter = ctx.metrics.counter(CounterKind::Source, &name);
-            Ok(partitioned_source(
-                ctx.scope,
-                &name,
-                readers,
-                counter,
-                ctx.failure.clone(),
-            ))
-        });
         let build = builder(move |ctx| match timed.build.get() {
             Some(with_time) => with_time(ctx),
-            None => untimed(ctx),
+            None => open_source::<S::Item, fn(&S::Item) -> u64>(ctx, &*source, None),
         });
         self.set_build(node, single_output(node, build));
         let mut stream = Stream::of(self.clone(), Port::main(node), false);

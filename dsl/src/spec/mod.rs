@@ -42,7 +42,7 @@ use std::time::Duration;
 pub use value::{Row, Value, Values};
 
 use self::aggregate::{AggSpec, Func, SpecAggregator};
-use self::rows::{bid_row, csv_header, json_row, CsvRowDecoder, Fields, LineSplitter, BID_FIELDS};
+use self::rows::{csv_header, json_row, BidRows, CsvRowDecoder, Fields, LineSplitter, BID_FIELDS};
 use self::schema::{FieldType, SinkKind, SourceKind, SpecFile, StdinFormat, WindowKind};
 use crate::sources::{list_files, CsvDecode, CsvRows, LineSource, Mapped, Nexmark, ParsedStdin};
 use crate::{
@@ -408,28 +408,23 @@ impl Spec {
         self.types.iter().find(|(f, _)| f == field).map(|(_, t)| *t)
     }
 
-    /// The output fields: key fields, window bounds, aggregate names.
-    fn header(&self) -> &[String] {
-        &self.header
-    }
-
     /// Checks the fields a Nexmark spec reads against the fields of a bid
     /// and their types: the event time is an integer field, and summed or
     /// averaged fields are numbers.
     fn check_bid_fields(&self) -> Result<(), SpecError> {
-        let names: Vec<String> = BID_FIELDS.iter().map(|(f, _)| f.to_string()).collect();
+        let names: Vec<String> = BID_FIELDS.iter().map(|(f, _, _)| f.to_string()).collect();
         self.check_fields(&names, "Nexmark bids")?;
         let type_of = |field: &str| {
             BID_FIELDS
                 .iter()
-                .find(|(f, _)| *f == field)
-                .map(|(_, t)| *t)
+                .find(|(f, _, _)| *f == field)
+                .map(|(_, t, _)| *t)
         };
         let numbers = || {
             BID_FIELDS
                 .iter()
-                .filter(|(_, t)| *t == FieldType::Int)
-                .map(|(f, _)| *f)
+                .filter(|(_, t, _)| *t == FieldType::Int)
+                .map(|(f, _, _)| *f)
                 .collect::<Vec<_>>()
                 .join(", ")
         };
@@ -468,16 +463,16 @@ impl Spec {
     pub fn pipeline(&self) -> Result<Pipeline, SpecError> {
         let spec = Arc::new(self.clone());
         let p = Pipeline::new(self.name.clone());
+        let fields = Arc::new(Fields::of(self));
         let rows = match &self.input {
             Input::Nexmark(events) => {
-                let s = Arc::clone(&spec);
+                let bids = BidRows::new(&fields);
                 p.source(Mapped::new(Nexmark::bids(*events), move |bid| {
-                    bid_row(&s, &bid)
+                    bids.row(&bid)
                 }))
             }
             Input::Csv(path) => {
                 self.check_csv_header(path)?;
-                let fields = Arc::new(Fields::of(self));
                 let name = format!("csv({})", path.display());
                 p.source(CsvRows::new(
                     path,
@@ -486,16 +481,12 @@ impl Spec {
                     },
                 ))
             }
-            Input::Jsonl(path) => {
-                let fields = Arc::new(Fields::of(self));
-                p.source(LineSource::new(path, "jsonl", move |_: &Path| {
-                    let fields = Arc::clone(&fields);
-                    Ok(move |line: &[u8], _| json_row(&fields, line))
-                }))
-            }
+            Input::Jsonl(path) => p.source(LineSource::new(path, "jsonl", move |_: &Path| {
+                let fields = Arc::clone(&fields);
+                Ok(move |line: &[u8], _| json_row(&fields, line))
+            })),
             Input::Stdin(format) => {
                 let s = Arc::clone(&spec);
-                let fields = Arc::new(Fields::of(self));
                 let csv = *format == StdinFormat::Csv;
                 let splitter = std::sync::Mutex::new(LineSplitter::new());
                 let decoder: std::sync::OnceLock<CsvRowDecoder> = std::sync::OnceLock::new();
@@ -544,7 +535,7 @@ impl Spec {
             .aggregate(agg)
             .map(move |r: WindowResult<Values, Values>| render::render(&s, r, json));
         Ok(match &self.output {
-            Output::Csv(path) => lines.sink(TextFile::to(path).header(self.header().join(","))),
+            Output::Csv(path) => lines.sink(TextFile::to(path).header(self.header.join(","))),
             Output::Jsonl(path) => lines.sink(TextFile::to(path)),
             Output::Stdout => lines.sink(StdoutLines::new()),
         })

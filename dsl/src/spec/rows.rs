@@ -387,49 +387,110 @@ impl<'de> serde::Deserialize<'de> for ScalarOf {
     }
 }
 
-/// The fields of a Nexmark bid, as the spec names them, with their types.
-pub(super) const BID_FIELDS: [(&str, FieldType); 7] = [
-    ("auction", FieldType::Int),
-    ("bidder", FieldType::Int),
-    ("price", FieldType::Int),
-    ("channel", FieldType::String),
-    ("url", FieldType::String),
-    ("date_time", FieldType::Int),
-    ("extra", FieldType::String),
+/// Reads one field of a bid.
+type BidField = fn(&Bid) -> Value;
+
+/// The fields of a Nexmark bid, as the spec names them, with their types
+/// and how each is read.
+pub(super) const BID_FIELDS: [(&str, FieldType, BidField); 7] = [
+    ("auction", FieldType::Int, |b| Value::Int(b.auction as i64)),
+    ("bidder", FieldType::Int, |b| Value::Int(b.bidder as i64)),
+    ("price", FieldType::Int, |b| Value::Int(b.price as i64)),
+    ("channel", FieldType::String, |b| {
+        Value::Str(b.channel.clone())
+    }),
+    ("url", FieldType::String, |b| Value::Str(b.url.clone())),
+    ("date_time", FieldType::Int, |b| {
+        Value::Int(b.date_time as i64)
+    }),
+    ("extra", FieldType::String, |b| Value::Str(b.extra.clone())),
 ];
 
-/// A field of a bid as a value (`Null` for a name that is not a bid field,
-/// which the spec's checks rule out).
-fn bid_value(bid: &Bid, field: &str) -> Value {
-    match field {
-        "auction" => Value::Int(bid.auction as i64),
-        "bidder" => Value::Int(bid.bidder as i64),
-        "price" => Value::Int(bid.price as i64),
-        "channel" => Value::Str(bid.channel.clone()),
-        "url" => Value::Str(bid.url.clone()),
-        "date_time" => Value::Int(bid.date_time as i64),
-        "extra" => Value::Str(bid.extra.clone()),
-        _ => Value::Null,
-    }
+/// Makes rows of bids: the reader of each field a row needs, looked up once
+/// per spec rather than by name per bid.
+pub(super) struct BidRows {
+    /// The event-time field, the key fields, then the aggregated fields.
+    fields: Vec<BidField>,
+    keys: usize,
 }
 
-/// A bid as a row. The spec was checked against [`BID_FIELDS`] when parsed:
-/// the time field is an integer field and summed fields are numbers.
-pub(super) fn bid_row(spec: &Spec, bid: &Bid) -> Row {
-    Row {
-        ts: bid.date_time,
-        key: spec.keys.iter().map(|k| bid_value(bid, k)).collect(),
-        values: spec
-            .value_fields
-            .iter()
-            .map(|f| bid_value(bid, f))
-            .collect(),
+impl BidRows {
+    /// The spec was checked against [`BID_FIELDS`] when parsed: every field
+    /// is a bid field and the event time an integer field.
+    pub(super) fn new(fields: &Fields) -> BidRows {
+        let reader = |name: &String| {
+            BID_FIELDS
+                .iter()
+                .find(|(f, _, _)| f == name)
+                .map_or((|_| Value::Null) as BidField, |(_, _, read)| *read)
+        };
+        BidRows {
+            fields: fields.names.iter().map(reader).collect(),
+            keys: fields.keys,
+        }
+    }
+
+    /// A bid as a row.
+    pub(super) fn row(&self, bid: &Bid) -> Row {
+        let mut cells = self.fields.iter().map(|read| read(bid));
+        let ts = match cells.next() {
+            Some(Value::Int(t)) => t as u64,
+            _ => 0, // ruled out by the spec's checks
+        };
+        Row {
+            ts,
+            key: cells.by_ref().take(self.keys).collect(),
+            values: cells.collect(),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A bid row reads the fields the spec names, the event time included.
+    #[test]
+    fn bid_rows_read_the_fields_the_spec_names() {
+        let spec = Spec::parse(
+            r#"
+            name = "t"
+            [source]
+            type = "nexmark"
+            events = 10
+            event_time = { field = "bidder", max_out_of_orderness_ms = 0 }
+            [window]
+            key = ["channel", "auction"]
+            type = "tumbling"
+            size_ms = 10
+            [aggregate]
+            total = "sum(price)"
+            top = "max(url)"
+            [sink]
+            type = "stdout"
+            "#,
+        )
+        .unwrap();
+        let bid = Bid {
+            auction: 7,
+            bidder: 1234,
+            price: 99,
+            channel: "web".into(),
+            url: "u".into(),
+            date_time: 5,
+            extra: String::new(),
+        };
+        let row = BidRows::new(&Fields::of(&spec)).row(&bid);
+        assert_eq!(row.ts, 1234);
+        assert_eq!(
+            row.key.to_vec(),
+            vec![Value::Str("web".into()), Value::Int(7)]
+        );
+        assert_eq!(
+            row.values.to_vec(),
+            vec![Value::Int(99), Value::Str("u".into())]
+        );
+    }
 
     /// `LineSplitter` splits as the csv crate does, with quotes, escaped
     /// quotes, empty fields, and lines longer than its first buffers.

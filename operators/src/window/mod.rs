@@ -172,16 +172,16 @@ where
         let lateness = config.allowed_lateness;
         match config.assigner {
             Assigner::Tumbling { size } => {
-                let panes = panes::Panes::new(size, size, lateness, agg, late);
-                Stateful::unary(self, "Window", panes)
+                let panes = panes::Panes::new(size, size, lateness, agg);
+                Stateful::unary(self, "Window", panes, late)
             }
             Assigner::Sliding { size, slide } => {
-                let panes = panes::Panes::new(size, slide, lateness, agg, late);
-                Stateful::unary(self, "Window", panes)
+                let panes = panes::Panes::new(size, slide, lateness, agg);
+                Stateful::unary(self, "Window", panes, late)
             }
             Assigner::Session { gap } => {
-                let sessions = sessions::Sessions::new(gap, lateness, agg, late);
-                Stateful::unary(self, "Window", sessions)
+                let sessions = sessions::Sessions::new(gap, lateness, agg);
+                Stateful::unary(self, "Window", sessions, late)
             }
         }
     }

@@ -10,8 +10,6 @@ use std::collections::hash_map::Entry;
 use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
@@ -32,13 +30,12 @@ pub(super) struct Panes<K, V, A: Aggregator<V>> {
     /// The greatest time windows have fired up to: every window with
     /// `end + allowed_lateness` at or below it is done, records or not.
     fired_until: Option<Time>,
-    late: Arc<AtomicU64>,
     _records: PhantomData<fn(V)>,
 }
 
 impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> Panes<K, V, A> {
     /// Windows of `size` every `slide` (`slide == size` for tumbling).
-    pub(super) fn new(size: u64, slide: u64, lateness: u64, agg: A, late: Arc<AtomicU64>) -> Self {
+    pub(super) fn new(size: u64, slide: u64, lateness: u64, agg: A) -> Self {
         Panes {
             size,
             slide,
@@ -47,7 +44,6 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> Panes<K, V, A> {
             agg,
             panes: BTreeMap::new(),
             fired_until: None,
-            late,
             _records: PhantomData,
         }
     }
@@ -192,17 +188,12 @@ where
         out: &mut Emit<Self::Out, Self::Late>,
     ) {
         self.fire_until(time, out);
-        let mut late = 0;
         for (ts, (key, value)) in records {
             if self.is_late(time, ts) {
-                late += 1;
                 out.late(time, (ts, (key, value)));
             } else {
                 self.add(ts, key, value);
             }
-        }
-        if late > 0 {
-            self.late.fetch_add(late, Ordering::Relaxed);
         }
     }
 

@@ -5,8 +5,6 @@
 use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
@@ -28,13 +26,12 @@ pub(super) struct Sessions<K, V, A: Aggregator<V>> {
     timers: BTreeMap<Time, Vec<K>>,
     /// Sessions fired by one `fire_until`, sent in order of their ends.
     fired: Vec<WindowResult<K, A::Out>>,
-    late: Arc<AtomicU64>,
     _records: PhantomData<fn(V)>,
 }
 
 impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> Sessions<K, V, A> {
     /// Sessions closed by `gap` without records.
-    pub(super) fn new(gap: u64, lateness: u64, agg: A, late: Arc<AtomicU64>) -> Self {
+    pub(super) fn new(gap: u64, lateness: u64, agg: A) -> Self {
         Sessions {
             gap,
             lateness,
@@ -42,7 +39,6 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> Sessions<K, V, A> {
             sessions: FxHashMap::default(),
             timers: BTreeMap::new(),
             fired: Vec::new(),
-            late,
             _records: PhantomData,
         }
     }
@@ -211,12 +207,8 @@ where
                 break;
             }
         }
-        if !candidates.is_empty() {
-            self.late
-                .fetch_add(candidates.len() as u64, Ordering::Relaxed);
-            for record in candidates {
-                out.late(time, record);
-            }
+        for record in candidates {
+            out.late(time, record);
         }
     }
 
