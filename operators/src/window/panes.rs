@@ -56,6 +56,7 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> Panes<K, V, A> {
     }
 
     /// Adds a record to its pane.
+    #[inline]
     fn add(&mut self, ts: u64, key: K, value: V) {
         let agg = &self.agg;
         let acc = self
