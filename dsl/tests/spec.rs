@@ -423,13 +423,10 @@ path = "out.jsonl"
     ok(&weir(&["run", "spec.toml", "-q", "-w", "2"], dir.path()));
 
     // The reference: the same generator, read in order on one thread.
-    let config = nexmark::config::NexmarkConfig {
-        base_time: weir::sources::NEXMARK_BASE_TIME,
-        ..Default::default()
-    };
+    let config = weir::sources::NexmarkConfig::default();
     let mut expected: BTreeMap<(u64, u64), (u64, u64)> = BTreeMap::new();
-    for event in nexmark::EventGenerator::new(config).take(20_000) {
-        if let nexmark::event::Event::Bid(b) = event {
+    for event in weir::sources::EventGenerator::new(config).take(20_000) {
+        if let weir::sources::Event::Bid(b) = event {
             let e = expected
                 .entry((b.auction as u64, b.date_time - b.date_time % 500))
                 .or_insert((0, 0));

@@ -138,7 +138,14 @@ pub fn q3(events: u64, sink: impl Sink<Q3>) -> Pipeline {
                 .iter()
                 .any(|s| x.state.eq_ignore_ascii_case(s))
         })
-        .map(|x| (x.id as u64, (x.name, x.city, x.state)))
+        .map(|x| {
+            let names = (
+                x.name.into_owned(),
+                x.city.into_owned(),
+                x.state.into_owned(),
+            );
+            (x.id as u64, names)
+        })
         .key_by(|x| x.0);
     let auctions = p
         .source(Nexmark::auctions(events))
@@ -292,7 +299,7 @@ pub fn q8(events: u64, sink: impl Sink<Q8>) -> Pipeline {
     let persons = p
         .source(Nexmark::persons(events))
         .event_time(|x: &Person| x.date_time, Watermark::ascending())
-        .map(|x| (x.id as u64, x.name, x.date_time))
+        .map(|x| (x.id as u64, x.name.into_owned(), x.date_time))
         .key_by(|x| x.0);
     let auctions = p
         .source(Nexmark::auctions(events))

@@ -3,23 +3,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use nexmark::event::Event;
 use weir::prelude::*;
+use weir::sources::{Bid, Event, EventGenerator, NexmarkConfig};
 use weir_examples::nexmark::{self as q, Q2, Q3, Q5, Q7, Q8};
 
 const EVENTS: u64 = 150_000; // 15 s of event time
 
 fn events() -> Vec<Event> {
-    let config = nexmark::config::NexmarkConfig {
-        base_time: weir::sources::NEXMARK_BASE_TIME,
-        ..Default::default()
-    };
-    nexmark::EventGenerator::new(config)
+    EventGenerator::new(NexmarkConfig::default())
         .take(EVENTS as usize)
         .collect()
 }
 
-fn bids() -> Vec<nexmark::event::Bid> {
+fn bids() -> Vec<Bid> {
     events()
         .into_iter()
         .filter_map(|e| if let Event::Bid(b) = e { Some(b) } else { None })
@@ -124,7 +120,7 @@ fn q5_finds_the_hot_items_of_each_sliding_window() {
 
 #[test]
 fn q7_finds_the_highest_bids_of_each_tumbling_window() {
-    let mut by_window: BTreeMap<u64, Vec<nexmark::event::Bid>> = BTreeMap::new();
+    let mut by_window: BTreeMap<u64, Vec<Bid>> = BTreeMap::new();
     for b in bids() {
         by_window
             .entry(b.date_time - b.date_time % q::TUMBLE_MS)
@@ -160,7 +156,7 @@ fn q8_finds_new_persons_who_opened_auctions() {
     for e in events() {
         match e {
             Event::Person(p) => {
-                persons.insert((p.id as u64, window(p.date_time)), p.name);
+                persons.insert((p.id as u64, window(p.date_time)), p.name.into());
             }
             Event::Auction(a) => {
                 sellers.insert((a.seller as u64, window(a.date_time)));
@@ -193,7 +189,7 @@ fn q3_joins_local_sellers_with_their_category_10_auctions() {
     for e in events() {
         match e {
             Event::Person(p) if ["or", "id", "ca"].contains(&p.state.to_lowercase().as_str()) => {
-                persons.insert(p.id as u64, (p.name, p.city, p.state));
+                persons.insert(p.id as u64, (p.name.into(), p.city.into(), p.state.into()));
             }
             Event::Auction(a) if a.category == 10 => auctions.push((a.seller as u64, a.id as u64)),
             _ => {}

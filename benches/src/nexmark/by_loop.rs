@@ -224,7 +224,7 @@ fn q8(events: u64, out: &mut Out<'_, Q8>) {
         }
         if next_person == Some(t) {
             let p = persons.next().expect("peeked");
-            people.insert(p.id as u64, p.name);
+            people.insert(p.id as u64, p.name.into_owned());
         } else {
             let a = auctions.next().expect("peeked");
             sellers.insert(a.seller as u64);

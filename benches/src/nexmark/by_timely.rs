@@ -341,7 +341,7 @@ fn q8(scope: Scope<'_, Time>, events: u64) -> Records<'_, Q8> {
                             .entry(start)
                             .or_default()
                             .0
-                            .insert(p.id as u64, p.name);
+                            .insert(p.id as u64, p.name.into_owned());
                     }
                 });
                 auctions.for_each(|cap, data| {

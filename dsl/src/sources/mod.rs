@@ -23,7 +23,8 @@ pub use generator::Generator;
 pub use iter::Iter;
 #[cfg(feature = "nexmark")]
 pub use nexmark::{
-    Auction, Bid, Event, EventGenerator, Nexmark, NexmarkConfig, Person, NEXMARK_BASE_TIME,
+    Auction, Bid, Event, EventGenerator, EventType, Nexmark, NexmarkConfig, Person, Text,
+    NEXMARK_BASE_TIME,
 };
 #[cfg(feature = "cli")]
 pub(crate) use stdin::ParsedStdin;

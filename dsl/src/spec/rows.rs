@@ -397,13 +397,15 @@ pub(super) const BID_FIELDS: [(&str, FieldType, BidField); 7] = [
     ("bidder", FieldType::Int, |b| Value::Int(b.bidder as i64)),
     ("price", FieldType::Int, |b| Value::Int(b.price as i64)),
     ("channel", FieldType::String, |b| {
-        Value::Str(b.channel.clone())
+        Value::Str(b.channel.to_string())
     }),
-    ("url", FieldType::String, |b| Value::Str(b.url.clone())),
+    ("url", FieldType::String, |b| Value::Str(b.url.to_string())),
     ("date_time", FieldType::Int, |b| {
         Value::Int(b.date_time as i64)
     }),
-    ("extra", FieldType::String, |b| Value::Str(b.extra.clone())),
+    ("extra", FieldType::String, |b| {
+        Value::Str(b.extra.to_string())
+    }),
 ];
 
 /// Makes rows of bids: the reader of each field a row needs, looked up once
@@ -478,7 +480,7 @@ mod tests {
             channel: "web".into(),
             url: "u".into(),
             date_time: 5,
-            extra: String::new(),
+            extra: "".into(),
         };
         let row = BidRows::new(&Fields::of(&spec)).row(&bid);
         assert_eq!(row.ts, 1234);

@@ -2,11 +2,11 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-pub use nexmark::config::NexmarkConfig;
-use nexmark::event::EventType;
-pub use nexmark::event::{Auction, Bid, Event, Person};
-pub use nexmark::EventGenerator;
 use weir_engine::BoxError;
+
+mod events;
+
+pub use events::{Auction, Bid, Event, EventGenerator, EventType, NexmarkConfig, Person, Text};
 
 use super::{PartitionReader, ReadStatus, Source, SourceContext};
 use crate::error::SourceError;
@@ -16,8 +16,9 @@ use crate::Data;
 /// [`base_time`](Nexmark::base_time) says otherwise: 2023-11-14T22:13:20Z.
 pub const NEXMARK_BASE_TIME: u64 = 1_700_000_000_000;
 
-/// The Nexmark generator (the `nexmark` crate, a port of the Flink
-/// generator): persons, auctions and bids in the proportion 1 : 3 : 46.
+/// The Nexmark generator ([`EventGenerator`], the model of the Nexmark
+/// benchmark's generator in Beam and Flink, without per-event string
+/// building): persons, auctions and bids in the proportion 1 : 3 : 46.
 ///
 /// The events of the chosen type among the first `events` are cut into a
 /// fixed number of partitions (16 unless [`partitions`](Nexmark::partitions)
@@ -162,8 +163,8 @@ impl<T> Nexmark<T> {
         self.len() == 0
     }
 
-    /// The generator configuration: the `nexmark` crate's defaults with this
-    /// source's base time.
+    /// The generator configuration: the Nexmark defaults with this source's
+    /// base time.
     pub fn config(&self) -> NexmarkConfig {
         NexmarkConfig {
             base_time: self.base_time,
@@ -216,8 +217,8 @@ impl<T: Data> Source for Nexmark<T> {
 /// auctions, then bids.
 fn count_of(kind: EventType, events: u64, config: &NexmarkConfig) -> u64 {
     let (person, auction, bid) = (
-        config.person_proportion as u64,
-        config.auction_proportion as u64,
+        config.person_proportion.max(1) as u64,
+        config.auction_proportion.max(1) as u64,
         config.bid_proportion as u64,
     );
     let group = person + auction + bid;
