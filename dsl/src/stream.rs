@@ -141,6 +141,45 @@ impl<T: Data> Stream<T> {
         )
     }
 
+    /// Renders each batch of records into one [`Lines`](crate::sinks::Lines)
+    /// (`render` appends one line, without its `\n`), for a text sink: no
+    /// string per record, and across workers one message per batch.
+    pub(crate) fn render_lines<F>(self, render: F) -> Stream<crate::sinks::Lines>
+    where
+        F: Fn(T, &mut String) + Send + Sync + 'static,
+    {
+        use timely::dataflow::channels::pact::Pipeline as Local;
+        use timely::dataflow::operators::generic::operator::Operator;
+        let up = self.upstream();
+        let render = Arc::new(render);
+        self.then(
+            "render",
+            String::new(),
+            builder(move |ctx| {
+                let render = Arc::clone(&render);
+                Ok(up.build(ctx)?.unary(Local, "Render", move |_, _| {
+                    move |input, output| {
+                        input.for_each(|cap, batch| {
+                            let mut lines = crate::sinks::Lines {
+                                text: String::with_capacity(batch.len() * 64),
+                                count: batch.len() as u64,
+                            };
+                            let mut first = None;
+                            for (ts, record) in batch.drain(..) {
+                                first = Some(first.map_or(ts, |t: weir_operators::Time| t.min(ts)));
+                                render(record, &mut lines.text);
+                                lines.text.push('\n');
+                            }
+                            if let Some(ts) = first {
+                                output.session(&cap).give((ts, lines));
+                            }
+                        });
+                    }
+                }))
+            }),
+        )
+    }
+
     /// Keeps the records for which `predicate` is true.
     ///
     /// # Examples

@@ -141,15 +141,59 @@ pub trait Lifecycle: 'static {
 /// Output records collected by the hooks during one activation, each with
 /// the time it asks for.
 pub struct Emit<O, L> {
-    out: Vec<(Time, O)>,
-    late: Vec<(Time, L)>,
+    out: Runs<O>,
+    late: Runs<L>,
+}
+
+/// Records in runs of equal times, in the order given: a run goes out as
+/// one container, without moving its records again.
+struct Runs<R> {
+    runs: Vec<(Time, Vec<R>)>,
+    /// Records in all runs.
+    len: usize,
+    /// The length of the last run sent, to size the next one.
+    hint: usize,
+}
+
+impl<R> Runs<R> {
+    fn new() -> Self {
+        Runs {
+            runs: Vec::new(),
+            len: 0,
+            hint: 0,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, time: Time, record: R) {
+        self.len += 1;
+        if let Some((t, run)) = self.runs.last_mut() {
+            if *t == time {
+                run.push(record);
+                return;
+            }
+        }
+        self.start(time, record);
+    }
+
+    #[cold]
+    fn start(&mut self, time: Time, record: R) {
+        let mut run = Vec::with_capacity(self.hint.clamp(1, 1 << 12));
+        run.push(record);
+        self.runs.push((time, run));
+    }
+
+    fn clear(&mut self) {
+        self.runs.clear();
+        self.len = 0;
+    }
 }
 
 impl<O, L> Emit<O, L> {
     fn new() -> Self {
         Emit {
-            out: Vec::new(),
-            late: Vec::new(),
+            out: Runs::new(),
+            late: Runs::new(),
         }
     }
 
@@ -157,41 +201,38 @@ impl<O, L> Emit<O, L> {
     /// capability, if that is later).
     #[inline]
     pub fn give(&mut self, time: Time, record: O) {
-        self.out.push((time, record));
+        self.out.push(time, record);
     }
 
     /// Sends `record` on the late-data output at `time` (or later, as
     /// [`give`](Emit::give)).
     #[inline]
     pub fn late(&mut self, time: Time, record: L) {
-        self.late.push((time, record));
+        self.late.push(time, record);
     }
 
     fn is_empty(&self) -> bool {
-        self.out.is_empty() && self.late.is_empty()
+        self.out.len == 0 && self.late.len == 0
     }
 }
 
-/// Sends `records` in runs of equal times (sorted first if they are not),
-/// each at its time or at `cap` if that is later.
+/// Sends `records` run by run (in order of their times), each at its time
+/// or at `cap` if that is later.
 fn send_runs<R: 'static>(
-    records: &mut Vec<(Time, R)>,
+    records: &mut Runs<R>,
     cap: &Capability<Time>,
     output: &mut OutputBuilderSession<'_, Time, CapacityContainerBuilder<Vec<R>>>,
 ) {
-    if !records.is_sorted_by_key(|(t, _)| *t) {
-        records.sort_by_key(|(t, _)| *t);
+    if !records.runs.is_sorted_by_key(|(t, _)| *t) {
+        records.runs.sort_by_key(|(t, _)| *t);
     }
     let floor = *cap.time();
-    let mut records = records.drain(..).peekable();
-    while let Some((time, first)) = records.next() {
+    for (time, mut run) in records.runs.drain(..) {
+        records.hint = run.len();
         let at = cap.delayed(&time.max(floor));
-        let mut session = output.session(&at);
-        session.give(first);
-        while let Some((_, r)) = records.next_if(|(t, _)| *t == time) {
-            session.give(r);
-        }
+        output.session(&at).give_container(&mut run);
     }
+    records.len = 0;
 }
 
 /// The two output streams of a stateful operator: results and late records.
@@ -383,7 +424,7 @@ impl<L: Lifecycle> Stateful<L> {
         if !self.emit.is_empty() {
             match &self.caps {
                 Some((results_cap, late_cap)) => {
-                    let late_records = self.emit.late.len() as u64;
+                    let late_records = self.emit.late.len as u64;
                     if late_records > 0 {
                         self.late.fetch_add(late_records, Ordering::Relaxed);
                     }

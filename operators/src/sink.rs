@@ -20,6 +20,14 @@ pub trait SinkWriter<D>: 'static {
     /// An I/O error; it stops the job.
     fn write(&mut self, batch: &mut Vec<D>) -> Result<(), BoxError>;
 
+    /// How many records the last [`write`](SinkWriter::write) of a batch
+    /// of `batch_len` items wrote, for the sink's counter: by default one per
+    /// item. A writer of items that each hold several records (rendered
+    /// lines, say) counts those.
+    fn records_written(&self, batch_len: usize) -> u64 {
+        batch_len as u64
+    }
+
     /// Flushes and closes, once no more records will come.
     ///
     /// # Errors
@@ -92,10 +100,10 @@ impl<D: 'static> SinkOp<D> for VecStream<'_, D> {
                     batch.clear();
                     return;
                 };
-                let n = batch.len() as u64;
+                let n = batch.len();
                 match w.write(batch) {
                     Ok(()) => {
-                        counter.fetch_add(n, Ordering::Relaxed);
+                        counter.fetch_add(w.records_written(n), Ordering::Relaxed);
                     }
                     Err(e) => {
                         failure.raise(e);
@@ -117,6 +125,9 @@ impl<D: 'static> SinkOp<D> for VecStream<'_, D> {
 impl<D, W: SinkWriter<D> + ?Sized> SinkWriter<D> for Box<W> {
     fn write(&mut self, batch: &mut Vec<D>) -> Result<(), BoxError> {
         (**self).write(batch)
+    }
+    fn records_written(&self, batch_len: usize) -> u64 {
+        (**self).records_written(batch_len)
     }
     fn close(&mut self) -> Result<(), BoxError> {
         (**self).close()

@@ -2,6 +2,8 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 use super::{Placement, Sink, SinkContext, SinkWriter};
 use crate::error::SinkError;
 use crate::{BoxError, Data};
@@ -277,6 +279,25 @@ impl TextFile {
     }
 }
 
+impl TextFile {
+    /// This worker's file, with the header written.
+    fn open_text(&self, ctx: &SinkContext) -> Result<TextWriter, SinkError> {
+        let (path, mut out) = self.target.create(ctx, "txt")?;
+        if let Some(header) = &self.header {
+            writeln!(out, "{header}").map_err(|error| SinkError {
+                sink: ctx.name().to_string(),
+                path: path.clone(),
+                error,
+            })?;
+        }
+        Ok(TextWriter {
+            name: ctx.name().to_string(),
+            path,
+            out,
+        })
+    }
+}
+
 impl Sink<String> for TextFile {
     fn describe(&self) -> String {
         self.target.describe("txt")
@@ -287,19 +308,85 @@ impl Sink<String> for TextFile {
     }
 
     fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<String>>, SinkError> {
-        let (path, mut out) = self.target.create(ctx, "txt")?;
-        if let Some(header) = &self.header {
-            writeln!(out, "{header}").map_err(|error| SinkError {
-                sink: ctx.name().to_string(),
-                path: path.clone(),
-                error,
-            })?;
-        }
-        Ok(Box::new(TextWriter {
-            name: ctx.name().to_string(),
-            path,
-            out,
+        Ok(Box::new(self.open_text(ctx)?))
+    }
+}
+
+/// Writes each [`Lines`] as it is, counting its lines.
+impl Sink<Lines> for TextFile {
+    fn describe(&self) -> String {
+        self.target.describe("txt")
+    }
+
+    fn placement(&self) -> Placement {
+        self.target.placement()
+    }
+
+    fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<Lines>>, SinkError> {
+        Ok(Box::new(LinesWriter {
+            text: self.open_text(ctx)?,
+            written: 0,
         }))
+    }
+}
+
+/// Lines of text rendered together: `text` holds `count` lines, each ended
+/// by `\n`. [`TextFile`] and [`StdoutLines`](super::StdoutLines) write it as
+/// it is and count `count` records; a stage that renders a batch of records
+/// into one `Lines` saves an allocation and a copy per record.
+///
+/// # Examples
+///
+/// ```
+/// use weir::prelude::*;
+/// use weir::sinks::Lines;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("out.txt");
+/// let summary = Pipeline::new("p")
+///     .source(Iter::new(vec![3u64]))
+///     .map(|n: u64| Lines {
+///         text: (0..n).map(|i| format!("line {i}\n")).collect(),
+///         count: n,
+///     })
+///     .sink(TextFile::to(&path))
+///     .run(Cluster::threads(1).quiet(true))
+///     .unwrap();
+/// assert_eq!(std::fs::read_to_string(&path).unwrap(), "line 0\nline 1\nline 2\n");
+/// assert_eq!(summary.sinks[0].1, 3);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lines {
+    /// The lines, each ended by `\n`.
+    pub text: String,
+    /// How many lines `text` holds.
+    pub count: u64,
+}
+
+struct LinesWriter {
+    text: TextWriter,
+    written: u64,
+}
+
+impl SinkWriter<Lines> for LinesWriter {
+    fn write(&mut self, batch: &mut Vec<Lines>) -> Result<(), BoxError> {
+        self.written = 0;
+        let w = &mut self.text;
+        for lines in batch.drain(..) {
+            w.out
+                .write_all(lines.text.as_bytes())
+                .map_err(|e| sink_error(&w.name, &w.path, e))?;
+            self.written += lines.count;
+        }
+        Ok(())
+    }
+
+    fn records_written(&self, _batch_len: usize) -> u64 {
+        self.written
+    }
+
+    fn close(&mut self) -> Result<(), BoxError> {
+        self.text.close()
     }
 }
 

@@ -13,7 +13,7 @@ mod stdout;
 use std::sync::Arc;
 
 pub use collect::Collect;
-pub use files::{CsvFile, JsonLinesFile, TextFile};
+pub use files::{CsvFile, JsonLinesFile, Lines, TextFile};
 pub use for_each::ForEach;
 pub use stdout::{Stdout, StdoutLines};
 pub use weir_operators::SinkWriter;
@@ -114,15 +114,23 @@ impl SinkContext {
 struct WithoutTime<T> {
     inner: Box<dyn SinkWriter<T>>,
     buffer: Vec<T>,
+    /// What the inner writer counted of the last batch.
+    written: u64,
 }
 
 impl<T: 'static> SinkWriter<(Time, T)> for WithoutTime<T> {
     fn write(&mut self, batch: &mut Vec<(Time, T)>) -> Result<(), crate::BoxError> {
         self.buffer
             .extend(batch.drain(..).map(|(_, record)| record));
-        let written = self.inner.write(&mut self.buffer);
+        let n = self.buffer.len();
+        let result = self.inner.write(&mut self.buffer);
+        self.written = self.inner.records_written(n);
         self.buffer.clear();
-        written
+        result
+    }
+
+    fn records_written(&self, _batch_len: usize) -> u64 {
+        self.written
     }
 
     fn close(&mut self) -> Result<(), crate::BoxError> {
@@ -193,6 +201,7 @@ impl<T: Data> Stream<T> {
                 let writer = WithoutTime {
                     inner: writer,
                     buffer: Vec::new(),
+                    written: 0,
                 };
                 s.sink_into(&name, writer, counter, ctx.failure.clone());
                 Ok(())

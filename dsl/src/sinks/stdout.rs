@@ -1,6 +1,6 @@
 use std::io::Write;
 
-use super::{Sink, SinkContext, SinkWriter};
+use super::{Lines, Sink, SinkContext, SinkWriter};
 use crate::error::SinkError;
 use crate::{BoxError, Data};
 
@@ -122,6 +122,13 @@ impl Sink<String> for StdoutLines {
     }
 
     fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<String>>, SinkError> {
+        Ok(Box::new(self.open_lines(ctx)?))
+    }
+}
+
+impl StdoutLines {
+    /// The writer, with the header printed.
+    fn open_lines(&self, ctx: &SinkContext) -> Result<LinesWriter, SinkError> {
         let mut writer = StdoutWriter {
             name: ctx.name().to_string(),
             buffer: Vec::with_capacity(1 << 16),
@@ -135,7 +142,51 @@ impl Sink<String> for StdoutLines {
             })?;
         }
         writer.buffer.clear();
-        Ok(Box::new(LinesWriter(writer)))
+        Ok(LinesWriter(writer))
+    }
+}
+
+/// Prints each [`Lines`] as it is, counting its lines.
+impl Sink<Lines> for StdoutLines {
+    fn describe(&self) -> String {
+        <Self as Sink<String>>::describe(self)
+    }
+
+    fn placement(&self) -> super::Placement {
+        <Self as Sink<String>>::placement(self)
+    }
+
+    fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<Lines>>, SinkError> {
+        let LinesWriter(writer) = self.open_lines(ctx)?;
+        Ok(Box::new(ChunkWriter { writer, written: 0 }))
+    }
+}
+
+struct ChunkWriter {
+    writer: StdoutWriter,
+    written: u64,
+}
+
+impl SinkWriter<Lines> for ChunkWriter {
+    fn write(&mut self, batch: &mut Vec<Lines>) -> Result<(), BoxError> {
+        self.written = batch.iter().map(|l| l.count).sum();
+        let mut out = std::io::stdout().lock();
+        for lines in batch.drain(..) {
+            out.write_all(lines.text.as_bytes())
+                .map_err(|e| self.writer.error(e))?;
+        }
+        Ok(())
+    }
+
+    fn records_written(&self, _batch_len: usize) -> u64 {
+        self.written
+    }
+
+    fn close(&mut self) -> Result<(), BoxError> {
+        std::io::stdout()
+            .lock()
+            .flush()
+            .map_err(|e| self.writer.error(e))
     }
 }
 

@@ -531,9 +531,11 @@ impl Spec {
         let agg = SpecAggregator(Arc::clone(&spec));
         let json = !matches!(self.output, Output::Csv(_));
         let s = Arc::clone(&spec);
-        let lines = windowed
-            .aggregate(agg)
-            .map(move |r: WindowResult<Values, Values>| render::render(&s, r, json));
+        let lines = windowed.aggregate(agg).render_lines(
+            move |r: WindowResult<Values, Values>, out: &mut String| {
+                render::render(&s, r, json, out)
+            },
+        );
         Ok(match &self.output {
             Output::Csv(path) => lines.sink(TextFile::to(path).header(self.header.join(","))),
             Output::Jsonl(path) => lines.sink(TextFile::to(path)),

@@ -4,8 +4,9 @@ use super::value::{Value, Values};
 use super::Spec;
 use crate::WindowResult;
 
-/// One result as a JSON object line or a CSV line, fields in spec order.
-pub(super) fn render(spec: &Spec, r: WindowResult<Values, Values>, json: bool) -> String {
+/// Appends one result as a JSON object line or a CSV line (without its line
+/// end), fields in spec order.
+pub(super) fn render(spec: &Spec, r: WindowResult<Values, Values>, json: bool, out: &mut String) {
     let values = r
         .key
         .into_iter()
@@ -14,7 +15,6 @@ pub(super) fn render(spec: &Spec, r: WindowResult<Values, Values>, json: bool) -
             Value::Int(r.window_end as i64),
         ])
         .chain(r.value);
-    let mut out = String::with_capacity(96);
     if json {
         out.push('{');
         for (i, (key, v)) in spec.json_keys.iter().zip(values).enumerate() {
@@ -22,13 +22,12 @@ pub(super) fn render(spec: &Spec, r: WindowResult<Values, Values>, json: bool) -
                 out.push(',');
             }
             out.push_str(key);
-            v.json(&mut out);
+            v.json(out);
         }
         out.push('}');
     } else {
-        out = csv_line(values.map(|v| v.text()));
+        out.push_str(&csv_line(values.map(|v| v.text())));
     }
-    out
 }
 
 /// Cells as one CSV line (without its line end), quoted where needed.
