@@ -144,6 +144,7 @@ impl<T: Data> Stream<T> {
     /// Renders each batch of records into one [`Lines`](crate::sinks::Lines)
     /// (`render` appends one line, without its `\n`), for a text sink: no
     /// string per record, and across workers one message per batch.
+    #[cfg(feature = "cli")]
     pub(crate) fn render_lines<F>(self, render: F) -> Stream<crate::sinks::Lines>
     where
         F: Fn(T, &mut String) + Send + Sync + 'static,

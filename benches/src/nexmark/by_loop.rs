@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::fmt::Debug;
 
 use rustc_hash::{FxHashMap, FxHashSet};
-use weir::sources::{Auction, Bid, Event, EventGenerator, Nexmark, Person};
+use weir::sources::{Auction, Bid, EventGenerator, Nexmark, Person};
 use weir_examples::nexmark::{Q1, Q2, Q5, Q5_SIZE_MS, Q5_SLIDE_MS, Q7, Q8, TUMBLE_MS};
 
 use super::Query;
@@ -82,16 +82,14 @@ impl<T: Debug> Drop for Out<'_, T> {
 }
 
 /// All events of one type, in event-time order.
-fn all<T>(source: Nexmark<T>, pick: fn(Event) -> Option<T>) -> impl Iterator<Item = T> {
+fn all<T>(source: Nexmark<T>, next: fn(&mut EventGenerator) -> T) -> impl Iterator<Item = T> {
     let (generator, count): (EventGenerator, u64) = source.partitions(1).partition(0);
-    generator.take(count as usize).filter_map(pick)
+    let mut generator = generator;
+    (0..count).map(move |_| next(&mut generator))
 }
 
 fn bids(events: u64) -> impl Iterator<Item = Bid> {
-    all(Nexmark::bids(events), |e| match e {
-        Event::Bid(b) => Some(b),
-        _ => None,
-    })
+    all(Nexmark::bids(events), EventGenerator::next_bid)
 }
 
 fn q5(events: u64, out: &mut Out<'_, Q5>) {
@@ -180,16 +178,8 @@ fn q7(events: u64, out: &mut Out<'_, Q7>) {
 }
 
 fn q8(events: u64, out: &mut Out<'_, Q8>) {
-    let mut persons = all(Nexmark::persons(events), |e| match e {
-        Event::Person(p) => Some(p),
-        _ => None,
-    })
-    .peekable();
-    let mut auctions = all(Nexmark::auctions(events), |e| match e {
-        Event::Auction(a) => Some(a),
-        _ => None,
-    })
-    .peekable();
+    let mut persons = all(Nexmark::persons(events), EventGenerator::next_person).peekable();
+    let mut auctions = all(Nexmark::auctions(events), EventGenerator::next_auction).peekable();
     let mut window: Option<u64> = None;
     let mut people: FxHashMap<u64, String> = FxHashMap::default();
     let mut sellers: FxHashSet<u64> = FxHashSet::default();

@@ -16,7 +16,7 @@ use timely::dataflow::operators::generic::operator::{source, Operator};
 use timely::dataflow::operators::vec::{Filter, Map};
 use timely::dataflow::operators::{Capability, InputCapability};
 use timely::dataflow::{Scope, Stream};
-use weir::sources::{Auction, Bid, Event, EventGenerator, Nexmark, Person};
+use weir::sources::{Auction, Bid, EventGenerator, Nexmark, Person};
 use weir::Cluster;
 use weir_examples::nexmark::{Q1, Q2, Q5, Q5_SIZE_MS, Q5_SLIDE_MS, Q7, Q8, TUMBLE_MS};
 
@@ -85,7 +85,7 @@ fn sink<D: Debug + 'static>(stream: Records<'_, D>, results: Results) {
 fn generate<'s, T: Clone + 'static>(
     scope: Scope<'s, Time>,
     source_of: Nexmark<T>,
-    pick: fn(Event) -> Option<T>,
+    next: fn(&mut EventGenerator) -> T,
     time: fn(&T) -> Time,
 ) -> Records<'s, T> {
     let (index, peers) = (scope.index() as u64, scope.peers());
@@ -107,7 +107,7 @@ fn generate<'s, T: Clone + 'static>(
             for (generator, left, low) in partitions.iter_mut() {
                 let n = (*left).min(BATCH);
                 *left -= n;
-                batch.extend(generator.by_ref().take(n as usize).filter_map(pick));
+                batch.extend((0..n).map(|_| next(generator)));
                 if let Some(last) = batch.last() {
                     *low = time(last);
                     output.session(cap).give_container(&mut batch);
@@ -132,10 +132,7 @@ fn bids(scope: Scope<'_, Time>, events: u64) -> Records<'_, Bid> {
     generate(
         scope,
         Nexmark::bids(events),
-        |e| match e {
-            Event::Bid(b) => Some(b),
-            _ => None,
-        },
+        EventGenerator::next_bid,
         |b| b.date_time,
     )
 }
@@ -307,19 +304,13 @@ fn q8(scope: Scope<'_, Time>, events: u64) -> Records<'_, Q8> {
     let persons = generate(
         scope,
         Nexmark::persons(events),
-        |e| match e {
-            Event::Person(p) => Some(p),
-            _ => None,
-        },
+        EventGenerator::next_person,
         |p: &Person| p.date_time,
     );
     let auctions = generate(
         scope,
         Nexmark::auctions(events),
-        |e| match e {
-            Event::Auction(a) => Some(a),
-            _ => None,
-        },
+        EventGenerator::next_auction,
         |a: &Auction| a.date_time,
     );
     persons.binary_frontier(

@@ -49,7 +49,7 @@ pub struct Nexmark<T> {
     only: Option<EventType>,
     partitions: u64,
     base_time: u64,
-    pick: fn(Event) -> Option<T>,
+    next: fn(&mut EventGenerator) -> T,
     kind: &'static str,
     _item: PhantomData<fn() -> T>,
 }
@@ -57,7 +57,7 @@ pub struct Nexmark<T> {
 impl Nexmark<Event> {
     /// All events among the first `events`.
     pub fn events(events: u64) -> Self {
-        Nexmark::new(events, None, Some, "events")
+        Nexmark::new(events, None, EventGenerator::next_event, "events")
     }
 }
 
@@ -67,7 +67,7 @@ impl Nexmark<Bid> {
         Nexmark::new(
             events,
             Some(EventType::Bid),
-            |e| if let Event::Bid(b) = e { Some(b) } else { None },
+            EventGenerator::next_bid,
             "bids",
         )
     }
@@ -79,13 +79,7 @@ impl Nexmark<Auction> {
         Nexmark::new(
             events,
             Some(EventType::Auction),
-            |e| {
-                if let Event::Auction(a) = e {
-                    Some(a)
-                } else {
-                    None
-                }
-            },
+            EventGenerator::next_auction,
             "auctions",
         )
     }
@@ -97,13 +91,7 @@ impl Nexmark<Person> {
         Nexmark::new(
             events,
             Some(EventType::Person),
-            |e| {
-                if let Event::Person(p) = e {
-                    Some(p)
-                } else {
-                    None
-                }
-            },
+            EventGenerator::next_person,
             "persons",
         )
     }
@@ -113,7 +101,7 @@ impl<T> Nexmark<T> {
     fn new(
         events: u64,
         only: Option<EventType>,
-        pick: fn(Event) -> Option<T>,
+        next: fn(&mut EventGenerator) -> T,
         kind: &'static str,
     ) -> Self {
         Nexmark {
@@ -121,7 +109,7 @@ impl<T> Nexmark<T> {
             only,
             partitions: 16,
             base_time: NEXMARK_BASE_TIME,
-            pick,
+            next,
             kind,
             _item: PhantomData,
         }
@@ -204,7 +192,7 @@ impl<T: Data> Source for Nexmark<T> {
             readers.push(Box::new(NexmarkReader {
                 generator,
                 left: count,
-                pick: self.pick,
+                next: self.next,
                 work: ctx.work_done(),
             }));
         }
@@ -233,25 +221,21 @@ fn count_of(kind: EventType, events: u64, config: &NexmarkConfig) -> u64 {
 struct NexmarkReader<T> {
     generator: EventGenerator,
     left: u64,
-    pick: fn(Event) -> Option<T>,
+    next: fn(&mut EventGenerator) -> T,
     work: Arc<AtomicU64>,
 }
 
 impl<T: 'static> PartitionReader<T> for NexmarkReader<T> {
     fn read(&mut self, out: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError> {
-        let limit = out.len() + max;
-        let mut generated = 0;
-        while self.left > 0 && out.len() < limit && generated < 4 * max {
-            let Some(event) = self.generator.next() else {
-                // The generator is endless; should it end, so does the partition.
-                self.left = 0;
-                break;
-            };
-            self.left -= 1;
-            generated += 1;
-            out.extend((self.pick)(event));
+        // The generator makes only events of the source's kind, each read
+        // one record.
+        let n = self.left.min(max as u64);
+        out.reserve(n as usize);
+        for _ in 0..n {
+            out.push((self.next)(&mut self.generator));
         }
-        self.work.fetch_add(generated as u64, Ordering::Relaxed);
+        self.left -= n;
+        self.work.fetch_add(n, Ordering::Relaxed);
         Ok(if self.left == 0 {
             ReadStatus::Done
         } else {
