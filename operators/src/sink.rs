@@ -9,7 +9,7 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use weir_engine::{BoxError, Failure};
 
-use crate::VecStream;
+use crate::{Time, VecStream};
 
 /// Where a sink's records go on one worker.
 pub trait SinkWriter<D>: 'static {
@@ -26,6 +26,26 @@ pub trait SinkWriter<D>: 'static {
     /// lines, say) counts those.
     fn records_written(&self, batch_len: usize) -> u64 {
         batch_len as u64
+    }
+
+    /// Writes one batch of records paired with their event times, as the
+    /// stream carries them. The default moves the records into `scratch`
+    /// (left empty) and hands that to [`write`](SinkWriter::write); a writer
+    /// that only reads its records (serializes them, say) writes them where
+    /// they are instead, saving a move of each record.
+    ///
+    /// # Errors
+    ///
+    /// As [`write`](SinkWriter::write).
+    fn write_timed(
+        &mut self,
+        batch: &mut Vec<(Time, D)>,
+        scratch: &mut Vec<D>,
+    ) -> Result<(), BoxError> {
+        scratch.extend(batch.drain(..).map(|(_, record)| record));
+        let result = self.write(scratch);
+        scratch.clear();
+        result
     }
 
     /// Flushes and closes, once no more records will come.
@@ -128,6 +148,13 @@ impl<D, W: SinkWriter<D> + ?Sized> SinkWriter<D> for Box<W> {
     }
     fn records_written(&self, batch_len: usize) -> u64 {
         (**self).records_written(batch_len)
+    }
+    fn write_timed(
+        &mut self,
+        batch: &mut Vec<(Time, D)>,
+        scratch: &mut Vec<D>,
+    ) -> Result<(), BoxError> {
+        (**self).write_timed(batch, scratch)
     }
     fn close(&mut self) -> Result<(), BoxError> {
         (**self).close()

@@ -46,6 +46,27 @@ pub trait PartitionReader<D>: 'static {
     /// A record that cannot be read; the error should name the source and
     /// where in it (file, line, offset). It stops the job.
     fn read(&mut self, out: &mut Vec<D>, max: usize) -> Result<ReadStatus, BoxError>;
+
+    /// As [`read`](PartitionReader::read), but appends each record to `out`
+    /// with its event time as `stamp` gives it (the source operator's
+    /// output, as it goes downstream). The default reads into `scratch`
+    /// (left empty) and moves the records over; a reader of large records
+    /// can push them into `out` as it makes them, saving a move of each.
+    ///
+    /// # Errors
+    ///
+    /// As [`read`](PartitionReader::read).
+    fn read_stamped(
+        &mut self,
+        out: &mut Vec<(Time, D)>,
+        max: usize,
+        stamp: &mut dyn FnMut(&D) -> Time,
+        scratch: &mut Vec<D>,
+    ) -> Result<ReadStatus, BoxError> {
+        let status = self.read(scratch, max);
+        out.extend(scratch.drain(..).map(|d| (stamp(&d), d)));
+        status
+    }
 }
 
 /// How a source assigns event time and watermarks: each partition's
@@ -218,7 +239,25 @@ where
                     (Some(_), None) => 1,
                     _ => batch,
                 };
-                let status = match partition.reader.read(&mut buffer, max) {
+                let mut seen = partition.clock.max_seen;
+                let read = match &event_time {
+                    None => {
+                        partition
+                            .reader
+                            .read_stamped(&mut stamped, max, &mut |_| 0, &mut buffer)
+                    }
+                    Some(et) => partition.reader.read_stamped(
+                        &mut stamped,
+                        max,
+                        &mut |d| {
+                            let ts = (et.extract)(d);
+                            seen = Some(seen.map_or(ts, |m| m.max(ts)));
+                            ts
+                        },
+                        &mut buffer,
+                    ),
+                };
+                let status = match read {
                     Ok(status) => status,
                     Err(e) => {
                         failure.raise(e);
@@ -226,20 +265,11 @@ where
                         return;
                     }
                 };
-                if !buffer.is_empty() {
-                    counter.fetch_add(buffer.len() as u64, Ordering::Relaxed);
-                    match &event_time {
-                        None => stamped.extend(buffer.drain(..).map(|d| (0, d))),
-                        Some(et) => {
-                            let mut max = partition.clock.max_seen;
-                            stamped.extend(buffer.drain(..).map(|d| {
-                                let ts = (et.extract)(&d);
-                                max = Some(max.map_or(ts, |m| m.max(ts)));
-                                (ts, d)
-                            }));
-                            partition.clock.max_seen = max;
-                            partition.clock.last_activity = Instant::now();
-                        }
+                if !stamped.is_empty() {
+                    counter.fetch_add(stamped.len() as u64, Ordering::Relaxed);
+                    if event_time.is_some() {
+                        partition.clock.max_seen = seen;
+                        partition.clock.last_activity = Instant::now();
                     }
                     output
                         .session(&partition.capability)

@@ -22,6 +22,12 @@ impl<T: Debug + 'static> weir::sinks::SinkWriter<T> for Writer {
         batch.clear();
         Ok(())
     }
+
+    fn write_timed(&mut self, batch: &mut Vec<(u64, T)>, _: &mut Vec<T>) -> Result<(), BoxError> {
+        self.0.add_each(batch.len(), batch.iter().map(|(_, r)| r));
+        batch.clear();
+        Ok(())
+    }
 }
 
 impl<T: weir::Data + Debug> Sink<T> for ResultsSink {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{Placement, Sink, SinkContext, SinkWriter};
 use crate::error::SinkError;
 use crate::{BoxError, Data};
+use weir_operators::Time;
 
 /// One file written by worker 0, or a directory of part files.
 #[derive(Debug, Clone)]
@@ -129,16 +130,33 @@ struct JsonLinesWriter {
     out: BufWriter<File>,
 }
 
-impl<T: Data> SinkWriter<T> for JsonLinesWriter {
-    fn write(&mut self, batch: &mut Vec<T>) -> Result<(), BoxError> {
-        for record in batch.drain(..) {
-            serde_json::to_writer(&mut self.out, &record)
+impl JsonLinesWriter {
+    fn write_all<'a, T: Data>(
+        &mut self,
+        records: impl Iterator<Item = &'a T>,
+    ) -> Result<(), BoxError> {
+        for record in records {
+            serde_json::to_writer(&mut self.out, record)
                 .map_err(|e| sink_error(&self.name, &self.path, e.into()))?;
             self.out
                 .write_all(b"\n")
                 .map_err(|e| sink_error(&self.name, &self.path, e))?;
         }
         Ok(())
+    }
+}
+
+impl<T: Data> SinkWriter<T> for JsonLinesWriter {
+    fn write(&mut self, batch: &mut Vec<T>) -> Result<(), BoxError> {
+        let result = self.write_all(batch.iter());
+        batch.clear();
+        result
+    }
+
+    fn write_timed(&mut self, batch: &mut Vec<(Time, T)>, _: &mut Vec<T>) -> Result<(), BoxError> {
+        let result = self.write_all(batch.iter().map(|(_, r)| r));
+        batch.clear();
+        result
     }
 
     fn close(&mut self) -> Result<(), BoxError> {
@@ -215,14 +233,31 @@ struct CsvWriter {
     out: csv::Writer<BufWriter<File>>,
 }
 
-impl<T: Data> SinkWriter<T> for CsvWriter {
-    fn write(&mut self, batch: &mut Vec<T>) -> Result<(), BoxError> {
-        for record in batch.drain(..) {
-            self.out.serialize(&record).map_err(|e| {
+impl CsvWriter {
+    fn write_all<'a, T: Data>(
+        &mut self,
+        records: impl Iterator<Item = &'a T>,
+    ) -> Result<(), BoxError> {
+        for record in records {
+            self.out.serialize(record).map_err(|e| {
                 sink_error(&self.name, &self.path, std::io::Error::other(e.to_string()))
             })?;
         }
         Ok(())
+    }
+}
+
+impl<T: Data> SinkWriter<T> for CsvWriter {
+    fn write(&mut self, batch: &mut Vec<T>) -> Result<(), BoxError> {
+        let result = self.write_all(batch.iter());
+        batch.clear();
+        result
+    }
+
+    fn write_timed(&mut self, batch: &mut Vec<(Time, T)>, _: &mut Vec<T>) -> Result<(), BoxError> {
+        let result = self.write_all(batch.iter().map(|(_, r)| r));
+        batch.clear();
+        result
     }
 
     fn close(&mut self) -> Result<(), BoxError> {
@@ -368,17 +403,35 @@ struct LinesWriter {
     written: u64,
 }
 
-impl SinkWriter<Lines> for LinesWriter {
-    fn write(&mut self, batch: &mut Vec<Lines>) -> Result<(), BoxError> {
+impl LinesWriter {
+    fn write_all<'a>(&mut self, batch: impl Iterator<Item = &'a Lines>) -> Result<(), BoxError> {
         self.written = 0;
         let w = &mut self.text;
-        for lines in batch.drain(..) {
+        for lines in batch {
             w.out
                 .write_all(lines.text.as_bytes())
                 .map_err(|e| sink_error(&w.name, &w.path, e))?;
             self.written += lines.count;
         }
         Ok(())
+    }
+}
+
+impl SinkWriter<Lines> for LinesWriter {
+    fn write(&mut self, batch: &mut Vec<Lines>) -> Result<(), BoxError> {
+        let result = self.write_all(batch.iter());
+        batch.clear();
+        result
+    }
+
+    fn write_timed(
+        &mut self,
+        batch: &mut Vec<(Time, Lines)>,
+        _: &mut Vec<Lines>,
+    ) -> Result<(), BoxError> {
+        let result = self.write_all(batch.iter().map(|(_, l)| l));
+        batch.clear();
+        result
     }
 
     fn records_written(&self, _batch_len: usize) -> u64 {
@@ -396,15 +449,33 @@ struct TextWriter {
     out: BufWriter<File>,
 }
 
-impl SinkWriter<String> for TextWriter {
-    fn write(&mut self, batch: &mut Vec<String>) -> Result<(), BoxError> {
-        for line in batch.drain(..) {
+impl TextWriter {
+    fn write_all<'a>(&mut self, lines: impl Iterator<Item = &'a String>) -> Result<(), BoxError> {
+        for line in lines {
             self.out
                 .write_all(line.as_bytes())
                 .and_then(|()| self.out.write_all(b"\n"))
                 .map_err(|e| sink_error(&self.name, &self.path, e))?;
         }
         Ok(())
+    }
+}
+
+impl SinkWriter<String> for TextWriter {
+    fn write(&mut self, batch: &mut Vec<String>) -> Result<(), BoxError> {
+        let result = self.write_all(batch.iter());
+        batch.clear();
+        result
+    }
+
+    fn write_timed(
+        &mut self,
+        batch: &mut Vec<(Time, String)>,
+        _: &mut Vec<String>,
+    ) -> Result<(), BoxError> {
+        let result = self.write_all(batch.iter().map(|(_, l)| l));
+        batch.clear();
+        result
     }
 
     fn close(&mut self) -> Result<(), BoxError> {

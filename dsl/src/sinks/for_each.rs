@@ -51,4 +51,14 @@ impl<T, F: Fn(&T) + 'static> SinkWriter<T> for ForEachWriter<F> {
         batch.clear();
         Ok(())
     }
+
+    fn write_timed(
+        &mut self,
+        batch: &mut Vec<(weir_operators::Time, T)>,
+        _: &mut Vec<T>,
+    ) -> Result<(), BoxError> {
+        batch.iter().for_each(|(_, x)| (self.0)(x));
+        batch.clear();
+        Ok(())
+    }
 }

@@ -120,12 +120,10 @@ struct WithoutTime<T> {
 
 impl<T: 'static> SinkWriter<(Time, T)> for WithoutTime<T> {
     fn write(&mut self, batch: &mut Vec<(Time, T)>) -> Result<(), crate::BoxError> {
-        self.buffer
-            .extend(batch.drain(..).map(|(_, record)| record));
-        let n = self.buffer.len();
-        let result = self.inner.write(&mut self.buffer);
+        let n = batch.len();
+        let result = self.inner.write_timed(batch, &mut self.buffer);
         self.written = self.inner.records_written(n);
-        self.buffer.clear();
+        batch.clear();
         result
     }
 

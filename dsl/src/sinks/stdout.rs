@@ -3,6 +3,7 @@ use std::io::Write;
 use super::{Lines, Sink, SinkContext, SinkWriter};
 use crate::error::SinkError;
 use crate::{BoxError, Data};
+use weir_operators::Time;
 
 /// Writes records to standard output as JSON lines. Each worker writes the
 /// records it holds, a whole batch at a time, so lines never interleave.
@@ -58,15 +59,29 @@ impl StdoutWriter {
     }
 }
 
-impl<T: Data> SinkWriter<T> for StdoutWriter {
-    fn write(&mut self, batch: &mut Vec<T>) -> Result<(), BoxError> {
+impl StdoutWriter {
+    fn print<'a, T: Data>(&mut self, records: impl Iterator<Item = &'a T>) -> Result<(), BoxError> {
         self.buffer.clear();
-        for record in batch.drain(..) {
-            serde_json::to_writer(&mut self.buffer, &record).map_err(|e| self.error(e.into()))?;
+        for record in records {
+            serde_json::to_writer(&mut self.buffer, record).map_err(|e| self.error(e.into()))?;
             self.buffer.push(b'\n');
         }
         let mut out = std::io::stdout().lock();
         out.write_all(&self.buffer).map_err(|e| self.error(e))
+    }
+}
+
+impl<T: Data> SinkWriter<T> for StdoutWriter {
+    fn write(&mut self, batch: &mut Vec<T>) -> Result<(), BoxError> {
+        let result = self.print(batch.iter());
+        batch.clear();
+        result
+    }
+
+    fn write_timed(&mut self, batch: &mut Vec<(Time, T)>, _: &mut Vec<T>) -> Result<(), BoxError> {
+        let result = self.print(batch.iter().map(|(_, r)| r));
+        batch.clear();
+        result
     }
 
     fn close(&mut self) -> Result<(), BoxError> {

@@ -16,6 +16,7 @@ use weir_engine::BoxError;
 use super::{PartitionReader, ReadStatus, Source, SourceContext};
 use crate::error::SourceError;
 use crate::Data;
+use weir_operators::Time;
 
 /// The default size of a byte range (a source partition) of a file.
 const SPLIT: u64 = 1 << 20;
@@ -525,13 +526,33 @@ where
     P: Fn(&[u8], u64) -> Result<Option<T>, String> + 'static,
 {
     fn read(&mut self, out: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError> {
+        self.read_each(max, |record| out.push(record))
+    }
+
+    fn read_stamped(
+        &mut self,
+        out: &mut Vec<(Time, T)>,
+        max: usize,
+        stamp: &mut dyn FnMut(&T) -> Time,
+        _: &mut Vec<T>,
+    ) -> Result<ReadStatus, BoxError> {
+        self.read_each(max, |record| out.push((stamp(&record), record)))
+    }
+}
+
+impl<P> LinesReader<P> {
+    /// Reads at most `max` records, handing each to `push`.
+    fn read_each<T>(&mut self, max: usize, mut push: impl FnMut(T)) -> Result<ReadStatus, BoxError>
+    where
+        P: Fn(&[u8], u64) -> Result<Option<T>, String>,
+    {
         let end = self.file.split.end;
         let (mut reader, begin) = self.file.take()?;
         let mut pos = begin;
         let mut status = ReadStatus::More;
-        let limit = out.len() + max;
+        let mut read = 0;
         let mut failure = None;
-        while out.len() < limit {
+        while read < max {
             if pos >= end {
                 status = ReadStatus::Done;
                 break;
@@ -555,7 +576,10 @@ where
             let at = pos;
             pos += n as u64;
             match (self.parse)(&self.line, at) {
-                Ok(Some(record)) => out.push(record),
+                Ok(Some(record)) => {
+                    push(record);
+                    read += 1;
+                }
                 Ok(None) => {}
                 Err(reason) => {
                     failure = Some(bad_record(
@@ -848,6 +872,23 @@ fn describe_csv_error(headers: Option<&csv::ByteRecord>, e: &csv::Error) -> Stri
 
 impl<T: 'static, D: CsvDecode<T>> PartitionReader<T> for CsvReader<T, D> {
     fn read(&mut self, out: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError> {
+        self.read_each(max, |record| out.push(record))
+    }
+
+    fn read_stamped(
+        &mut self,
+        out: &mut Vec<(Time, T)>,
+        max: usize,
+        stamp: &mut dyn FnMut(&T) -> Time,
+        _: &mut Vec<T>,
+    ) -> Result<ReadStatus, BoxError> {
+        self.read_each(max, |record| out.push((stamp(&record), record)))
+    }
+}
+
+impl<T, D: CsvDecode<T>> CsvReader<T, D> {
+    /// Reads at most `max` records, handing each to `push`.
+    fn read_each(&mut self, max: usize, push: impl FnMut(T)) -> Result<ReadStatus, BoxError> {
         let mut csv = match self.csv.take() {
             Some(csv) => csv,
             None => {
@@ -861,7 +902,7 @@ impl<T: 'static, D: CsvDecode<T>> PartitionReader<T> for CsvReader<T, D> {
             }
         };
         let reported = *self.reported.get_or_insert(self.base);
-        let result = self.read_with(&mut csv, out, max);
+        let result = self.read_with(&mut csv, push, max);
         let now = self.base + csv.position().byte();
         self.file.release(now, None);
         if self.file.keep() {
@@ -873,18 +914,16 @@ impl<T: 'static, D: CsvDecode<T>> PartitionReader<T> for CsvReader<T, D> {
         self.reported = Some(reported.max(now));
         result
     }
-}
 
-impl<T, D: CsvDecode<T>> CsvReader<T, D> {
     fn read_with(
         &mut self,
         csv: &mut csv::Reader<BufReader<File>>,
-        out: &mut Vec<T>,
+        mut push: impl FnMut(T),
         max: usize,
     ) -> Result<ReadStatus, BoxError> {
         let split = &self.file.split;
-        let limit = out.len() + max;
-        while out.len() < limit {
+        let mut read = 0;
+        while read < max {
             let at = self.base + csv.position().byte();
             if at >= split.end {
                 return Ok(ReadStatus::Done);
@@ -905,7 +944,10 @@ impl<T, D: CsvDecode<T>> CsvReader<T, D> {
                 continue;
             }
             match self.decoder.decode(&self.record) {
-                Ok(Some(record)) => out.push(record),
+                Ok(Some(record)) => {
+                    push(record);
+                    read += 1;
+                }
                 Ok(None) => {}
                 Err(reason) => return Err(bad_record(&self.file.name, &split.path, at, reason)),
             }

@@ -3,6 +3,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use weir_engine::BoxError;
+use weir_operators::Time;
 
 mod events;
 
@@ -236,10 +237,34 @@ impl<T: 'static> PartitionReader<T> for NexmarkReader<T> {
         }
         self.left -= n;
         self.work.fetch_add(n, Ordering::Relaxed);
-        Ok(if self.left == 0 {
+        Ok(self.status())
+    }
+
+    fn read_stamped(
+        &mut self,
+        out: &mut Vec<(Time, T)>,
+        max: usize,
+        stamp: &mut dyn FnMut(&T) -> Time,
+        _: &mut Vec<T>,
+    ) -> Result<ReadStatus, BoxError> {
+        let n = self.left.min(max as u64);
+        out.reserve(n as usize);
+        for _ in 0..n {
+            let event = (self.next)(&mut self.generator);
+            out.push((stamp(&event), event));
+        }
+        self.left -= n;
+        self.work.fetch_add(n, Ordering::Relaxed);
+        Ok(self.status())
+    }
+}
+
+impl<T> NexmarkReader<T> {
+    fn status(&self) -> ReadStatus {
+        if self.left == 0 {
             ReadStatus::Done
         } else {
             ReadStatus::More
-        })
+        }
     }
 }
