@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use timely::dataflow::operators::vec::{Filter, Map};
 use timely::dataflow::operators::{Concat, Inspect};
-use weir_operators::{KeyByGroup, Update, UpdatingCount, UpdatingFold};
+use weir_operators::{KeyByGroup, MapBatches, Update, UpdatingCount, UpdatingFold};
 
 use crate::error::PlanError;
 use crate::plan::{builder, Builder, Ctx, NodeBuild, NodeId, Pipeline, Port, Timed};
@@ -136,7 +136,7 @@ impl<T: Data> Stream<T> {
             String::new(),
             builder(move |ctx| {
                 let f = Arc::clone(&f);
-                Ok(up.build(ctx)?.map(move |(ts, x)| (ts, f(x))))
+                Ok(up.build(ctx)?.map_batches("Map", move |(ts, x)| (ts, f(x))))
             }),
         )
     }

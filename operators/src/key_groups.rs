@@ -7,9 +7,9 @@ use std::hash::{Hash, Hasher};
 
 use std::rc::Rc;
 
+use crate::MapBatches;
 use timely::dataflow::channels::pact::Exchange as ExchangePact;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::vec::Map;
 use timely::ExchangeData;
 
 use crate::VecStream;
@@ -96,7 +96,7 @@ impl<'scope, V: ExchangeData> KeyByGroup<'scope, V> for VecStream<'scope, (crate
     {
         let peers = self.scope().peers();
         if peers == 1 {
-            return self.map(move |(ts, v)| (ts, (key(&v), v)));
+            return self.map_batches("KeyBy", move |(ts, v)| (ts, (key(&v), v)));
         }
         let key = Rc::new(key);
         let route = Rc::clone(&key);
@@ -106,9 +106,9 @@ impl<'scope, V: ExchangeData> KeyByGroup<'scope, V> for VecStream<'scope, (crate
         self.unary(pact, "KeyBy", move |_, _| {
             move |input, output| {
                 input.for_each(|cap, data| {
-                    output
-                        .session(&cap)
-                        .give_iterator(data.drain(..).map(|(ts, v)| (ts, (key(&v), v))));
+                    let mut keyed: Vec<_> =
+                        data.drain(..).map(|(ts, v)| (ts, (key(&v), v))).collect();
+                    output.session(&cap).give_container(&mut keyed);
                 });
             }
         })

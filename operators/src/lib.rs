@@ -24,6 +24,7 @@ pub mod aggregator;
 pub mod join;
 pub mod key_groups;
 pub mod lifecycle;
+pub mod map;
 pub mod sink;
 pub mod source;
 pub mod updating;
@@ -32,6 +33,7 @@ pub mod window;
 pub use aggregator::Aggregator;
 pub use key_groups::{KeyByGroup, KeyGroups};
 pub use lifecycle::{Emit, Lifecycle, Side, Stateful};
+pub use map::MapBatches;
 pub use sink::{SinkOp, SinkWriter};
 pub use source::{
     partitioned_source, partitioned_source_with_time, EventTime, PartitionReader, ReadStatus,
