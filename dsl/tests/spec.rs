@@ -545,3 +545,25 @@ fn kinds_are_checked_with_the_accepted_list_and_their_own_fields() {
         "{err}"
     );
 }
+
+/// A sink whose writes fail (the file sink writes on a thread of its own)
+/// stops the job with an error naming the sink and the reason.
+#[test]
+fn a_failing_sink_write_stops_the_job_naming_the_sink() {
+    if !Path::new("/dev/full").exists() {
+        panic!("this test needs /dev/full (Linux)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_events(dir.path());
+    let spec = SPEC.replace("path = \"out.jsonl\"", "path = \"/dev/full\"");
+    std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
+    for workers in ["1", "2"] {
+        let out = weir(&["run", "spec.toml", "-q", "-w", workers], dir.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("/dev/full") && stderr.contains("No space left on device"),
+            "{stderr}"
+        );
+    }
+}

@@ -359,7 +359,7 @@ impl Sink<Lines> for TextFile {
 
     fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<Lines>>, SinkError> {
         Ok(Box::new(LinesWriter {
-            text: self.open_text(ctx)?,
+            out: WriterThread::start(self.open_text(ctx)?)?,
             written: 0,
         }))
     }
@@ -399,19 +399,16 @@ pub struct Lines {
 }
 
 struct LinesWriter {
-    text: TextWriter,
+    out: WriterThread,
     written: u64,
 }
 
 impl LinesWriter {
-    fn write_all<'a>(&mut self, batch: impl Iterator<Item = &'a Lines>) -> Result<(), BoxError> {
+    fn write_all(&mut self, batch: impl Iterator<Item = Lines>) -> Result<(), BoxError> {
         self.written = 0;
-        let w = &mut self.text;
         for lines in batch {
-            w.out
-                .write_all(lines.text.as_bytes())
-                .map_err(|e| sink_error(&w.name, &w.path, e))?;
             self.written += lines.count;
+            self.out.send(lines.text)?;
         }
         Ok(())
     }
@@ -419,9 +416,7 @@ impl LinesWriter {
 
 impl SinkWriter<Lines> for LinesWriter {
     fn write(&mut self, batch: &mut Vec<Lines>) -> Result<(), BoxError> {
-        let result = self.write_all(batch.iter());
-        batch.clear();
-        result
+        self.write_all(batch.drain(..))
     }
 
     fn write_timed(
@@ -429,9 +424,7 @@ impl SinkWriter<Lines> for LinesWriter {
         batch: &mut Vec<(Time, Lines)>,
         _: &mut Vec<Lines>,
     ) -> Result<(), BoxError> {
-        let result = self.write_all(batch.iter().map(|(_, l)| l));
-        batch.clear();
-        result
+        self.write_all(batch.drain(..).map(|(_, l)| l))
     }
 
     fn records_written(&self, _batch_len: usize) -> u64 {
@@ -439,7 +432,81 @@ impl SinkWriter<Lines> for LinesWriter {
     }
 
     fn close(&mut self) -> Result<(), BoxError> {
-        self.text.close()
+        self.out.finish()
+    }
+}
+
+/// Chunks of text a sink's file thread has not written yet, at most.
+const QUEUED_CHUNKS: usize = 64;
+
+/// Writes chunks of text to a sink's file on a thread of its own, so that
+/// the worker of a one-file sink, which gets every result of the cluster,
+/// does not also wait on the write calls: a second core, when free, takes
+/// them. The queue is bounded; a full queue makes the worker wait.
+struct WriterThread {
+    name: String,
+    path: PathBuf,
+    queue: Option<std::sync::mpsc::SyncSender<String>>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl WriterThread {
+    fn start(text: TextWriter) -> Result<Self, SinkError> {
+        let TextWriter {
+            name,
+            path,
+            mut out,
+        } = text;
+        let (queue, chunks) = std::sync::mpsc::sync_channel::<String>(QUEUED_CHUNKS);
+        let thread = std::thread::Builder::new()
+            .name("weir:sink-file".into())
+            .spawn(move || {
+                for chunk in chunks {
+                    out.write_all(chunk.as_bytes())?;
+                }
+                out.flush()
+            })
+            .map_err(|error| SinkError {
+                sink: name.clone(),
+                path: path.clone(),
+                error,
+            })?;
+        Ok(WriterThread {
+            name,
+            path,
+            queue: Some(queue),
+            thread: Some(thread),
+        })
+    }
+
+    fn send(&mut self, chunk: String) -> Result<(), BoxError> {
+        let sent = self.queue.as_ref().map(|q| q.send(chunk).is_ok());
+        if sent == Some(true) {
+            return Ok(());
+        }
+        // The thread stopped early: its write failed.
+        self.finish()?;
+        Err(sink_error(
+            &self.name,
+            &self.path,
+            std::io::Error::other("the file's writer thread stopped"),
+        ))
+    }
+
+    /// Waits until every chunk is written and flushed.
+    fn finish(&mut self) -> Result<(), BoxError> {
+        self.queue = None;
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        match thread.join() {
+            Ok(written) => written.map_err(|e| sink_error(&self.name, &self.path, e)),
+            Err(_) => Err(sink_error(
+                &self.name,
+                &self.path,
+                std::io::Error::other("the file's writer thread panicked"),
+            )),
+        }
     }
 }
 
