@@ -27,6 +27,9 @@ pub(super) struct Panes<K, V, A: Aggregator<V>> {
     agg: A,
     /// Per pane start, an accumulator per key.
     panes: BTreeMap<u64, FxHashMap<K, A::Acc>>,
+    /// Keys of the last window fired: a new pane's map starts with room for
+    /// as many, rather than growing (and rehashing) from empty.
+    last_keys: usize,
     /// The greatest time windows have fired up to: every window with
     /// `end + allowed_lateness` at or below it is done, records or not.
     fired_until: Option<Time>,
@@ -43,6 +46,7 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> Panes<K, V, A> {
             lateness,
             agg,
             panes: BTreeMap::new(),
+            last_keys: 0,
             fired_until: None,
             _records: PhantomData,
         }
@@ -58,11 +62,11 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> Panes<K, V, A> {
     /// Adds a record to its pane.
     #[inline]
     fn add(&mut self, ts: u64, key: K, value: V) {
-        let agg = &self.agg;
+        let (agg, keys) = (&self.agg, self.last_keys);
         let acc = self
             .panes
             .entry(ts - ts % self.pane)
-            .or_default()
+            .or_insert_with(|| new_pane(keys))
             .entry(key)
             .or_insert_with(|| agg.init());
         agg.add_owned(acc, value);
@@ -135,6 +139,7 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> Panes<K, V, A> {
                 }
             }
         }
+        self.last_keys = windows.len();
         for (key, acc) in windows {
             let result = WindowResult {
                 key,
@@ -205,6 +210,14 @@ where
     fn next_output(&self) -> Option<Time> {
         self.next_window().map(|(_, end)| end - 1)
     }
+}
+
+/// A pane's map with room for `keys` keys; out of line, so that `add` stays
+/// small enough to inline the aggregator's `add`.
+#[cold]
+#[inline(never)]
+fn new_pane<K, V>(keys: usize) -> FxHashMap<K, V> {
+    FxHashMap::with_capacity_and_hasher(keys, Default::default())
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
