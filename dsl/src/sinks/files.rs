@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Placement, Sink, SinkContext, SinkWriter};
+use super::{ByRef, Placement, Sink, SinkContext, SinkWriter, WriteRefs};
 use crate::error::SinkError;
 use crate::{BoxError, Data};
 use weir_operators::Time;
@@ -116,11 +116,11 @@ impl<T: Data> Sink<T> for JsonLinesFile {
 
     fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, SinkError> {
         let (path, out) = self.target.create(ctx, "jsonl")?;
-        Ok(Box::new(JsonLinesWriter {
+        Ok(Box::new(ByRef(JsonLinesWriter {
             name: ctx.name().to_string(),
             path,
             out,
-        }))
+        })))
     }
 }
 
@@ -130,11 +130,11 @@ struct JsonLinesWriter {
     out: BufWriter<File>,
 }
 
-impl JsonLinesWriter {
-    fn write_all<'a, T: Data>(
-        &mut self,
-        records: impl Iterator<Item = &'a T>,
-    ) -> Result<(), BoxError> {
+impl<T: Data> WriteRefs<T> for JsonLinesWriter {
+    fn write_refs<'a>(&mut self, records: impl Iterator<Item = &'a T>) -> Result<(), BoxError>
+    where
+        T: 'a,
+    {
         for record in records {
             serde_json::to_writer(&mut self.out, record)
                 .map_err(|e| sink_error(&self.name, &self.path, e.into()))?;
@@ -143,20 +143,6 @@ impl JsonLinesWriter {
                 .map_err(|e| sink_error(&self.name, &self.path, e))?;
         }
         Ok(())
-    }
-}
-
-impl<T: Data> SinkWriter<T> for JsonLinesWriter {
-    fn write(&mut self, batch: &mut Vec<T>) -> Result<(), BoxError> {
-        let result = self.write_all(batch.iter());
-        batch.clear();
-        result
-    }
-
-    fn write_timed(&mut self, batch: &mut Vec<(Time, T)>, _: &mut Vec<T>) -> Result<(), BoxError> {
-        let result = self.write_all(batch.iter().map(|(_, r)| r));
-        batch.clear();
-        result
     }
 
     fn close(&mut self) -> Result<(), BoxError> {
@@ -219,11 +205,11 @@ impl<T: Data> Sink<T> for CsvFile {
 
     fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, SinkError> {
         let (path, out) = self.target.create(ctx, "csv")?;
-        Ok(Box::new(CsvWriter {
+        Ok(Box::new(ByRef(CsvWriter {
             name: ctx.name().to_string(),
             path,
             out: csv::Writer::from_writer(out),
-        }))
+        })))
     }
 }
 
@@ -233,31 +219,17 @@ struct CsvWriter {
     out: csv::Writer<BufWriter<File>>,
 }
 
-impl CsvWriter {
-    fn write_all<'a, T: Data>(
-        &mut self,
-        records: impl Iterator<Item = &'a T>,
-    ) -> Result<(), BoxError> {
+impl<T: Data> WriteRefs<T> for CsvWriter {
+    fn write_refs<'a>(&mut self, records: impl Iterator<Item = &'a T>) -> Result<(), BoxError>
+    where
+        T: 'a,
+    {
         for record in records {
             self.out.serialize(record).map_err(|e| {
                 sink_error(&self.name, &self.path, std::io::Error::other(e.to_string()))
             })?;
         }
         Ok(())
-    }
-}
-
-impl<T: Data> SinkWriter<T> for CsvWriter {
-    fn write(&mut self, batch: &mut Vec<T>) -> Result<(), BoxError> {
-        let result = self.write_all(batch.iter());
-        batch.clear();
-        result
-    }
-
-    fn write_timed(&mut self, batch: &mut Vec<(Time, T)>, _: &mut Vec<T>) -> Result<(), BoxError> {
-        let result = self.write_all(batch.iter().map(|(_, r)| r));
-        batch.clear();
-        result
     }
 
     fn close(&mut self) -> Result<(), BoxError> {
@@ -343,7 +315,7 @@ impl Sink<String> for TextFile {
     }
 
     fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<String>>, SinkError> {
-        Ok(Box::new(self.open_text(ctx)?))
+        Ok(Box::new(ByRef(self.open_text(ctx)?)))
     }
 }
 
@@ -516,8 +488,8 @@ struct TextWriter {
     out: BufWriter<File>,
 }
 
-impl TextWriter {
-    fn write_all<'a>(&mut self, lines: impl Iterator<Item = &'a String>) -> Result<(), BoxError> {
+impl WriteRefs<String> for TextWriter {
+    fn write_refs<'a>(&mut self, lines: impl Iterator<Item = &'a String>) -> Result<(), BoxError> {
         for line in lines {
             self.out
                 .write_all(line.as_bytes())
@@ -525,24 +497,6 @@ impl TextWriter {
                 .map_err(|e| sink_error(&self.name, &self.path, e))?;
         }
         Ok(())
-    }
-}
-
-impl SinkWriter<String> for TextWriter {
-    fn write(&mut self, batch: &mut Vec<String>) -> Result<(), BoxError> {
-        let result = self.write_all(batch.iter());
-        batch.clear();
-        result
-    }
-
-    fn write_timed(
-        &mut self,
-        batch: &mut Vec<(Time, String)>,
-        _: &mut Vec<String>,
-    ) -> Result<(), BoxError> {
-        let result = self.write_all(batch.iter().map(|(_, l)| l));
-        batch.clear();
-        result
     }
 
     fn close(&mut self) -> Result<(), BoxError> {

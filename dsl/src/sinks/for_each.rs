@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use super::{Sink, SinkContext, SinkWriter};
+use super::{ByRef, Sink, SinkContext, SinkWriter, WriteRefs};
 use crate::error::SinkError;
 use crate::{BoxError, Data};
 
@@ -39,26 +39,18 @@ impl<T: Data, F: Fn(&T) + Send + Sync + 'static> Sink<T> for ForEach<F> {
     }
 
     fn open(&self, _: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, SinkError> {
-        Ok(Box::new(ForEachWriter(Arc::clone(&self.f))))
+        Ok(Box::new(ByRef(ForEachWriter(Arc::clone(&self.f)))))
     }
 }
 
 struct ForEachWriter<F>(Arc<F>);
 
-impl<T, F: Fn(&T) + 'static> SinkWriter<T> for ForEachWriter<F> {
-    fn write(&mut self, batch: &mut Vec<T>) -> Result<(), BoxError> {
-        batch.iter().for_each(|x| (self.0)(x));
-        batch.clear();
-        Ok(())
-    }
-
-    fn write_timed(
-        &mut self,
-        batch: &mut Vec<(weir_operators::Time, T)>,
-        _: &mut Vec<T>,
-    ) -> Result<(), BoxError> {
-        batch.iter().for_each(|(_, x)| (self.0)(x));
-        batch.clear();
+impl<T, F: Fn(&T) + 'static> WriteRefs<T> for ForEachWriter<F> {
+    fn write_refs<'a>(&mut self, records: impl Iterator<Item = &'a T>) -> Result<(), BoxError>
+    where
+        T: 'a,
+    {
+        records.for_each(|x| (self.0)(x));
         Ok(())
     }
 }

@@ -136,6 +136,48 @@ impl<T: 'static> SinkWriter<(Time, T)> for WithoutTime<T> {
     }
 }
 
+/// A writer that only reads its records. [`ByRef`] makes it a [`SinkWriter`]
+/// that writes each batch where it is, with or without event times.
+pub(crate) trait WriteRefs<T>: 'static {
+    /// Writes `records`, in order.
+    fn write_refs<'a>(
+        &mut self,
+        records: impl Iterator<Item = &'a T>,
+    ) -> Result<(), crate::BoxError>
+    where
+        T: 'a;
+
+    /// Flushes and closes, once no more records will come.
+    fn close(&mut self) -> Result<(), crate::BoxError> {
+        Ok(())
+    }
+}
+
+/// The [`SinkWriter`] of a [`WriteRefs`] writer.
+pub(crate) struct ByRef<W>(pub(crate) W);
+
+impl<T: 'static, W: WriteRefs<T>> SinkWriter<T> for ByRef<W> {
+    fn write(&mut self, batch: &mut Vec<T>) -> Result<(), crate::BoxError> {
+        let written = self.0.write_refs(batch.iter());
+        batch.clear();
+        written
+    }
+
+    fn write_timed(
+        &mut self,
+        batch: &mut Vec<(Time, T)>,
+        _scratch: &mut Vec<T>,
+    ) -> Result<(), crate::BoxError> {
+        let written = self.0.write_refs(batch.iter().map(|(_, record)| record));
+        batch.clear();
+        written
+    }
+
+    fn close(&mut self) -> Result<(), crate::BoxError> {
+        self.0.close()
+    }
+}
+
 /// A writer for workers that receive no records of a [`Placement::WorkerZero`] sink.
 struct Nowhere;
 

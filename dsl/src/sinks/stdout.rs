@@ -1,9 +1,8 @@
 use std::io::Write;
 
-use super::{Lines, Sink, SinkContext, SinkWriter};
+use super::{ByRef, Lines, Sink, SinkContext, SinkWriter, WriteRefs};
 use crate::error::SinkError;
 use crate::{BoxError, Data};
-use weir_operators::Time;
 
 /// Writes records to standard output as JSON lines. Each worker writes the
 /// records it holds, a whole batch at a time, so lines never interleave.
@@ -37,10 +36,10 @@ impl<T: Data> Sink<T> for Stdout {
     }
 
     fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, SinkError> {
-        Ok(Box::new(StdoutWriter {
+        Ok(Box::new(ByRef(StdoutWriter {
             name: ctx.name().to_string(),
             buffer: Vec::with_capacity(1 << 16),
-        }))
+        })))
     }
 }
 
@@ -59,8 +58,11 @@ impl StdoutWriter {
     }
 }
 
-impl StdoutWriter {
-    fn print<'a, T: Data>(&mut self, records: impl Iterator<Item = &'a T>) -> Result<(), BoxError> {
+impl<T: Data> WriteRefs<T> for StdoutWriter {
+    fn write_refs<'a>(&mut self, records: impl Iterator<Item = &'a T>) -> Result<(), BoxError>
+    where
+        T: 'a,
+    {
         self.buffer.clear();
         for record in records {
             serde_json::to_writer(&mut self.buffer, record).map_err(|e| self.error(e.into()))?;
@@ -68,20 +70,6 @@ impl StdoutWriter {
         }
         let mut out = std::io::stdout().lock();
         out.write_all(&self.buffer).map_err(|e| self.error(e))
-    }
-}
-
-impl<T: Data> SinkWriter<T> for StdoutWriter {
-    fn write(&mut self, batch: &mut Vec<T>) -> Result<(), BoxError> {
-        let result = self.print(batch.iter());
-        batch.clear();
-        result
-    }
-
-    fn write_timed(&mut self, batch: &mut Vec<(Time, T)>, _: &mut Vec<T>) -> Result<(), BoxError> {
-        let result = self.print(batch.iter().map(|(_, r)| r));
-        batch.clear();
-        result
     }
 
     fn close(&mut self) -> Result<(), BoxError> {
@@ -137,7 +125,7 @@ impl Sink<String> for StdoutLines {
     }
 
     fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<String>>, SinkError> {
-        Ok(Box::new(self.open_lines(ctx)?))
+        Ok(Box::new(ByRef(self.open_lines(ctx)?)))
     }
 }
 
@@ -207,11 +195,11 @@ impl SinkWriter<Lines> for ChunkWriter {
 
 struct LinesWriter(StdoutWriter);
 
-impl SinkWriter<String> for LinesWriter {
-    fn write(&mut self, batch: &mut Vec<String>) -> Result<(), BoxError> {
+impl WriteRefs<String> for LinesWriter {
+    fn write_refs<'a>(&mut self, lines: impl Iterator<Item = &'a String>) -> Result<(), BoxError> {
         let w = &mut self.0;
         w.buffer.clear();
-        for line in batch.drain(..) {
+        for line in lines {
             w.buffer.extend_from_slice(line.as_bytes());
             w.buffer.push(b'\n');
         }

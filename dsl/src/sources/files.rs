@@ -13,10 +13,9 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use weir_engine::BoxError;
 
-use super::{PartitionReader, ReadStatus, Source, SourceContext};
+use super::{Each, PartitionReader, ReadEach, ReadStatus, Source, SourceContext};
 use crate::error::SourceError;
 use crate::Data;
-use weir_operators::Time;
 
 /// The default size of a byte range (a source partition) of a file.
 const SPLIT: u64 = 1 << 20;
@@ -463,12 +462,12 @@ where
     let budget = open_budget();
     for split in splits {
         let parse = make(&split.path)?;
-        readers.push(Box::new(LinesReader {
+        readers.push(Box::new(Each(LinesReader {
             file: SplitFile::new(ctx.name(), split, &budget),
             line: Vec::new(),
             work: ctx.work_done(),
             parse,
-        }));
+        })));
     }
     Ok(readers)
 }
@@ -521,31 +520,11 @@ struct LinesReader<P> {
     parse: P,
 }
 
-impl<T, P> PartitionReader<T> for LinesReader<P>
+impl<T, P> ReadEach<T> for LinesReader<P>
 where
     P: Fn(&[u8], u64) -> Result<Option<T>, String> + 'static,
 {
-    fn read(&mut self, out: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError> {
-        self.read_each(max, |record| out.push(record))
-    }
-
-    fn read_stamped(
-        &mut self,
-        out: &mut Vec<(Time, T)>,
-        max: usize,
-        stamp: &mut dyn FnMut(&T) -> Time,
-        _: &mut Vec<T>,
-    ) -> Result<ReadStatus, BoxError> {
-        self.read_each(max, |record| out.push((stamp(&record), record)))
-    }
-}
-
-impl<P> LinesReader<P> {
-    /// Reads at most `max` records, handing each to `push`.
-    fn read_each<T>(&mut self, max: usize, mut push: impl FnMut(T)) -> Result<ReadStatus, BoxError>
-    where
-        P: Fn(&[u8], u64) -> Result<Option<T>, String>,
-    {
+    fn read_each(&mut self, max: usize, mut push: impl FnMut(T)) -> Result<ReadStatus, BoxError> {
         let end = self.file.split.end;
         let (mut reader, begin) = self.file.take()?;
         let mut pos = begin;
@@ -710,9 +689,9 @@ where
     for split in splits {
         let headers = read_header(ctx.name(), &split.path, delimiter)?;
         let decoder = make(&split.path, &headers)?;
-        readers.push(Box::new(CsvReader::new(
+        readers.push(Box::new(Each(CsvReader::new(
             ctx, split, &budget, delimiter, decoder,
-        )));
+        ))));
     }
     Ok(readers)
 }
@@ -870,24 +849,7 @@ fn describe_csv_error(headers: Option<&csv::ByteRecord>, e: &csv::Error) -> Stri
     }
 }
 
-impl<T: 'static, D: CsvDecode<T>> PartitionReader<T> for CsvReader<T, D> {
-    fn read(&mut self, out: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError> {
-        self.read_each(max, |record| out.push(record))
-    }
-
-    fn read_stamped(
-        &mut self,
-        out: &mut Vec<(Time, T)>,
-        max: usize,
-        stamp: &mut dyn FnMut(&T) -> Time,
-        _: &mut Vec<T>,
-    ) -> Result<ReadStatus, BoxError> {
-        self.read_each(max, |record| out.push((stamp(&record), record)))
-    }
-}
-
-impl<T, D: CsvDecode<T>> CsvReader<T, D> {
-    /// Reads at most `max` records, handing each to `push`.
+impl<T: 'static, D: CsvDecode<T> + 'static> ReadEach<T> for CsvReader<T, D> {
     fn read_each(&mut self, max: usize, push: impl FnMut(T)) -> Result<ReadStatus, BoxError> {
         let mut csv = match self.csv.take() {
             Some(csv) => csv,
@@ -914,7 +876,9 @@ impl<T, D: CsvDecode<T>> CsvReader<T, D> {
         self.reported = Some(reported.max(now));
         result
     }
+}
 
+impl<T, D: CsvDecode<T>> CsvReader<T, D> {
     fn read_with(
         &mut self,
         csv: &mut csv::Reader<BufReader<File>>,
@@ -970,12 +934,12 @@ mod tests {
         let budget = Rc::new(Cell::new(if peers % 2 == 0 { 0 } else { MAX_OPEN }));
         for w in 0..peers {
             for split in splits_for("t", files, split, w, peers).unwrap() {
-                let mut r = LinesReader {
+                let mut r = Each(LinesReader {
                     file: SplitFile::new("t", split, &budget),
                     line: Vec::new(),
                     work: Arc::new(AtomicU64::new(0)),
                     parse: |l: &[u8], _| Ok(Some(serde_json::from_slice::<u64>(l).unwrap())),
-                };
+                });
                 let mut out = Vec::new();
                 while r.read(&mut out, 100).unwrap() != ReadStatus::Done {}
                 all.extend(out);

@@ -33,11 +33,12 @@ pub use weir_operators::{PartitionReader, ReadStatus};
 
 use weir_engine::{CounterKind, Metrics};
 use weir_operators::source::{partitioned_source_with_time, EventTime};
+use weir_operators::Time;
 
 use crate::error::SourceError;
 use crate::plan::{builder, Builder, Pipeline, Port};
 use crate::stream::single_output;
-use crate::{Data, Stream};
+use crate::{BoxError, Data, Stream};
 
 /// A source of records of type `Item`.
 ///
@@ -280,5 +281,35 @@ impl<T: 'static, U, F: Fn(T) -> U + 'static> PartitionReader<U> for MappedReader
         let status = self.reader.read(&mut self.scratch, max)?;
         out.extend(self.scratch.drain(..).map(|x| (self.f)(x)));
         Ok(status)
+    }
+}
+
+/// A reader that hands over its records one at a time. [`Each`] makes it a
+/// [`PartitionReader`] whose `read` and `read_timed` both push each record
+/// straight into the caller's vector, without a scratch vector between.
+pub(crate) trait ReadEach<T>: 'static {
+    /// Reads at most `max` records, handing each to `push`.
+    fn read_each(&mut self, max: usize, push: impl FnMut(T)) -> Result<ReadStatus, BoxError>;
+}
+
+/// The [`PartitionReader`] of a [`ReadEach`] reader.
+pub(crate) struct Each<R>(pub(crate) R);
+
+impl<T: 'static, R: ReadEach<T>> PartitionReader<T> for Each<R> {
+    fn read(&mut self, out: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError> {
+        out.reserve(max);
+        self.0.read_each(max, |record| out.push(record))
+    }
+
+    fn read_timed(
+        &mut self,
+        out: &mut Vec<(Time, T)>,
+        max: usize,
+        stamp: &mut dyn FnMut(&T) -> Time,
+        _scratch: &mut Vec<T>,
+    ) -> Result<ReadStatus, BoxError> {
+        out.reserve(max);
+        self.0
+            .read_each(max, |record| out.push((stamp(&record), record)))
     }
 }

@@ -226,6 +226,9 @@ struct NexmarkReader<T> {
     work: Arc<AtomicU64>,
 }
 
+// Not through `sources::Each`: handing events to a closure, rather than
+// pushing them here after one `reserve`, measured 12.4 against 14.0 M
+// events/s on q0.
 impl<T: 'static> PartitionReader<T> for NexmarkReader<T> {
     fn read(&mut self, out: &mut Vec<T>, max: usize) -> Result<ReadStatus, BoxError> {
         // The generator makes only events of the source's kind, each read
@@ -240,7 +243,7 @@ impl<T: 'static> PartitionReader<T> for NexmarkReader<T> {
         Ok(self.status())
     }
 
-    fn read_stamped(
+    fn read_timed(
         &mut self,
         out: &mut Vec<(Time, T)>,
         max: usize,
