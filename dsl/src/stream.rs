@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use timely::dataflow::operators::vec::{Filter, Map};
 use timely::dataflow::operators::{Concat, Inspect};
-use weir_operators::{KeyByGroup, MapBatches, Update, UpdatingCount, UpdatingFold};
+use weir_operators::{ExchangeByKey, KeyByGroup, MapBatches, Update, UpdatingCount, UpdatingFold};
 
 use crate::error::PlanError;
 use crate::plan::{builder, Builder, Ctx, NodeBuild, NodeId, Pipeline, Port, Timed};
@@ -383,6 +383,45 @@ impl<T: Data> Stream<T> {
                 let key = Arc::clone(&key);
                 Ok(up.build(ctx)?.key_by_group(move |x: &T| key(x)))
             }),
+        );
+        KeyedStream { inner }
+    }
+}
+
+impl<K: Key, V: Data> Stream<(K, V)> {
+    /// Partitions a stream of `(key, value)` pairs by their keys: the
+    /// inverse of [`KeyedStream::into_stream`]. Where [`Stream::key_by`]
+    /// pairs each whole record with a key computed from it (a clone of part
+    /// of the record), a `map` to `(key, value)` followed by `keyed` moves
+    /// the key out of the record, and the value carries only what the later
+    /// stages read.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weir::prelude::*;
+    ///
+    /// let out = Collect::new();
+    /// Pipeline::new("p")
+    ///     .source(Iter::new(vec![("a".to_string(), 2u64), ("b".to_string(), 1), ("a".to_string(), 5)]))
+    ///     .keyed()
+    ///     .fold(|| 0u64, |sum, v| *sum += v)
+    ///     .sink(out.clone())
+    ///     .run(Cluster::threads(2).quiet(true))
+    ///     .unwrap();
+    /// let mut got = out.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![
+    ///     Update { key: "a".to_string(), value: 7, diff: 1 },
+    ///     Update { key: "b".to_string(), value: 1, diff: 1 },
+    /// ]);
+    /// ```
+    pub fn keyed(self) -> KeyedStream<K, V> {
+        let up = self.upstream();
+        let inner = self.then(
+            "keyed",
+            String::new(),
+            builder(move |ctx| Ok(up.build(ctx)?.exchange_by_key())),
         );
         KeyedStream { inner }
     }

@@ -115,6 +115,59 @@ impl<'scope, V: ExchangeData> KeyByGroup<'scope, V> for VecStream<'scope, (crate
     }
 }
 
+/// Routes `(event time, (key, value))` records, already paired with their
+/// keys, to the worker owning each key's group. With one worker in all the
+/// stream is returned as it is; otherwise batches pass through an exchange
+/// untouched (no map stage).
+pub trait ExchangeByKey<'scope, K, V> {
+    /// The same records, each on the worker owning its key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timely::dataflow::operators::{ToStream, Inspect};
+    /// use weir_operators::{ExchangeByKey, KeyGroups};
+    ///
+    /// timely::execute(timely::Config::process(2), |worker| {
+    ///     let (index, peers) = (worker.index(), worker.peers());
+    ///     worker.dataflow::<u64, _, _>(|scope| {
+    ///         (0..100u64)
+    ///             .map(|x| (0, (x % 7, x)))
+    ///             .to_stream(scope)
+    ///             .container::<Vec<_>>()
+    ///             .exchange_by_key()
+    ///             .inspect(move |(_, (k, x))| {
+    ///                 assert_eq!(*k, x % 7);
+    ///                 assert_eq!(KeyGroups::worker_of(KeyGroups::group_of(k), peers), index)
+    ///             });
+    ///     });
+    /// })
+    /// .unwrap();
+    /// ```
+    fn exchange_by_key(self) -> VecStream<'scope, (crate::Time, (K, V))>;
+}
+
+impl<'scope, K, V> ExchangeByKey<'scope, K, V> for VecStream<'scope, (crate::Time, (K, V))>
+where
+    K: ExchangeData + Hash,
+    V: ExchangeData,
+{
+    fn exchange_by_key(self) -> VecStream<'scope, (crate::Time, (K, V))> {
+        let peers = self.scope().peers();
+        if peers == 1 {
+            return self;
+        }
+        let pact = ExchangePact::new(move |(_, (k, _)): &(crate::Time, (K, V))| {
+            KeyGroups::worker_of(KeyGroups::group_of(k), peers) as u64
+        });
+        self.unary(pact, "ExchangeByKey", move |_, _| {
+            move |input, output| {
+                input.for_each(|cap, data| output.session(&cap).give_container(data));
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

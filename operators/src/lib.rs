@@ -7,7 +7,7 @@
 //!   capabilities, frontier) and the [`Lifecycle`] hooks each implements;
 //! - [`aggregator`]: incremental aggregations ([`Aggregator`]);
 //! - [`key_groups`]: routing keys to a fixed number of key groups, and key
-//!   groups to workers by range ([`KeyByGroup`]);
+//!   groups to workers by range ([`KeyByGroup`], [`ExchangeByKey`]);
 //! - [`source`]: the partitioned source operator, holding one capability per
 //!   source partition ([`partitioned_source`]);
 //! - [`updating`]: keyed aggregation without windows, as a changelog
@@ -31,7 +31,7 @@ pub mod updating;
 pub mod window;
 
 pub use aggregator::Aggregator;
-pub use key_groups::{KeyByGroup, KeyGroups};
+pub use key_groups::{ExchangeByKey, KeyByGroup, KeyGroups};
 pub use lifecycle::{Emit, Lifecycle, Side, Stateful};
 pub use map::MapBatches;
 pub use sink::{SinkOp, SinkWriter};

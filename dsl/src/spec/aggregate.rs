@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use super::value::{Row, Value, Values};
+use super::value::{Value, Values};
 
 /// The accumulators of a window, one per aggregate.
 pub(super) type Cells = smallvec::SmallVec<[Cell; 2]>;
@@ -26,7 +26,7 @@ pub(super) enum Func {
 pub(super) struct AggSpec {
     pub(super) name: String,
     pub(super) func: Func,
-    /// Index into `Row::values`; `None` for `count(*)`.
+    /// Index into the row's aggregated values; `None` for `count(*)`.
     pub(super) column: Option<usize>,
 }
 
@@ -42,7 +42,7 @@ pub(super) enum Cell {
 
 pub(super) struct SpecAggregator(pub(super) Arc<Spec>);
 
-impl Aggregator<Row> for SpecAggregator {
+impl Aggregator<Values> for SpecAggregator {
     type Acc = Cells;
     type Out = Values;
 
@@ -59,9 +59,9 @@ impl Aggregator<Row> for SpecAggregator {
             .collect()
     }
 
-    fn add(&self, acc: &mut Cells, row: &Row) {
+    fn add(&self, acc: &mut Cells, row: &Values) {
         for (cell, agg) in acc.iter_mut().zip(&self.0.aggs) {
-            let v = agg.column.map(|c| &row.values[c]);
+            let v = agg.column.map(|c| &row[c]);
             match (cell, v) {
                 (Cell::Count(n), _) => *n += 1,
                 (_, Some(Value::Null)) => {}
@@ -147,7 +147,7 @@ fn sum_of(c: &Cell) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Row, Spec, Values};
+    use crate::spec::{Spec, Values};
 
     fn spec(aggregate: &str) -> Arc<Spec> {
         let text = format!(
@@ -170,12 +170,8 @@ mod tests {
         Arc::new(Spec::parse(&text).unwrap())
     }
 
-    fn row(values: Vec<Value>) -> Row {
-        Row {
-            ts: 0,
-            key: Values::new(),
-            values: values.into_iter().collect(),
-        }
+    fn row(values: Vec<Value>) -> Values {
+        values.into_iter().collect()
     }
 
     #[test]

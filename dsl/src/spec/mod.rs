@@ -525,7 +525,8 @@ impl Spec {
         }
         let windowed = rows
             .event_time(|r: &Row| r.ts, watermark)
-            .key_by(|r: &Row| r.key.clone())
+            .map(|r: Row| (r.key, r.values))
+            .keyed()
             .window(self.window)
             .allowed_lateness(Duration::from_millis(self.lateness));
         let agg = SpecAggregator(Arc::clone(&spec));
