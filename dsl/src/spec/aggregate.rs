@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use super::value::{Value, Values};
+use super::value::{Row, Value, Values};
 
 /// The accumulators of a window, one per aggregate.
 pub(super) type Cells = smallvec::SmallVec<[Cell; 2]>;
@@ -42,26 +42,28 @@ pub(super) enum Cell {
 
 pub(super) struct SpecAggregator(pub(super) Arc<Spec>);
 
-impl Aggregator<Values> for SpecAggregator {
+impl Aggregator<Row> for SpecAggregator {
     type Acc = Cells;
     type Out = Values;
 
+    // `init` and `finish` run once per key and window: plain pushes, which
+    // compile to less than collecting an iterator into a `SmallVec`.
     fn init(&self) -> Cells {
-        self.0
-            .aggs
-            .iter()
-            .map(|a| match a.func {
+        let mut cells = Cells::new();
+        for a in &self.0.aggs {
+            cells.push(match a.func {
                 Func::Count => Cell::Count(0),
                 Func::Sum => Cell::SumInt(0),
                 Func::Min | Func::Max => Cell::Extreme(None),
                 Func::Avg => Cell::Avg(0.0, 0),
-            })
-            .collect()
+            });
+        }
+        cells
     }
 
-    fn add(&self, acc: &mut Cells, row: &Values) {
+    fn add(&self, acc: &mut Cells, row: &Row) {
         for (cell, agg) in acc.iter_mut().zip(&self.0.aggs) {
-            let v = agg.column.map(|c| &row[c]);
+            let v = agg.column.map(|c| &row.values[c]);
             match (cell, v) {
                 (Cell::Count(n), _) => *n += 1,
                 (_, Some(Value::Null)) => {}
@@ -100,16 +102,18 @@ impl Aggregator<Values> for SpecAggregator {
     }
 
     fn finish(&self, acc: Cells) -> Values {
-        acc.into_iter()
-            .map(|c| match c {
+        let mut values = Values::new();
+        for c in acc {
+            values.push(match c {
                 Cell::Count(n) => Value::Int(n as i64),
                 Cell::SumInt(s) => Value::Int(s),
                 Cell::SumFloat(s) => Value::Float(s),
                 Cell::Extreme(v) => v.unwrap_or(Value::Null),
                 Cell::Avg(_, 0) => Value::Null,
                 Cell::Avg(s, n) => Value::Float(s / n as f64),
-            })
-            .collect()
+            });
+        }
+        values
     }
 }
 
@@ -147,7 +151,7 @@ fn sum_of(c: &Cell) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Spec, Values};
+    use crate::spec::{Row, Spec};
 
     fn spec(aggregate: &str) -> Arc<Spec> {
         let text = format!(
@@ -170,8 +174,11 @@ mod tests {
         Arc::new(Spec::parse(&text).unwrap())
     }
 
-    fn row(values: Vec<Value>) -> Values {
-        values.into_iter().collect()
+    fn row(values: Vec<Value>) -> Row {
+        Row {
+            ts: 0,
+            values: values.into_iter().collect(),
+        }
     }
 
     #[test]

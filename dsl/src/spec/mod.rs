@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use value::{Row, Value, Values};
+pub use value::{KeyedRow, Row, Value, Values};
 
 use self::aggregate::{AggSpec, Func, SpecAggregator};
 use self::rows::{csv_header, json_row, BidRows, CsvRowDecoder, Fields, LineSplitter, BID_FIELDS};
@@ -524,8 +524,7 @@ impl Spec {
             watermark = watermark.idle_timeout(Duration::from_millis(idle));
         }
         let windowed = rows
-            .event_time(|r: &Row| r.ts, watermark)
-            .map(|r: Row| (r.key, r.values))
+            .event_time(|(_, r): &KeyedRow| r.ts, watermark)
             .keyed()
             .window(self.window)
             .allowed_lateness(Duration::from_millis(self.lateness));

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::schema::FieldType;
-use super::value::{Row, Value, Values};
+use super::value::{KeyedRow, Row, Value, Values};
 use super::Spec;
 use crate::sources::{read_header, Bid, CsvDecode};
 use crate::SourceError;
@@ -53,7 +53,7 @@ impl Fields {
     fn row_of(
         &self,
         mut cell: impl FnMut(usize) -> Result<Value, String>,
-    ) -> Result<Option<Row>, String> {
+    ) -> Result<Option<KeyedRow>, String> {
         let ts = match cell(0)? {
             Value::Int(t) if t >= 0 => t as u64,
             other => {
@@ -83,7 +83,7 @@ impl Fields {
             }
             values.push(v);
         }
-        Ok(Some(Row { ts, key, values }))
+        Ok(Some((key, Row { ts, values })))
     }
 }
 
@@ -191,8 +191,8 @@ impl CsvRowDecoder {
     }
 }
 
-impl CsvDecode<Row> for CsvRowDecoder {
-    fn decode(&self, row: &csv::ByteRecord) -> Result<Option<Row>, String> {
+impl CsvDecode<KeyedRow> for CsvRowDecoder {
+    fn decode(&self, row: &csv::ByteRecord) -> Result<Option<KeyedRow>, String> {
         if row.len() != self.width {
             if row.len() == 1 && row[0].trim_ascii().is_empty() {
                 return Ok(None); // a blank line
@@ -260,7 +260,7 @@ impl LineSplitter {
 
 /// Decodes a JSON object line: only the fields a row needs are read, by a
 /// serde visitor, without building the whole object.
-pub(super) fn json_row(fields: &Fields, line: &[u8]) -> Result<Option<Row>, String> {
+pub(super) fn json_row(fields: &Fields, line: &[u8]) -> Result<Option<KeyedRow>, String> {
     if line.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
@@ -461,17 +461,15 @@ impl BidRows {
     }
 
     /// A bid as a row.
-    pub(super) fn row(&self, bid: &Bid) -> Row {
+    pub(super) fn row(&self, bid: &Bid) -> KeyedRow {
         let mut cells = self.fields.iter().map(|read| read(bid));
         let ts = match cells.next() {
             Some(Value::Int(t)) => t as u64,
             _ => 0, // ruled out by the spec's checks
         };
-        Row {
-            ts,
-            key: cells.by_ref().take(self.keys).collect(),
-            values: cells.collect(),
-        }
+        let key = cells.by_ref().take(self.keys).collect();
+        let values = cells.collect();
+        (key, Row { ts, values })
     }
 }
 
@@ -510,12 +508,9 @@ mod tests {
             date_time: 5,
             extra: "".into(),
         };
-        let row = BidRows::new(&Fields::of(&spec)).row(&bid);
+        let (key, row) = BidRows::new(&Fields::of(&spec)).row(&bid);
         assert_eq!(row.ts, 1234);
-        assert_eq!(
-            row.key.to_vec(),
-            vec![Value::Str("web".into()), Value::Int(7)]
-        );
+        assert_eq!(key.to_vec(), vec![Value::Str("web".into()), Value::Int(7)]);
         assert_eq!(
             row.values.to_vec(),
             vec![Value::Int(99), Value::Str("u".into())]

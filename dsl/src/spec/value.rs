@@ -144,14 +144,17 @@ pub(super) fn json_string(s: &str, out: &mut String) {
 /// A few values, inline up to two (most keys and aggregates).
 pub type Values = smallvec::SmallVec<[Value; 2]>;
 
-/// A row of the spec runner: its event time, key values and the values the
-/// aggregates read.
+/// A row of the spec runner without its key: its event time and the values
+/// the aggregates read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Row {
     pub(super) ts: u64,
-    pub(super) key: Values,
     pub(super) values: Values,
 }
+
+/// A row with its key values, as sources make it: the key moves into the
+/// keyed stream as it is (`Stream::keyed`), not cloned out of the row.
+pub type KeyedRow = (Values, Row);
 
 #[cfg(test)]
 mod tests {
