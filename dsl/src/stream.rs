@@ -159,10 +159,13 @@ impl<T: Data> Stream<T> {
             builder(move |ctx| {
                 let render = Arc::clone(&render);
                 Ok(up.build(ctx)?.unary(Local, "Render", move |_, _| {
+                    // Bytes per line of the last batch, to size the next
+                    // batch's text without growing it as it fills.
+                    let mut per_line = 64;
                     move |input, output| {
                         input.for_each(|cap, batch| {
                             let mut lines = crate::sinks::Lines {
-                                text: String::with_capacity(batch.len() * 64),
+                                text: String::with_capacity(batch.len() * (per_line + 8)),
                                 count: batch.len() as u64,
                             };
                             let mut first = None;
@@ -172,6 +175,7 @@ impl<T: Data> Stream<T> {
                                 lines.text.push('\n');
                             }
                             if let Some(ts) = first {
+                                per_line = lines.text.len() / (lines.count as usize).max(1);
                                 output.session(&cap).give((ts, lines));
                             }
                         });

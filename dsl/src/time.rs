@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use weir_operators::source::EventTime;
+use weir_operators::source::{Align, EventTime};
 
 use crate::error::PlanError;
 use crate::plan::{builder, Port};
@@ -37,7 +37,11 @@ pub struct Watermark {
     bound: Duration,
     idle_timeout: Option<Duration>,
     every: usize,
+    ahead: Option<usize>,
 }
+
+/// Batches a source may send beyond what the job has finished, by default.
+const BATCHES_AHEAD: usize = 64;
 
 impl Watermark {
     /// Records may arrive up to `max_out_of_orderness` behind the highest
@@ -47,6 +51,7 @@ impl Watermark {
             bound: max_out_of_orderness,
             idle_timeout: None,
             every: weir_operators::source::BATCH,
+            ahead: Some(BATCHES_AHEAD),
         }
     }
 
@@ -73,6 +78,44 @@ impl Watermark {
     pub fn every(mut self, records: usize) -> Self {
         self.every = records.max(1);
         self
+    }
+
+    /// On several workers, each source sends at most `batches` batches
+    /// (default 64, of [`every`](Watermark::every) records each) beyond what
+    /// the sinks downstream of it have finished, over all workers and
+    /// processes: a worker whose input is ahead in event time waits for the
+    /// others (watermark alignment) instead of piling up records in exchange
+    /// queues and window state that cannot fire yet. On one worker the
+    /// source's partitions are already read in step and nothing waits.
+    ///
+    /// A source waits only for times it has passed, so it never waits for
+    /// itself; it does wait for partitions that hold their watermark back,
+    /// such as an idle partition without [`idle_timeout`](Watermark::idle_timeout).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weir::Watermark;
+    ///
+    /// let wm = Watermark::ascending().max_batches_ahead(16);
+    /// assert_eq!(wm.batches_ahead(), Some(16));
+    /// assert_eq!(Watermark::ascending().unaligned().batches_ahead(), None);
+    /// assert_eq!(Watermark::ascending().batches_ahead(), Some(64));
+    /// ```
+    pub fn max_batches_ahead(mut self, batches: usize) -> Self {
+        self.ahead = Some(batches.max(1));
+        self
+    }
+
+    /// Sources read as fast as they can, however far ahead of the job (see
+    /// [`max_batches_ahead`](Watermark::max_batches_ahead)).
+    pub fn unaligned(mut self) -> Self {
+        self.ahead = None;
+        self
+    }
+
+    /// The batches a source may send ahead of the job; `None` if unaligned.
+    pub fn batches_ahead(&self) -> Option<usize> {
+        self.ahead
     }
 
     /// The bound on out-of-orderness.
@@ -135,10 +178,12 @@ impl<T: Data> Stream<T> {
             return stream;
         };
         let source = Arc::clone(&slot.source);
+        let source_node = self.at.node;
         let extract = Arc::new(extract);
         let bound = watermark.bound.as_millis() as u64;
         let idle_timeout = watermark.idle_timeout;
         let batch = watermark.every;
+        let ahead = watermark.ahead;
         let timed = builder(move |ctx| {
             let extract = Arc::clone(&extract);
             let time = EventTime {
@@ -146,6 +191,12 @@ impl<T: Data> Stream<T> {
                 bound,
                 idle_timeout,
                 batch,
+                align: ahead
+                    .filter(|_| ctx.scope.peers() > 1)
+                    .map(|batches| Align {
+                        progress: ctx.progress_of(source_node),
+                        batches,
+                    }),
             };
             open_source(ctx, &*source, Some(time))
         });

@@ -504,3 +504,92 @@ fn window_state_follows_the_watermark_not_the_input() {
         gauge.peak()
     );
 }
+
+/// Two partitions, one per worker, of `(event time, key)` rows in time
+/// order: worker 0's reads at once, worker 1's ten rows a millisecond.
+struct TwoSpeeds {
+    rows: u64,
+}
+
+struct Reader {
+    next: u64,
+    rows: u64,
+    slow: bool,
+}
+
+impl weir::sources::PartitionReader<(u64, u32)> for Reader {
+    fn read(
+        &mut self,
+        out: &mut Vec<(u64, u32)>,
+        max: usize,
+    ) -> Result<weir::sources::ReadStatus, weir::BoxError> {
+        let n = if self.slow {
+            std::thread::sleep(Duration::from_millis(1));
+            10
+        } else {
+            max as u64
+        };
+        let end = (self.next + n).min(self.rows);
+        out.extend((self.next..end).map(|i| (i, (i % 50) as u32)));
+        self.next = end;
+        Ok(if end == self.rows {
+            weir::sources::ReadStatus::Done
+        } else {
+            weir::sources::ReadStatus::More
+        })
+    }
+}
+
+impl Source for TwoSpeeds {
+    type Item = (u64, u32);
+    fn describe(&self) -> String {
+        "two-speeds".into()
+    }
+    fn open(
+        &self,
+        ctx: &weir::sources::SourceContext,
+    ) -> Result<Vec<Box<dyn weir::sources::PartitionReader<(u64, u32)>>>, weir::SourceError> {
+        Ok(vec![Box::new(Reader {
+            next: 0,
+            rows: self.rows,
+            slow: ctx.worker() == 1,
+        })])
+    }
+}
+
+/// Peak live window accumulators of a 50 ms tumbling count over
+/// [`TwoSpeeds`] on 2 workers, with watermark `wm`.
+fn peak_state_two_speeds(wm: Watermark) -> i64 {
+    let rows = 5_000;
+    let gauge = std::sync::Arc::new(live::Gauge::default());
+    let out = Collect::new();
+    Pipeline::new("two-speeds")
+        .source(TwoSpeeds { rows })
+        .event_time(|r: &(u64, u32)| r.0, wm.every(10))
+        .key_by(|r: &(u64, u32)| r.1)
+        .window(Tumbling::of(Duration::from_millis(50)))
+        .aggregate(live::LiveCount(std::sync::Arc::clone(&gauge)))
+        .sink(out.clone())
+        .run(Cluster::threads(2).quiet(true))
+        .unwrap();
+    let results = out.take();
+    // Both partitions' rows, each counted once: 100 windows x 50 keys.
+    assert_eq!(results.iter().map(|r| r.value).sum::<u64>(), 2 * rows);
+    assert_eq!(results.len(), 5_000);
+    gauge.peak()
+}
+
+/// A worker whose input is ahead in event time waits for the other
+/// (watermark alignment): window state stays a few windows deep. Without
+/// alignment the fast worker reads all its rows while the slow one holds the
+/// watermark back, and every window stays open.
+#[test]
+fn sources_ahead_of_the_job_wait_for_it() {
+    let aligned = peak_state_two_speeds(Watermark::ascending().max_batches_ahead(4));
+    let unaligned = peak_state_two_speeds(Watermark::ascending().unaligned());
+    assert!(aligned < 1_000, "aligned: peak {aligned} live accumulators");
+    assert!(
+        unaligned > 3_000,
+        "unaligned: peak {unaligned} live accumulators"
+    );
+}

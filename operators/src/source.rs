@@ -25,6 +25,10 @@ pub const BATCH: usize = 1024;
 /// of the dataflow.
 const SLICE: Duration = Duration::from_millis(1);
 
+/// How long an aligned source that is ahead waits before it looks again,
+/// after it found itself ahead twice in a row.
+const PAUSE: Duration = Duration::from_millis(1);
+
 /// What a partition reader reports after a read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -84,6 +88,29 @@ pub struct EventTime<F> {
     /// Records per batch at most: a partition's watermark moves after each
     /// batch, so this is how often it can move.
     pub batch: usize,
+    /// Flow control against the job's progress; `None` reads freely.
+    pub align: Option<Align>,
+}
+
+/// Flow control of a source by the job's progress: the source sends at
+/// most `batches` batches ahead of what the job has finished. It remembers
+/// the times of the batches it sent last, and reads no further while the
+/// probe's frontier (over every worker and process) is still before the
+/// time of the batch sent `batches` batches ago. A worker whose input is
+/// ahead in event time thus waits for the others (Flink's watermark
+/// alignment) instead of filling exchange queues and window state with
+/// records the job cannot finish yet, and does so without a drift in
+/// milliseconds that would suit one input's density of event time and not
+/// another's. A source never waits for itself: the probe's frontier is at
+/// most its own least watermark, and it waits only for times it has
+/// passed.
+#[derive(Clone)]
+pub struct Align {
+    /// Where the job's progress is read: a probe on the inputs of the sinks
+    /// downstream of the source.
+    pub progress: timely::dataflow::ProbeHandle<Time>,
+    /// Batches a source may send beyond the job's progress.
+    pub batches: usize,
 }
 
 /// The watermark of one partition.
@@ -177,7 +204,7 @@ pub fn partitioned_source<'scope, D: ExchangeData>(
 /// }
 ///
 /// let captured = timely::example(move |scope| {
-///     let time = EventTime { extract: |t: &u64| *t, bound: 500, idle_timeout: None, batch: 2 };
+///     let time = EventTime { extract: |t: &u64| *t, bound: 500, idle_timeout: None, batch: 2, align: None };
 ///     let readers: Vec<Box<dyn PartitionReader<u64>>> = vec![Box::new(Ticks(0))];
 ///     partitioned_source_with_time(scope, "ticks", readers, Some(time),
 ///         Arc::new(AtomicU64::new(0)), Failure::default()).capture()
@@ -221,6 +248,10 @@ where
         // at the same watermark take turns.
         let mut cursor = 0;
         let mut idle: Vec<bool> = Vec::new();
+        // With alignment: the times of the last batches sent, and whether
+        // the last activation found the source too far ahead.
+        let mut sent: std::collections::VecDeque<Time> = Default::default();
+        let mut waited = false;
         move |output| {
             // The partition with the least watermark reads next (taking
             // turns on ties), one batch at a time, until the time slice is up
@@ -232,6 +263,25 @@ where
             idle.resize(partitions.len(), false);
             while let Some(i) = next_partition(&partitions, &idle, cursor) {
                 let partition = &mut partitions[i];
+                if let Some(align) = event_time.as_ref().and_then(|et| et.align.as_ref()) {
+                    let oldest = (sent.len() >= align.batches)
+                        .then(|| sent.front())
+                        .flatten();
+                    if oldest.is_some_and(|t| align.progress.less_than(t)) {
+                        // The first time, the next step may well catch up
+                        // (this worker's own records in flight); after
+                        // that, others are behind: look again a little later
+                        // (records arriving wake the worker sooner).
+                        if waited {
+                            activator.activate_after(PAUSE);
+                        } else {
+                            activator.activate();
+                        }
+                        waited = true;
+                        return;
+                    }
+                    waited = false;
+                }
                 // With event time, a partition's first read is one record:
                 // it sets the partition's watermark before more of its
                 // records are read.
@@ -276,6 +326,12 @@ where
                         .session(&partition.capability)
                         .give_container(&mut stamped);
                     stamped.clear();
+                    if let Some(align) = event_time.as_ref().and_then(|et| et.align.as_ref()) {
+                        if sent.len() >= align.batches {
+                            sent.pop_front();
+                        }
+                        sent.push_back(*partition.capability.time());
+                    }
                     if let (Some(et), Some(max)) = (&event_time, partition.clock.max_seen) {
                         let watermark = max.saturating_sub(et.bound);
                         if watermark > *partition.capability.time() {

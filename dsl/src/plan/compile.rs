@@ -5,7 +5,8 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use timely::dataflow::Scope;
+use timely::dataflow::operators::Probe;
+use timely::dataflow::{ProbeHandle, Scope};
 use weir_engine::{Failure, Metrics};
 use weir_operators::{Time, VecStream};
 
@@ -41,6 +42,11 @@ pub struct Ctx<'s> {
     pub(crate) scope: Scope<'s, Time>,
     pub(crate) failure: Failure,
     pub(crate) metrics: Arc<Metrics>,
+    /// Per source: the job's progress downstream of it, a probe on the
+    /// inputs of the sinks it reaches (for the source's flow control).
+    progress: HashMap<NodeId, ProbeHandle<Time>>,
+    /// Per sink: the sources upstream of it.
+    sources_of: Arc<HashMap<NodeId, Vec<NodeId>>>,
     builds: Arc<Vec<Option<NodeBuild>>>,
     built: HashMap<Port, Box<dyn Any>>,
 }
@@ -51,11 +57,14 @@ impl<'s> Ctx<'s> {
         failure: Failure,
         metrics: Arc<Metrics>,
         builds: Arc<Vec<Option<NodeBuild>>>,
+        sources_of: Arc<HashMap<NodeId, Vec<NodeId>>>,
     ) -> Self {
         Ctx {
             scope,
             failure,
             metrics,
+            progress: HashMap::new(),
+            sources_of,
             builds,
             built: HashMap::new(),
         }
@@ -71,6 +80,25 @@ impl<'s> Ctx<'s> {
             .flatten()
             .ok_or_else(|| format!("stage #{node} has nothing to build it"))?;
         build(self)
+    }
+
+    /// The job's progress downstream of source `source` (its sinks' inputs).
+    pub(crate) fn progress_of(&mut self, source: NodeId) -> ProbeHandle<Time> {
+        self.progress.entry(source).or_default().clone()
+    }
+
+    /// Attaches `stream`, the input of sink `sink`, to the progress probe of
+    /// every source upstream of it.
+    pub(crate) fn probe_sink_input<T: Data>(
+        &mut self,
+        sink: NodeId,
+        mut stream: Timed<'s, T>,
+    ) -> Timed<'s, T> {
+        let sources = Arc::clone(&self.sources_of);
+        for &source in sources.get(&sink).into_iter().flatten() {
+            stream = stream.probe_with(&self.progress_of(source));
+        }
+        stream
     }
 
     /// Records `stream` as the stream of `port` (called by node builds).

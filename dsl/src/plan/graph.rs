@@ -44,6 +44,25 @@ struct Graph {
     errors: Vec<PlanError>,
 }
 
+impl Graph {
+    /// The sources upstream of `node`, each once.
+    fn sources_of(&self, node: NodeId) -> Vec<NodeId> {
+        let mut seen = vec![false; self.nodes.len()];
+        let mut todo = vec![node];
+        let mut sources = Vec::new();
+        while let Some(n) = todo.pop() {
+            if std::mem::replace(&mut seen[n], true) {
+                continue;
+            }
+            if self.nodes[n].kind == "source" {
+                sources.push(n);
+            }
+            todo.extend(self.nodes[n].inputs.iter().map(|p| p.node));
+        }
+        sources
+    }
+}
+
 /// A dataflow pipeline: sources, transformations and sinks, described as a
 /// value and compiled onto timely on every worker when it runs.
 ///
@@ -336,13 +355,19 @@ impl Pipeline {
     /// does not parse (see [`RunError::source_error`]).
     pub fn run(&self, cluster: Cluster) -> Result<RunSummary, RunError> {
         self.validate()?;
-        let (name, builds, sinks) = {
+        let (name, builds, sinks, sources_of) = {
             let g = self.lock();
             let builds: Vec<Option<NodeBuild>> = g.nodes.iter().map(|n| n.build.clone()).collect();
             let sinks: Vec<NodeId> = (0..g.nodes.len())
                 .filter(|&i| g.nodes[i].kind == "sink")
                 .collect();
-            (g.name.clone(), Arc::new(builds), sinks)
+            let sources_of = sinks.iter().map(|&s| (s, g.sources_of(s))).collect();
+            (
+                g.name.clone(),
+                Arc::new(builds),
+                sinks,
+                Arc::new(sources_of),
+            )
         };
         let metrics = Arc::new(Metrics::new(name.clone()));
         let progress = Progress::start(Arc::clone(&metrics), cluster.is_quiet());
@@ -351,7 +376,13 @@ impl Pipeline {
             let failure = wctx.failure().clone();
             let metrics = Arc::clone(&shared);
             worker.dataflow_named::<Time, _, _>(&name, |scope| {
-                let mut ctx = Ctx::new(scope, failure, metrics, Arc::clone(&builds));
+                let mut ctx = Ctx::new(
+                    scope,
+                    failure,
+                    metrics,
+                    Arc::clone(&builds),
+                    Arc::clone(&sources_of),
+                );
                 sinks.iter().try_for_each(|&sink| ctx.build(sink))
             })
         });

@@ -237,6 +237,7 @@ impl<T: Data> Stream<T> {
                         }
                     }
                 };
+                let s = ctx.probe_sink_input(node, s);
                 let counter = ctx.metrics.counter(CounterKind::Sink, &name);
                 let writer = WithoutTime {
                     inner: writer,

@@ -125,7 +125,8 @@ pub struct Spec {
     output: Output,
     /// The output fields: key fields, window bounds, aggregate names.
     header: Vec<String>,
-    /// The output fields as JSON object keys, `"name":`.
+    /// The output fields as JSON object keys, each with what goes before
+    /// it: `{"name":` for the first, `,"name":` for the others.
     json_keys: Vec<String>,
 }
 
@@ -373,8 +374,9 @@ impl Spec {
         header.extend(aggs.iter().map(|a| a.name.clone()));
         let json_keys = header
             .iter()
-            .map(|name| {
-                let mut key = String::new();
+            .enumerate()
+            .map(|(i, name)| {
+                let mut key = String::from(if i == 0 { "{" } else { "," });
                 value::json_string(name, &mut key);
                 key.push(':');
                 key

@@ -14,20 +14,15 @@ pub(super) fn render(spec: &Spec, r: WindowResult<Values, Values>, json: bool, o
     }
 }
 
-/// Appends a result as a JSON object; `keys` are the escaped field names,
-/// each with its colon.
+/// Appends a result as a JSON object; `keys` are the escaped field names
+/// with their colons, the first after `{`, the others after `,`.
 fn json_line(keys: &[String], r: &WindowResult<Values, Values>, out: &mut String) {
     let mut keys = keys.iter();
-    let mut first = true;
-    out.push('{');
     cells(r, |v| {
-        let Some(key) = keys.next() else { return };
-        if !first {
-            out.push(',');
+        if let Some(key) = keys.next() {
+            out.push_str(key);
+            v.json(out);
         }
-        first = false;
-        out.push_str(key);
-        v.json(out);
     });
     out.push('}');
 }
@@ -128,9 +123,14 @@ mod tests {
     /// JSON lines name every cell with its key, in order.
     #[test]
     fn json_lines_name_key_window_and_aggregates() {
-        let keys: Vec<String> = ["\"k\":", "\"window_start\":", "\"window_end\":", "\"s\":"]
-            .map(String::from)
-            .to_vec();
+        let keys: Vec<String> = [
+            "{\"k\":",
+            ",\"window_start\":",
+            ",\"window_end\":",
+            ",\"s\":",
+        ]
+        .map(String::from)
+        .to_vec();
         let r = WindowResult {
             key: [Value::Str("a\"b".into())].into_iter().collect(),
             window_start: 0,
