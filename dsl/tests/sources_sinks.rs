@@ -337,6 +337,41 @@ fn sink_io_error_stops_the_job_naming_the_path() {
     assert!(err.to_string().contains("taken"), "{err}");
 }
 
+/// Every file sink writes on a thread of its own: a write that fails there
+/// (`/dev/full`) still stops the job with an error naming the path and the
+/// reason, for JSON lines, CSV and text, one file or parts.
+#[test]
+fn a_failing_write_on_the_file_thread_stops_the_job() {
+    assert!(
+        Path::new("/dev/full").exists(),
+        "this test needs /dev/full (Linux)"
+    );
+    let records = || Iter::new((0..200_000u64).collect::<Vec<_>>());
+    let check = |err: RunError| {
+        let text = err.to_string();
+        assert!(
+            text.contains("/dev/full") && text.contains("No space left on device"),
+            "{text}"
+        );
+    };
+    for workers in [1, 2] {
+        let cluster = || Cluster::threads(workers).quiet(true);
+        let p = Pipeline::new("jsonl");
+        p.source(records()).sink(JsonLinesFile::to("/dev/full"));
+        check(p.run(cluster()).unwrap_err());
+        let p = Pipeline::new("csv");
+        p.source(records())
+            .map(event)
+            .sink(CsvFile::to("/dev/full"));
+        check(p.run(cluster()).unwrap_err());
+        let p = Pipeline::new("text");
+        p.source(records())
+            .map(|n: u64| n.to_string())
+            .sink(TextFile::to("/dev/full"));
+        check(p.run(cluster()).unwrap_err());
+    }
+}
+
 /// Reads a file cut into hundreds of splits on one worker in a child
 /// process whose open-file limit is 32: splits are opened lazily and closed
 /// between reads, so the job neither runs out of file descriptors nor loses a

@@ -117,17 +117,13 @@ impl<T: Data> Sink<T> for JsonLinesFile {
     fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, SinkError> {
         let (path, out) = self.target.create(ctx, "jsonl")?;
         Ok(Box::new(ByRef(JsonLinesWriter {
-            name: ctx.name().to_string(),
-            path,
-            out,
+            out: FileOut::start(ctx.name(), path, out)?,
         })))
     }
 }
 
 struct JsonLinesWriter {
-    name: String,
-    path: PathBuf,
-    out: BufWriter<File>,
+    out: FileOut,
 }
 
 impl<T: Data> WriteRefs<T> for JsonLinesWriter {
@@ -136,19 +132,16 @@ impl<T: Data> WriteRefs<T> for JsonLinesWriter {
         T: 'a,
     {
         for record in records {
-            serde_json::to_writer(&mut self.out, record)
-                .map_err(|e| sink_error(&self.name, &self.path, e.into()))?;
-            self.out
-                .write_all(b"\n")
-                .map_err(|e| sink_error(&self.name, &self.path, e))?;
+            let buf = &mut self.out.buf;
+            serde_json::to_writer(&mut *buf, record)
+                .map_err(|e| sink_error(&self.out.name, &self.out.path, e.into()))?;
+            buf.push(b'\n');
         }
-        Ok(())
+        self.out.ship()
     }
 
     fn close(&mut self) -> Result<(), BoxError> {
-        self.out
-            .flush()
-            .map_err(|e| sink_error(&self.name, &self.path, e))
+        self.out.finish()
     }
 }
 
@@ -206,17 +199,16 @@ impl<T: Data> Sink<T> for CsvFile {
     fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, SinkError> {
         let (path, out) = self.target.create(ctx, "csv")?;
         Ok(Box::new(ByRef(CsvWriter {
-            name: ctx.name().to_string(),
-            path,
-            out: csv::Writer::from_writer(out),
+            header: true,
+            out: FileOut::start(ctx.name(), path, out)?,
         })))
     }
 }
 
 struct CsvWriter {
-    name: String,
-    path: PathBuf,
-    out: csv::Writer<BufWriter<File>>,
+    /// Whether the header is still to be written (before the first record).
+    header: bool,
+    out: FileOut,
 }
 
 impl<T: Data> WriteRefs<T> for CsvWriter {
@@ -224,18 +216,23 @@ impl<T: Data> WriteRefs<T> for CsvWriter {
     where
         T: 'a,
     {
+        // A csv writer per batch, encoding into the batch's bytes.
+        let mut csv = csv::WriterBuilder::new()
+            .has_headers(self.header)
+            .from_writer(std::mem::take(&mut self.out.buf));
         for record in records {
-            self.out.serialize(record).map_err(|e| {
-                sink_error(&self.name, &self.path, std::io::Error::other(e.to_string()))
-            })?;
+            csv.serialize(record)
+                .map_err(|e| self.out.error(std::io::Error::other(e.to_string())))?;
+            self.header = false;
         }
-        Ok(())
+        self.out.buf = csv
+            .into_inner()
+            .map_err(|e| self.out.error(std::io::Error::other(e.to_string())))?;
+        self.out.ship()
     }
 
     fn close(&mut self) -> Result<(), BoxError> {
-        self.out
-            .flush()
-            .map_err(|e| sink_error(&self.name, &self.path, e))
+        self.out.finish()
     }
 }
 
@@ -288,7 +285,7 @@ impl TextFile {
 
 impl TextFile {
     /// This worker's file, with the header written.
-    fn open_text(&self, ctx: &SinkContext) -> Result<TextWriter, SinkError> {
+    fn open_text(&self, ctx: &SinkContext) -> Result<FileOut, SinkError> {
         let (path, mut out) = self.target.create(ctx, "txt")?;
         if let Some(header) = &self.header {
             writeln!(out, "{header}").map_err(|error| SinkError {
@@ -297,11 +294,7 @@ impl TextFile {
                 error,
             })?;
         }
-        Ok(TextWriter {
-            name: ctx.name().to_string(),
-            path,
-            out,
-        })
+        FileOut::start(ctx.name(), path, out)
     }
 }
 
@@ -315,7 +308,9 @@ impl Sink<String> for TextFile {
     }
 
     fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<String>>, SinkError> {
-        Ok(Box::new(ByRef(self.open_text(ctx)?)))
+        Ok(Box::new(ByRef(TextWriter {
+            out: self.open_text(ctx)?,
+        })))
     }
 }
 
@@ -331,7 +326,7 @@ impl Sink<Lines> for TextFile {
 
     fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<Lines>>, SinkError> {
         Ok(Box::new(LinesWriter {
-            out: WriterThread::start(self.open_text(ctx)?)?,
+            out: self.open_text(ctx)?,
             written: 0,
         }))
     }
@@ -371,7 +366,7 @@ pub struct Lines {
 }
 
 struct LinesWriter {
-    out: WriterThread,
+    out: FileOut,
     written: u64,
 }
 
@@ -380,7 +375,7 @@ impl LinesWriter {
         self.written = 0;
         for lines in batch {
             self.written += lines.count;
-            self.out.send(lines.text)?;
+            self.out.send(lines.text.into_bytes())?;
         }
         Ok(())
     }
@@ -411,97 +406,101 @@ impl SinkWriter<Lines> for LinesWriter {
 /// Chunks of text a sink's file thread has not written yet, at most.
 const QUEUED_CHUNKS: usize = 64;
 
-/// Writes chunks of text to a sink's file on a thread of its own, so that
-/// the worker of a one-file sink, which gets every result of the cluster,
-/// does not also wait on the write calls: a second core, when free, takes
-/// them. The queue is bounded; a full queue makes the worker wait.
-struct WriterThread {
+/// A sink's file, written on a thread of its own: the worker encodes each
+/// batch into bytes (`buf`, or a chunk of its own) and queues them; the
+/// thread makes the write calls. A one-file sink's worker, which gets every
+/// result of the cluster, thus does not also wait on the kernel: a second
+/// core, when free, takes the writes. The queue is bounded; a full queue
+/// makes the worker wait.
+struct FileOut {
     name: String,
     path: PathBuf,
-    queue: Option<std::sync::mpsc::SyncSender<String>>,
+    /// The bytes of the batch being encoded.
+    buf: Vec<u8>,
+    queue: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
     thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
 }
 
-impl WriterThread {
-    fn start(text: TextWriter) -> Result<Self, SinkError> {
-        let TextWriter {
-            name,
-            path,
-            mut out,
-        } = text;
-        let (queue, chunks) = std::sync::mpsc::sync_channel::<String>(QUEUED_CHUNKS);
+impl FileOut {
+    fn start(name: &str, path: PathBuf, mut out: BufWriter<File>) -> Result<Self, SinkError> {
+        let (queue, chunks) = std::sync::mpsc::sync_channel::<Vec<u8>>(QUEUED_CHUNKS);
         let thread = std::thread::Builder::new()
             .name("weir:sink-file".into())
             .spawn(move || {
                 for chunk in chunks {
-                    out.write_all(chunk.as_bytes())?;
+                    out.write_all(&chunk)?;
                 }
                 out.flush()
             })
             .map_err(|error| SinkError {
-                sink: name.clone(),
+                sink: name.to_string(),
                 path: path.clone(),
                 error,
             })?;
-        Ok(WriterThread {
-            name,
+        Ok(FileOut {
+            name: name.to_string(),
             path,
+            buf: Vec::new(),
             queue: Some(queue),
             thread: Some(thread),
         })
     }
 
-    fn send(&mut self, chunk: String) -> Result<(), BoxError> {
+    /// An error of this sink's file.
+    fn error(&self, error: std::io::Error) -> BoxError {
+        sink_error(&self.name, &self.path, error)
+    }
+
+    /// Queues the bytes in `buf`, if any, keeping room for as many.
+    fn ship(&mut self) -> Result<(), BoxError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let room = self.buf.len();
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(room));
+        self.send(chunk)
+    }
+
+    /// Queues `chunk` to be written.
+    fn send(&mut self, chunk: Vec<u8>) -> Result<(), BoxError> {
         let sent = self.queue.as_ref().map(|q| q.send(chunk).is_ok());
         if sent == Some(true) {
             return Ok(());
         }
         // The thread stopped early: its write failed.
         self.finish()?;
-        Err(sink_error(
-            &self.name,
-            &self.path,
-            std::io::Error::other("the file's writer thread stopped"),
-        ))
+        Err(self.error(std::io::Error::other("the file's writer thread stopped")))
     }
 
     /// Waits until every chunk is written and flushed.
     fn finish(&mut self) -> Result<(), BoxError> {
+        self.ship()?;
         self.queue = None;
         let Some(thread) = self.thread.take() else {
             return Ok(());
         };
         match thread.join() {
-            Ok(written) => written.map_err(|e| sink_error(&self.name, &self.path, e)),
-            Err(_) => Err(sink_error(
-                &self.name,
-                &self.path,
-                std::io::Error::other("the file's writer thread panicked"),
-            )),
+            Ok(written) => written.map_err(|e| self.error(e)),
+            Err(_) => Err(self.error(std::io::Error::other("the file's writer thread panicked"))),
         }
     }
 }
 
+/// Writes `String` records as lines.
 struct TextWriter {
-    name: String,
-    path: PathBuf,
-    out: BufWriter<File>,
+    out: FileOut,
 }
 
 impl WriteRefs<String> for TextWriter {
     fn write_refs<'a>(&mut self, lines: impl Iterator<Item = &'a String>) -> Result<(), BoxError> {
         for line in lines {
-            self.out
-                .write_all(line.as_bytes())
-                .and_then(|()| self.out.write_all(b"\n"))
-                .map_err(|e| sink_error(&self.name, &self.path, e))?;
+            self.out.buf.extend_from_slice(line.as_bytes());
+            self.out.buf.push(b'\n');
         }
-        Ok(())
+        self.out.ship()
     }
 
     fn close(&mut self) -> Result<(), BoxError> {
-        self.out
-            .flush()
-            .map_err(|e| sink_error(&self.name, &self.path, e))
+        self.out.finish()
     }
 }
