@@ -23,6 +23,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod checkpoint;
 mod cluster;
 mod error;
 mod execute;

@@ -1,0 +1,520 @@
+//! Checkpoint storage: immutable files per checkpoint, and a manifest,
+//! written last, that makes a checkpoint complete.
+//!
+//! A checkpoint `id` is a set of files (each worker's state, each source's
+//! positions) written once and never changed, and a [`Manifest`] listing
+//! them with their lengths and CRC-32 checksums. Writing the manifest is
+//! the commit: [`CheckpointStore::commit`] writes it to a temporary file,
+//! syncs it, renames it into place and syncs the directory, so a crash
+//! leaves either no manifest or a whole one. On restore,
+//! [`CheckpointStore::latest`] takes the newest checkpoint whose manifest
+//! and files are all present and intact, and names every newer one it
+//! skipped and why (a torn or partial checkpoint, a truncated or altered
+//! file). [`CheckpointStore::retain`] keeps the newest complete
+//! checkpoints and deletes the rest.
+//!
+//! [`DirStore`] keeps checkpoints in a directory (one host, or a mount
+//! shared by several); the trait is small so that an object store can
+//! follow.
+//!
+//! # Examples
+//!
+//! ```
+//! use weir_engine::checkpoint::{CheckpointStore, DirStore, Manifest};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = DirStore::new(dir.path());
+//! let state = store.write(1, "worker-0.state", b"counts").unwrap();
+//! store.commit(&Manifest::new("job", 7, 1, 5_000, 1, vec![state])).unwrap();
+//!
+//! let latest = store.latest("job").unwrap();
+//! let manifest = latest.checkpoint.unwrap();
+//! assert_eq!((manifest.id, manifest.time), (1, 5_000));
+//! assert_eq!(store.read(1, &manifest.files[0]).unwrap(), b"counts");
+//! assert!(latest.skipped.is_empty());
+//! ```
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The version of the checkpoint format this build writes and reads.
+pub const FORMAT: u32 = 1;
+
+/// The name of a checkpoint's manifest in its directory.
+const MANIFEST: &str = "MANIFEST.json";
+
+/// One file of a checkpoint, as its manifest lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// The file's name within the checkpoint.
+    pub name: String,
+    /// Its length in bytes.
+    pub len: u64,
+    /// The CRC-32 of its bytes.
+    pub crc32: u32,
+}
+
+/// What a complete checkpoint holds; written last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The checkpoint format ([`FORMAT`] when written by this build).
+    pub format: u32,
+    /// The job's name.
+    pub job: String,
+    /// A fingerprint of the job's plan: a restore into a changed plan is an
+    /// error rather than a wrong restore.
+    pub plan: u64,
+    /// The checkpoint's number, increasing over the job's life.
+    pub id: u64,
+    /// The checkpoint time: state as of every record before it.
+    pub time: u64,
+    /// How many workers wrote it.
+    pub workers: usize,
+    /// Its files.
+    pub files: Vec<FileEntry>,
+}
+
+impl Manifest {
+    /// A manifest of the current [`FORMAT`].
+    pub fn new(
+        job: impl Into<String>,
+        plan: u64,
+        id: u64,
+        time: u64,
+        workers: usize,
+        files: Vec<FileEntry>,
+    ) -> Manifest {
+        Manifest {
+            format: FORMAT,
+            job: job.into(),
+            plan,
+            id,
+            time,
+            workers,
+            files,
+        }
+    }
+
+    /// The total size of its files in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.len).sum()
+    }
+}
+
+/// The newest complete checkpoint, and why each newer one was skipped.
+#[derive(Debug, Default)]
+pub struct Latest {
+    /// The newest checkpoint that is complete and intact, if any.
+    pub checkpoint: Option<Manifest>,
+    /// One line per newer checkpoint that was skipped, naming it and why.
+    pub skipped: Vec<String>,
+}
+
+/// An error of checkpoint storage, naming the path.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Reading or writing failed.
+    #[error("checkpoint storage {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file is not what its manifest says, or a manifest does not parse.
+    #[error("checkpoint storage {path}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Where checkpoints are kept.
+pub trait CheckpointStore: Send + Sync {
+    /// Writes one immutable file of checkpoint `id` and returns its entry
+    /// for the manifest. Several workers may write files of one checkpoint
+    /// at once, each under its own name.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be written.
+    fn write(&self, id: u64, name: &str, bytes: &[u8]) -> Result<FileEntry, StoreError>;
+
+    /// Reads a file of checkpoint `id`, checked against its entry.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be read, or its length or checksum differ.
+    fn read(&self, id: u64, entry: &FileEntry) -> Result<Vec<u8>, StoreError>;
+
+    /// Makes checkpoint `manifest.id` complete by writing its manifest,
+    /// durably and atomically, after all its files.
+    ///
+    /// # Errors
+    ///
+    /// The manifest cannot be written.
+    fn commit(&self, manifest: &Manifest) -> Result<(), StoreError>;
+
+    /// The newest complete, intact checkpoint of job `job`.
+    ///
+    /// # Errors
+    ///
+    /// The store cannot be listed. A damaged checkpoint is not an error: it
+    /// is skipped and named in [`Latest::skipped`].
+    fn latest(&self, job: &str) -> Result<Latest, StoreError>;
+
+    /// Keeps the newest `keep` complete checkpoints (at least one) and
+    /// deletes older ones, and incomplete ones older than the newest
+    /// complete one (an incomplete newer one may be being written).
+    ///
+    /// # Errors
+    ///
+    /// A checkpoint cannot be deleted.
+    fn retain(&self, keep: usize) -> Result<(), StoreError>;
+}
+
+/// Checkpoints in a directory: `chk-<id>/` per checkpoint, holding its
+/// files and, once complete, `MANIFEST.json`.
+#[derive(Debug, Clone)]
+pub struct DirStore {
+    dir: PathBuf,
+}
+
+impl DirStore {
+    /// Checkpoints under `dir` (created when the first one is written).
+    pub fn new(dir: impl AsRef<Path>) -> DirStore {
+        DirStore {
+            dir: dir.as_ref().to_path_buf(),
+        }
+    }
+
+    /// The directory of checkpoint `id`.
+    pub fn checkpoint_dir(&self, id: u64) -> PathBuf {
+        self.dir.join(format!("chk-{id:020}"))
+    }
+
+    /// The checkpoints present, complete or not, newest first.
+    fn ids(&self) -> Result<Vec<u64>, StoreError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&self.dir, e)),
+        };
+        let mut ids = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io(&self.dir, e))?;
+            let name = entry.file_name();
+            let id = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("chk-"))
+                .and_then(|n| n.parse::<u64>().ok());
+            if let Some(id) = id {
+                ids.push(id);
+            }
+        }
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(ids)
+    }
+
+    /// The manifest of checkpoint `id`, `None` if it has none (incomplete).
+    fn manifest(&self, id: u64) -> Result<Option<Manifest>, StoreError> {
+        let path = self.checkpoint_dir(id).join(MANIFEST);
+        let text = match fs::read(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&path, e)),
+        };
+        serde_json::from_slice(&text)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                path,
+                reason: format!("the manifest does not parse: {e}"),
+            })
+    }
+
+    /// Why checkpoint `id` cannot be restored, if it cannot.
+    fn check(&self, id: u64, job: &str) -> Result<Manifest, String> {
+        let manifest = match self.manifest(id) {
+            Ok(Some(m)) => m,
+            Ok(None) => return Err("it has no manifest (it was not completed)".into()),
+            Err(e) => return Err(e.to_string()),
+        };
+        if manifest.format != FORMAT {
+            return Err(format!(
+                "it has format {}, this build reads format {FORMAT}",
+                manifest.format
+            ));
+        }
+        if manifest.id != id {
+            return Err(format!("its manifest names checkpoint {}", manifest.id));
+        }
+        if manifest.job != job {
+            return Err(format!("it belongs to job `{}`, not `{job}`", manifest.job));
+        }
+        for entry in &manifest.files {
+            self.read(id, entry).map_err(|e| e.to_string())?;
+        }
+        Ok(manifest)
+    }
+}
+
+impl CheckpointStore for DirStore {
+    fn write(&self, id: u64, name: &str, bytes: &[u8]) -> Result<FileEntry, StoreError> {
+        let dir = self.checkpoint_dir(id);
+        fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        write_durably(&dir.join(name), bytes)?;
+        Ok(FileEntry {
+            name: name.to_string(),
+            len: bytes.len() as u64,
+            crc32: crc32fast::hash(bytes),
+        })
+    }
+
+    fn read(&self, id: u64, entry: &FileEntry) -> Result<Vec<u8>, StoreError> {
+        let path = self.checkpoint_dir(id).join(&entry.name);
+        let bytes = fs::read(&path).map_err(|e| io(&path, e))?;
+        if bytes.len() as u64 != entry.len {
+            return Err(StoreError::Corrupt {
+                path,
+                reason: format!(
+                    "{} bytes where the manifest says {}",
+                    bytes.len(),
+                    entry.len
+                ),
+            });
+        }
+        let crc = crc32fast::hash(&bytes);
+        if crc != entry.crc32 {
+            return Err(StoreError::Corrupt {
+                path,
+                reason: format!(
+                    "checksum {crc:08x} where the manifest says {:08x}",
+                    entry.crc32
+                ),
+            });
+        }
+        Ok(bytes)
+    }
+
+    fn commit(&self, manifest: &Manifest) -> Result<(), StoreError> {
+        let dir = self.checkpoint_dir(manifest.id);
+        fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        let text = serde_json::to_vec_pretty(manifest).map_err(|e| StoreError::Corrupt {
+            path: dir.join(MANIFEST),
+            reason: format!("the manifest does not serialise: {e}"),
+        })?;
+        write_durably(&dir.join(MANIFEST), &text)?;
+        // The checkpoint's directory entry itself must survive a crash.
+        sync_dir(&self.dir)
+    }
+
+    fn latest(&self, job: &str) -> Result<Latest, StoreError> {
+        let mut latest = Latest::default();
+        for id in self.ids()? {
+            match self.check(id, job) {
+                Ok(manifest) => {
+                    latest.checkpoint = Some(manifest);
+                    break;
+                }
+                Err(why) => latest.skipped.push(format!(
+                    "checkpoint {id} ({}) skipped: {why}",
+                    self.checkpoint_dir(id).display()
+                )),
+            }
+        }
+        Ok(latest)
+    }
+
+    fn retain(&self, keep: usize) -> Result<(), StoreError> {
+        let ids = self.ids()?;
+        let complete: Vec<u64> = ids
+            .iter()
+            .copied()
+            .filter(|&id| matches!(self.manifest(id), Ok(Some(_))))
+            .collect();
+        let Some(&oldest_kept) = complete.get(keep.max(1) - 1).or(complete.last()) else {
+            return Ok(());
+        };
+        let newest = complete[0];
+        for id in ids {
+            let stale = id < oldest_kept || (id < newest && !complete.contains(&id));
+            if stale {
+                let dir = self.checkpoint_dir(id);
+                // The manifest goes first: a half-deleted checkpoint is then
+                // incomplete, never complete with files missing.
+                match fs::remove_file(dir.join(MANIFEST)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io(&dir, e)),
+                }
+                fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn io(path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file: written, synced, then
+/// renamed into place and the directory synced, so that `path` holds either
+/// nothing or all of `bytes`.
+fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut file = File::create(&tmp).map_err(|e| io(&tmp, e))?;
+    file.write_all(bytes).map_err(|e| io(&tmp, e))?;
+    file.sync_all().map_err(|e| io(&tmp, e))?;
+    drop(file);
+    fs::rename(&tmp, path).map_err(|e| io(path, e))?;
+    match path.parent() {
+        Some(dir) => sync_dir(dir),
+        None => Ok(()),
+    }
+}
+
+/// Syncs a directory, so that the entries renamed into it survive a crash.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store with complete checkpoints `ids`, each with one file of state
+    /// `state-<id>` and time `id * 1000`.
+    fn store_with(ids: &[u64]) -> (tempfile::TempDir, DirStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::new(dir.path().join("checkpoints"));
+        for &id in ids {
+            let state = format!("state-{id}");
+            let a = store.write(id, "worker-0", state.as_bytes()).unwrap();
+            let b = store.write(id, "worker-1", b"").unwrap();
+            store
+                .commit(&Manifest::new("job", 1, id, id * 1000, 2, vec![a, b]))
+                .unwrap();
+        }
+        (dir, store)
+    }
+
+    fn latest_id(store: &DirStore) -> Option<u64> {
+        store.latest("job").unwrap().checkpoint.map(|m| m.id)
+    }
+
+    #[test]
+    fn the_newest_complete_checkpoint_is_restored_with_its_files() {
+        let (_dir, store) = store_with(&[1, 2, 3]);
+        let latest = store.latest("job").unwrap();
+        assert!(latest.skipped.is_empty(), "{:?}", latest.skipped);
+        let m = latest.checkpoint.unwrap();
+        assert_eq!((m.id, m.time, m.workers, m.bytes()), (3, 3000, 2, 7));
+        assert_eq!(store.read(3, &m.files[0]).unwrap(), b"state-3");
+        assert_eq!(store.read(3, &m.files[1]).unwrap(), b"");
+    }
+
+    #[test]
+    fn an_empty_or_missing_directory_has_no_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::new(dir.path().join("nothing-yet"));
+        let latest = store.latest("job").unwrap();
+        assert!(latest.checkpoint.is_none() && latest.skipped.is_empty());
+        store.retain(2).unwrap();
+    }
+
+    #[test]
+    fn a_checkpoint_without_its_manifest_is_skipped() {
+        let (_dir, store) = store_with(&[1, 2]);
+        // Checkpoint 3: its files are written, the crash came before the
+        // manifest (or during it: only the temporary file exists).
+        store.write(3, "worker-0", b"state-3").unwrap();
+        fs::write(store.checkpoint_dir(3).join("MANIFEST.json.tmp"), b"{\"for").unwrap();
+        let latest = store.latest("job").unwrap();
+        assert_eq!(latest.checkpoint.map(|m| m.id), Some(2));
+        assert_eq!(latest.skipped.len(), 1);
+        assert!(
+            latest.skipped[0].contains("checkpoint 3") && latest.skipped[0].contains("no manifest"),
+            "{:?}",
+            latest.skipped
+        );
+    }
+
+    #[test]
+    fn a_truncated_or_altered_file_makes_the_previous_checkpoint_the_latest() {
+        let (_dir, store) = store_with(&[1, 2, 3]);
+        let file = store.checkpoint_dir(3).join("worker-0");
+        fs::write(&file, b"state").unwrap(); // truncated
+        let latest = store.latest("job").unwrap();
+        assert_eq!(latest.checkpoint.map(|m| m.id), Some(2));
+        assert!(
+            latest.skipped[0].contains("5 bytes where the manifest says 7"),
+            "{:?}",
+            latest.skipped
+        );
+
+        let file = store.checkpoint_dir(2).join("worker-0");
+        fs::write(&file, b"state-X").unwrap(); // same length, other bytes
+        let latest = store.latest("job").unwrap();
+        assert_eq!(latest.checkpoint.map(|m| m.id), Some(1));
+        assert_eq!(latest.skipped.len(), 2);
+        assert!(
+            latest.skipped[1].contains("checksum"),
+            "{:?}",
+            latest.skipped
+        );
+    }
+
+    #[test]
+    fn a_manifest_that_does_not_parse_or_of_another_format_or_job_is_skipped() {
+        let (_dir, store) = store_with(&[1, 2, 3, 4]);
+        fs::write(store.checkpoint_dir(4).join(MANIFEST), b"{ not json").unwrap();
+        let mut m3 = store.manifest(3).unwrap().unwrap();
+        m3.format = FORMAT + 1;
+        fs::write(
+            store.checkpoint_dir(3).join(MANIFEST),
+            serde_json::to_vec(&m3).unwrap(),
+        )
+        .unwrap();
+        let mut m2 = store.manifest(2).unwrap().unwrap();
+        m2.job = "other".into();
+        fs::write(
+            store.checkpoint_dir(2).join(MANIFEST),
+            serde_json::to_vec(&m2).unwrap(),
+        )
+        .unwrap();
+        let latest = store.latest("job").unwrap();
+        assert_eq!(latest.checkpoint.map(|m| m.id), Some(1));
+        let why = latest.skipped.join("\n");
+        assert!(why.contains("does not parse"), "{why}");
+        assert!(why.contains(&format!("format {}", FORMAT + 1)), "{why}");
+        assert!(why.contains("job `other`"), "{why}");
+    }
+
+    #[test]
+    fn retain_keeps_the_newest_complete_and_any_newer_incomplete() {
+        let (_dir, store) = store_with(&[1, 2, 3, 5]);
+        store.write(4, "worker-0", b"abandoned").unwrap(); // older than 5, incomplete
+        store.write(6, "worker-0", b"in progress").unwrap(); // newer, being written
+        store.retain(2).unwrap();
+        let left: Vec<u64> = store.ids().unwrap();
+        assert_eq!(left, vec![6, 5, 3]);
+        assert_eq!(latest_id(&store), Some(5));
+        store.retain(0).unwrap(); // keeps at least one
+        assert_eq!(store.ids().unwrap(), vec![6, 5]);
+    }
+}
