@@ -71,6 +71,28 @@ pub trait PartitionReader<D>: 'static {
         out.extend(scratch.drain(..).map(|d| (stamp(&d), d)));
         status
     }
+
+    /// Where this reader is, after the records it has returned: a position
+    /// to resume from with [`seek`](PartitionReader::seek) on a reader of
+    /// the same partition in a later run, opaque to anything else (files:
+    /// the byte offset of the next line; generators: the records returned
+    /// so far). `None` (the default): the reader cannot resume, as standard
+    /// input cannot.
+    fn position(&self) -> Option<u64> {
+        None
+    }
+
+    /// Moves a reader just opened, before its first read, to `position`, a
+    /// value [`position`](PartitionReader::position) gave for the same
+    /// partition: it then returns the records after that point.
+    ///
+    /// # Errors
+    ///
+    /// The reader cannot resume (the default), or `position` is not one of
+    /// its partition.
+    fn seek(&mut self, position: u64) -> Result<(), BoxError> {
+        Err(format!("this source cannot resume (asked to seek to {position})").into())
+    }
 }
 
 /// How a source assigns event time and watermarks: each partition's

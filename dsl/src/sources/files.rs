@@ -225,6 +225,29 @@ impl SplitFile {
         }
     }
 
+    /// The position of the next line: where reading resumes.
+    fn position(&self) -> u64 {
+        self.pos.unwrap_or(self.split.start)
+    }
+
+    /// Moves to `pos`, the start of a line read by this split (or where its
+    /// reading ended); the split's own start is aligned again, as on a first
+    /// read.
+    fn seek(&mut self, pos: u64) -> Result<(), BoxError> {
+        let Split { start, end, .. } = &self.split;
+        if pos < *start {
+            return Err(format!(
+                "{}: cannot resume at byte {pos} of {}, before its split {start}..{end}",
+                self.name,
+                self.split.path.display()
+            )
+            .into());
+        }
+        self.reader = None;
+        self.pos = (pos != *start).then_some(pos);
+        Ok(())
+    }
+
     /// Records that reading has reached `pos`, and keeps `reader` (at
     /// `pos`) if the file may stay open between reads.
     fn release(&mut self, pos: u64, reader: Option<BufReader<File>>) {
@@ -579,6 +602,15 @@ where
         self.work.fetch_add(done, Ordering::Relaxed);
         Ok(status)
     }
+
+    /// The byte offset of the next line.
+    fn position(&self) -> Option<u64> {
+        Some(self.file.position())
+    }
+
+    fn seek(&mut self, position: u64) -> Result<(), BoxError> {
+        self.file.seek(position)
+    }
 }
 
 /// CSV files whose header row names the fields of `T` (deserialized with
@@ -875,6 +907,20 @@ impl<T: 'static, D: CsvDecode<T> + 'static> ReadEach<T> for CsvReader<T, D> {
             .fetch_add(now.saturating_sub(reported), Ordering::Relaxed);
         self.reported = Some(reported.max(now));
         result
+    }
+
+    /// The byte offset of the next record.
+    fn position(&self) -> Option<u64> {
+        Some(self.file.position())
+    }
+
+    fn seek(&mut self, position: u64) -> Result<(), BoxError> {
+        self.file.seek(position)?;
+        self.csv = None;
+        self.reported = None;
+        // The header row is the first line of the file only.
+        self.skip_header = position == 0;
+        Ok(())
     }
 }
 

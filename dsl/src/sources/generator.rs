@@ -82,6 +82,7 @@ where
                 f: Arc::clone(&self.f),
                 next: p,
                 step: self.partitions,
+                count,
                 left: count,
                 work: ctx.work_done(),
             }));
@@ -94,6 +95,8 @@ struct GeneratorReader<F> {
     f: Arc<F>,
     next: u64,
     step: u64,
+    /// The partition's records in all.
+    count: u64,
     left: u64,
     work: Arc<AtomicU64>,
 }
@@ -113,5 +116,17 @@ where
         } else {
             ReadStatus::More
         })
+    }
+
+    /// The records returned so far.
+    fn position(&self) -> Option<u64> {
+        Some(self.count - self.left)
+    }
+
+    fn seek(&mut self, position: u64) -> Result<(), BoxError> {
+        let skip = super::checked_skip("generator", position, self.count - self.left, self.left)?;
+        self.next += skip * self.step;
+        self.left -= skip;
+        Ok(())
     }
 }

@@ -62,6 +62,7 @@ impl<T: Data> Source for Iter<T> {
             ctx.expect_work(len.saturating_sub(p).div_ceil(self.partitions) as u64);
             readers.push(Box::new(IterReader {
                 items: Arc::clone(&self.items),
+                first: p,
                 next: p,
                 step: self.partitions,
                 work: ctx.work_done(),
@@ -73,6 +74,8 @@ impl<T: Data> Source for Iter<T> {
 
 struct IterReader<T> {
     items: Arc<Vec<T>>,
+    /// The partition's first index.
+    first: usize,
     next: usize,
     step: usize,
     /// Records read are reported here, for the progress bar.
@@ -93,6 +96,23 @@ impl<T: Data> PartitionReader<T> for IterReader<T> {
         } else {
             ReadStatus::More
         })
+    }
+
+    /// The records returned so far.
+    fn position(&self) -> Option<u64> {
+        Some(((self.next - self.first) / self.step) as u64)
+    }
+
+    fn seek(&mut self, position: u64) -> Result<(), BoxError> {
+        let len = self
+            .items
+            .len()
+            .saturating_sub(self.first)
+            .div_ceil(self.step) as u64;
+        let done = self.position().unwrap_or(0);
+        let skip = super::checked_skip("iter", position, done, len - done)?;
+        self.next += skip as usize * self.step;
+        Ok(())
     }
 }
 

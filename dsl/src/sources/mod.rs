@@ -282,6 +282,33 @@ impl<T: 'static, U, F: Fn(T) -> U + 'static> PartitionReader<U> for MappedReader
         out.extend(self.scratch.drain(..).map(|x| (self.f)(x)));
         Ok(status)
     }
+
+    fn position(&self) -> Option<u64> {
+        self.reader.position()
+    }
+
+    fn seek(&mut self, position: u64) -> Result<(), BoxError> {
+        self.reader.seek(position)
+    }
+}
+
+/// How many records a reader that has returned `done` of its partition's
+/// records (with `left` to go) skips to resume at `position` (records from
+/// the partition's start): forward only, within the partition.
+pub(crate) fn checked_skip(
+    source: &str,
+    position: u64,
+    done: u64,
+    left: u64,
+) -> Result<u64, BoxError> {
+    match position.checked_sub(done) {
+        Some(skip) if skip <= left => Ok(skip),
+        _ => Err(format!(
+            "{source}: cannot resume at record {position} of a partition of {} records, having returned {done}",
+            done + left
+        )
+        .into()),
+    }
 }
 
 /// A reader that hands over its records one at a time. [`Each`] makes it a
@@ -290,6 +317,12 @@ impl<T: 'static, U, F: Fn(T) -> U + 'static> PartitionReader<U> for MappedReader
 pub(crate) trait ReadEach<T>: 'static {
     /// Reads at most `max` records, handing each to `push`.
     fn read_each(&mut self, max: usize, push: impl FnMut(T)) -> Result<ReadStatus, BoxError>;
+
+    /// See [`PartitionReader::position`].
+    fn position(&self) -> Option<u64>;
+
+    /// See [`PartitionReader::seek`].
+    fn seek(&mut self, position: u64) -> Result<(), BoxError>;
 }
 
 /// The [`PartitionReader`] of a [`ReadEach`] reader.
@@ -311,5 +344,145 @@ impl<T: 'static, R: ReadEach<T>> PartitionReader<T> for Each<R> {
         out.reserve(max);
         self.0
             .read_each(max, |record| out.push((stamp(&record), record)))
+    }
+
+    fn position(&self) -> Option<u64> {
+        self.0.position()
+    }
+
+    fn seek(&mut self, position: u64) -> Result<(), BoxError> {
+        self.0.seek(position)
+    }
+}
+
+#[cfg(test)]
+mod resume {
+    use std::fmt::Debug;
+    use std::io::Write;
+
+    use super::*;
+
+    /// Reads `reader` to its end, at most `max` records a read.
+    fn read_all<T: 'static>(reader: &mut dyn PartitionReader<T>, max: usize) -> Vec<T> {
+        let mut out = Vec::new();
+        while reader.read(&mut out, max).unwrap() != ReadStatus::Done {}
+        out
+    }
+
+    /// For every partition of `source` on each of `peers` workers and cuts
+    /// after 0, 1, 2, half, all but one and all of its records: a reader
+    /// stopped at the cut tells its position, and a reader opened afresh
+    /// and moved there returns exactly the records after the cut.
+    fn resumes_where_it_stopped<S: Source>(source: &S, peers: usize)
+    where
+        S::Item: PartialEq + Debug,
+    {
+        let metrics = Arc::new(Metrics::new("t"));
+        let mut records = 0;
+        for worker in 0..peers {
+            let ctx = SourceContext::for_test(worker, peers, Arc::clone(&metrics));
+            let open = |p: usize| source.open(&ctx).unwrap().remove(p);
+            for p in 0..source.open(&ctx).unwrap().len() {
+                let all = read_all(&mut *open(p), 3);
+                records += all.len();
+                let n = all.len();
+                let mut cuts = vec![0, 1, 2, n / 2, n.saturating_sub(1), n];
+                cuts.retain(|&c| c <= n);
+                cuts.dedup();
+                for cut in cuts {
+                    let mut first = open(p);
+                    let mut head = Vec::new();
+                    while head.len() < cut {
+                        first.read(&mut head, 1).unwrap();
+                    }
+                    let position = first.position().expect("a resumable reader");
+                    let mut second = open(p);
+                    second.seek(position).unwrap();
+                    head.extend(read_all(&mut *second, 2));
+                    assert_eq!(
+                        head,
+                        all,
+                        "{} worker {worker} partition {p} cut {cut} at {position}",
+                        source.describe()
+                    );
+                }
+            }
+        }
+        assert!(records > 0, "{}: no records", source.describe());
+    }
+
+    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Rec {
+        id: u64,
+        name: String,
+    }
+
+    /// Lines of varying length, so that splits cut lines anywhere.
+    fn write_files(dir: &std::path::Path) {
+        let name = |i: u64| "x".repeat((i * 7 % 13) as usize);
+        let mut csv = std::fs::File::create(dir.join("r.csv")).unwrap();
+        let mut jsonl = std::fs::File::create(dir.join("r.jsonl")).unwrap();
+        let mut text = std::fs::File::create(dir.join("r.txt")).unwrap();
+        writeln!(csv, "name,id").unwrap();
+        for i in 0..200 {
+            writeln!(csv, "{},{i}", name(i)).unwrap();
+            if i % 17 == 0 {
+                writeln!(jsonl).unwrap(); // a blank line is no record
+            }
+            writeln!(jsonl, r#"{{"id":{i},"name":"{}"}}"#, name(i)).unwrap();
+            writeln!(text, "{i} {}", name(i)).unwrap();
+        }
+    }
+
+    #[test]
+    fn file_readers_resume_at_their_position() {
+        let dir = tempfile::tempdir().unwrap();
+        write_files(dir.path());
+        for peers in [1, 2] {
+            resumes_where_it_stopped(
+                &Csv::<Rec>::new(dir.path().join("r.csv")).split_size(97),
+                peers,
+            );
+            resumes_where_it_stopped(
+                &JsonLines::<Rec>::new(dir.path().join("r.jsonl")).split_size(131),
+                peers,
+            );
+            resumes_where_it_stopped(
+                &TextLines::new(dir.path().join("r.txt")).split_size(64),
+                peers,
+            );
+        }
+    }
+
+    #[test]
+    fn generated_sources_resume_at_their_position() {
+        for peers in [1, 3] {
+            resumes_where_it_stopped(&Generator::new(100, |i| i * 3).partitions(4), peers);
+            resumes_where_it_stopped(&Iter::new(0..50u32).partitions(3), peers);
+            resumes_where_it_stopped(
+                &Mapped::new(Generator::new(40, |i| i), |i: u64| i + 1),
+                peers,
+            );
+            #[cfg(feature = "nexmark")]
+            resumes_where_it_stopped(&Nexmark::bids(2_000).partitions(4), peers);
+        }
+    }
+
+    #[test]
+    fn a_position_outside_the_partition_is_an_error() {
+        let metrics = Arc::new(Metrics::new("t"));
+        let ctx = SourceContext::for_test(0, 1, metrics);
+        let mut reader = Generator::new(10, |i| i)
+            .partitions(1)
+            .open(&ctx)
+            .unwrap()
+            .remove(0);
+        let err = reader.seek(11).unwrap_err().to_string();
+        assert!(
+            err.contains("cannot resume at record 11 of a partition of 10"),
+            "{err}"
+        );
+        reader.seek(4).unwrap();
+        assert!(reader.seek(2).is_err(), "a reader only moves forward");
     }
 }

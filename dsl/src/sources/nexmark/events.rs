@@ -633,6 +633,11 @@ impl EventGenerator {
 
     /// The number of the next event; moves on by one step.
     #[inline]
+    /// Skips the next `n` events (of the filtered kind).
+    pub fn skip_events(&mut self, n: u64) {
+        self.offset += n * self.step;
+    }
+
     fn advance(&mut self) -> u64 {
         let n = self.number();
         self.offset += self.step;

@@ -192,6 +192,7 @@ impl<T: Data> Source for Nexmark<T> {
             ctx.expect_work(count);
             readers.push(Box::new(NexmarkReader {
                 generator,
+                count,
                 left: count,
                 next: self.next,
                 work: ctx.work_done(),
@@ -221,6 +222,8 @@ fn count_of(kind: EventType, events: u64, config: &NexmarkConfig) -> u64 {
 
 struct NexmarkReader<T> {
     generator: EventGenerator,
+    /// The partition's events in all.
+    count: u64,
     left: u64,
     next: fn(&mut EventGenerator) -> T,
     work: Arc<AtomicU64>,
@@ -259,6 +262,19 @@ impl<T: 'static> PartitionReader<T> for NexmarkReader<T> {
         self.left -= n;
         self.work.fetch_add(n, Ordering::Relaxed);
         Ok(self.status())
+    }
+
+    /// The events returned so far.
+    fn position(&self) -> Option<u64> {
+        Some(self.count - self.left)
+    }
+
+    fn seek(&mut self, position: u64) -> Result<(), BoxError> {
+        let skip =
+            crate::sources::checked_skip("nexmark", position, self.count - self.left, self.left)?;
+        self.generator.skip_events(skip);
+        self.left -= skip;
+        Ok(())
     }
 }
 
