@@ -64,7 +64,7 @@ impl<F, N> Sum<F, N> {
 impl<V, N, F> Aggregator<V> for Sum<F, N>
 where
     F: Fn(&V) -> N + Send + Sync + 'static,
-    N: Copy + Default + Add<Output = N> + 'static,
+    N: crate::Data + Copy + Default + Add<Output = N>,
 {
     type Acc = N;
     type Out = N;
@@ -119,7 +119,7 @@ macro_rules! extreme {
         impl<V, N, F> Aggregator<V> for $name<F, N>
         where
             F: Fn(&V) -> N + Send + Sync + 'static,
-            N: Copy + Default + PartialOrd + 'static,
+            N: crate::Data + Copy + Default + PartialOrd,
         {
             type Acc = Option<N>;
             type Out = N;
@@ -206,7 +206,7 @@ pub struct Reduce<F>(pub(crate) F);
 
 impl<V, F> Aggregator<V> for Reduce<F>
 where
-    V: Clone + 'static,
+    V: crate::Data,
     F: Fn(&V, &V) -> V + Send + Sync + 'static,
 {
     type Acc = Option<V>;
@@ -237,7 +237,7 @@ pub struct Collected<F>(pub(crate) F);
 
 impl<V, O, F> Aggregator<V> for Collected<F>
 where
-    V: Clone + 'static,
+    V: crate::Data,
     O: 'static,
     F: Fn(Vec<V>) -> O + Send + Sync + 'static,
 {
@@ -275,12 +275,12 @@ where
 /// ```
 /// use weir::aggregate::{Aggregator, MaxBy};
 ///
-/// let top = MaxBy::of(|bid: &(&str, u32)| bid.1);
+/// let top = MaxBy::of(|bid: &(char, u32)| bid.1);
 /// let mut acc = top.init();
-/// for bid in [("a", 3), ("b", 7), ("c", 7), ("d", 5)] {
+/// for bid in [('a', 3), ('b', 7), ('c', 7), ('d', 5)] {
 ///     top.add(&mut acc, &bid);
 /// }
-/// assert_eq!(top.finish(acc), vec![("b", 7), ("c", 7)]);
+/// assert_eq!(top.finish(acc), vec![('b', 7), ('c', 7)]);
 /// ```
 pub struct MaxBy<F>(F);
 
@@ -293,7 +293,7 @@ impl<F> MaxBy<F> {
 
 impl<V, B, F> Aggregator<V> for MaxBy<F>
 where
-    V: Clone + 'static,
+    V: crate::Data,
     B: Ord,
     F: Fn(&V) -> B + Send + Sync + 'static,
 {

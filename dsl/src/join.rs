@@ -26,7 +26,7 @@ struct PairUp;
 /// The records of one side of one key in one pane: most keys have one.
 type Few<T> = SmallVec<[T; 1]>;
 
-impl<A: Clone + 'static, B: Clone + 'static> Aggregator<Side<A, B>> for PairUp {
+impl<A: crate::Data, B: crate::Data> Aggregator<Side<A, B>> for PairUp {
     type Acc = (Few<A>, Few<B>);
     type Out = Vec<(A, B)>;
 

@@ -419,7 +419,10 @@ mod live {
         peak: AtomicI64,
     }
 
-    pub struct Acc(u64, Arc<Gauge>);
+    /// Counted in its gauge while alive; saved without it (a restored
+    /// accumulator is counted in a gauge of its own).
+    #[derive(serde::Serialize, serde::Deserialize)]
+    pub struct Acc(u64, #[serde(skip)] Arc<Gauge>);
 
     impl Acc {
         fn new(n: u64, gauge: Arc<Gauge>) -> Acc {

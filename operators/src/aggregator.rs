@@ -28,8 +28,9 @@
 /// assert_eq!(Longest.finish(acc), "abc");
 /// ```
 pub trait Aggregator<V>: Send + Sync + 'static {
-    /// The running state of one window or pane.
-    type Acc: Clone + 'static;
+    /// The running state of one window or pane. It is serializable so that
+    /// window state can be saved and restored (checkpoints).
+    type Acc: Clone + serde::Serialize + serde::de::DeserializeOwned + 'static;
     /// The result of a window.
     type Out: 'static;
     /// A fresh accumulator.

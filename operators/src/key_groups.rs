@@ -53,6 +53,30 @@ impl KeyGroups {
     }
 }
 
+/// Serializes state entries by the key group of each entry's key: one
+/// `(group, bytes)` per group, so that a restore on any number of workers
+/// loads the groups each worker owns (see
+/// [`Lifecycle::snapshot`](crate::lifecycle::Lifecycle::snapshot)).
+pub(crate) fn by_key_group<'a, K, E>(
+    entries: impl Iterator<Item = (&'a K, E)>,
+) -> Result<Vec<(u32, Vec<u8>)>, weir_engine::BoxError>
+where
+    K: Hash + 'a,
+    E: serde::Serialize,
+{
+    let mut groups: std::collections::BTreeMap<u32, Vec<E>> = Default::default();
+    for (key, entry) in entries {
+        groups
+            .entry(KeyGroups::group_of(key))
+            .or_default()
+            .push(entry);
+    }
+    groups
+        .into_iter()
+        .map(|(group, entries)| Ok((group, bincode::serialize(&entries)?)))
+        .collect()
+}
+
 /// Keys `(event time, record)` records and routes each to the worker owning
 /// its key's group, in one operator: the key is computed once to route the
 /// record and once to pair it, rather than a map followed by an exchange.

@@ -18,7 +18,7 @@
 //! | [`on_record`](Lifecycle::on_record) | for a record applied on arrival |
 //! | [`on_records`](Lifecycle::on_records) | for the stashed records of one timestamp, once the frontier has passed it, in timestamp order (before new input is taken in) |
 //! | [`on_watermark`](Lifecycle::on_watermark) | after the stash below the frontier is applied and new input taken in: fire what is due |
-//! | [`on_checkpoint`](Lifecycle::on_checkpoint) | when the frontier passes a checkpoint time (state as of that time) |
+//! | [`snapshot`](Lifecycle::snapshot) / [`restore`](Lifecycle::restore) | when the frontier passes a checkpoint time: state as of that time, per key group; and loading it back |
 //! | [`on_close`](Lifecycle::on_close) | once, when the input is complete |
 //! | [`next_output`](Lifecycle::next_output) | after each activation: the earliest time the operator may still send at, where its capabilities are held |
 //!
@@ -73,6 +73,7 @@ use timely::dataflow::operators::generic::{OutputBuilder, OutputBuilderSession};
 use timely::dataflow::operators::{Capability, InputCapability};
 
 use crate::{Time, VecStream};
+use weir_engine::BoxError;
 
 /// The operator-specific part of a stateful operator; see the
 /// [module documentation](self) for when each hook is called.
@@ -118,11 +119,33 @@ pub trait Lifecycle: 'static {
         let _ = (watermark, out);
     }
 
-    /// The frontier has passed the checkpoint time `checkpoint`: the state
-    /// now holds exactly the records stamped before it. Operators save their
-    /// state per key group here (not called yet: checkpoints come next).
-    fn on_checkpoint(&mut self, checkpoint: Time) {
+    /// The frontier has passed the checkpoint time `checkpoint` (and
+    /// `on_watermark(checkpoint)` has run): the state holds exactly the
+    /// records stamped before it. Returns that state per key group, each
+    /// group's serialized on its own, so that a restore on any number of
+    /// workers loads the groups each worker owns. By default (an operator
+    /// without state) nothing. (The skeleton does not call it yet: the
+    /// checkpoint issue wires it in.)
+    ///
+    /// # Errors
+    ///
+    /// The state cannot be serialized.
+    fn snapshot(&self, checkpoint: Time) -> Result<Vec<(u32, Vec<u8>)>, BoxError> {
         let _ = checkpoint;
+        Ok(Vec::new())
+    }
+
+    /// Loads one key group's state, as [`snapshot`](Lifecycle::snapshot)
+    /// saved it at `checkpoint`, into an operator that has applied nothing
+    /// else; then the frontier is at `checkpoint`.
+    ///
+    /// # Errors
+    ///
+    /// The bytes are not such a state, or the operator keeps none (the
+    /// default).
+    fn restore(&mut self, checkpoint: Time, group: u32, state: &[u8]) -> Result<(), BoxError> {
+        let _ = (checkpoint, state);
+        Err(format!("this operator keeps no state to restore (key group {group})").into())
     }
 
     /// The input is complete (after a last `on_watermark(Time::MAX)`): flush
@@ -213,6 +236,20 @@ impl<O, L> Emit<O, L> {
 
     fn is_empty(&self) -> bool {
         self.out.len == 0 && self.late.len == 0
+    }
+}
+
+#[cfg(test)]
+impl<O, L> Emit<O, L> {
+    /// An empty collection, for driving a [`Lifecycle`] by hand in tests.
+    pub(crate) fn for_test() -> Self {
+        Self::new()
+    }
+
+    /// Takes what was given on the main output, in order.
+    pub(crate) fn take_out(&mut self) -> Vec<O> {
+        self.out.len = 0;
+        self.out.runs.drain(..).flat_map(|(_, run)| run).collect()
     }
 }
 

@@ -31,7 +31,7 @@ pub(super) struct AggSpec {
 }
 
 /// The accumulator of one aggregate.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(super) enum Cell {
     Count(u64),
     SumInt(i64),

@@ -160,7 +160,7 @@ pub trait WindowAggregate<'scope, K, V> {
 
 impl<'scope, K, V> WindowAggregate<'scope, K, V> for VecStream<'scope, (Time, (K, V))>
 where
-    K: Hash + Eq + Clone + 'static,
+    K: Hash + Eq + Clone + serde::Serialize + serde::de::DeserializeOwned + 'static,
     V: 'static,
 {
     fn window_aggregate<A: Aggregator<V>>(
@@ -353,5 +353,137 @@ mod tests {
             (results, late),
             (vec![(0, 0, 20, 1), (0, 10, 30, 1)], vec![])
         );
+    }
+
+    mod restore {
+        use proptest::prelude::*;
+
+        use crate::lifecycle::{Emit, Lifecycle};
+        use crate::window::panes::Panes;
+        use crate::window::sessions::Sessions;
+        use crate::window::{Keyed, WindowResult};
+        use crate::{Aggregator, KeyGroups, Time};
+
+        struct SumOf;
+
+        impl Aggregator<u64> for SumOf {
+            type Acc = u64;
+            type Out = u64;
+            fn init(&self) -> u64 {
+                0
+            }
+            fn add(&self, acc: &mut u64, v: &u64) {
+                *acc += v;
+            }
+            fn merge(&self, acc: &mut u64, other: &u64) {
+                *acc += other;
+            }
+            fn finish(&self, acc: u64) -> u64 {
+                acc
+            }
+        }
+
+        trait Window: Lifecycle<In = Keyed<u32, u64>, Out = (Time, WindowResult<u32, u64>)> {}
+        impl<L: Lifecycle<In = Keyed<u32, u64>, Out = (Time, WindowResult<u32, u64>)>> Window for L {}
+
+        /// Window results as (key, start, end, sum).
+        type Results = Vec<(u32, u64, u64, u64)>;
+
+        /// Applies the records with `from <= ts < until` (sorted by `ts`, each
+        /// stamped with its own time) to the operator owning its key's group,
+        /// with a watermark to all at every multiple of 50 ms, then up to
+        /// `until`; returns the results as (key, start, end, sum).
+        fn run<L: Window>(
+            ops: &mut [L],
+            records: &[(u64, u32, u64)],
+            from: u64,
+            until: u64,
+        ) -> Results {
+            let mut emit = Emit::for_test();
+            let mut mark = from - from % 50 + 50;
+            for &(ts, key, v) in records.iter().filter(|r| (from..until).contains(&r.0)) {
+                while mark <= ts {
+                    ops.iter_mut()
+                        .for_each(|op| op.on_watermark(mark, &mut emit));
+                    mark += 50;
+                }
+                let owner = KeyGroups::worker_of(KeyGroups::group_of(&key), ops.len());
+                ops[owner].on_records(ts, vec![(ts, (key, v))], &mut emit);
+            }
+            ops.iter_mut()
+                .for_each(|op| op.on_watermark(until, &mut emit));
+            emit.take_out()
+                .into_iter()
+                .map(|(_, r)| (r.key, r.window_start, r.window_end, r.value))
+                .collect()
+        }
+
+        /// Results without a checkpoint, and with one at `checkpoint` whose
+        /// state is restored on `workers` fresh operators (each loading the
+        /// key groups it owns).
+        fn with_and_without_checkpoint<L: Window>(
+            fresh: impl Fn() -> L,
+            mut records: Vec<(u64, u32, u64)>,
+            checkpoint: u64,
+            workers: usize,
+        ) -> (Results, Results) {
+            records.sort_by_key(|r| r.0);
+            let mut expected = run(&mut [fresh()], &records, 0, Time::MAX);
+            let mut before = [fresh()];
+            let mut got = run(&mut before, &records, 0, checkpoint);
+            let mut after: Vec<L> = (0..workers).map(|_| fresh()).collect();
+            for (group, state) in before[0].snapshot(checkpoint).unwrap() {
+                let owner = KeyGroups::worker_of(group, workers);
+                after[owner].restore(checkpoint, group, &state).unwrap();
+            }
+            got.extend(run(&mut after, &records, checkpoint, Time::MAX));
+            expected.sort();
+            got.sort();
+            (got, expected)
+        }
+
+        fn records() -> impl Strategy<Value = Vec<(u64, u32, u64)>> {
+            prop::collection::vec((0u64..3_000, 0u32..40, 1u64..100), 0..300)
+        }
+
+        proptest! {
+            /// Tumbling and sliding window state saved at a checkpoint and
+            /// restored on 1, 2 or 3 operators gives the results of a run
+            /// without the checkpoint.
+            #[test]
+            fn restored_panes_continue_as_if_never_stopped(
+                records in records(),
+                (size, slide) in prop_oneof![Just((200u64, 200u64)), Just((300, 100)), Just((250, 50))],
+                checkpoint in 1u64..3_000,
+                workers in 1usize..4,
+            ) {
+                let (got, expected) = with_and_without_checkpoint(
+                    || Panes::new(size, slide, 0, SumOf), records, checkpoint, workers);
+                prop_assert_eq!(got, expected);
+            }
+
+            /// The same for session windows (with and without allowed
+            /// lateness).
+            #[test]
+            fn restored_sessions_continue_as_if_never_stopped(
+                records in records(),
+                gap in prop_oneof![Just(20u64), Just(120)],
+                lateness in prop_oneof![Just(0u64), Just(70)],
+                checkpoint in 1u64..3_000,
+                workers in 1usize..4,
+            ) {
+                let (got, expected) = with_and_without_checkpoint(
+                    || Sessions::new(gap, lateness, SumOf), records, checkpoint, workers);
+                prop_assert_eq!(got, expected);
+            }
+        }
+
+        #[test]
+        fn state_of_another_shape_is_an_error_not_a_panic() {
+            let mut panes: Panes<u32, u64, SumOf> = Panes::new(10, 10, 0, SumOf);
+            assert!(panes.restore(0, 0, b"\x01\x02").is_err());
+            let mut sessions: Sessions<u32, u64, SumOf> = Sessions::new(10, 0, SumOf);
+            assert!(sessions.restore(0, 0, b"\x05").is_err());
+        }
     }
 }

@@ -14,8 +14,10 @@ use std::marker::PhantomData;
 use rustc_hash::FxHashMap;
 
 use super::{Keyed, WindowEmit, WindowResult};
+use crate::key_groups::by_key_group;
 use crate::lifecycle::{Emit, Lifecycle};
 use crate::{Aggregator, Time};
+use weir_engine::BoxError;
 
 /// The window state of a tumbling or sliding window operator.
 pub(super) struct Panes<K, V, A: Aggregator<V>> {
@@ -154,7 +156,7 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> Panes<K, V, A> {
 
 impl<K, V, A> Lifecycle for Panes<K, V, A>
 where
-    K: Hash + Eq + Clone + 'static,
+    K: Hash + Eq + Clone + serde::Serialize + serde::de::DeserializeOwned + 'static,
     V: 'static,
     A: Aggregator<V>,
 {
@@ -209,6 +211,25 @@ where
 
     fn next_output(&self) -> Option<Time> {
         self.next_window().map(|(_, end)| end - 1)
+    }
+
+    /// Per key group, the `(pane start, key, accumulator)` of its keys.
+    fn snapshot(&self, _checkpoint: Time) -> Result<Vec<(u32, Vec<u8>)>, BoxError> {
+        by_key_group(
+            self.panes.iter().flat_map(|(&pane, accs)| {
+                accs.iter().map(move |(key, acc)| (key, (pane, key, acc)))
+            }),
+        )
+    }
+
+    fn restore(&mut self, checkpoint: Time, _group: u32, state: &[u8]) -> Result<(), BoxError> {
+        let entries: Vec<(u64, K, A::Acc)> = bincode::deserialize(state)?;
+        for (pane, key, acc) in entries {
+            self.panes.entry(pane).or_default().insert(key, acc);
+        }
+        // Every window due by the checkpoint had fired when it was taken.
+        self.fired_until = Some(self.fired_until.map_or(checkpoint, |t| t.max(checkpoint)));
+        Ok(())
     }
 }
 

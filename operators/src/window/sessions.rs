@@ -10,8 +10,10 @@ use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
 use super::{Keyed, WindowEmit, WindowResult};
+use crate::key_groups::by_key_group;
 use crate::lifecycle::{Emit, Lifecycle};
 use crate::{Aggregator, Time};
+use weir_engine::BoxError;
 
 /// The window state of a session window operator.
 pub(super) struct Sessions<K, V, A: Aggregator<V>> {
@@ -143,7 +145,7 @@ impl<K: Hash + Eq + Clone, V, A: Aggregator<V>> Sessions<K, V, A> {
 
 impl<K, V, A> Lifecycle for Sessions<K, V, A>
 where
-    K: Hash + Eq + Clone + 'static,
+    K: Hash + Eq + Clone + serde::Serialize + serde::de::DeserializeOwned + 'static,
     V: 'static,
     A: Aggregator<V>,
 {
@@ -220,7 +222,41 @@ where
         let due = *self.timers.keys().next()?;
         Some(due.saturating_sub(self.lateness).saturating_sub(1))
     }
+
+    /// Per key group, each key's open sessions `(start, end, accumulator)`.
+    fn snapshot(&self, _checkpoint: Time) -> Result<Vec<(u32, Vec<u8>)>, BoxError> {
+        by_key_group(
+            self.sessions
+                .iter()
+                .map(|(key, ks)| (key, (key, &ks.open[..]))),
+        )
+    }
+
+    /// Each key's timer is its first session's end (plus the allowed
+    /// lateness): every earlier one had fired by the checkpoint.
+    fn restore(&mut self, _checkpoint: Time, _group: u32, state: &[u8]) -> Result<(), BoxError> {
+        let entries: Vec<KeyState<K, A::Acc>> = bincode::deserialize(state)?;
+        for (key, open) in entries {
+            let Some(&(_, end, _)) = open.first() else {
+                continue;
+            };
+            let due = end.saturating_add(self.lateness);
+            self.timers.entry(due).or_default().push(key.clone());
+            let open = open.into_iter().collect();
+            self.sessions.insert(
+                key,
+                KeySessions {
+                    open,
+                    timer: Some(due),
+                },
+            );
+        }
+        Ok(())
+    }
 }
+
+/// A key and its open sessions `(start, end, accumulator)`, as saved.
+type KeyState<K, Acc> = (K, Vec<(u64, u64, Acc)>);
 
 /// The open sessions of one key, by start (they neither overlap nor touch),
 /// and when the key's next timer is due. The first session is stored inline,
