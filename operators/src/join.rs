@@ -15,8 +15,10 @@ use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::key_groups::by_key_group;
 use crate::lifecycle::{Emit, Lifecycle, Side, Stateful};
 use crate::{Time, VecStream};
+use weir_engine::BoxError;
 
 /// Joins keyed streams on an event-time interval.
 pub trait IntervalJoin<'scope, K, A> {
@@ -33,12 +35,12 @@ pub trait IntervalJoin<'scope, K, A> {
     /// use weir_operators::join::IntervalJoin;
     ///
     /// let out = timely::example(|scope| {
-    ///     let left = vec![(10, ('k', "a10")), (50, ('k', "a50"))].to_stream(scope).container::<Vec<_>>();
-    ///     let right = vec![(12, ('k', "b12")), (70, ('k', "b70"))].to_stream(scope).container::<Vec<_>>();
+    ///     let left = vec![(10, ('k', 10u32)), (50, ('k', 50))].to_stream(scope).container::<Vec<_>>();
+    ///     let right = vec![(12, ('k', 12u32)), (70, ('k', 70))].to_stream(scope).container::<Vec<_>>();
     ///     left.interval_join(right, 0, 5, Arc::new(AtomicU64::new(0))).capture()
     /// });
     /// let pairs: Vec<_> = out.extract().into_iter().flat_map(|(_, d)| d).collect();
-    /// assert_eq!(pairs, vec![(12, ('k', "a10", "b12"))]);
+    /// assert_eq!(pairs, vec![(12, ('k', 10, 12))]);
     /// ```
     fn interval_join<B>(
         self,
@@ -48,13 +50,13 @@ pub trait IntervalJoin<'scope, K, A> {
         late: Arc<AtomicU64>,
     ) -> VecStream<'scope, (Time, (K, A, B))>
     where
-        B: Clone + 'static;
+        B: Clone + serde::Serialize + serde::de::DeserializeOwned + 'static;
 }
 
 impl<'scope, K, A> IntervalJoin<'scope, K, A> for VecStream<'scope, (Time, (K, A))>
 where
-    K: Hash + Eq + Clone + 'static,
-    A: Clone + 'static,
+    K: Hash + Eq + Clone + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    A: Clone + serde::Serialize + serde::de::DeserializeOwned + 'static,
 {
     fn interval_join<B>(
         self,
@@ -64,7 +66,7 @@ where
         late: Arc<AtomicU64>,
     ) -> VecStream<'scope, (Time, (K, A, B))>
     where
-        B: Clone + 'static,
+        B: Clone + serde::Serialize + serde::de::DeserializeOwned + 'static,
     {
         let state = JoinState::<K, A, B> {
             lower,
@@ -147,9 +149,9 @@ impl<K: Hash + Eq + Clone, A: Clone, B: Clone> JoinState<K, A, B> {
 
 impl<K, A, B> Lifecycle for JoinState<K, A, B>
 where
-    K: Hash + Eq + Clone + 'static,
-    A: Clone + 'static,
-    B: Clone + 'static,
+    K: Hash + Eq + Clone + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    A: Clone + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    B: Clone + serde::Serialize + serde::de::DeserializeOwned + 'static,
 {
     type In = Side<(Time, (K, A)), (Time, (K, B))>;
     type Out = (Time, (K, A, B));
@@ -213,7 +215,36 @@ where
     fn next_output(&self) -> Option<Time> {
         None
     }
+
+    /// Per key group, each key's stored left and right records.
+    fn snapshot(&self, _checkpoint: Time) -> Result<Vec<(u32, Vec<u8>)>, BoxError> {
+        let lefts = self.left.records.keys();
+        let rights = (self.right.records.keys()).filter(|k| !self.left.records.contains_key(*k));
+        by_key_group(
+            lefts
+                .chain(rights)
+                .map(|key| (key, (key, self.left.of(key), self.right.of(key)))),
+        )
+    }
+
+    fn restore(&mut self, _checkpoint: Time, _group: u32, state: &[u8]) -> Result<(), BoxError> {
+        let entries: Vec<JoinKeyState<K, A, B>> = bincode::deserialize(state)?;
+        let (lower, upper) = (i128::from(self.lower), i128::from(self.upper));
+        for (key, lefts, rights) in entries {
+            for (ts, a) in lefts {
+                self.left.insert(key.clone(), ts, a, i128::from(ts) + upper);
+            }
+            for (ts, b) in rights {
+                self.right
+                    .insert(key.clone(), ts, b, i128::from(ts) - lower);
+            }
+        }
+        Ok(())
+    }
 }
+
+/// A key and its stored left and right records, as saved.
+type JoinKeyState<K, A, B> = (K, Vec<(Time, A)>, Vec<(Time, B)>);
 
 fn clamp(t: i128) -> Time {
     t.clamp(0, i128::from(Time::MAX)) as Time
@@ -301,5 +332,84 @@ mod tests {
             vec![(20, vec![(19, 2), (20, 3)])],
         );
         assert_eq!((pairs, late), (vec![(1, 3)], 1));
+    }
+
+    mod restore {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::KeyGroups;
+
+        type State = JoinState<u8, u16, u16>;
+        type Pairs = Vec<(Time, (u8, u16, u16))>;
+        /// `(ts, key, id, is_left)`.
+        type Record = (Time, u8, u16, bool);
+
+        fn fresh(lower: i64, upper: i64) -> State {
+            JoinState {
+                lower,
+                upper,
+                left: Stored::default(),
+                right: Stored::default(),
+            }
+        }
+
+        /// Joins the records with `from <= ts < until` (sorted by `ts`, each
+        /// stamped with its own time) on the operator owning each key's group.
+        fn run(ops: &mut [State], records: &[Record], from: Time, until: Time) -> Pairs {
+            let mut emit = Emit::for_test();
+            let n = ops.len();
+            let mut times: Vec<Time> = records.iter().map(|r| r.0).collect();
+            times.retain(|t| (from..until).contains(t));
+            times.dedup();
+            for t in times {
+                for (owner, op) in ops.iter_mut().enumerate() {
+                    let batch: Vec<_> = records
+                        .iter()
+                        .filter(|r| r.0 == t)
+                        .filter(|r| KeyGroups::worker_of(KeyGroups::group_of(&r.1), n) == owner)
+                        .map(|&(ts, key, id, left)| {
+                            if left {
+                                Side::Left((ts, (key, id)))
+                            } else {
+                                Side::Right((ts, (key, id)))
+                            }
+                        })
+                        .collect();
+                    if !batch.is_empty() {
+                        op.on_records(t, batch, &mut emit);
+                    }
+                }
+            }
+            emit.take_out()
+        }
+
+        proptest! {
+            /// An interval join's stored records saved at a checkpoint and
+            /// restored on 1-3 operators by key group give the pairs of a
+            /// run without the checkpoint.
+            #[test]
+            fn restored_join_continues_as_if_never_stopped(
+                mut records in prop::collection::vec((0u64..1_000, 0u8..8, any::<u16>(), any::<bool>()), 0..150),
+                (lower, upper) in prop_oneof![Just((0i64, 50i64)), Just((-30, 30)), Just((-100, 0))],
+                checkpoint in 1u64..1_000,
+                workers in 1usize..4,
+            ) {
+                records.sort_by_key(|r| r.0);
+                let mut expected = run(&mut [fresh(lower, upper)], &records, 0, Time::MAX);
+                let mut before = [fresh(lower, upper)];
+                let mut got = run(&mut before, &records, 0, checkpoint);
+                let mut after: Vec<State> = (0..workers).map(|_| fresh(lower, upper)).collect();
+                for (group, state) in before[0].snapshot(checkpoint).unwrap() {
+                    after[KeyGroups::worker_of(group, workers)]
+                        .restore(checkpoint, group, &state)
+                        .unwrap();
+                }
+                got.extend(run(&mut after, &records, checkpoint, Time::MAX));
+                expected.sort();
+                got.sort();
+                prop_assert_eq!(got, expected);
+            }
+        }
     }
 }
