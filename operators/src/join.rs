@@ -338,6 +338,7 @@ mod tests {
         use proptest::prelude::*;
 
         use super::*;
+        use crate::lifecycle::with_and_without_checkpoint;
         use crate::KeyGroups;
 
         type State = JoinState<u8, u16, u16>;
@@ -396,18 +397,12 @@ mod tests {
                 workers in 1usize..4,
             ) {
                 records.sort_by_key(|r| r.0);
-                let mut expected = run(&mut [fresh(lower, upper)], &records, 0, Time::MAX);
-                let mut before = [fresh(lower, upper)];
-                let mut got = run(&mut before, &records, 0, checkpoint);
-                let mut after: Vec<State> = (0..workers).map(|_| fresh(lower, upper)).collect();
-                for (group, state) in before[0].snapshot(checkpoint).unwrap() {
-                    after[KeyGroups::worker_of(group, workers)]
-                        .restore(checkpoint, group, &state)
-                        .unwrap();
-                }
-                got.extend(run(&mut after, &records, checkpoint, Time::MAX));
-                expected.sort();
-                got.sort();
+                let (got, expected) = with_and_without_checkpoint(
+                    || fresh(lower, upper),
+                    checkpoint,
+                    workers,
+                    |ops, from, until| run(ops, &records, from, until),
+                );
                 prop_assert_eq!(got, expected);
             }
         }

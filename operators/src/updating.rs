@@ -531,6 +531,7 @@ mod tests {
         use proptest::prelude::*;
 
         use super::*;
+        use crate::lifecycle::with_and_without_checkpoint;
 
         type Sum = FoldState<u8, u32, u64, fn() -> u64, fn(&mut u64, u32)>;
         type Changes = Vec<(u8, u64, i64)>;
@@ -588,18 +589,12 @@ mod tests {
                 workers in 1usize..4,
             ) {
                 records.sort_by_key(|r| r.0);
-                let mut expected = run(&mut [fresh()], &records, 0, Time::MAX);
-                let mut before = [fresh()];
-                let mut got = run(&mut before, &records, 0, checkpoint);
-                let mut after: Vec<Sum> = (0..workers).map(|_| fresh()).collect();
-                for (group, state) in before[0].snapshot(checkpoint).unwrap() {
-                    after[KeyGroups::worker_of(group, workers)]
-                        .restore(checkpoint, group, &state)
-                        .unwrap();
-                }
-                got.extend(run(&mut after, &records, checkpoint, Time::MAX));
-                expected.sort();
-                got.sort();
+                let (got, expected) = with_and_without_checkpoint(
+                    fresh,
+                    checkpoint,
+                    workers,
+                    |ops, from, until| run(ops, &records, from, until),
+                );
                 prop_assert_eq!(got, expected);
             }
         }

@@ -358,7 +358,7 @@ mod tests {
     mod restore {
         use proptest::prelude::*;
 
-        use crate::lifecycle::{Emit, Lifecycle};
+        use crate::lifecycle::{with_and_without_checkpoint, Emit, Lifecycle};
         use crate::window::panes::Panes;
         use crate::window::sessions::Sessions;
         use crate::window::{Keyed, WindowResult};
@@ -418,30 +418,6 @@ mod tests {
                 .collect()
         }
 
-        /// Results without a checkpoint, and with one at `checkpoint` whose
-        /// state is restored on `workers` fresh operators (each loading the
-        /// key groups it owns).
-        fn with_and_without_checkpoint<L: Window>(
-            fresh: impl Fn() -> L,
-            mut records: Vec<(u64, u32, u64)>,
-            checkpoint: u64,
-            workers: usize,
-        ) -> (Results, Results) {
-            records.sort_by_key(|r| r.0);
-            let mut expected = run(&mut [fresh()], &records, 0, Time::MAX);
-            let mut before = [fresh()];
-            let mut got = run(&mut before, &records, 0, checkpoint);
-            let mut after: Vec<L> = (0..workers).map(|_| fresh()).collect();
-            for (group, state) in before[0].snapshot(checkpoint).unwrap() {
-                let owner = KeyGroups::worker_of(group, workers);
-                after[owner].restore(checkpoint, group, &state).unwrap();
-            }
-            got.extend(run(&mut after, &records, checkpoint, Time::MAX));
-            expected.sort();
-            got.sort();
-            (got, expected)
-        }
-
         fn records() -> impl Strategy<Value = Vec<(u64, u32, u64)>> {
             prop::collection::vec((0u64..3_000, 0u32..40, 1u64..100), 0..300)
         }
@@ -452,13 +428,15 @@ mod tests {
             /// without the checkpoint.
             #[test]
             fn restored_panes_continue_as_if_never_stopped(
-                records in records(),
+                mut records in records(),
                 (size, slide) in prop_oneof![Just((200u64, 200u64)), Just((300, 100)), Just((250, 50))],
                 checkpoint in 1u64..3_000,
                 workers in 1usize..4,
             ) {
+                records.sort_by_key(|r| r.0);
                 let (got, expected) = with_and_without_checkpoint(
-                    || Panes::new(size, slide, 0, SumOf), records, checkpoint, workers);
+                    || Panes::new(size, slide, 0, SumOf), checkpoint, workers,
+                    |ops, from, until| run(ops, &records, from, until));
                 prop_assert_eq!(got, expected);
             }
 
@@ -466,14 +444,16 @@ mod tests {
             /// lateness).
             #[test]
             fn restored_sessions_continue_as_if_never_stopped(
-                records in records(),
+                mut records in records(),
                 gap in prop_oneof![Just(20u64), Just(120)],
                 lateness in prop_oneof![Just(0u64), Just(70)],
                 checkpoint in 1u64..3_000,
                 workers in 1usize..4,
             ) {
+                records.sort_by_key(|r| r.0);
                 let (got, expected) = with_and_without_checkpoint(
-                    || Sessions::new(gap, lateness, SumOf), records, checkpoint, workers);
+                    || Sessions::new(gap, lateness, SumOf), checkpoint, workers,
+                    |ops, from, until| run(ops, &records, from, until));
                 prop_assert_eq!(got, expected);
             }
         }
