@@ -93,7 +93,6 @@ impl Watermark {
     /// such as an idle partition without [`idle_timeout`](Watermark::idle_timeout).
     ///
     /// ```
-    /// use std::time::Duration;
     /// use weir::Watermark;
     ///
     /// let wm = Watermark::ascending().max_batches_ahead(16);
