@@ -16,7 +16,7 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::key_groups::by_key_group;
-use crate::lifecycle::{Emit, Lifecycle, Side, Stateful};
+use crate::lifecycle::{Emit, GroupStates, Lifecycle, Side, Stateful};
 use crate::{Time, VecStream};
 use weir_engine::BoxError;
 
@@ -217,7 +217,7 @@ where
     }
 
     /// Per key group, each key's stored left and right records.
-    fn snapshot(&self, _checkpoint: Time) -> Result<Vec<(u32, Vec<u8>)>, BoxError> {
+    fn snapshot(&self, _checkpoint: Time) -> Result<GroupStates, BoxError> {
         let lefts = self.left.records.keys();
         let rights = (self.right.records.keys()).filter(|k| !self.left.records.contains_key(*k));
         by_key_group(

@@ -59,7 +59,7 @@ impl KeyGroups {
 /// [`Lifecycle::snapshot`](crate::lifecycle::Lifecycle::snapshot)).
 pub(crate) fn by_key_group<'a, K, E>(
     entries: impl Iterator<Item = (&'a K, E)>,
-) -> Result<Vec<(u32, Vec<u8>)>, weir_engine::BoxError>
+) -> Result<crate::lifecycle::GroupStates, weir_engine::BoxError>
 where
     K: Hash + 'a,
     E: serde::Serialize,

@@ -32,7 +32,7 @@ pub mod window;
 
 pub use aggregator::Aggregator;
 pub use key_groups::{ExchangeByKey, KeyByGroup, KeyGroups};
-pub use lifecycle::{Emit, Lifecycle, Side, Stateful};
+pub use lifecycle::{Checkpoints, Emit, GroupStates, Lifecycle, Side, Start, Stateful};
 pub use map::MapBatches;
 pub use sink::{SinkOp, SinkWriter};
 pub use source::{

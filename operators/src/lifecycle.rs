@@ -130,7 +130,7 @@ pub trait Lifecycle: 'static {
     /// # Errors
     ///
     /// The state cannot be serialized.
-    fn snapshot(&self, checkpoint: Time) -> Result<Vec<(u32, Vec<u8>)>, BoxError> {
+    fn snapshot(&self, checkpoint: Time) -> Result<GroupStates, BoxError> {
         let _ = checkpoint;
         Ok(Vec::new())
     }
@@ -209,6 +209,12 @@ impl<R> Runs<R> {
     fn clear(&mut self) {
         self.runs.clear();
         self.len = 0;
+    }
+
+    /// Drops the runs asking for a time before `time`.
+    fn drop_before(&mut self, time: Time) {
+        self.runs.retain(|(t, _)| *t >= time);
+        self.len = self.runs.iter().map(|(_, run)| run.len()).sum();
     }
 }
 
@@ -315,6 +321,64 @@ pub struct Stateful<L: Lifecycle> {
     emit: Emit<L::Out, L::Late>,
     /// Counts the records sent to the late output.
     late: Arc<AtomicU64>,
+    /// Checkpoints of this operator's state, if on.
+    checkpoints: Option<Checkpoints>,
+    /// The checkpoint time this operator was restored from: what it would
+    /// send before that time was sent, and committed downstream, before the
+    /// checkpoint was complete (the sinks' frontier passes the time only once
+    /// this operator's capability has), so it is dropped.
+    restored_at: Option<Time>,
+}
+
+/// An operator's state per key group: each group's state serialized on its
+/// own (see [`Lifecycle::snapshot`]).
+pub type GroupStates = Vec<(u32, Vec<u8>)>;
+
+/// Checkpoints of one stateful operator's state. Checkpoint times are the
+/// multiples of `interval` milliseconds of event time (the timely time):
+/// every operator of every worker agrees on them without messages. When the
+/// operator's input frontier reaches one, the stash below it is applied,
+/// the operator is told the watermark is there, and its state as of that
+/// time (every record stamped before it, none after) goes to `save`, per key
+/// group. Records stamped at or after the next checkpoint time are stashed
+/// rather than applied on arrival, so they are never mixed into it. When the
+/// frontier jumps over several multiples at once, the state is saved at the
+/// last of them.
+pub struct Checkpoints {
+    /// Milliseconds of event time between checkpoint times (at least 1).
+    pub interval: Time,
+    /// Receives each checkpoint time and the state as of it (or the error
+    /// that kept it from being serialized).
+    pub save: Box<dyn FnMut(Time, Result<GroupStates, BoxError>)>,
+    /// The next checkpoint time, once the frontier is first known.
+    next: Option<Time>,
+}
+
+impl Checkpoints {
+    /// Checkpoints every `interval` milliseconds of event time, handed to
+    /// `save`.
+    pub fn every(
+        interval: Time,
+        save: impl FnMut(Time, Result<GroupStates, BoxError>) + 'static,
+    ) -> Self {
+        Checkpoints {
+            interval: interval.max(1),
+            save: Box::new(save),
+            next: None,
+        }
+    }
+}
+
+/// How a stateful operator starts: fresh, or restored from a checkpoint,
+/// and whether it takes checkpoints.
+#[derive(Default)]
+pub struct Start {
+    /// The checkpoint time the operator's state was restored from (see
+    /// [`Lifecycle::restore`]): its outputs start there, so restored state
+    /// can fire before any new record arrives.
+    pub restored_at: Option<Time>,
+    /// Checkpoints to take; `None` takes none.
+    pub checkpoints: Option<Checkpoints>,
 }
 
 /// An output of a stateful operator, batching records in vectors.
@@ -334,7 +398,7 @@ fn two_outputs<'scope, O: 'static, L: 'static>(
 }
 
 impl<L: Lifecycle> Stateful<L> {
-    fn new(op: L, late: Arc<AtomicU64>) -> Self {
+    fn new(op: L, late: Arc<AtomicU64>, checkpoints: Option<Checkpoints>) -> Self {
         Stateful {
             op,
             stash: BTreeMap::new(),
@@ -342,6 +406,17 @@ impl<L: Lifecycle> Stateful<L> {
             closed: false,
             emit: Emit::new(),
             late,
+            checkpoints,
+            restored_at: None,
+        }
+    }
+
+    /// Keeps the outputs' initial capabilities at the restored checkpoint
+    /// time, if any: restored state may fire before any input arrives.
+    fn hold_initial(&mut self, initial: &[Capability<Time>], restored_at: Option<Time>) {
+        if let (Some(t), [results, late, ..]) = (restored_at, initial) {
+            self.caps = Some((results.delayed(&t), late.delayed(&t)));
+            self.restored_at = Some(t);
         }
     }
 
@@ -353,11 +428,24 @@ impl<L: Lifecycle> Stateful<L> {
         op: L,
         late: Arc<AtomicU64>,
     ) -> Outputs<'scope, L::Out, L::Late> {
+        Self::unary_from(input, name, op, late, Start::default())
+    }
+
+    /// As [`unary`](Stateful::unary), started as `start` says: restored
+    /// from a checkpoint, taking checkpoints.
+    pub fn unary_from<'scope>(
+        input: VecStream<'scope, L::In>,
+        name: &str,
+        op: L,
+        late: Arc<AtomicU64>,
+        start: Start,
+    ) -> Outputs<'scope, L::Out, L::Late> {
         let mut builder = OperatorBuilder::new(name.to_owned(), input.scope());
         let mut input = builder.new_input(input, Pipeline);
         let (mut results, mut late_out, streams) = two_outputs(&mut builder);
-        builder.build(move |_initial| {
-            let mut state = Stateful::new(op, late);
+        builder.build(move |initial| {
+            let mut state = Stateful::new(op, late, start.checkpoints);
+            state.hold_initial(&initial, start.restored_at);
             move |frontiers| {
                 let frontier = frontiers[0].frontier().first().copied();
                 state.step(frontier, &mut results, &mut late_out, |state| {
@@ -386,7 +474,7 @@ impl<L: Lifecycle> Stateful<L> {
         let mut right = builder.new_input(right, Pipeline);
         let (mut results, mut late_out, streams) = two_outputs(&mut builder);
         builder.build(move |_initial| {
-            let mut state = Stateful::new(op, late);
+            let mut state = Stateful::new(op, late, None);
             move |frontiers| {
                 let frontier = frontiers
                     .iter()
@@ -411,10 +499,41 @@ impl<L: Lifecycle> Stateful<L> {
         late: &mut Output<L::Late>,
         take_input: impl FnOnce(&mut Self),
     ) {
+        self.checkpoint(frontier);
         self.apply_stash(frontier);
         take_input(self);
         self.watermark(frontier);
         self.flush(frontier, &mut results.activate(), &mut late.activate());
+    }
+
+    /// Takes the checkpoint the frontier has reached, if any (see
+    /// [`Checkpoints`]).
+    fn checkpoint(&mut self, frontier: Option<Time>) {
+        let (Some(cp), Some(f), false) = (self.checkpoints.as_mut(), frontier, self.closed) else {
+            return;
+        };
+        let next = *cp
+            .next
+            .get_or_insert((f / cp.interval + 1).saturating_mul(cp.interval));
+        if f < next {
+            return;
+        }
+        let at = f - f % cp.interval;
+        cp.next = Some(at.saturating_add(cp.interval));
+        self.apply_stash(Some(at));
+        self.op.on_watermark(at, &mut self.emit);
+        let state = self.op.snapshot(at);
+        if let Some(cp) = self.checkpoints.as_mut() {
+            (cp.save)(at, state);
+        }
+    }
+
+    /// Whether a record stamped `time` may be applied on arrival: not at or
+    /// after the next checkpoint time.
+    fn before_checkpoint(&self, time: Time) -> bool {
+        self.checkpoints
+            .as_ref()
+            .is_none_or(|cp| cp.next.is_none_or(|next| time < next))
     }
 
     /// Applies, in timestamp order, the stash below `frontier`.
@@ -467,7 +586,7 @@ impl<L: Lifecycle> Stateful<L> {
         let mut waiting = Vec::new();
         for record in data.drain(..) {
             let record = wrap(record);
-            if self.op.ready(time, frontier, &record) {
+            if self.op.ready(time, frontier, &record) && self.before_checkpoint(time) {
                 self.op.on_record(time, record, &mut self.emit);
             } else {
                 waiting.push(record);
@@ -486,6 +605,10 @@ impl<L: Lifecycle> Stateful<L> {
         results: &mut OutputBuilderSession<'_, Time, CapacityContainerBuilder<Vec<L::Out>>>,
         late: &mut OutputBuilderSession<'_, Time, CapacityContainerBuilder<Vec<L::Late>>>,
     ) {
+        if let Some(t) = self.restored_at {
+            self.emit.out.drop_before(t);
+            self.emit.late.drop_before(t);
+        }
         if !self.emit.is_empty() {
             match &self.caps {
                 Some((results_cap, late_cap)) => {

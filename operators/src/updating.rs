@@ -19,7 +19,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::ExchangeData;
 
 use crate::key_groups::by_key_group;
-use crate::lifecycle::{Emit, Lifecycle, Stateful};
+use crate::lifecycle::{Emit, GroupStates, Lifecycle, Stateful};
 use crate::{KeyGroups, Time, VecStream};
 use weir_engine::BoxError;
 
@@ -216,7 +216,7 @@ where
     /// Per key group, each key's current result: every time before the
     /// checkpoint has been emitted into it, and a working time (at or after
     /// the checkpoint) is not part of it.
-    fn snapshot(&self, _checkpoint: Time) -> Result<Vec<(u32, Vec<u8>)>, BoxError> {
+    fn snapshot(&self, _checkpoint: Time) -> Result<GroupStates, BoxError> {
         by_key_group(self.current.iter().map(|(key, a)| (key, (key, a))))
     }
 

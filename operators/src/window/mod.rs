@@ -364,7 +364,7 @@ mod tests {
         use crate::window::{Keyed, WindowResult};
         use crate::{Aggregator, KeyGroups, Time};
 
-        struct SumOf;
+        pub(super) struct SumOf;
 
         impl Aggregator<u64> for SumOf {
             type Acc = u64;
@@ -464,6 +464,137 @@ mod tests {
             assert!(panes.restore(0, 0, b"\x01\x02").is_err());
             let mut sessions: Sessions<u32, u64, SumOf> = Sessions::new(10, 0, SumOf);
             assert!(sessions.restore(0, 0, b"\x05").is_err());
+        }
+    }
+
+    /// Checkpoints taken by a live window operator: for every checkpoint
+    /// time `T` it saved, a fresh operator restored from that state and fed
+    /// only the records stamped at or after `T` gives, with the first run's
+    /// results before `T`, the first run's results.
+    mod live_checkpoints {
+        use std::sync::{Arc, Mutex};
+
+        use timely::dataflow::operators::capture::{Capture, Extract};
+        use timely::dataflow::operators::Concat;
+        use timely::dataflow::InputHandle;
+
+        use super::restore::SumOf;
+        use crate::lifecycle::{Checkpoints, GroupStates, Lifecycle, Start, Stateful};
+        use crate::window::panes::Panes;
+        use crate::window::sessions::Sessions;
+        use crate::window::{Keyed, WindowResult};
+        use crate::Time;
+
+        type Saved = Arc<Mutex<Vec<(Time, GroupStates)>>>;
+        type Results = Vec<(Time, (u32, u64, u64, u64))>;
+
+        /// Records `(input time, ts, key, value)`, in input-time order.
+        fn records() -> Vec<(Time, u64, u32, u64)> {
+            let mut state = 0x2545_f491_4f6c_dd1du64;
+            let mut next = move || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state
+            };
+            let mut records: Vec<_> = (0..2_000u64)
+                .map(|i| {
+                    let ts = i * 3 / 2 + next() % 40;
+                    (ts - ts % 7, ts, (next() % 25) as u32, next() % 100)
+                })
+                .collect();
+            records.sort_by_key(|r| r.0);
+            records
+        }
+
+        /// Runs `op` (restored at `restored_at`, if given) on the records
+        /// stamped at or after `from`, saving checkpoints every 100 ms into
+        /// `saved`; returns the results with their times.
+        fn run<L, M>(make: M, restore: Option<(Time, GroupStates)>, saved: Saved) -> Results
+        where
+            L: Lifecycle<In = Keyed<u32, u64>, Out = (Time, WindowResult<u32, u64>)> + 'static,
+            M: Fn() -> L + Send + Sync + 'static,
+        {
+            let (tx, rx) = std::sync::mpsc::channel();
+            timely::execute_directly(move |worker| {
+                let mut input = InputHandle::<
+                    Time,
+                    timely::container::CapacityContainerBuilder<Vec<Keyed<u32, u64>>>,
+                >::new();
+                let mut op = make();
+                let from = restore.as_ref().map_or(0, |(t, _)| *t);
+                if let Some((t, state)) = &restore {
+                    for (group, bytes) in state {
+                        op.restore(*t, *group, bytes).unwrap();
+                    }
+                }
+                let start = Start {
+                    restored_at: restore.map(|(t, _)| t),
+                    checkpoints: Some(Checkpoints::every(100, move |t, state| {
+                        saved.lock().unwrap().push((t, state.unwrap()));
+                    })),
+                };
+                // A second, empty input trails the records by 60 ms and
+                // holds the frontier back: records at or after a checkpoint
+                // time arrive before the frontier reaches it.
+                let mut trailing = InputHandle::<
+                    Time,
+                    timely::container::CapacityContainerBuilder<Vec<Keyed<u32, u64>>>,
+                >::new();
+                worker.dataflow::<Time, _, _>(|scope| {
+                    let stream = input.to_stream(scope).concat(trailing.to_stream(scope));
+                    let (results, _late) =
+                        Stateful::unary_from(stream, "W", op, Arc::default(), start);
+                    results.capture_into(tx);
+                });
+                input.advance_to(from);
+                trailing.advance_to(from);
+                for (t, ts, key, v) in records() {
+                    if t < from {
+                        continue;
+                    }
+                    input.advance_to(t);
+                    trailing.advance_to(t.saturating_sub(60).max(from));
+                    input.send((ts, (key, v)));
+                    worker.step();
+                }
+                input.close();
+                trailing.close();
+                while worker.step() {}
+            });
+            rx.extract()
+                .into_iter()
+                .flat_map(|(t, rs)| rs.into_iter().map(move |(_, r)| (t, r)))
+                .map(|(t, r)| (t, (r.key, r.window_start, r.window_end, r.value)))
+                .collect()
+        }
+
+        fn restores_from_every_checkpoint<L, M>(make: M)
+        where
+            L: Lifecycle<In = Keyed<u32, u64>, Out = (Time, WindowResult<u32, u64>)> + 'static,
+            M: Fn() -> L + Send + Sync + Clone + 'static,
+        {
+            let saved: Saved = Arc::default();
+            let mut full = run(make.clone(), None, Arc::clone(&saved));
+            full.sort();
+            let checkpoints = saved.lock().unwrap().clone();
+            assert!(checkpoints.len() >= 10, "{} checkpoints", checkpoints.len());
+            for (t, state) in checkpoints {
+                let mut got: Results = full.iter().filter(|(time, _)| *time < t).cloned().collect();
+                got.extend(run(make.clone(), Some((t, state)), Arc::default()));
+                got.sort();
+                assert_eq!(got, full, "restored from the checkpoint at {t}");
+            }
+        }
+
+        #[test]
+        fn sliding_windows_restore_from_every_checkpoint() {
+            restores_from_every_checkpoint(|| Panes::new(300, 100, 0, SumOf));
+        }
+
+        #[test]
+        fn sessions_restore_from_every_checkpoint() {
+            restores_from_every_checkpoint(|| Sessions::new(25, 10, SumOf));
         }
     }
 }

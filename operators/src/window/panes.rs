@@ -15,7 +15,7 @@ use rustc_hash::FxHashMap;
 
 use super::{Keyed, WindowEmit, WindowResult};
 use crate::key_groups::by_key_group;
-use crate::lifecycle::{Emit, Lifecycle};
+use crate::lifecycle::{Emit, GroupStates, Lifecycle};
 use crate::{Aggregator, Time};
 use weir_engine::BoxError;
 
@@ -214,7 +214,7 @@ where
     }
 
     /// Per key group, the `(pane start, key, accumulator)` of its keys.
-    fn snapshot(&self, _checkpoint: Time) -> Result<Vec<(u32, Vec<u8>)>, BoxError> {
+    fn snapshot(&self, _checkpoint: Time) -> Result<GroupStates, BoxError> {
         by_key_group(
             self.panes.iter().flat_map(|(&pane, accs)| {
                 accs.iter().map(move |(key, acc)| (key, (pane, key, acc)))

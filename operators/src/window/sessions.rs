@@ -11,7 +11,7 @@ use smallvec::SmallVec;
 
 use super::{Keyed, WindowEmit, WindowResult};
 use crate::key_groups::by_key_group;
-use crate::lifecycle::{Emit, Lifecycle};
+use crate::lifecycle::{Emit, GroupStates, Lifecycle};
 use crate::{Aggregator, Time};
 use weir_engine::BoxError;
 
@@ -224,7 +224,7 @@ where
     }
 
     /// Per key group, each key's open sessions `(start, end, accumulator)`.
-    fn snapshot(&self, _checkpoint: Time) -> Result<Vec<(u32, Vec<u8>)>, BoxError> {
+    fn snapshot(&self, _checkpoint: Time) -> Result<GroupStates, BoxError> {
         by_key_group(
             self.sessions
                 .iter()
