@@ -196,6 +196,7 @@ impl<T: Data> Stream<T> {
                         progress: ctx.progress_of(source_node),
                         batches,
                     }),
+                checkpoints: Default::default(),
             };
             open_source(ctx, &*source, Some(time))
         });

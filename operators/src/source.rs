@@ -112,6 +112,50 @@ pub struct EventTime<F> {
     pub batch: usize,
     /// Flow control against the job's progress; `None` reads freely.
     pub align: Option<Align>,
+    /// Checkpoints of the source's positions, and where it resumes from.
+    pub checkpoints: SourceCheckpoints,
+}
+
+/// Where one partition of a source stood when its watermark passed a
+/// checkpoint time: the records it had sent until then went out at times
+/// before it, the rest at or after it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PartitionCut {
+    /// The partition's index among the readers the source was opened with.
+    pub partition: usize,
+    /// Its reader's position ([`PartitionReader::position`]); `None` if it
+    /// cannot resume.
+    pub position: Option<u64>,
+    /// The greatest event time it had read (its watermark's source).
+    pub max_seen: Option<Time>,
+    /// Whether it was exhausted.
+    pub done: bool,
+}
+
+/// Receives a checkpoint time and the cut of every partition of a source.
+pub type SaveCuts = Box<dyn FnMut(Time, Vec<PartitionCut>)>;
+
+/// Where a partition stood over a move of its watermark: from (excluded),
+/// to the last checkpoint time reached (included), and its cut there.
+type Crossing = (Time, Time, PartitionCut);
+
+/// A source's positions at checkpoint times, and the checkpoint it resumes
+/// from. Checkpoint times are the multiples of `interval` milliseconds of
+/// event time, as for [`Checkpoints`](crate::lifecycle::Checkpoints): when
+/// the source's least watermark reaches one, the cut of every partition at
+/// that time goes to `save`. When the watermark jumps over several
+/// multiples, the cut is saved at the last of them.
+#[derive(Default)]
+pub struct SourceCheckpoints {
+    /// Milliseconds of event time between checkpoint times; `None` takes no
+    /// checkpoints.
+    pub interval: Option<Time>,
+    /// Receives each checkpoint time and the cut of every partition.
+    pub save: Option<SaveCuts>,
+    /// Resume at these cuts, saved at this checkpoint time: each partition
+    /// seeks to its position and keeps its watermark; an exhausted one is
+    /// not read again.
+    pub resume: Option<(Time, Vec<PartitionCut>)>,
 }
 
 /// Flow control of a source by the job's progress: the source sends at
@@ -144,9 +188,96 @@ struct Clock {
 }
 
 struct Partition<D> {
+    /// Its index among the readers the source was opened with.
+    index: usize,
     reader: Box<dyn PartitionReader<D>>,
     capability: Capability<Time>,
     clock: Clock,
+    /// With checkpoints: `(from, to, cut)` for each move of the watermark
+    /// over checkpoint times, from `from` (excluded) to the last checkpoint
+    /// time `to` it reached; `cut` is where the partition stood, for every
+    /// checkpoint time in between.
+    crossed: Vec<Crossing>,
+}
+
+impl<D: 'static> Partition<D> {
+    /// Where the partition stands now.
+    fn cut(&self, done: bool) -> PartitionCut {
+        PartitionCut {
+            partition: self.index,
+            position: self.reader.position(),
+            max_seen: self.clock.max_seen,
+            done,
+        }
+    }
+
+    /// Moves the watermark to `to`, noting the cut if it passes checkpoint
+    /// times (multiples of `interval`).
+    fn advance(&mut self, to: Time, interval: Option<Time>) {
+        let from = *self.capability.time();
+        if to <= from {
+            return;
+        }
+        self.capability.downgrade(&to);
+        if let Some(interval) = interval {
+            let last = to - to % interval;
+            if last > from {
+                let cut = self.cut(false);
+                self.crossed.push((from, last, cut));
+            }
+        }
+    }
+}
+
+/// The cuts of a source's partitions at checkpoint times.
+struct Cuts {
+    interval: Time,
+    save: SaveCuts,
+    /// The next checkpoint time, once the watermark is first known.
+    next: Option<Time>,
+    /// The exhausted partitions: their cuts at the checkpoint times they
+    /// passed while being read, and their final cut, for every later time.
+    finished: Vec<(Vec<Crossing>, PartitionCut)>,
+}
+
+/// The cut among `crossed` for checkpoint time `at`, if any.
+fn cut_at(crossed: &[Crossing], at: Time) -> Option<&PartitionCut> {
+    crossed
+        .iter()
+        .find(|(from, to, _)| *from < at && at <= *to)
+        .map(|(_, _, cut)| cut)
+}
+
+impl Cuts {
+    /// Saves the cut at the last checkpoint time the least watermark of
+    /// `partitions` has reached, if it reached a new one.
+    fn take<D>(&mut self, partitions: &mut [Partition<D>]) {
+        let Some(least) = partitions.iter().map(|p| *p.capability.time()).min() else {
+            return; // every partition is done: the source ends
+        };
+        let next = *self
+            .next
+            .get_or_insert(least - least % self.interval + self.interval);
+        if least < next {
+            return;
+        }
+        let at = least - least % self.interval;
+        let mut cuts = Vec::with_capacity(partitions.len() + self.finished.len());
+        for (crossed, last) in &mut self.finished {
+            cuts.push(cut_at(crossed, at).unwrap_or(last).clone());
+            crossed.retain(|(_, to, _)| *to > at);
+        }
+        for p in partitions.iter_mut() {
+            let Some(cut) = cut_at(&p.crossed, at) else {
+                return; // cannot happen: every watermark has passed `at`
+            };
+            cuts.push(cut.clone());
+            p.crossed.retain(|(_, to, _)| *to > at);
+        }
+        cuts.sort_by_key(|c| c.partition);
+        self.next = Some(at + self.interval);
+        (self.save)(at, cuts);
+    }
 }
 
 /// Creates a source operator reading `readers`, one capability each, without
@@ -226,7 +357,10 @@ pub fn partitioned_source<'scope, D: ExchangeData>(
 /// }
 ///
 /// let captured = timely::example(move |scope| {
-///     let time = EventTime { extract: |t: &u64| *t, bound: 500, idle_timeout: None, batch: 2, align: None };
+///     let time = EventTime {
+///         extract: |t: &u64| *t, bound: 500, idle_timeout: None, batch: 2,
+///         align: None, checkpoints: Default::default(),
+///     };
 ///     let readers: Vec<Box<dyn PartitionReader<u64>>> = vec![Box::new(Ticks(0))];
 ///     partitioned_source_with_time(scope, "ticks", readers, Some(time),
 ///         Arc::new(AtomicU64::new(0)), Failure::default()).capture()
@@ -248,21 +382,56 @@ where
     D: ExchangeData,
     F: Fn(&D) -> Time + 'static,
 {
+    let mut event_time = event_time;
+    let checkpoints = event_time
+        .as_mut()
+        .map(|et| std::mem::take(&mut et.checkpoints))
+        .unwrap_or_default();
     source(scope, name, move |capability, info| {
         let activator = scope.activator_for(info.address);
         let now = Instant::now();
         let mut partitions: Vec<Partition<D>> = readers
             .into_iter()
-            .map(|reader| Partition {
+            .enumerate()
+            .map(|(index, reader)| Partition {
+                index,
                 reader,
                 capability: capability.clone(),
                 clock: Clock {
                     max_seen: None,
                     last_activity: now,
                 },
+                crossed: Vec::new(),
             })
             .collect();
         drop(capability);
+        let SourceCheckpoints {
+            interval,
+            save,
+            resume,
+        } = checkpoints;
+        let interval = interval.map(|i| i.max(1));
+        let mut cuts = interval.zip(save).map(|(interval, save)| Cuts {
+            interval,
+            save,
+            next: None,
+            finished: Vec::new(),
+        });
+        if let Some((at, saved)) = resume {
+            let bound = event_time.as_ref().map_or(0, |et| et.bound);
+            if let Err(e) = resume_at(&mut partitions, at, &saved, bound) {
+                failure.raise(e);
+                partitions.clear();
+            }
+            if let (Some(c), Some(i)) = (cuts.as_mut(), interval) {
+                c.next = Some(at - at % i + i);
+                c.finished = saved
+                    .into_iter()
+                    .filter(|c| c.done)
+                    .map(|c| (Vec::new(), c))
+                    .collect();
+            }
+        }
         let batch = event_time.as_ref().map_or(BATCH, |et| et.batch.max(1));
         let mut buffer: Vec<D> = Vec::with_capacity(batch);
         let mut stamped: Vec<(Time, D)> = Vec::with_capacity(batch);
@@ -355,26 +524,31 @@ where
                         sent.push_back(*partition.capability.time());
                     }
                     if let (Some(et), Some(max)) = (&event_time, partition.clock.max_seen) {
-                        let watermark = max.saturating_sub(et.bound);
-                        if watermark > *partition.capability.time() {
-                            partition.capability.downgrade(&watermark);
-                        }
+                        partition.advance(max.saturating_sub(et.bound), interval);
                     }
                 }
                 cursor = i + 1;
                 match status {
                     // Dropping the partition releases its capability.
                     ReadStatus::Done => {
+                        if let Some(c) = cuts.as_mut() {
+                            let last = partition.cut(true);
+                            c.finished
+                                .push((std::mem::take(&mut partition.crossed), last));
+                        }
                         partitions.swap_remove(i);
                         idle.swap_remove(i);
                     }
                     ReadStatus::More => {}
                     ReadStatus::Idle => {
                         if let Some(timeout) = event_time.as_ref().and_then(|et| et.idle_timeout) {
-                            advance_idle(partition, timeout);
+                            advance_idle(partition, timeout, interval);
                         }
                         idle[i] = true;
                     }
+                }
+                if let Some(c) = cuts.as_mut() {
+                    c.take(&mut partitions);
                 }
                 if start.elapsed() >= SLICE {
                     activator.activate();
@@ -400,13 +574,193 @@ fn next_partition<D>(partitions: &[Partition<D>], idle: &[bool], cursor: usize) 
 
 /// Moves the watermark of a partition idle for longer than `timeout` ahead
 /// by the processing time elapsed since it last moved.
-fn advance_idle<D>(partition: &mut Partition<D>, timeout: Duration) {
+fn advance_idle<D: 'static>(
+    partition: &mut Partition<D>,
+    timeout: Duration,
+    interval: Option<Time>,
+) {
     let idle = partition.clock.last_activity.elapsed();
     if idle < timeout {
         return;
     }
     let step = idle.as_millis() as u64;
     let next = partition.capability.time().saturating_add(step);
-    partition.capability.downgrade(&next);
+    partition.advance(next, interval);
     partition.clock.last_activity = Instant::now();
+}
+
+/// Moves each partition to its cut in `cuts` (saved at checkpoint time
+/// `at`): exhausted ones are dropped, the others seek to their positions,
+/// keep their highest event time and start at their watermark then.
+fn resume_at<D: 'static>(
+    partitions: &mut Vec<Partition<D>>,
+    at: Time,
+    cuts: &[PartitionCut],
+    bound: u64,
+) -> Result<(), BoxError> {
+    let mut kept = Vec::with_capacity(partitions.len());
+    for mut p in partitions.drain(..) {
+        let cut = cuts
+            .iter()
+            .find(|c| c.partition == p.index)
+            .ok_or_else(|| format!("the checkpoint at {at} has no cut of partition {}", p.index))?;
+        if cut.done {
+            continue;
+        }
+        let position = cut.position.ok_or_else(|| {
+            format!(
+                "partition {} cannot resume: its reader has no position",
+                p.index
+            )
+        })?;
+        p.reader.seek(position)?;
+        p.clock.max_seen = cut.max_seen;
+        let watermark = cut.max_seen.map_or(at, |m| m.saturating_sub(bound).max(at));
+        p.capability.downgrade(&watermark);
+        p.crossed.clear();
+        kept.push(p);
+    }
+    *partitions = kept;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use timely::dataflow::operators::capture::{Capture, Extract};
+
+    use super::*;
+
+    /// Partition `p` of 4: the values `p, p + 4, ..` below `end`. A stalling
+    /// partition has nothing ready (`Idle`) on every other read, so the
+    /// others are read past it.
+    struct Values {
+        next: u64,
+        first: u64,
+        end: u64,
+        stalls: Option<u32>,
+    }
+
+    impl PartitionReader<u64> for Values {
+        fn read(&mut self, out: &mut Vec<u64>, max: usize) -> Result<ReadStatus, BoxError> {
+            if let Some(n) = self.stalls.as_mut() {
+                *n += 1;
+                if *n % 2 != 0 {
+                    return Ok(ReadStatus::Idle);
+                }
+            }
+            for _ in 0..max {
+                if self.next >= self.end {
+                    break;
+                }
+                out.push(self.next);
+                self.next += 4;
+            }
+            Ok(if self.next >= self.end {
+                ReadStatus::Done
+            } else {
+                ReadStatus::More
+            })
+        }
+
+        fn position(&self) -> Option<u64> {
+            Some((self.next - self.first) / 4)
+        }
+
+        fn seek(&mut self, position: u64) -> Result<(), BoxError> {
+            self.next = self.first + 4 * position;
+            Ok(())
+        }
+    }
+
+    /// A value's event time: ascending, out of order by up to 30 ms; the
+    /// values of partition 3 are sparse in time, so that it runs ahead of
+    /// the others by several checkpoint times in one batch and ends first.
+    fn event_time(v: &u64) -> Time {
+        if v % 4 == 3 {
+            v * 5
+        } else {
+            v * 3 + (v % 7) * 5
+        }
+    }
+
+    type Saved = Arc<Mutex<Vec<(Time, Vec<PartitionCut>)>>>;
+
+    /// Runs the 4-partition source (partition 3 ends early, partition 2
+    /// stalls), resuming at
+    /// `resume` if given, saving cuts every 100 ms into `saved`; returns
+    /// every `(time, value)` sent.
+    fn run(resume: Option<(Time, Vec<PartitionCut>)>, saved: Saved) -> Vec<(Time, u64)> {
+        let captured = timely::example(move |scope| {
+            let readers: Vec<Box<dyn PartitionReader<u64>>> = (0..4u64)
+                .map(|p| {
+                    let end = if p == 3 { 400 } else { 1_200 };
+                    let stalls = (p == 2).then_some(0);
+                    let values = Values {
+                        next: p,
+                        first: p,
+                        end,
+                        stalls,
+                    };
+                    Box::new(values) as Box<dyn PartitionReader<u64>>
+                })
+                .collect();
+            let time = EventTime {
+                extract: event_time,
+                bound: 40,
+                idle_timeout: None,
+                batch: 10,
+                align: None,
+                checkpoints: SourceCheckpoints {
+                    interval: Some(100),
+                    save: Some(Box::new(move |t, cuts| {
+                        saved.lock().unwrap().push((t, cuts))
+                    })),
+                    resume,
+                },
+            };
+            partitioned_source_with_time(
+                scope,
+                "values",
+                readers,
+                Some(time),
+                Arc::default(),
+                Failure::default(),
+            )
+            .capture()
+        });
+        let mut sent: Vec<(Time, u64)> = captured
+            .extract()
+            .into_iter()
+            .flat_map(|(t, batch)| batch.into_iter().map(move |(_, v)| (t, v)))
+            .collect();
+        sent.sort();
+        sent
+    }
+
+    /// For every checkpoint time `T` at which the source saved its cuts, a
+    /// source resumed there sends exactly what the first run sent at or
+    /// after `T`, at the same times.
+    #[test]
+    fn a_resumed_source_sends_what_followed_its_checkpoint() {
+        let saved: Saved = Arc::default();
+        let all = run(None, Arc::clone(&saved));
+        assert_eq!(all.len(), 3 * 300 + 100);
+        let checkpoints = saved.lock().unwrap().clone();
+        assert!(checkpoints.len() >= 20, "{} checkpoints", checkpoints.len());
+        assert!(
+            checkpoints
+                .iter()
+                .any(|(_, cuts)| cuts.iter().any(|c| c.done)),
+            "no checkpoint after partition 3 ended"
+        );
+        for (at, cuts) in checkpoints {
+            assert_eq!(cuts.len(), 4, "{cuts:?}");
+            let expected: Vec<(Time, u64)> =
+                all.iter().filter(|(t, _)| *t >= at).cloned().collect();
+            let got = run(Some((at, cuts)), Arc::default());
+            assert_eq!(got, expected, "resumed at {at}");
+        }
+    }
 }
