@@ -338,7 +338,7 @@ mod tests {
         use proptest::prelude::*;
 
         use super::*;
-        use crate::lifecycle::with_and_without_checkpoint;
+        use crate::lifecycle::{by_time_and_owner, with_and_without_checkpoint};
         use crate::KeyGroups;
 
         type State = JoinState<u8, u16, u16>;
@@ -359,16 +359,11 @@ mod tests {
         /// stamped with its own time) on the operator owning each key's group.
         fn run(ops: &mut [State], records: &[Record], from: Time, until: Time) -> Pairs {
             let mut emit = Emit::for_test();
-            let n = ops.len();
-            let mut times: Vec<Time> = records.iter().map(|r| r.0).collect();
-            times.retain(|t| (from..until).contains(t));
-            times.dedup();
-            for t in times {
-                for (owner, op) in ops.iter_mut().enumerate() {
-                    let batch: Vec<_> = records
-                        .iter()
-                        .filter(|r| r.0 == t)
-                        .filter(|r| KeyGroups::worker_of(KeyGroups::group_of(&r.1), n) == owner)
+            let group = |r: &Record| KeyGroups::group_of(&r.1);
+            for (t, batches) in by_time_and_owner(records, from..until, |r| r.0, group, ops.len()) {
+                for (op, batch) in ops.iter_mut().zip(batches) {
+                    let batch: Vec<_> = batch
+                        .into_iter()
                         .map(|&(ts, key, id, left)| {
                             if left {
                                 Side::Left((ts, (key, id)))

@@ -124,8 +124,8 @@ pub trait Lifecycle: 'static {
     /// records stamped before it. Returns that state per key group, each
     /// group's serialized on its own, so that a restore on any number of
     /// workers loads the groups each worker owns. By default (an operator
-    /// without state) nothing. (The skeleton does not call it yet: the
-    /// checkpoint issue wires it in.)
+    /// without state) nothing. [`Stateful`] calls it when started with
+    /// [`Checkpoints`] ([`Start`]).
     ///
     /// # Errors
     ///
@@ -171,9 +171,8 @@ pub struct Emit<O, L> {
 /// Records in runs of equal times, in the order given: a run goes out as
 /// one container, without moving its records again.
 struct Runs<R> {
+    /// The runs, none of them empty.
     runs: Vec<(Time, Vec<R>)>,
-    /// Records in all runs.
-    len: usize,
     /// The length of the last run sent, to size the next one.
     hint: usize,
 }
@@ -182,14 +181,12 @@ impl<R> Runs<R> {
     fn new() -> Self {
         Runs {
             runs: Vec::new(),
-            len: 0,
             hint: 0,
         }
     }
 
     #[inline]
     fn push(&mut self, time: Time, record: R) {
-        self.len += 1;
         if let Some((t, run)) = self.runs.last_mut() {
             if *t == time {
                 run.push(record);
@@ -206,15 +203,14 @@ impl<R> Runs<R> {
         self.runs.push((time, run));
     }
 
-    fn clear(&mut self) {
-        self.runs.clear();
-        self.len = 0;
+    /// Records in all runs.
+    fn len(&self) -> usize {
+        self.runs.iter().map(|(_, run)| run.len()).sum()
     }
 
     /// Drops the runs asking for a time before `time`.
     fn drop_before(&mut self, time: Time) {
         self.runs.retain(|(t, _)| *t >= time);
-        self.len = self.runs.iter().map(|(_, run)| run.len()).sum();
     }
 }
 
@@ -241,7 +237,7 @@ impl<O, L> Emit<O, L> {
     }
 
     fn is_empty(&self) -> bool {
-        self.out.len == 0 && self.late.len == 0
+        self.out.runs.is_empty() && self.late.runs.is_empty()
     }
 }
 
@@ -273,6 +269,29 @@ pub(crate) fn with_and_without_checkpoint<L: Lifecycle, R: Ord>(
     (got, expected)
 }
 
+/// Test support: the records stamped in `range` (sorted by `time`), by
+/// time in order, each time's records split among `owners` operators by the
+/// key group `group` gives.
+#[cfg(test)]
+pub(crate) fn by_time_and_owner<R>(
+    records: &[R],
+    range: std::ops::Range<Time>,
+    time: impl Fn(&R) -> Time,
+    group: impl Fn(&R) -> u32,
+    owners: usize,
+) -> Vec<(Time, Vec<Vec<&R>>)> {
+    let mut out: Vec<(Time, Vec<Vec<&R>>)> = Vec::new();
+    for r in records.iter().filter(|r| range.contains(&time(r))) {
+        let t = time(r);
+        if out.last().is_none_or(|(last, _)| *last != t) {
+            out.push((t, (0..owners).map(|_| Vec::new()).collect()));
+        }
+        let batches = &mut out.last_mut().expect("pushed above").1;
+        batches[crate::KeyGroups::worker_of(group(r), owners)].push(r);
+    }
+    out
+}
+
 #[cfg(test)]
 impl<O, L> Emit<O, L> {
     /// An empty collection, for driving a [`Lifecycle`] by hand in tests.
@@ -282,7 +301,6 @@ impl<O, L> Emit<O, L> {
 
     /// Takes what was given on the main output, in order.
     pub(crate) fn take_out(&mut self) -> Vec<O> {
-        self.out.len = 0;
         self.out.runs.drain(..).flat_map(|(_, run)| run).collect()
     }
 }
@@ -303,7 +321,6 @@ fn send_runs<R: 'static>(
         let at = cap.delayed(&time.max(floor));
         output.session(&at).give_container(&mut run);
     }
-    records.len = 0;
 }
 
 /// The two output streams of a stateful operator: results and late records.
@@ -345,27 +362,71 @@ pub type GroupStates = Vec<(u32, Vec<u8>)>;
 /// frontier jumps over several multiples at once, the state is saved at the
 /// last of them.
 pub struct Checkpoints {
-    /// Milliseconds of event time between checkpoint times (at least 1).
-    pub interval: Time,
-    /// Receives each checkpoint time and the state as of it (or the error
-    /// that kept it from being serialized).
-    pub save: Box<dyn FnMut(Time, Result<GroupStates, BoxError>)>,
-    /// The next checkpoint time, once the frontier is first known.
-    next: Option<Time>,
+    times: CheckpointTimes,
+    save: Box<dyn FnMut(Time, Result<GroupStates, BoxError>)>,
 }
 
 impl Checkpoints {
-    /// Checkpoints every `interval` milliseconds of event time, handed to
-    /// `save`.
+    /// Checkpoints every `interval` milliseconds of event time (at least 1),
+    /// each time and the state as of it (or the error that kept it from
+    /// being serialized) handed to `save`.
     pub fn every(
         interval: Time,
         save: impl FnMut(Time, Result<GroupStates, BoxError>) + 'static,
     ) -> Self {
         Checkpoints {
-            interval: interval.max(1),
+            times: CheckpointTimes::every(interval),
             save: Box::new(save),
+        }
+    }
+}
+
+/// Checkpoint times, the multiples of an interval of event time, as one
+/// operator or source meets them: the rule every part of a job follows, so
+/// that they agree on the times without messages.
+pub(crate) struct CheckpointTimes {
+    interval: Time,
+    /// The next checkpoint time, once the watermark is first known.
+    next: Option<Time>,
+}
+
+impl CheckpointTimes {
+    pub(crate) fn every(interval: Time) -> Self {
+        CheckpointTimes {
+            interval: interval.max(1),
             next: None,
         }
+    }
+
+    /// The last checkpoint time at or before `time` (which may be before
+    /// the next one).
+    pub(crate) fn last_at(&self, time: Time) -> Time {
+        time - time % self.interval
+    }
+
+    /// The checkpoint time the watermark has reached, if it reached a new
+    /// one: the last of them when it jumped over several. The first
+    /// watermark seen only sets where the next one is.
+    pub(crate) fn reached(&mut self, watermark: Time) -> Option<Time> {
+        let first = self.last_at(watermark).saturating_add(self.interval);
+        let next = *self.next.get_or_insert(first);
+        if watermark < next {
+            return None;
+        }
+        let at = self.last_at(watermark);
+        self.next = Some(at.saturating_add(self.interval));
+        Some(at)
+    }
+
+    /// Resumes after the checkpoint at `at`.
+    pub(crate) fn resume_after(&mut self, at: Time) {
+        self.next = Some(self.last_at(at).saturating_add(self.interval));
+    }
+
+    /// Whether `time` is before the next checkpoint time (always, until the
+    /// watermark is first known).
+    pub(crate) fn before_next(&self, time: Time) -> bool {
+        self.next.is_none_or(|next| time < next)
     }
 }
 
@@ -512,14 +573,9 @@ impl<L: Lifecycle> Stateful<L> {
         let (Some(cp), Some(f), false) = (self.checkpoints.as_mut(), frontier, self.closed) else {
             return;
         };
-        let next = *cp
-            .next
-            .get_or_insert((f / cp.interval + 1).saturating_mul(cp.interval));
-        if f < next {
+        let Some(at) = cp.times.reached(f) else {
             return;
-        }
-        let at = f - f % cp.interval;
-        cp.next = Some(at.saturating_add(cp.interval));
+        };
         self.apply_stash(Some(at));
         self.op.on_watermark(at, &mut self.emit);
         let state = self.op.snapshot(at);
@@ -528,12 +584,12 @@ impl<L: Lifecycle> Stateful<L> {
         }
     }
 
-    /// Whether a record stamped `time` may be applied on arrival: not at or
+    /// Whether records stamped `time` may be applied on arrival: not at or
     /// after the next checkpoint time.
     fn before_checkpoint(&self, time: Time) -> bool {
         self.checkpoints
             .as_ref()
-            .is_none_or(|cp| cp.next.is_none_or(|next| time < next))
+            .is_none_or(|cp| cp.times.before_next(time))
     }
 
     /// Applies, in timestamp order, the stash below `frontier`.
@@ -583,10 +639,13 @@ impl<L: Lifecycle> Stateful<L> {
         if self.caps.as_ref().is_none_or(|(c, _)| time < *c.time()) {
             self.caps = cap.retain_least(0).zip(cap.retain_least(1));
         }
+        // The batch shares one time: whether a checkpoint comes before it
+        // is asked once, not per record.
+        let may_apply = self.before_checkpoint(time);
         let mut waiting = Vec::new();
         for record in data.drain(..) {
             let record = wrap(record);
-            if self.op.ready(time, frontier, &record) && self.before_checkpoint(time) {
+            if may_apply && self.op.ready(time, frontier, &record) {
                 self.op.on_record(time, record, &mut self.emit);
             } else {
                 waiting.push(record);
@@ -612,7 +671,7 @@ impl<L: Lifecycle> Stateful<L> {
         if !self.emit.is_empty() {
             match &self.caps {
                 Some((results_cap, late_cap)) => {
-                    let late_records = self.emit.late.len as u64;
+                    let late_records = self.emit.late.len() as u64;
                     if late_records > 0 {
                         self.late.fetch_add(late_records, Ordering::Relaxed);
                     }
@@ -623,8 +682,8 @@ impl<L: Lifecycle> Stateful<L> {
                     // Output needs state, and state needs a capability:
                     // this cannot happen, but must not panic a worker.
                     debug_assert!(false, "a stateful operator emitted without a capability");
-                    self.emit.out.clear();
-                    self.emit.late.clear();
+                    self.emit.out.runs.clear();
+                    self.emit.late.runs.clear();
                 }
             }
         }

@@ -16,6 +16,7 @@ use timely::dataflow::Scope;
 use timely::ExchangeData;
 use weir_engine::{BoxError, Failure};
 
+use crate::lifecycle::CheckpointTimes;
 use crate::{Time, VecStream};
 
 /// Records a partition hands over per read call, at most.
@@ -147,11 +148,10 @@ type Crossing = (Time, Time, PartitionCut);
 /// multiples, the cut is saved at the last of them.
 #[derive(Default)]
 pub struct SourceCheckpoints {
-    /// Milliseconds of event time between checkpoint times; `None` takes no
-    /// checkpoints.
-    pub interval: Option<Time>,
-    /// Receives each checkpoint time and the cut of every partition.
-    pub save: Option<SaveCuts>,
+    /// Milliseconds of event time between checkpoint times (at least 1), and
+    /// what receives each checkpoint time with the cut of every partition;
+    /// `None` takes no checkpoints.
+    pub every: Option<(Time, SaveCuts)>,
     /// Resume at these cuts, saved at this checkpoint time: each partition
     /// seeks to its position and keeps its watermark; an exhausted one is
     /// not read again.
@@ -212,15 +212,15 @@ impl<D: 'static> Partition<D> {
     }
 
     /// Moves the watermark to `to`, noting the cut if it passes checkpoint
-    /// times (multiples of `interval`).
-    fn advance(&mut self, to: Time, interval: Option<Time>) {
+    /// times.
+    fn advance(&mut self, to: Time, times: Option<&CheckpointTimes>) {
         let from = *self.capability.time();
         if to <= from {
             return;
         }
         self.capability.downgrade(&to);
-        if let Some(interval) = interval {
-            let last = to - to % interval;
+        if let Some(times) = times {
+            let last = times.last_at(to);
             if last > from {
                 let cut = self.cut(false);
                 self.crossed.push((from, last, cut));
@@ -231,10 +231,8 @@ impl<D: 'static> Partition<D> {
 
 /// The cuts of a source's partitions at checkpoint times.
 struct Cuts {
-    interval: Time,
+    times: CheckpointTimes,
     save: SaveCuts,
-    /// The next checkpoint time, once the watermark is first known.
-    next: Option<Time>,
     /// The exhausted partitions: their cuts at the checkpoint times they
     /// passed while being read, and their final cut, for every later time.
     finished: Vec<(Vec<Crossing>, PartitionCut)>,
@@ -255,13 +253,9 @@ impl Cuts {
         let Some(least) = partitions.iter().map(|p| *p.capability.time()).min() else {
             return; // every partition is done: the source ends
         };
-        let next = *self
-            .next
-            .get_or_insert(least - least % self.interval + self.interval);
-        if least < next {
+        let Some(at) = self.times.reached(least) else {
             return;
-        }
-        let at = least - least % self.interval;
+        };
         let mut cuts = Vec::with_capacity(partitions.len() + self.finished.len());
         for (crossed, last) in &mut self.finished {
             cuts.push(cut_at(crossed, at).unwrap_or(last).clone());
@@ -275,7 +269,6 @@ impl Cuts {
             p.crossed.retain(|(_, to, _)| *to > at);
         }
         cuts.sort_by_key(|c| c.partition);
-        self.next = Some(at + self.interval);
         (self.save)(at, cuts);
     }
 }
@@ -405,16 +398,10 @@ where
             })
             .collect();
         drop(capability);
-        let SourceCheckpoints {
-            interval,
+        let SourceCheckpoints { every, resume } = checkpoints;
+        let mut cuts = every.map(|(interval, save)| Cuts {
+            times: CheckpointTimes::every(interval),
             save,
-            resume,
-        } = checkpoints;
-        let interval = interval.map(|i| i.max(1));
-        let mut cuts = interval.zip(save).map(|(interval, save)| Cuts {
-            interval,
-            save,
-            next: None,
             finished: Vec::new(),
         });
         if let Some((at, saved)) = resume {
@@ -423,8 +410,8 @@ where
                 failure.raise(e);
                 partitions.clear();
             }
-            if let (Some(c), Some(i)) = (cuts.as_mut(), interval) {
-                c.next = Some(at - at % i + i);
+            if let Some(c) = cuts.as_mut() {
+                c.times.resume_after(at);
                 c.finished = saved
                     .into_iter()
                     .filter(|c| c.done)
@@ -524,7 +511,8 @@ where
                         sent.push_back(*partition.capability.time());
                     }
                     if let (Some(et), Some(max)) = (&event_time, partition.clock.max_seen) {
-                        partition.advance(max.saturating_sub(et.bound), interval);
+                        let times = cuts.as_ref().map(|c| &c.times);
+                        partition.advance(max.saturating_sub(et.bound), times);
                     }
                 }
                 cursor = i + 1;
@@ -542,7 +530,8 @@ where
                     ReadStatus::More => {}
                     ReadStatus::Idle => {
                         if let Some(timeout) = event_time.as_ref().and_then(|et| et.idle_timeout) {
-                            advance_idle(partition, timeout, interval);
+                            let times = cuts.as_ref().map(|c| &c.times);
+                            advance_idle(partition, timeout, times);
                         }
                         idle[i] = true;
                     }
@@ -577,7 +566,7 @@ fn next_partition<D>(partitions: &[Partition<D>], idle: &[bool], cursor: usize) 
 fn advance_idle<D: 'static>(
     partition: &mut Partition<D>,
     timeout: Duration,
-    interval: Option<Time>,
+    times: Option<&CheckpointTimes>,
 ) {
     let idle = partition.clock.last_activity.elapsed();
     if idle < timeout {
@@ -585,7 +574,7 @@ fn advance_idle<D: 'static>(
     }
     let step = idle.as_millis() as u64;
     let next = partition.capability.time().saturating_add(step);
-    partition.advance(next, interval);
+    partition.advance(next, times);
     partition.clock.last_activity = Instant::now();
 }
 
@@ -617,7 +606,6 @@ fn resume_at<D: 'static>(
         p.clock.max_seen = cut.max_seen;
         let watermark = cut.max_seen.map_or(at, |m| m.saturating_sub(bound).max(at));
         p.capability.downgrade(&watermark);
-        p.crossed.clear();
         kept.push(p);
     }
     *partitions = kept;
@@ -713,10 +701,10 @@ mod tests {
                 batch: 10,
                 align: None,
                 checkpoints: SourceCheckpoints {
-                    interval: Some(100),
-                    save: Some(Box::new(move |t, cuts| {
-                        saved.lock().unwrap().push((t, cuts))
-                    })),
+                    every: Some((
+                        100,
+                        Box::new(move |t, cuts| saved.lock().unwrap().push((t, cuts))),
+                    )),
                     resume,
                 },
             };

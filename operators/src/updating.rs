@@ -531,7 +531,7 @@ mod tests {
         use proptest::prelude::*;
 
         use super::*;
-        use crate::lifecycle::with_and_without_checkpoint;
+        use crate::lifecycle::{by_time_and_owner, with_and_without_checkpoint};
 
         type Sum = FoldState<u8, u32, u64, fn() -> u64, fn(&mut u64, u32)>;
         type Changes = Vec<(u8, u64, i64)>;
@@ -551,18 +551,10 @@ mod tests {
         /// time after its records, then reaching `until`.
         fn run(ops: &mut [Sum], records: &[(Time, u8, u32)], from: Time, until: Time) -> Changes {
             let mut emit = Emit::for_test();
-            let n = ops.len();
-            let mut times: Vec<Time> = records.iter().map(|r| r.0).collect();
-            times.retain(|t| (from..until).contains(t));
-            times.dedup();
-            for t in times {
-                for (owner, op) in ops.iter_mut().enumerate() {
-                    let batch: Vec<(u8, u32)> = records
-                        .iter()
-                        .filter(|r| r.0 == t)
-                        .filter(|r| KeyGroups::worker_of(KeyGroups::group_of(&r.1), n) == owner)
-                        .map(|r| (r.1, r.2))
-                        .collect();
+            let group = |r: &(Time, u8, u32)| KeyGroups::group_of(&r.1);
+            for (t, batches) in by_time_and_owner(records, from..until, |r| r.0, group, ops.len()) {
+                for (op, batch) in ops.iter_mut().zip(batches) {
+                    let batch: Vec<(u8, u32)> = batch.into_iter().map(|r| (r.1, r.2)).collect();
                     if !batch.is_empty() {
                         op.on_records(t, batch, &mut emit);
                     }

@@ -88,12 +88,16 @@ impl<'s> Ctx<'s> {
     }
 
     /// Attaches `stream`, the input of sink `sink`, to the progress probe of
-    /// every source upstream of it.
+    /// every source upstream of it. On one worker sources are not aligned,
+    /// so nothing is attached.
     pub(crate) fn probe_sink_input<T: Data>(
         &mut self,
         sink: NodeId,
         mut stream: Timed<'s, T>,
     ) -> Timed<'s, T> {
+        if self.scope.peers() == 1 {
+            return stream;
+        }
         let sources = Arc::clone(&self.sources_of);
         for &source in sources.get(&sink).into_iter().flatten() {
             stream = stream.probe_with(&self.progress_of(source));
