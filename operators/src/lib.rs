@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 
 pub mod aggregator;
+pub mod checkpoint;
 pub mod join;
 pub mod key_groups;
 pub mod lifecycle;
@@ -36,7 +37,8 @@ pub use lifecycle::{Checkpoints, Emit, GroupStates, Lifecycle, Side, Start, Stat
 pub use map::MapBatches;
 pub use sink::{SinkOp, SinkWriter};
 pub use source::{
-    partitioned_source, partitioned_source_with_time, EventTime, PartitionReader, ReadStatus,
+    partitioned_source, partitioned_source_with_cuts, partitioned_source_with_time, EventTime,
+    PartitionCut, PartitionReader, ReadStatus, SourceCheckpoints,
 };
 pub use updating::{ReduceChanges, Update, UpdatingCount, UpdatingFold, UpdatingJoin};
 

@@ -18,7 +18,7 @@
 //! | [`on_record`](Lifecycle::on_record) | for a record applied on arrival |
 //! | [`on_records`](Lifecycle::on_records) | for the stashed records of one timestamp, once the frontier has passed it, in timestamp order (before new input is taken in) |
 //! | [`on_watermark`](Lifecycle::on_watermark) | after the stash below the frontier is applied and new input taken in: fire what is due |
-//! | [`snapshot`](Lifecycle::snapshot) / [`restore`](Lifecycle::restore) | when the frontier passes a checkpoint time: state as of that time, per key group; and loading it back |
+//! | [`snapshot`](Lifecycle::snapshot) / [`restore`](Lifecycle::restore) | when the frontier reaches an announced checkpoint time: state as of that time, per key group; and loading it back |
 //! | [`on_close`](Lifecycle::on_close) | once, when the input is complete |
 //! | [`next_output`](Lifecycle::next_output) | after each activation: the earliest time the operator may still send at, where its capabilities are held |
 //!
@@ -338,8 +338,15 @@ pub struct Stateful<L: Lifecycle> {
     emit: Emit<L::Out, L::Late>,
     /// Counts the records sent to the late output.
     late: Arc<AtomicU64>,
-    /// Checkpoints of this operator's state, if on.
-    checkpoints: Option<Checkpoints>,
+    /// Where this operator's state goes at checkpoint times, if anywhere.
+    save: Option<SaveState>,
+    /// Checkpoint times announced and not yet taken, each with the
+    /// capabilities (results, late) that keep the job's frontier below it
+    /// until this operator's state as of it is saved.
+    pending: BTreeMap<Time, (Capability<Time>, Capability<Time>)>,
+    /// The frontier of the announcements: checkpoint times announced later
+    /// are at or after it.
+    announced_until: Option<Time>,
     /// The checkpoint time this operator was restored from: what it would
     /// send before that time was sent, and committed downstream, before the
     /// checkpoint was complete (the sinks' frontier passes the time only once
@@ -351,95 +358,41 @@ pub struct Stateful<L: Lifecycle> {
 /// own (see [`Lifecycle::snapshot`]).
 pub type GroupStates = Vec<(u32, Vec<u8>)>;
 
-/// Checkpoints of one stateful operator's state. Checkpoint times are the
-/// multiples of `interval` milliseconds of event time (the timely time):
-/// every operator of every worker agrees on them without messages. When the
-/// operator's input frontier reaches one, the stash below it is applied,
-/// the operator is told the watermark is there, and its state as of that
-/// time (every record stamped before it, none after) goes to `save`, per key
-/// group. Records stamped at or after the next checkpoint time are stashed
-/// rather than applied on arrival, so they are never mixed into it. When the
-/// frontier jumps over several multiples at once, the state is saved at the
-/// last of them.
-pub struct Checkpoints {
-    times: CheckpointTimes,
-    save: Box<dyn FnMut(Time, Result<GroupStates, BoxError>)>,
-}
+/// Receives a checkpoint time and the operator's state as of it (or the
+/// error that kept it from being serialized). The operator's share of the
+/// checkpoint is complete when it returns: the operator holds the job's
+/// frontier below the checkpoint time until then.
+pub type SaveState = Box<dyn FnMut(Time, Result<GroupStates, BoxError>)>;
 
-impl Checkpoints {
-    /// Checkpoints every `interval` milliseconds of event time (at least 1),
-    /// each time and the state as of it (or the error that kept it from
-    /// being serialized) handed to `save`.
-    pub fn every(
-        interval: Time,
-        save: impl FnMut(Time, Result<GroupStates, BoxError>) + 'static,
-    ) -> Self {
-        Checkpoints {
-            times: CheckpointTimes::every(interval),
-            save: Box::new(save),
-        }
-    }
-}
-
-/// Checkpoint times, the multiples of an interval of event time, as one
-/// operator or source meets them: the rule every part of a job follows, so
-/// that they agree on the times without messages.
-pub(crate) struct CheckpointTimes {
-    interval: Time,
-    /// The next checkpoint time, once the watermark is first known.
-    next: Option<Time>,
-}
-
-impl CheckpointTimes {
-    pub(crate) fn every(interval: Time) -> Self {
-        CheckpointTimes {
-            interval: interval.max(1),
-            next: None,
-        }
-    }
-
-    /// The last checkpoint time at or before `time` (which may be before
-    /// the next one).
-    pub(crate) fn last_at(&self, time: Time) -> Time {
-        time - time % self.interval
-    }
-
-    /// The checkpoint time the watermark has reached, if it reached a new
-    /// one: the last of them when it jumped over several. The first
-    /// watermark seen only sets where the next one is.
-    pub(crate) fn reached(&mut self, watermark: Time) -> Option<Time> {
-        let first = self.last_at(watermark).saturating_add(self.interval);
-        let next = *self.next.get_or_insert(first);
-        if watermark < next {
-            return None;
-        }
-        let at = self.last_at(watermark);
-        self.next = Some(at.saturating_add(self.interval));
-        Some(at)
-    }
-
-    /// Resumes after the checkpoint at `at`.
-    pub(crate) fn resume_after(&mut self, at: Time) {
-        self.next = Some(self.last_at(at).saturating_add(self.interval));
-    }
-
-    /// Whether `time` is before the next checkpoint time (always, until the
-    /// watermark is first known).
-    pub(crate) fn before_next(&self, time: Time) -> bool {
-        self.next.is_none_or(|next| time < next)
-    }
+/// Checkpoints of one stateful operator's state, taken at the checkpoint
+/// times announced on `control` (see [`crate::checkpoint`]). An announced
+/// time `T` comes stamped at or before `T`, so it arrives before the
+/// operator's frontier can pass `T`. When the frontier reaches `T`, the
+/// stash below it is applied, the operator is told the watermark is there,
+/// and its state as of `T` (every record stamped before it, none after)
+/// goes to `save`, per key group; until `save` returns, the operator holds
+/// capabilities at `T`, so that nothing downstream passes `T` before this
+/// operator's state is saved. Records stamped at or after the next
+/// checkpoint time (or, while none is announced, at or after the
+/// announcements' frontier) are stashed rather than applied on arrival, so
+/// they are never mixed into the state as of it.
+pub struct Checkpoints<'scope> {
+    /// The announced checkpoint times (every worker receives each one).
+    pub control: crate::checkpoint::Control<'scope>,
+    /// Where each checkpoint's state goes.
+    pub save: SaveState,
 }
 
 /// How a stateful operator starts: fresh, or restored from a checkpoint,
 /// and whether it takes checkpoints.
 #[derive(Default)]
-pub struct Start {
+pub struct Start<'scope> {
     /// The checkpoint time the operator's state was restored from (see
     /// [`Lifecycle::restore`]): its outputs start there, so restored state
     /// can fire before any new record arrives.
     pub restored_at: Option<Time>,
     /// Checkpoints to take; `None` takes none.
-    pub checkpoints: Option<Checkpoints>,
+    pub checkpoints: Option<Checkpoints<'scope>>,
 }
 
 /// An output of a stateful operator, batching records in vectors.
@@ -459,7 +412,7 @@ fn two_outputs<'scope, O: 'static, L: 'static>(
 }
 
 impl<L: Lifecycle> Stateful<L> {
-    fn new(op: L, late: Arc<AtomicU64>, checkpoints: Option<Checkpoints>) -> Self {
+    fn new(op: L, late: Arc<AtomicU64>, save: Option<SaveState>) -> Self {
         Stateful {
             op,
             stash: BTreeMap::new(),
@@ -467,7 +420,9 @@ impl<L: Lifecycle> Stateful<L> {
             closed: false,
             emit: Emit::new(),
             late,
-            checkpoints,
+            save,
+            pending: BTreeMap::new(),
+            announced_until: None,
             restored_at: None,
         }
     }
@@ -499,16 +454,24 @@ impl<L: Lifecycle> Stateful<L> {
         name: &str,
         op: L,
         late: Arc<AtomicU64>,
-        start: Start,
+        start: Start<'scope>,
     ) -> Outputs<'scope, L::Out, L::Late> {
         let mut builder = OperatorBuilder::new(name.to_owned(), input.scope());
         let mut input = builder.new_input(input, Pipeline);
+        let (control, save) = start.checkpoints.map(|c| (c.control, c.save)).unzip();
+        let mut control = control.map(|c| builder.new_input(c, Pipeline));
         let (mut results, mut late_out, streams) = two_outputs(&mut builder);
+        let restored_at = start.restored_at;
         builder.build(move |initial| {
-            let mut state = Stateful::new(op, late, start.checkpoints);
-            state.hold_initial(&initial, start.restored_at);
+            let mut state = Stateful::new(op, late, save);
+            state.hold_initial(&initial, restored_at);
             move |frontiers| {
-                let frontier = frontiers[0].frontier().first().copied();
+                let frontier = least(frontiers);
+                if let Some(control) = control.as_mut() {
+                    state.announced_until =
+                        frontiers.last().and_then(|f| f.frontier().first().copied());
+                    control.for_each(|cap, times| state.announce(&cap, times));
+                }
                 state.step(frontier, &mut results, &mut late_out, |state| {
                     input.for_each(|cap, data| state.receive(frontier, &cap, data, |r| r))
                 });
@@ -530,17 +493,38 @@ impl<L: Lifecycle> Stateful<L> {
     where
         L: Lifecycle<In = Side<A, B>>,
     {
+        Self::binary_from(left, right, name, op, late, Start::default())
+    }
+
+    /// As [`binary`](Stateful::binary), started as `start` says.
+    pub fn binary_from<'scope, A: 'static, B: 'static>(
+        left: VecStream<'scope, A>,
+        right: VecStream<'scope, B>,
+        name: &str,
+        op: L,
+        late: Arc<AtomicU64>,
+        start: Start<'scope>,
+    ) -> Outputs<'scope, L::Out, L::Late>
+    where
+        L: Lifecycle<In = Side<A, B>>,
+    {
         let mut builder = OperatorBuilder::new(name.to_owned(), left.scope());
         let mut left = builder.new_input(left, Pipeline);
         let mut right = builder.new_input(right, Pipeline);
+        let (control, save) = start.checkpoints.map(|c| (c.control, c.save)).unzip();
+        let mut control = control.map(|c| builder.new_input(c, Pipeline));
         let (mut results, mut late_out, streams) = two_outputs(&mut builder);
-        builder.build(move |_initial| {
-            let mut state = Stateful::new(op, late, None);
+        let restored_at = start.restored_at;
+        builder.build(move |initial| {
+            let mut state = Stateful::new(op, late, save);
+            state.hold_initial(&initial, restored_at);
             move |frontiers| {
-                let frontier = frontiers
-                    .iter()
-                    .filter_map(|f| f.frontier().first().copied())
-                    .min();
+                let frontier = least(frontiers);
+                if let Some(control) = control.as_mut() {
+                    state.announced_until =
+                        frontiers.last().and_then(|f| f.frontier().first().copied());
+                    control.for_each(|cap, times| state.announce(&cap, times));
+                }
                 state.step(frontier, &mut results, &mut late_out, |state| {
                     left.for_each(|cap, data| state.receive(frontier, &cap, data, Side::Left));
                     right.for_each(|cap, data| state.receive(frontier, &cap, data, Side::Right));
@@ -548,6 +532,26 @@ impl<L: Lifecycle> Stateful<L> {
             }
         });
         streams
+    }
+
+    /// Takes in checkpoint times announced at `cap`: each is held, with a
+    /// capability on both outputs, until the operator's state as of it is
+    /// saved.
+    fn announce(&mut self, cap: &InputCapability<Time>, times: &mut Vec<Time>) {
+        let Some(stamped) = cap.least().copied() else {
+            times.clear();
+            return;
+        };
+        for at in times.drain(..) {
+            if at < stamped || self.restored_at.is_some_and(|r| at <= r) {
+                // An announcement after its own time cannot be held (the
+                // announcer never sends one).
+                debug_assert!(at >= stamped, "checkpoint {at} announced at {stamped}");
+                continue;
+            }
+            let caps = (cap.delayed(&at, 0), cap.delayed(&at, 1));
+            self.pending.insert(at, caps);
+        }
     }
 
     /// One activation: applies the stash below the frontier, takes in the
@@ -567,29 +571,44 @@ impl<L: Lifecycle> Stateful<L> {
         self.flush(frontier, &mut results.activate(), &mut late.activate());
     }
 
-    /// Takes the checkpoint the frontier has reached, if any (see
-    /// [`Checkpoints`]).
+    /// Takes the announced checkpoints the frontier has reached, in order
+    /// (see [`Checkpoints`]), releasing the capabilities held for each once
+    /// its state is saved. Once the input is complete, none is taken: the
+    /// job's final commit covers them.
     fn checkpoint(&mut self, frontier: Option<Time>) {
-        let (Some(cp), Some(f), false) = (self.checkpoints.as_mut(), frontier, self.closed) else {
-            return;
-        };
-        let Some(at) = cp.times.reached(f) else {
-            return;
-        };
-        self.apply_stash(Some(at));
-        self.op.on_watermark(at, &mut self.emit);
-        let state = self.op.snapshot(at);
-        if let Some(cp) = self.checkpoints.as_mut() {
-            (cp.save)(at, state);
+        while let Some(entry) = self.pending.first_entry() {
+            let at = *entry.key();
+            let Some(f) = frontier.filter(|_| !self.closed) else {
+                self.pending.clear();
+                return;
+            };
+            if f < at {
+                return;
+            }
+            let held = entry.remove();
+            self.apply_stash(Some(at));
+            self.op.on_watermark(at, &mut self.emit);
+            let state = self.op.snapshot(at);
+            if let Some(save) = self.save.as_mut() {
+                save(at, state);
+            }
+            drop(held);
         }
     }
 
     /// Whether records stamped `time` may be applied on arrival: not at or
-    /// after the next checkpoint time.
+    /// after the next checkpoint time, nor, with checkpoints on, at or after
+    /// the frontier of announcements (a checkpoint may still be announced
+    /// there).
     fn before_checkpoint(&self, time: Time) -> bool {
-        self.checkpoints
-            .as_ref()
-            .is_none_or(|cp| cp.times.before_next(time))
+        if self.save.is_none() {
+            return true;
+        }
+        let next = self.pending.keys().next().copied();
+        next.into_iter()
+            .chain(self.announced_until)
+            .min()
+            .is_none_or(|gate| time < gate)
     }
 
     /// Applies, in timestamp order, the stash below `frontier`.
@@ -702,6 +721,15 @@ impl<L: Lifecycle> Stateful<L> {
             (Some(_), None) => {}
         }
     }
+}
+
+/// The least time of the frontiers of all inputs; `None` once all are
+/// complete.
+fn least(frontiers: &[timely::progress::frontier::MutableAntichain<Time>]) -> Option<Time> {
+    frontiers
+        .iter()
+        .filter_map(|f| f.frontier().first().copied())
+        .min()
 }
 
 /// A record of the left or of the right input of a two-input operator.

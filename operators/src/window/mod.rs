@@ -484,6 +484,7 @@ mod tests {
         use crate::window::sessions::Sessions;
         use crate::window::{Keyed, WindowResult};
         use crate::Time;
+        use timely::dataflow::operators::vec::Input as _;
 
         type Saved = Arc<Mutex<Vec<(Time, GroupStates)>>>;
         type Results = Vec<(Time, (u32, u64, u64, u64))>;
@@ -508,8 +509,10 @@ mod tests {
         }
 
         /// Runs `op` (restored at `restored_at`, if given) on the records
-        /// stamped at or after `from`, saving checkpoints every 100 ms into
-        /// `saved`; returns the results with their times.
+        /// stamped at or after `from`, with checkpoints announced every
+        /// 100 ms of event time, as the announcer does (the next one stamped
+        /// at the last), saved into `saved`; returns the results with their
+        /// times.
         fn run<L, M>(make: M, restore: Option<(Time, GroupStates)>, saved: Saved) -> Results
         where
             L: Lifecycle<In = Keyed<u32, u64>, Out = (Time, WindowResult<u32, u64>)> + 'static,
@@ -528,12 +531,7 @@ mod tests {
                         op.restore(*t, *group, bytes).unwrap();
                     }
                 }
-                let start = Start {
-                    restored_at: restore.map(|(t, _)| t),
-                    checkpoints: Some(Checkpoints::every(100, move |t, state| {
-                        saved.lock().unwrap().push((t, state.unwrap()));
-                    })),
-                };
+                let restored_at = restore.map(|(t, _)| t);
                 // A second, empty input trails the records by 60 ms and
                 // holds the frontier back: records at or after a checkpoint
                 // time arrive before the frontier reaches it.
@@ -541,17 +539,39 @@ mod tests {
                     Time,
                     timely::container::CapacityContainerBuilder<Vec<Keyed<u32, u64>>>,
                 >::new();
-                worker.dataflow::<Time, _, _>(|scope| {
+                let mut control = worker.dataflow::<Time, _, _>(|scope| {
                     let stream = input.to_stream(scope).concat(trailing.to_stream(scope));
+                    let (control, announced) = scope.new_input::<Time>();
+                    let start = Start {
+                        restored_at,
+                        checkpoints: Some(Checkpoints {
+                            control: announced,
+                            save: Box::new(move |t, state| {
+                                saved.lock().unwrap().push((t, state.unwrap()));
+                            }),
+                        }),
+                    };
                     let (results, _late) =
                         Stateful::unary_from(stream, "W", op, Arc::default(), start);
                     results.capture_into(tx);
+                    control
                 });
                 input.advance_to(from);
                 trailing.advance_to(from);
+                control.advance_to(from);
+                let mut next = from - from % 100 + 100;
+                control.send(next);
+                control.advance_to(next);
                 for (t, ts, key, v) in records() {
                     if t < from {
                         continue;
+                    }
+                    // The sources (here the trailing input) have passed the
+                    // checkpoint time announced last: announce the next.
+                    while t.saturating_sub(60) >= next {
+                        next += 100;
+                        control.send(next);
+                        control.advance_to(next);
                     }
                     input.advance_to(t);
                     trailing.advance_to(t.saturating_sub(60).max(from));
@@ -560,6 +580,7 @@ mod tests {
                 }
                 input.close();
                 trailing.close();
+                control.close();
                 while worker.step() {}
             });
             rx.extract()
