@@ -41,7 +41,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// The version of the checkpoint format this build writes and reads.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
+
+/// The id of a job's final checkpoint, committed when the job completes:
+/// it holds no state, only the output staged since the last checkpoint.
+pub const FINAL: u64 = u64::MAX;
 
 /// The name of a checkpoint's manifest in its directory.
 const MANIFEST: &str = "MANIFEST.json";
@@ -75,6 +79,39 @@ pub struct Manifest {
     pub workers: usize,
     /// Its files.
     pub files: Vec<FileEntry>,
+    /// The plan's stages, one line each (to name what changed when a
+    /// restore finds another plan).
+    #[serde(default)]
+    pub stages: Vec<String>,
+    /// Output staged in this checkpoint, published once it is committed.
+    #[serde(default)]
+    pub publish: Vec<Publish>,
+    /// The length of every output file of the job once this checkpoint is
+    /// published.
+    #[serde(default)]
+    pub outputs: Vec<OutputLen>,
+}
+
+/// A file of staged output and where it goes: written at byte `at` of
+/// `target`, which then ends after it. Publishing is idempotent: it can be
+/// repeated after a crash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Publish {
+    /// The staged file's name within the checkpoint.
+    pub file: String,
+    /// The output file.
+    pub target: PathBuf,
+    /// Where in it the staged bytes go.
+    pub at: u64,
+}
+
+/// The committed length of one output file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputLen {
+    /// The output file.
+    pub path: PathBuf,
+    /// Its length in bytes.
+    pub len: u64,
 }
 
 impl Manifest {
@@ -95,7 +132,20 @@ impl Manifest {
             time,
             workers,
             files,
+            stages: Vec::new(),
+            publish: Vec::new(),
+            outputs: Vec::new(),
         }
+    }
+
+    /// Whether this is a job's final checkpoint (the job completed).
+    pub fn is_final(&self) -> bool {
+        self.id == FINAL
+    }
+
+    /// The committed length of output `path`, if the job has written it.
+    pub fn output_len(&self, path: &Path) -> Option<u64> {
+        self.outputs.iter().find(|o| o.path == path).map(|o| o.len)
     }
 
     /// The total size of its files in bytes.
@@ -146,6 +196,41 @@ pub trait CheckpointStore: Send + Sync {
     ///
     /// The file cannot be written.
     fn write(&self, id: u64, name: &str, bytes: &[u8]) -> Result<FileEntry, StoreError>;
+
+    /// Writes one file of checkpoint `id` without waiting for it to be
+    /// durable: [`seal`](CheckpointStore::seal) makes it so before the
+    /// manifest is written. Several workers may write at once, each under
+    /// its own name.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be written.
+    fn write_part(&self, id: u64, name: &str, bytes: &[u8]) -> Result<(), StoreError>;
+
+    /// Makes every file written so far for checkpoint `id` durable and
+    /// returns their entries for the manifest.
+    ///
+    /// # Errors
+    ///
+    /// A file cannot be read or synced.
+    fn seal(&self, id: u64) -> Result<Vec<FileEntry>, StoreError>;
+
+    /// Where a file of checkpoint `id` is written (its directory is
+    /// created): for writers that stream a file there themselves, such as
+    /// sinks staging output.
+    ///
+    /// # Errors
+    ///
+    /// The directory cannot be created.
+    fn file_path(&self, id: u64, name: &str) -> Result<PathBuf, StoreError>;
+
+    /// Deletes every checkpoint (a completed job's, once its output is
+    /// published).
+    ///
+    /// # Errors
+    ///
+    /// A checkpoint cannot be deleted.
+    fn clear(&self) -> Result<(), StoreError>;
 
     /// Reads a file of checkpoint `id`, checked against its entry.
     ///
@@ -277,6 +362,64 @@ impl CheckpointStore for DirStore {
         })
     }
 
+    fn write_part(&self, id: u64, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let path = self.file_path(id, name)?;
+        let tmp = tmp_path(&path);
+        fs::write(&tmp, bytes).map_err(|e| io(&tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| io(&path, e))
+    }
+
+    fn seal(&self, id: u64) -> Result<Vec<FileEntry>, StoreError> {
+        let dir = self.checkpoint_dir(id);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&dir, e)),
+        };
+        let mut files = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io(&dir, e))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if name == MANIFEST || name.ends_with(".tmp") {
+                continue;
+            }
+            let path = entry.path();
+            let bytes = fs::read(&path).map_err(|e| io(&path, e))?;
+            File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| io(&path, e))?;
+            files.push(FileEntry {
+                name,
+                len: bytes.len() as u64,
+                crc32: crc32fast::hash(&bytes),
+            });
+        }
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        sync_dir(&dir)?;
+        Ok(files)
+    }
+
+    fn file_path(&self, id: u64, name: &str) -> Result<PathBuf, StoreError> {
+        let dir = self.checkpoint_dir(id);
+        fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        Ok(dir.join(name))
+    }
+
+    fn clear(&self) -> Result<(), StoreError> {
+        for id in self.ids()? {
+            let dir = self.checkpoint_dir(id);
+            match fs::remove_file(dir.join(MANIFEST)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&dir, e)),
+            }
+            fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        }
+        Ok(())
+    }
+
     fn read(&self, id: u64, entry: &FileEntry) -> Result<Vec<u8>, StoreError> {
         let path = self.checkpoint_dir(id).join(&entry.name);
         let bytes = fs::read(&path).map_err(|e| io(&path, e))?;
@@ -372,9 +515,7 @@ fn io(path: &Path, source: std::io::Error) -> StoreError {
 /// renamed into place and the directory synced, so that `path` holds either
 /// nothing or all of `bytes`.
 fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
+    let tmp = tmp_path(path);
     let mut file = File::create(&tmp).map_err(|e| io(&tmp, e))?;
     file.write_all(bytes).map_err(|e| io(&tmp, e))?;
     file.sync_all().map_err(|e| io(&tmp, e))?;
@@ -384,6 +525,69 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         Some(dir) => sync_dir(dir),
         None => Ok(()),
     }
+}
+
+/// `path` with `.tmp` appended.
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    PathBuf::from(tmp)
+}
+
+/// Publishes the output staged in checkpoint `manifest` (see [`Publish`]):
+/// each staged file is written at its place in its target, which is cut
+/// after it, and synced; every other output file the job has written is
+/// cut to its committed length (dropping output of a later checkpoint that
+/// did not complete). Repeating it gives the same files.
+///
+/// # Errors
+///
+/// A staged file cannot be read (or is not what the manifest says), or a
+/// target cannot be written.
+pub fn publish(store: &dyn CheckpointStore, manifest: &Manifest) -> Result<(), StoreError> {
+    use std::os::unix::fs::FileExt;
+    let mut published = std::collections::HashSet::new();
+    for p in &manifest.publish {
+        let entry = manifest
+            .files
+            .iter()
+            .find(|f| f.name == p.file)
+            .ok_or_else(|| StoreError::Corrupt {
+                path: p.target.clone(),
+                reason: format!(
+                    "the manifest publishes `{}`, which it does not list",
+                    p.file
+                ),
+            })?;
+        let bytes = store.read(manifest.id, entry)?;
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p.target)
+            .map_err(|e| io(&p.target, e))?;
+        file.write_all_at(&bytes, p.at)
+            .and_then(|()| file.set_len(p.at + bytes.len() as u64))
+            .and_then(|()| file.sync_all())
+            .map_err(|e| io(&p.target, e))?;
+        published.insert(p.target.clone());
+    }
+    for out in manifest
+        .outputs
+        .iter()
+        .filter(|o| !published.contains(&o.path))
+    {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&out.path)
+            .map_err(|e| io(&out.path, e))?;
+        file.set_len(out.len)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| io(&out.path, e))?;
+    }
+    Ok(())
 }
 
 /// Syncs a directory, so that the entries renamed into it survive a crash.
@@ -516,5 +720,42 @@ mod tests {
         assert_eq!(latest_id(&store), Some(5));
         store.retain(0).unwrap(); // keeps at least one
         assert_eq!(store.ids().unwrap(), vec![6, 5]);
+    }
+
+    #[test]
+    fn publishing_writes_staged_output_in_place_and_can_be_repeated() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::new(dir.path().join("chk"));
+        let out = dir.path().join("out.txt");
+        let other = dir.path().join("other.txt");
+        std::fs::write(&out, "a\nb\nTORN").unwrap();
+        std::fs::write(&other, "x\nLATER").unwrap();
+        store.write_part(9, "sink-1-w0", b"c\n").unwrap();
+        let files = store.seal(9).unwrap();
+        assert_eq!(files.len(), 1);
+        let mut m = Manifest::new("job", 1, 9, 9, 1, files);
+        m.publish = vec![Publish {
+            file: "sink-1-w0".into(),
+            target: out.clone(),
+            at: 4,
+        }];
+        m.outputs = vec![
+            OutputLen {
+                path: out.clone(),
+                len: 6,
+            },
+            OutputLen {
+                path: other.clone(),
+                len: 2,
+            },
+        ];
+        store.commit(&m).unwrap();
+        for _ in 0..2 {
+            publish(&store, &m).unwrap();
+            assert_eq!(std::fs::read_to_string(&out).unwrap(), "a\nb\nc\n");
+            assert_eq!(std::fs::read_to_string(&other).unwrap(), "x\n");
+        }
+        store.clear().unwrap();
+        assert!(store.latest("job").unwrap().checkpoint.is_none());
     }
 }
