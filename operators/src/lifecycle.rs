@@ -393,6 +393,29 @@ pub struct Start<'scope> {
     pub restored_at: Option<Time>,
     /// Checkpoints to take; `None` takes none.
     pub checkpoints: Option<Checkpoints<'scope>>,
+    /// The state to load, per key group, saved at `restored_at`: loaded
+    /// with [`Lifecycle::restore`] when the operator is built. An error
+    /// (state of another shape) is raised on `failure`.
+    pub restore: GroupStates,
+    /// Where an error restoring the state goes.
+    pub failure: weir_engine::Failure,
+}
+
+impl Start<'_> {
+    /// Loads the state to restore into `op`.
+    fn load<L: Lifecycle>(&mut self, name: &str, op: &mut L) {
+        let (Some(at), false) = (self.restored_at, self.restore.is_empty()) else {
+            return;
+        };
+        for (group, state) in std::mem::take(&mut self.restore) {
+            if let Err(e) = op.restore(at, group, &state) {
+                self.failure.raise(format!(
+                    "{name}: cannot restore key group {group} from the checkpoint at {at}: {e}"
+                ));
+                return;
+            }
+        }
+    }
 }
 
 /// An output of a stateful operator, batching records in vectors.
@@ -454,8 +477,10 @@ impl<L: Lifecycle> Stateful<L> {
         name: &str,
         op: L,
         late: Arc<AtomicU64>,
-        start: Start<'scope>,
+        mut start: Start<'scope>,
     ) -> Outputs<'scope, L::Out, L::Late> {
+        let mut op = op;
+        start.load(name, &mut op);
         let mut builder = OperatorBuilder::new(name.to_owned(), input.scope());
         let mut input = builder.new_input(input, Pipeline);
         let (control, save) = start.checkpoints.map(|c| (c.control, c.save)).unzip();
@@ -503,11 +528,13 @@ impl<L: Lifecycle> Stateful<L> {
         name: &str,
         op: L,
         late: Arc<AtomicU64>,
-        start: Start<'scope>,
+        mut start: Start<'scope>,
     ) -> Outputs<'scope, L::Out, L::Late>
     where
         L: Lifecycle<In = Side<A, B>>,
     {
+        let mut op = op;
+        start.load(name, &mut op);
         let mut builder = OperatorBuilder::new(name.to_owned(), left.scope());
         let mut left = builder.new_input(left, Pipeline);
         let mut right = builder.new_input(right, Pipeline);

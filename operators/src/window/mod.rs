@@ -524,14 +524,10 @@ mod tests {
                     Time,
                     timely::container::CapacityContainerBuilder<Vec<Keyed<u32, u64>>>,
                 >::new();
-                let mut op = make();
+                let op = make();
                 let from = restore.as_ref().map_or(0, |(t, _)| *t);
-                if let Some((t, state)) = &restore {
-                    for (group, bytes) in state {
-                        op.restore(*t, *group, bytes).unwrap();
-                    }
-                }
-                let restored_at = restore.map(|(t, _)| t);
+                let (restored_at, state) = restore.unzip();
+                let failure = weir_engine::Failure::default();
                 // A second, empty input trails the records by 60 ms and
                 // holds the frontier back: records at or after a checkpoint
                 // time arrive before the frontier reaches it.
@@ -550,6 +546,8 @@ mod tests {
                                 saved.lock().unwrap().push((t, state.unwrap()));
                             }),
                         }),
+                        restore: state.unwrap_or_default(),
+                        failure: failure.clone(),
                     };
                     let (results, _late) =
                         Stateful::unary_from(stream, "W", op, Arc::default(), start);
@@ -582,6 +580,7 @@ mod tests {
                 trailing.close();
                 control.close();
                 while worker.step() {}
+                assert!(!failure.is_raised(), "the state restores");
             });
             rx.extract()
                 .into_iter()
