@@ -40,6 +40,17 @@ pub enum PlanError {
         /// What is expected.
         expected: String,
     },
+    /// The job's latest checkpoint was taken with another plan: restoring
+    /// it into this one would be wrong.
+    #[error("the plan changed since the checkpoint {checkpoint}: {change}; run the plan it was taken with, or delete {dir} to start over")]
+    PlanChanged {
+        /// The checkpoint's directory.
+        checkpoint: String,
+        /// The first stage that differs.
+        change: String,
+        /// The job's checkpoint directory.
+        dir: String,
+    },
 }
 
 /// A source could not be opened or a record could not be read.
@@ -104,6 +115,9 @@ pub enum RunError {
     /// The cluster could not start, or a worker failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The job's checkpoints could not be read, or restoring one failed.
+    #[error("checkpoints: {0}")]
+    Checkpoint(#[from] weir_engine::checkpoint::StoreError),
 }
 
 impl RunError {
@@ -111,7 +125,7 @@ impl RunError {
     pub fn source_error(&self) -> Option<&SourceError> {
         match self {
             RunError::Engine(e) => e.operator_error()?.downcast_ref(),
-            RunError::Plan(_) => None,
+            RunError::Plan(_) | RunError::Checkpoint(_) => None,
         }
     }
 
@@ -119,7 +133,7 @@ impl RunError {
     pub fn sink_error(&self) -> Option<&SinkError> {
         match self {
             RunError::Engine(e) => e.operator_error()?.downcast_ref(),
-            RunError::Plan(_) => None,
+            RunError::Plan(_) | RunError::Checkpoint(_) => None,
         }
     }
 }

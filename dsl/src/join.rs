@@ -206,8 +206,9 @@ impl<K: Key, A: Data> KeyedStream<K, A> {
             let late = ctx.metrics.counter(CounterKind::Late, &name);
             let left = a.build(ctx)?;
             let right = b.build(ctx)?;
+            let start = ctx.keyed_start(node)?;
             Ok(left
-                .interval_join(right, lower, upper, Arc::clone(&late))
+                .interval_join_from(right, lower, upper, Arc::clone(&late), start)
                 .map(|(ts, (key, left, right))| (ts, Joined { key, left, right })))
         });
         pipeline.set_build(node, crate::stream::single_output(node, build));
@@ -253,6 +254,8 @@ impl<K: Key, A: Data> KeyedStream<K, A> {
         let pipeline = left.pipeline.clone();
         let node =
             pipeline.add_combining_node("join", String::new(), left.at, &right.pipeline, right.at);
+        let blocker = crate::stream::DIFFERENTIAL_BLOCKER.to_string();
+        pipeline.set_blocker(node, Some(blocker));
         let (a, b) = (left.upstream(), right.upstream());
         let build = crate::plan::builder(move |ctx| {
             let left = a.build(ctx)?.map(|(_, kv)| kv);

@@ -29,6 +29,7 @@
 #![deny(missing_docs)]
 
 pub mod aggregate;
+mod checkpoint;
 pub mod error;
 mod join;
 mod plan;
@@ -46,6 +47,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use aggregate::Aggregator;
+pub use checkpoint::Checkpointing;
 pub use error::{BoxError, PlanError, RunError, SinkError, SourceError};
 pub use join::{Joined, Side};
 pub use plan::Pipeline;

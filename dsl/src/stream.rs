@@ -71,6 +71,9 @@ pub(crate) fn single_output<U: Data>(node: NodeId, build: Builder<U>) -> NodeBui
     })
 }
 
+/// Why a differential dataflow stage cannot take part in checkpoints.
+pub(crate) const DIFFERENTIAL_BLOCKER: &str = "a stage whose state weir checkpoints: windows, interval joins and `fold` do; `count`, `join` and `reduce_updates` (differential dataflow) do not yet";
+
 impl<T: Data> Stream<T> {
     /// The stream of output `port` of `node`, whose build is already set.
     pub(crate) fn of(pipeline: Pipeline, at: Port, timed: bool) -> Stream<T> {
@@ -98,6 +101,10 @@ impl<T: Data> Stream<T> {
     ) -> Stream<U> {
         let node = self.pipeline.add_node(kind, label, &[self.at]);
         self.pipeline.set_build(node, single_output(node, build));
+        if matches!(kind, "count" | "reduce_updates") {
+            let blocker = DIFFERENTIAL_BLOCKER.to_string();
+            self.pipeline.set_blocker(node, Some(blocker));
+        }
         Stream::of(self.pipeline.clone(), Port::main(node), self.timed)
     }
 
@@ -482,18 +489,18 @@ impl<K: Key, T: Data> KeyedStream<K, T> {
     {
         let up = self.inner.upstream();
         let (init, fold) = (Arc::new(init), Arc::new(fold));
-        self.inner.then(
-            "fold",
-            String::new(),
-            builder(move |ctx| {
-                let (init, fold) = (Arc::clone(&init), Arc::clone(&fold));
-                Ok(up
-                    .build(ctx)?
-                    .map(|(_, kv)| kv)
-                    .updating_fold(move || init(), move |acc, v| fold(acc, v))
-                    .map(|update| (0, update)))
-            }),
-        )
+        let pipeline = self.inner.pipeline.clone();
+        let node = pipeline.add_node("fold", String::new(), &[self.inner.at]);
+        let build = builder(move |ctx| {
+            let (init, fold) = (Arc::clone(&init), Arc::clone(&fold));
+            let input = up.build(ctx)?.map(|(_, kv)| kv);
+            let start = ctx.keyed_start(node)?;
+            Ok(input
+                .updating_fold_from(move || init(), move |acc, v| fold(acc, v), start)
+                .map(|update| (0, update)))
+        });
+        pipeline.set_build(node, single_output(node, build));
+        Stream::of(pipeline, Port::main(node), self.inner.timed)
     }
 
     /// Counts the records of each key with differential dataflow, as a

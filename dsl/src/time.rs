@@ -198,8 +198,14 @@ impl<T: Data> Stream<T> {
                     }),
                 checkpoints: Default::default(),
             };
-            open_source(ctx, &*source, Some(time))
+            open_source(ctx, source_node, &*source, Some(time))
         });
+        if slot.source.resumable() {
+            self.pipeline.set_blocker(source_node, None);
+        } else {
+            let blocker = crate::sources::source_blocker(false);
+            self.pipeline.set_blocker(source_node, Some(blocker));
+        }
         if !slot.assign(timed) {
             self.pipeline.record_error(PlanError::InvalidParameter {
                 stage: self.pipeline.describe(node),

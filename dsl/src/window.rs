@@ -288,10 +288,13 @@ impl<K: Key, T: Data> WindowedStream<K, T> {
             node,
             Arc::new(move |ctx| {
                 let late = ctx.metrics.counter(CounterKind::Late, &name);
-                let (results, late_records) = up.build(ctx)?.window_aggregate(
+                let input = up.build(ctx)?;
+                let start = ctx.keyed_start(node)?;
+                let (results, late_records) = input.window_aggregate_from(
                     config,
                     SharedAggregator(Arc::clone(&agg)),
                     late,
+                    start,
                 );
                 ctx.provide(Port::main(node), results);
                 let late_port = Port { node, port: 1 };

@@ -280,6 +280,11 @@ impl DirStore {
         }
     }
 
+    /// The directory holding the checkpoints.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The directory of checkpoint `id`.
     pub fn checkpoint_dir(&self, id: u64) -> PathBuf {
         self.dir.join(format!("chk-{id:020}"))
@@ -408,7 +413,8 @@ impl CheckpointStore for DirStore {
     }
 
     fn clear(&self) -> Result<(), StoreError> {
-        for id in self.ids()? {
+        // Oldest first: until the newest goes, it stays the latest.
+        for id in self.ids()?.into_iter().rev() {
             let dir = self.checkpoint_dir(id);
             match fs::remove_file(dir.join(MANIFEST)) {
                 Ok(()) => {}
@@ -525,6 +531,17 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         Some(dir) => sync_dir(dir),
         None => Ok(()),
     }
+}
+
+/// A fingerprint of a plan given as its stages, one line each: equal for
+/// equal plans in any build.
+pub fn fingerprint(stages: &[String]) -> u64 {
+    let mut hasher = crc32fast::Hasher::new();
+    for stage in stages {
+        hasher.update(stage.as_bytes());
+        hasher.update(b"\n");
+    }
+    u64::from(hasher.finalize()) | ((stages.len() as u64) << 32)
 }
 
 /// `path` with `.tmp` appended.

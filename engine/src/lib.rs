@@ -32,7 +32,7 @@ mod metrics;
 pub use cluster::Cluster;
 pub use error::{BoxError, EngineError, WorkerFailure};
 pub use execute::{Failure, WorkerContext};
-pub use metrics::{CounterKind, Metrics, Progress, RunSummary};
+pub use metrics::{CheckpointStats, CounterKind, Metrics, Progress, RunSummary};
 
 /// The timely crate weir runs on, re-exported for the operator and DSL crates.
 pub use timely;

@@ -39,6 +39,20 @@ pub struct Metrics {
     counters: Mutex<Vec<(CounterKind, String, Arc<AtomicU64>)>>,
     expected: AtomicU64,
     done: Arc<AtomicU64>,
+    checkpoints: Mutex<Option<CheckpointStats>>,
+}
+
+/// What a job with checkpoints did about them in this process.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CheckpointStats {
+    /// Checkpoints committed (by this process).
+    pub taken: u64,
+    /// The last one committed: its checkpoint time, its size in bytes, and
+    /// how long committing it took (sealing its files, the manifest,
+    /// publishing its output).
+    pub last: Option<(u64, u64, Duration)>,
+    /// The checkpoint the job was restored from, described.
+    pub restored: Option<String>,
 }
 
 impl Metrics {
@@ -50,7 +64,23 @@ impl Metrics {
             counters: Mutex::new(Vec::new()),
             expected: AtomicU64::new(0),
             done: Arc::new(AtomicU64::new(0)),
+            checkpoints: Mutex::new(None),
         }
+    }
+
+    /// Notes that the job takes checkpoints, restored from `restored` (a
+    /// description) if it was.
+    pub fn checkpointing(&self, restored: Option<String>) {
+        let mut c = self.checkpoints.lock().unwrap_or_else(|p| p.into_inner());
+        c.get_or_insert_with(Default::default).restored = restored;
+    }
+
+    /// Notes a committed checkpoint: its time, size and commit duration.
+    pub fn checkpoint_committed(&self, time: u64, bytes: u64, took: Duration) {
+        let mut c = self.checkpoints.lock().unwrap_or_else(|p| p.into_inner());
+        let stats = c.get_or_insert_with(Default::default);
+        stats.taken += 1;
+        stats.last = Some((time, bytes, took));
     }
 
     /// The counter of `kind` named `name`, created at zero the first time.
@@ -101,6 +131,11 @@ impl Metrics {
             sources: pick(CounterKind::Source),
             sinks: pick(CounterKind::Sink),
             late: pick(CounterKind::Late),
+            checkpoints: self
+                .checkpoints
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         }
     }
 }
@@ -120,6 +155,8 @@ pub struct RunSummary {
     pub sinks: Vec<(String, u64)>,
     /// `(window stage, late records)`.
     pub late: Vec<(String, u64)>,
+    /// With checkpoints: what was taken and restored.
+    pub checkpoints: Option<CheckpointStats>,
 }
 
 impl RunSummary {
@@ -152,6 +189,20 @@ impl fmt::Display for RunSummary {
         }
         for (name, n) in &self.late {
             writeln!(f, "  window {name}: {n} late records")?;
+        }
+        if let Some(c) = &self.checkpoints {
+            if let Some(restored) = &c.restored {
+                writeln!(f, "  restored from {restored}")?;
+            }
+            write!(f, "  checkpoints: {} committed", c.taken)?;
+            if let Some((time, bytes, took)) = c.last {
+                write!(
+                    f,
+                    "; the last at {time}, {bytes} bytes, committed in {:.1} ms",
+                    took.as_secs_f64() * 1000.0
+                )?;
+            }
+            writeln!(f)?;
         }
         Ok(())
     }

@@ -132,6 +132,24 @@ impl Pace {
     }
 }
 
+/// One part's state, as a file of a checkpoint: every key group's state.
+///
+/// # Errors
+///
+/// Cannot happen for in-memory bytes; reported rather than unwrapped.
+pub fn encode_states(states: &GroupStates) -> Result<Vec<u8>, BoxError> {
+    Ok(bincode::serialize(states)?)
+}
+
+/// The key groups' states in a file written by [`encode_states`].
+///
+/// # Errors
+///
+/// The bytes are not such a file.
+pub fn decode_states(bytes: &[u8]) -> Result<GroupStates, BoxError> {
+    Ok(bincode::deserialize(bytes)?)
+}
+
 /// A step of committing, as [`commit`] calls it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Commit {

@@ -51,6 +51,19 @@ pub trait IntervalJoin<'scope, K, A> {
     ) -> VecStream<'scope, (Time, (K, A, B))>
     where
         B: Clone + serde::Serialize + serde::de::DeserializeOwned + 'static;
+
+    /// As [`interval_join`](IntervalJoin::interval_join), started as
+    /// `start` says (restored from a checkpoint, taking checkpoints).
+    fn interval_join_from<B>(
+        self,
+        other: VecStream<'scope, (Time, (K, B))>,
+        lower: i64,
+        upper: i64,
+        late: Arc<AtomicU64>,
+        start: crate::Start<'scope>,
+    ) -> VecStream<'scope, (Time, (K, A, B))>
+    where
+        B: Clone + serde::Serialize + serde::de::DeserializeOwned + 'static;
 }
 
 impl<'scope, K, A> IntervalJoin<'scope, K, A> for VecStream<'scope, (Time, (K, A))>
@@ -68,13 +81,28 @@ where
     where
         B: Clone + serde::Serialize + serde::de::DeserializeOwned + 'static,
     {
+        self.interval_join_from(other, lower, upper, late, crate::Start::default())
+    }
+
+    fn interval_join_from<B>(
+        self,
+        other: VecStream<'scope, (Time, (K, B))>,
+        lower: i64,
+        upper: i64,
+        late: Arc<AtomicU64>,
+        start: crate::Start<'scope>,
+    ) -> VecStream<'scope, (Time, (K, A, B))>
+    where
+        B: Clone + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    {
         let state = JoinState::<K, A, B> {
             lower,
             upper,
             left: Stored::default(),
             right: Stored::default(),
         };
-        let (pairs, _late) = Stateful::binary(self, other, "IntervalJoin", state, late);
+        let (pairs, _late) =
+            Stateful::binary_from(self, other, "IntervalJoin", state, late, start);
         pairs
     }
 }

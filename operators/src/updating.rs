@@ -69,6 +69,19 @@ pub trait UpdatingFold<'scope, K, V> {
         A: ExchangeData + Clone + PartialEq,
         I: Fn() -> A + 'static,
         F: Fn(&mut A, V) + 'static;
+
+    /// As [`updating_fold`](UpdatingFold::updating_fold), started as
+    /// `start` says (restored from a checkpoint, taking checkpoints).
+    fn updating_fold_from<A, I, F>(
+        self,
+        init: I,
+        fold: F,
+        start: crate::Start<'scope>,
+    ) -> VecStream<'scope, Update<K, A>>
+    where
+        A: ExchangeData + Clone + PartialEq,
+        I: Fn() -> A + 'static,
+        F: Fn(&mut A, V) + 'static;
 }
 
 impl<'scope, K, V> UpdatingFold<'scope, K, V> for VecStream<'scope, (K, V)>
@@ -82,6 +95,20 @@ where
         I: Fn() -> A + 'static,
         F: Fn(&mut A, V) + 'static,
     {
+        self.updating_fold_from(init, fold, crate::Start::default())
+    }
+
+    fn updating_fold_from<A, I, F>(
+        self,
+        init: I,
+        fold: F,
+        start: crate::Start<'scope>,
+    ) -> VecStream<'scope, Update<K, A>>
+    where
+        A: ExchangeData + Clone + PartialEq,
+        I: Fn() -> A + 'static,
+        F: Fn(&mut A, V) + 'static,
+    {
         let state = FoldState {
             working: None,
             current: FxHashMap::default(),
@@ -90,7 +117,8 @@ where
             _records: PhantomData,
         };
         // A fold has no late records: every record counts.
-        let (changes, _late) = Stateful::unary(self, "UpdatingFold", state, Arc::default());
+        let (changes, _late) =
+            Stateful::unary_from(self, "UpdatingFold", state, Arc::default(), start);
         changes
     }
 }

@@ -3,12 +3,18 @@
 
 use std::any::Any;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use timely::dataflow::operators::Probe;
+use timely::dataflow::operators::{Concatenate, Probe};
 use timely::dataflow::{ProbeHandle, Scope};
 use weir_engine::{Failure, Metrics};
-use weir_operators::{Time, VecStream};
+use weir_operators::checkpoint::{announce, commit, Control, SourceCuts};
+use weir_operators::{
+    Checkpoints, GroupStates, KeyGroups, PartitionCut, Start, Stateful, Time, VecStream,
+};
+
+use crate::checkpoint::{part_file, Run};
 
 use super::erased::Erased;
 use super::{NodeId, Port};
@@ -49,6 +55,22 @@ pub struct Ctx<'s> {
     sources_of: Arc<HashMap<NodeId, Vec<NodeId>>>,
     builds: Arc<Vec<Option<NodeBuild>>>,
     built: HashMap<Port, Box<dyn Any>>,
+    /// With checkpoints: this worker's part in them.
+    pub(crate) checkpoints: Option<WorkerCheckpoints<'s>>,
+}
+
+/// One worker's part in the checkpoints of a run.
+pub(crate) struct WorkerCheckpoints<'s> {
+    pub(crate) run: Arc<Run>,
+    /// The announced checkpoint times, once the sources are built.
+    control: Option<Control<'s>>,
+    /// Each source's cuts, until the control stream is built from them.
+    cuts: Vec<(NodeId, VecStream<'s, PartitionCut>)>,
+    /// What every part holds until its share of a checkpoint is saved.
+    acks: Vec<VecStream<'s, ()>>,
+    /// On worker 0: each staged output file of the job, and where it is
+    /// published.
+    pub(crate) targets: Vec<(String, PathBuf)>,
 }
 
 impl<'s> Ctx<'s> {
@@ -67,7 +89,138 @@ impl<'s> Ctx<'s> {
             sources_of,
             builds,
             built: HashMap::new(),
+            checkpoints: None,
         }
+    }
+
+    /// Starts this worker's part in the checkpoints of `run`: builds the
+    /// job's `sources` (which send their cuts), the announcement of
+    /// checkpoint times from their frontier, and one [`SourceCuts`] keeper
+    /// per source.
+    pub(super) fn start_checkpoints(
+        &mut self,
+        run: Arc<Run>,
+        sources: &[NodeId],
+    ) -> Result<(), BoxError> {
+        self.checkpoints = Some(WorkerCheckpoints {
+            run: Arc::clone(&run),
+            control: None,
+            cuts: Vec::new(),
+            acks: Vec::new(),
+            targets: Vec::new(),
+        });
+        for &source in sources {
+            self.build(source)?;
+        }
+        let cuts = self
+            .checkpoints
+            .as_mut()
+            .map(|c| std::mem::take(&mut c.cuts))
+            .unwrap_or_default();
+        let watched = self.scope.concatenate(cuts.iter().map(|(_, s)| s.clone()));
+        let control = announce(watched, run.interval, run.restored_at());
+        if let Some(c) = self.checkpoints.as_mut() {
+            c.control = Some(control);
+        }
+        let (worker, peers) = (self.scope.index(), self.scope.peers());
+        for (node, stream) in cuts {
+            // A partition's cut goes with the worker that reads it.
+            let owns = move |p: u32| p as usize % peers == worker;
+            let start = self.checkpoint_start("cuts", node, owns)?;
+            let keeper = SourceCuts::default();
+            let (acks, _) =
+                Stateful::unary_from(stream, "SourceCuts", keeper, Arc::default(), start);
+            self.add_ack(acks);
+        }
+        Ok(())
+    }
+
+    /// Ends this worker's part in building checkpoints: commits them (on
+    /// worker 0) once every part has saved its share.
+    pub(super) fn finish_checkpoints(&mut self) -> Result<(), BoxError> {
+        let Some(c) = self.checkpoints.take() else {
+            return Ok(());
+        };
+        let control = c.control.ok_or("checkpoints: the sources were not built")?;
+        let acks = self.scope.concatenate(c.acks);
+        let run = c.run;
+        let targets = c.targets;
+        let workers = self.scope.peers();
+        let mut outputs = run.outputs();
+        commit(
+            acks,
+            control,
+            move |step| run.commit(step, workers, &targets, &mut outputs),
+            self.failure.clone(),
+        );
+        Ok(())
+    }
+
+    /// The announced checkpoint times, with checkpoints on.
+    pub(crate) fn control(&self) -> Option<Control<'s>> {
+        self.checkpoints.as_ref().and_then(|c| c.control.clone())
+    }
+
+    /// Adds a stream a part holds at each checkpoint time until its share
+    /// of that checkpoint is saved.
+    pub(crate) fn add_ack(&mut self, acks: VecStream<'s, ()>) {
+        if let Some(c) = self.checkpoints.as_mut() {
+            c.acks.push(acks);
+        }
+    }
+
+    /// Adds the cuts of source `node`.
+    pub(crate) fn add_cuts(&mut self, node: NodeId, cuts: VecStream<'s, PartitionCut>) {
+        if let Some(c) = self.checkpoints.as_mut() {
+            c.cuts.push((node, cuts));
+        }
+    }
+
+    /// How the stateful stage `node` starts: with checkpoints on, restored
+    /// with the key groups of its kind of part (`state`, `cuts`) that
+    /// `owns` says this worker owns, and saving its state at each
+    /// checkpoint; otherwise fresh, taking none.
+    pub(crate) fn checkpoint_start(
+        &mut self,
+        kind: &'static str,
+        node: NodeId,
+        owns: impl Fn(u32) -> bool,
+    ) -> Result<Start<'s>, BoxError> {
+        let Some(c) = self.checkpoints.as_ref() else {
+            return Ok(Start::default());
+        };
+        let control = c.control.clone().ok_or("checkpoints: the sources were not built")?;
+        let run = Arc::clone(&c.run);
+        let file = part_file(kind, node, self.scope.index());
+        let failure = self.failure.clone();
+        let saving = failure.clone();
+        let restore = run.groups(kind, node, owns)?;
+        let restored_at = run.restored_at();
+        let save = move |at: Time, state: Result<GroupStates, BoxError>| {
+            let saved = state.and_then(|states| run.save(at, &file, &states));
+            if let Err(e) = saved {
+                saving.raise(format!("checkpoint at {at}: saving {file}: {e}"));
+            }
+        };
+        Ok(Start {
+            restored_at,
+            checkpoints: Some(Checkpoints {
+                control,
+                save: Box::new(save),
+            }),
+            restore,
+            failure,
+        })
+    }
+
+    /// How a keyed stateful stage `node` starts (see
+    /// [`checkpoint_start`](Ctx::checkpoint_start)): its key groups go to
+    /// workers as the keyed exchange sends them.
+    pub(crate) fn keyed_start(&mut self, node: NodeId) -> Result<Start<'s>, BoxError> {
+        let (worker, peers) = (self.scope.index(), self.scope.peers());
+        self.checkpoint_start("state", node, move |g| {
+            KeyGroups::worker_of(g, peers) == worker
+        })
     }
 
     /// Builds node `node` (a sink, or a node none of whose ports was asked

@@ -8,6 +8,7 @@ use weir_engine::{Cluster, Metrics, Progress, RunSummary};
 use weir_operators::Time;
 
 use super::compile::{Ctx, NodeBuild};
+use crate::checkpoint::{Checkpointing, Run};
 use crate::error::{PlanError, RunError};
 
 /// Identifies a stage of a pipeline.
@@ -36,12 +37,16 @@ struct Node {
     outputs: Vec<&'static str>,
     consumers: usize,
     build: Option<NodeBuild>,
+    /// Why the stage cannot take part in checkpoints, if it cannot: what
+    /// it would need.
+    blocker: Option<String>,
 }
 
 struct Graph {
     name: String,
     nodes: Vec<Node>,
     errors: Vec<PlanError>,
+    checkpointing: Option<Checkpointing>,
 }
 
 impl Graph {
@@ -102,6 +107,7 @@ impl Pipeline {
                 name: name.into(),
                 nodes: Vec::new(),
                 errors: Vec::new(),
+                checkpointing: None,
             })),
         }
     }
@@ -144,8 +150,63 @@ impl Pipeline {
             outputs: outputs.to_vec(),
             consumers: 0,
             build: None,
+            blocker: None,
         });
         g.nodes.len() - 1
+    }
+
+    /// Takes checkpoints as `checkpointing` says: the job's state, its
+    /// sources' positions and its output, committed together about every
+    /// interval; a run restores the newest complete checkpoint of the job in
+    /// the directory, so a job killed at any moment and run again (on any
+    /// number of workers and processes) writes exactly the output of a run
+    /// without failure. Every source needs event time and must be able to
+    /// resume ([`Source::resumable`](crate::Source::resumable)); every sink
+    /// must stage its output ([`Sink::staged_output`](crate::Sink::staged_output):
+    /// the file sinks do), which becomes visible when the checkpoint that
+    /// covers it completes. Windows, interval joins and folds keep state
+    /// that is checkpointed; `count`, `join` and `reduce` (differential
+    /// dataflow) do not yet. [`run`](Pipeline::run) reports a [`PlanError`]
+    /// naming a stage that cannot take part.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weir::prelude::*;
+    /// use weir::Checkpointing;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let out = dir.path().join("counts.jsonl");
+    /// let job = Pipeline::new("counts")
+    ///     .source(Generator::new(10_000, |i| i))
+    ///     .event_time(|i: &u64| *i, Watermark::ascending())
+    ///     .key_by(|i| i % 3)
+    ///     .window(Tumbling::of(Duration::from_secs(1)))
+    ///     .count()
+    ///     .sink(JsonLinesFile::to(&out))
+    ///     .checkpoint(Checkpointing::to(dir.path().join("checkpoints")));
+    /// job.run(Cluster::threads(2).quiet(true)).unwrap();
+    /// assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 30);
+    ///
+    /// // Standard input cannot be read again after a restart.
+    /// let err = Pipeline::new("stdin")
+    ///     .source(Stdin::lines())
+    ///     .sink(JsonLinesFile::to(&out))
+    ///     .checkpoint(Checkpointing::to(dir.path().join("other")))
+    ///     .validate()
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("stdin"), "{err}");
+    /// ```
+    pub fn checkpoint(&self, checkpointing: Checkpointing) -> Pipeline {
+        self.lock().checkpointing = Some(checkpointing);
+        self.clone()
+    }
+
+    /// Notes why stage `node` cannot take part in checkpoints (`None`: it
+    /// can).
+    pub(crate) fn set_blocker(&self, node: NodeId, blocker: Option<String>) {
+        self.lock().nodes[node].blocker = blocker;
     }
 
     /// Sets how `node` is built on a worker.
@@ -238,6 +299,17 @@ impl Pipeline {
             return Err(PlanError::Dangling {
                 stage: describe(&g.nodes, id),
             });
+        }
+        if g.checkpointing.is_some() {
+            for (id, n) in g.nodes.iter().enumerate() {
+                if let Some(blocker) = &n.blocker {
+                    return Err(PlanError::InvalidParameter {
+                        stage: describe(&g.nodes, id),
+                        field: "checkpoint".into(),
+                        expected: blocker.clone(),
+                    });
+                }
+            }
         }
         Ok(())
     }
@@ -355,8 +427,19 @@ impl Pipeline {
     /// does not parse (see [`RunError::source_error`]).
     pub fn run(&self, cluster: Cluster) -> Result<RunSummary, RunError> {
         self.validate()?;
-        let (name, builds, sinks, sources_of) = {
+        let (name, builds, sinks, sources_of, sources, checkpointing, stages) = {
             let g = self.lock();
+            let sources: Vec<NodeId> = (0..g.nodes.len())
+                .filter(|&i| g.nodes[i].kind == "source")
+                .collect();
+            let stages: Vec<String> = (0..g.nodes.len())
+                .map(|i| {
+                    let n = &g.nodes[i];
+                    let inputs: Vec<String> =
+                        n.inputs.iter().map(|p| port_text(&g.nodes, *p)).collect();
+                    format!("#{i} {} <- {}", node_text(n), inputs.join(", "))
+                })
+                .collect();
             let builds: Vec<Option<NodeBuild>> = g.nodes.iter().map(|n| n.build.clone()).collect();
             let sinks: Vec<NodeId> = (0..g.nodes.len())
                 .filter(|&i| g.nodes[i].kind == "sink")
@@ -367,9 +450,23 @@ impl Pipeline {
                 Arc::new(builds),
                 sinks,
                 Arc::new(sources_of),
+                sources,
+                g.checkpointing.clone(),
+                stages,
             )
         };
         let metrics = Arc::new(Metrics::new(name.clone()));
+        let checkpoints = match &checkpointing {
+            Some(c) => Some(Arc::new(Run::open(
+                c,
+                &name,
+                stages,
+                cluster.process(),
+                cluster.workers(),
+                Arc::clone(&metrics),
+            )?)),
+            None => None,
+        };
         let progress = Progress::start(Arc::clone(&metrics), cluster.is_quiet());
         let shared = Arc::clone(&metrics);
         let result = cluster.execute(move |worker, wctx| {
@@ -383,7 +480,11 @@ impl Pipeline {
                     Arc::clone(&builds),
                     Arc::clone(&sources_of),
                 );
-                sinks.iter().try_for_each(|&sink| ctx.build(sink))
+                if let Some(run) = &checkpoints {
+                    ctx.start_checkpoints(Arc::clone(run), &sources)?;
+                }
+                sinks.iter().try_for_each(|&sink| ctx.build(sink))?;
+                ctx.finish_checkpoints()
             })
         });
         progress.finish();

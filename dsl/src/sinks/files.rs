@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{ByRef, Placement, Sink, SinkContext, SinkWriter, WriteRefs};
+use super::{ByRef, Placement, Sink, SinkContext, SinkWriter, Staging, WriteRefs};
 use crate::error::SinkError;
 use crate::{BoxError, Data};
 use weir_operators::Time;
@@ -31,29 +31,40 @@ impl Target {
         }
     }
 
-    /// Creates this worker's file.
-    fn create(
-        &self,
-        ctx: &SinkContext,
-        ext: &str,
-    ) -> Result<(PathBuf, BufWriter<File>), SinkError> {
-        let path = match self {
+    /// The file worker `worker` writes.
+    fn path(&self, worker: usize, ext: &str) -> PathBuf {
+        match self {
             Target::File(p) => p.clone(),
-            Target::Parts(dir) => {
-                std::fs::create_dir_all(dir).map_err(|error| SinkError {
-                    sink: ctx.name().to_string(),
-                    path: dir.clone(),
-                    error,
-                })?;
-                dir.join(format!("part-{:05}.{ext}", ctx.worker()))
-            }
-        };
-        let file = File::create(&path).map_err(|error| SinkError {
+            Target::Parts(dir) => dir.join(format!("part-{worker:05}.{ext}")),
+        }
+    }
+
+    /// Creates this worker's file, or with checkpoints its file of output
+    /// in progress (see [`SinkContext::staging`]).
+    fn create(&self, ctx: &SinkContext, ext: &str) -> Result<FileOut, SinkError> {
+        let fail = |path: &Path, error| SinkError {
             sink: ctx.name().to_string(),
-            path: path.clone(),
+            path: path.to_path_buf(),
             error,
-        })?;
-        Ok((path, BufWriter::with_capacity(1 << 16, file)))
+        };
+        let path = match ctx.staging() {
+            Some(staging) => staging.in_progress(),
+            None => self.path(ctx.worker(), ext),
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
+        }
+        let file = File::create(&path).map_err(|e| fail(&path, e))?;
+        let out = BufWriter::with_capacity(1 << 16, file);
+        FileOut::start(ctx.name(), path, out, ctx.staging().cloned())
+    }
+
+    /// The output file of `worker`, for a sink staging its output.
+    fn staged_output(&self, worker: usize, ext: &str) -> Option<PathBuf> {
+        match (self, worker) {
+            (Target::File(_), 0) | (Target::Parts(_), _) => Some(self.path(worker, ext)),
+            (Target::File(_), _) => None,
+        }
     }
 }
 
@@ -115,10 +126,13 @@ impl<T: Data> Sink<T> for JsonLinesFile {
     }
 
     fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, SinkError> {
-        let (path, out) = self.target.create(ctx, "jsonl")?;
         Ok(Box::new(ByRef(JsonLinesWriter {
-            out: FileOut::start(ctx.name(), path, out)?,
+            out: self.target.create(ctx, "jsonl")?,
         })))
+    }
+
+    fn staged_output(&self, worker: usize) -> Option<PathBuf> {
+        self.target.staged_output(worker, "jsonl")
     }
 }
 
@@ -142,6 +156,10 @@ impl<T: Data> WriteRefs<T> for JsonLinesWriter {
 
     fn close(&mut self) -> Result<(), BoxError> {
         self.out.finish()
+    }
+
+    fn checkpoint(&mut self, at: Option<Time>) -> Result<(), BoxError> {
+        self.out.checkpoint(at)
     }
 }
 
@@ -197,11 +215,16 @@ impl<T: Data> Sink<T> for CsvFile {
     }
 
     fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, SinkError> {
-        let (path, out) = self.target.create(ctx, "csv")?;
         Ok(Box::new(ByRef(CsvWriter {
-            header: true,
-            out: FileOut::start(ctx.name(), path, out)?,
+            // Output appended to a file the job wrote before a restore
+            // already has its header.
+            header: !ctx.staging().is_some_and(|s| s.append),
+            out: self.target.create(ctx, "csv")?,
         })))
+    }
+
+    fn staged_output(&self, worker: usize) -> Option<PathBuf> {
+        self.target.staged_output(worker, "csv")
     }
 }
 
@@ -233,6 +256,10 @@ impl<T: Data> WriteRefs<T> for CsvWriter {
 
     fn close(&mut self) -> Result<(), BoxError> {
         self.out.finish()
+    }
+
+    fn checkpoint(&mut self, at: Option<Time>) -> Result<(), BoxError> {
+        self.out.checkpoint(at)
     }
 }
 
@@ -286,15 +313,13 @@ impl TextFile {
 impl TextFile {
     /// This worker's file, with the header written.
     fn open_text(&self, ctx: &SinkContext) -> Result<FileOut, SinkError> {
-        let (path, mut out) = self.target.create(ctx, "txt")?;
-        if let Some(header) = &self.header {
-            writeln!(out, "{header}").map_err(|error| SinkError {
-                sink: ctx.name().to_string(),
-                path: path.clone(),
-                error,
-            })?;
+        let mut out = self.target.create(ctx, "txt")?;
+        let append = ctx.staging().is_some_and(|s| s.append);
+        if let (Some(header), false) = (&self.header, append) {
+            out.buf.extend_from_slice(header.as_bytes());
+            out.buf.push(b'\n');
         }
-        FileOut::start(ctx.name(), path, out)
+        Ok(out)
     }
 }
 
@@ -311,6 +336,10 @@ impl Sink<String> for TextFile {
         Ok(Box::new(ByRef(TextWriter {
             out: self.open_text(ctx)?,
         })))
+    }
+
+    fn staged_output(&self, worker: usize) -> Option<PathBuf> {
+        self.target.staged_output(worker, "txt")
     }
 }
 
@@ -329,6 +358,10 @@ impl Sink<Lines> for TextFile {
             out: self.open_text(ctx)?,
             written: 0,
         }))
+    }
+
+    fn staged_output(&self, worker: usize) -> Option<PathBuf> {
+        self.target.staged_output(worker, "txt")
     }
 }
 
@@ -401,6 +434,10 @@ impl SinkWriter<Lines> for LinesWriter {
     fn close(&mut self) -> Result<(), BoxError> {
         self.out.finish()
     }
+
+    fn checkpoint(&mut self, at: Option<Time>) -> Result<(), BoxError> {
+        self.out.checkpoint(at)
+    }
 }
 
 /// Chunks of text a sink's file thread has not written yet, at most.
@@ -415,20 +452,56 @@ const QUEUED_CHUNKS: usize = 64;
 struct FileOut {
     name: String,
     path: PathBuf,
-    /// The bytes of the batch being encoded.
     buf: Vec<u8>,
-    queue: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    queue: Option<std::sync::mpsc::SyncSender<Chunk>>,
     thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+    /// With checkpoints: where staged output goes.
+    staging: Option<Staging>,
+}
+
+/// What the writing thread of a [`FileOut`] is handed.
+enum Chunk {
+    /// Bytes to append.
+    Bytes(Vec<u8>),
+    /// Move the file written so far to `to` and go on in a new one at the
+    /// same path; say how it went on `done`.
+    Stage {
+        to: PathBuf,
+        done: std::sync::mpsc::SyncSender<std::io::Result<()>>,
+    },
 }
 
 impl FileOut {
-    fn start(name: &str, path: PathBuf, mut out: BufWriter<File>) -> Result<Self, SinkError> {
-        let (queue, chunks) = std::sync::mpsc::sync_channel::<Vec<u8>>(QUEUED_CHUNKS);
+    fn start(
+        name: &str,
+        path: PathBuf,
+        mut out: BufWriter<File>,
+        staging: Option<Staging>,
+    ) -> Result<Self, SinkError> {
+        let (queue, chunks) = std::sync::mpsc::sync_channel::<Chunk>(QUEUED_CHUNKS);
+        let at = path.clone();
         let thread = std::thread::Builder::new()
             .name("weir:sink-file".into())
             .spawn(move || {
                 for chunk in chunks {
-                    out.write_all(&chunk)?;
+                    match chunk {
+                        Chunk::Bytes(bytes) => out.write_all(&bytes)?,
+                        Chunk::Stage { to, done } => {
+                            let staged = out.flush().and_then(|()| std::fs::rename(&at, &to));
+                            let next = staged.and_then(|()| File::create(&at));
+                            match next {
+                                Ok(file) => {
+                                    out = BufWriter::with_capacity(1 << 16, file);
+                                    let _ = done.send(Ok(()));
+                                }
+                                Err(e) => {
+                                    let kind = e.kind();
+                                    let _ = done.send(Err(e));
+                                    return Err(std::io::Error::new(kind, "staging failed"));
+                                }
+                            }
+                        }
+                    }
                 }
                 out.flush()
             })
@@ -443,15 +516,14 @@ impl FileOut {
             buf: Vec::new(),
             queue: Some(queue),
             thread: Some(thread),
+            staging,
         })
     }
 
-    /// An error of this sink's file.
     fn error(&self, error: std::io::Error) -> BoxError {
         sink_error(&self.name, &self.path, error)
     }
 
-    /// Queues the bytes in `buf`, if any, keeping room for as many.
     fn ship(&mut self) -> Result<(), BoxError> {
         if self.buf.is_empty() {
             return Ok(());
@@ -461,8 +533,11 @@ impl FileOut {
         self.send(chunk)
     }
 
-    /// Queues `chunk` to be written.
     fn send(&mut self, chunk: Vec<u8>) -> Result<(), BoxError> {
+        self.hand(Chunk::Bytes(chunk))
+    }
+
+    fn hand(&mut self, chunk: Chunk) -> Result<(), BoxError> {
         let sent = self.queue.as_ref().map(|q| q.send(chunk).is_ok());
         if sent == Some(true) {
             return Ok(());
@@ -472,21 +547,47 @@ impl FileOut {
         Err(self.error(std::io::Error::other("the file's writer thread stopped")))
     }
 
-    /// Waits until every chunk is written and flushed.
+    /// Stages what was written so far for the checkpoint at `at` (see
+    /// [`SinkWriter::checkpoint`]): the file written since the last one is
+    /// moved into the checkpoint, and writing goes on in a new file.
+    fn checkpoint(&mut self, at: Option<Time>) -> Result<(), BoxError> {
+        let Some(staging) = &self.staging else {
+            return Err(self.error(std::io::Error::other(
+                "this sink was not opened for checkpoints",
+            )));
+        };
+        let to = staging.staged_path(at)?;
+        self.ship()?;
+        let (done, result) = std::sync::mpsc::sync_channel(1);
+        self.hand(Chunk::Stage { to, done })?;
+        match result.recv() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(self.error(e)),
+            Err(_) => {
+                self.finish()?;
+                Err(self.error(std::io::Error::other("the file's writer thread stopped")))
+            }
+        }
+    }
+
     fn finish(&mut self) -> Result<(), BoxError> {
         self.ship()?;
         self.queue = None;
         let Some(thread) = self.thread.take() else {
             return Ok(());
         };
-        match thread.join() {
+        let written = match thread.join() {
             Ok(written) => written.map_err(|e| self.error(e)),
             Err(_) => Err(self.error(std::io::Error::other("the file's writer thread panicked"))),
+        };
+        if self.staging.is_some() {
+            // Everything was staged: the file in progress is empty.
+            let _ = std::fs::remove_file(&self.path);
         }
+        written
     }
 }
 
-/// Writes `String` records as lines.
 struct TextWriter {
     out: FileOut,
 }
@@ -502,5 +603,9 @@ impl WriteRefs<String> for TextWriter {
 
     fn close(&mut self) -> Result<(), BoxError> {
         self.out.finish()
+    }
+
+    fn checkpoint(&mut self, at: Option<Time>) -> Result<(), BoxError> {
+        self.out.checkpoint(at)
     }
 }

@@ -10,6 +10,7 @@ mod files;
 mod for_each;
 mod stdout;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use collect::Collect;
@@ -19,6 +20,7 @@ pub use stdout::{Stdout, StdoutLines};
 pub use weir_operators::SinkWriter;
 
 use timely::dataflow::operators::Exchange;
+use weir_engine::checkpoint::{CheckpointStore, DirStore, FINAL};
 use weir_engine::CounterKind;
 use weir_operators::{SinkOp, Time};
 
@@ -53,6 +55,59 @@ pub trait Sink<T>: Send + Sync + 'static {
     ///
     /// The destination cannot be created.
     fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, SinkError>;
+
+    /// For a sink that can take part in checkpoints: the file worker
+    /// `worker` writes (`None` if it writes none). Its writer, opened with
+    /// [`SinkContext::staging`], writes to a file in progress and moves it
+    /// into the checkpoint on [`SinkWriter::checkpoint`]; the job publishes
+    /// it into this file once the checkpoint is committed. By default a sink
+    /// cannot, and a pipeline with checkpoints does not run with it.
+    fn staged_output(&self, worker: usize) -> Option<PathBuf> {
+        let _ = worker;
+        None
+    }
+
+    /// Whether the sink can take part in checkpoints (see
+    /// [`staged_output`](Sink::staged_output)).
+    fn stages(&self) -> bool {
+        self.staged_output(0).is_some()
+    }
+}
+
+/// Where a sink's writer stages its output when the job takes checkpoints:
+/// a file in progress, moved into a checkpoint when it is taken.
+#[derive(Debug, Clone)]
+pub struct Staging {
+    store: DirStore,
+    file: String,
+    /// Whether the output file already holds the job's output (a restored
+    /// job): headers are not written again.
+    pub append: bool,
+}
+
+impl Staging {
+    pub(crate) fn new(store: DirStore, file: String, append: bool) -> Self {
+        Staging {
+            store,
+            file,
+            append,
+        }
+    }
+
+    /// The file being written, until the next checkpoint takes it.
+    pub fn in_progress(&self) -> PathBuf {
+        self.store.dir().join("in-progress").join(&self.file)
+    }
+
+    /// Where the output written until the checkpoint at `at` (`None`: the
+    /// job's end) is staged.
+    ///
+    /// # Errors
+    ///
+    /// The checkpoint's directory cannot be created.
+    pub fn staged_path(&self, at: Option<Time>) -> Result<PathBuf, crate::BoxError> {
+        Ok(self.store.file_path(at.unwrap_or(FINAL), &self.file)?)
+    }
 }
 
 /// A sink chosen at run time, e.g. from a command-line flag.
@@ -83,6 +138,10 @@ impl<T: 'static> Sink<T> for Box<dyn Sink<T>> {
     fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, SinkError> {
         (**self).open(ctx)
     }
+
+    fn staged_output(&self, worker: usize) -> Option<PathBuf> {
+        (**self).staged_output(worker)
+    }
 }
 
 /// What a sink knows when it opens on one worker.
@@ -90,6 +149,7 @@ pub struct SinkContext {
     worker: usize,
     peers: usize,
     name: String,
+    staging: Option<Staging>,
 }
 
 impl SinkContext {
@@ -106,6 +166,12 @@ impl SinkContext {
     /// The sink's name, for error messages.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// With checkpoints: where the writer stages its output (see
+    /// [`Sink::staged_output`]).
+    pub fn staging(&self) -> Option<&Staging> {
+        self.staging.as_ref()
     }
 }
 
@@ -134,6 +200,10 @@ impl<T: 'static> SinkWriter<(Time, T)> for WithoutTime<T> {
     fn close(&mut self) -> Result<(), crate::BoxError> {
         self.inner.close()
     }
+
+    fn checkpoint(&mut self, at: Option<Time>) -> Result<(), crate::BoxError> {
+        self.inner.checkpoint(at)
+    }
 }
 
 /// A writer that only reads its records. [`ByRef`] makes it a [`SinkWriter`]
@@ -150,6 +220,12 @@ pub(crate) trait WriteRefs<T>: 'static {
     /// Flushes and closes, once no more records will come.
     fn close(&mut self) -> Result<(), crate::BoxError> {
         Ok(())
+    }
+
+    /// As [`SinkWriter::checkpoint`].
+    fn checkpoint(&mut self, at: Option<Time>) -> Result<(), crate::BoxError> {
+        let _ = at;
+        Err("this sink cannot stage its output for checkpoints".into())
     }
 }
 
@@ -176,14 +252,61 @@ impl<T: 'static, W: WriteRefs<T>> SinkWriter<T> for ByRef<W> {
     fn close(&mut self) -> Result<(), crate::BoxError> {
         self.0.close()
     }
+
+    fn checkpoint(&mut self, at: Option<Time>) -> Result<(), crate::BoxError> {
+        self.0.checkpoint(at)
+    }
 }
 
 /// A writer for workers that receive no records of a [`Placement::WorkerZero`] sink.
+/// With checkpoints, where this worker's writer of `sink` (stage `node`)
+/// stages its output. Worker 0 also notes every worker's staged file and
+/// its output file for the committer, and empties the output files the
+/// restored checkpoint (if any) has no output in.
+fn staging_of<T: 'static>(
+    ctx: &mut crate::plan::Ctx<'_>,
+    sink: &dyn Sink<T>,
+    node: usize,
+) -> Result<Option<Staging>, crate::BoxError> {
+    let Some(c) = ctx.checkpoints.as_mut() else {
+        return Ok(None);
+    };
+    let run = Arc::clone(&c.run);
+    let (worker, peers) = (ctx.scope.index(), ctx.scope.peers());
+    if worker == 0 {
+        for w in 0..peers {
+            let Some(target) = sink.staged_output(w) else {
+                continue;
+            };
+            if run.committed_len(&target).is_none() {
+                if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| format!("{}: {e}", dir.display()))?;
+                }
+                std::fs::File::create(&target)
+                    .map_err(|e| format!("{}: {e}", target.display()))?;
+            }
+            c.targets
+                .push((crate::checkpoint::part_file("sink", node, w), target));
+        }
+    }
+    let append = sink
+        .staged_output(worker)
+        .and_then(|t| run.committed_len(&t))
+        .is_some_and(|len| len > 0);
+    let file = crate::checkpoint::part_file("sink", node, worker);
+    Ok(Some(Staging::new(run.store.clone(), file, append)))
+}
+
 struct Nowhere;
 
 impl<T> SinkWriter<T> for Nowhere {
     fn write(&mut self, batch: &mut Vec<T>) -> Result<(), crate::BoxError> {
         batch.clear();
+        Ok(())
+    }
+
+    fn checkpoint(&mut self, _at: Option<Time>) -> Result<(), crate::BoxError> {
         Ok(())
     }
 }
@@ -212,6 +335,7 @@ impl<T: Data> Stream<T> {
         let name = sink.describe();
         let node = self.pipeline.add_node("sink", name.clone(), &[self.at]);
         let up = self.upstream();
+        let stages = sink.stages();
         let sink = Arc::new(sink);
         self.pipeline.set_build(
             node,
@@ -222,6 +346,7 @@ impl<T: Data> Stream<T> {
                     worker,
                     peers: ctx.scope.peers(),
                     name: name.clone(),
+                    staging: staging_of(ctx, &*sink, node)?,
                 };
                 let writer: Box<dyn SinkWriter<T>> = match sink.placement() {
                     Placement::EveryWorker => sink.open(&sctx)?,
@@ -244,10 +369,21 @@ impl<T: Data> Stream<T> {
                     buffer: Vec::new(),
                     written: 0,
                 };
-                s.sink_into(&name, writer, counter, ctx.failure.clone());
+                match ctx.control() {
+                    Some(control) => {
+                        let failure = ctx.failure.clone();
+                        let acks = s.sink_staged(control, &name, writer, counter, failure);
+                        ctx.add_ack(acks);
+                    }
+                    None => s.sink_into(&name, writer, counter, ctx.failure.clone()),
+                }
                 Ok(())
             }),
         );
+        if !stages {
+            let blocker = "a sink that stages its output until the checkpoint covering it completes (the file sinks `JsonLinesFile`, `CsvFile` and `TextFile` do)".to_string();
+            self.pipeline.set_blocker(node, Some(blocker));
+        }
         self.pipeline
     }
 }

@@ -373,6 +373,10 @@ impl<T: Data> Source for JsonLines<T> {
         format!("jsonl({})", self.spec.path.display())
     }
 
+    fn resumable(&self) -> bool {
+        true
+    }
+
     fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<T>>>, SourceError> {
         open_lines(&self.spec, ctx, |line: &[u8]| {
             if line.iter().all(u8::is_ascii_whitespace) {
@@ -435,6 +439,10 @@ impl Source for TextLines {
 
     fn describe(&self) -> String {
         format!("text({})", self.spec.path.display())
+    }
+
+    fn resumable(&self) -> bool {
+        true
     }
 
     fn open(
@@ -529,6 +537,10 @@ where
 
     fn describe(&self) -> String {
         format!("{}({})", self.format, self.spec.path.display())
+    }
+
+    fn resumable(&self) -> bool {
+        true
     }
 
     fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<T>>>, SourceError> {
@@ -693,6 +705,10 @@ impl<T: Data> Source for Csv<T> {
         format!("csv({})", self.spec.path.display())
     }
 
+    fn resumable(&self) -> bool {
+        true
+    }
+
     fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<T>>>, SourceError> {
         open_csv(&self.spec, ctx, self.delimiter, |_, headers| {
             Ok(SerdeDecode {
@@ -786,6 +802,10 @@ where
 
     fn describe(&self) -> String {
         format!("csv({})", self.spec.path.display())
+    }
+
+    fn resumable(&self) -> bool {
+        true
     }
 
     fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<T>>>, SourceError> {

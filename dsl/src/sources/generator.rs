@@ -73,6 +73,10 @@ where
         format!("generator({} events)", self.count)
     }
 
+    fn resumable(&self) -> bool {
+        true
+    }
+
     fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<T>>>, SourceError> {
         let mut readers: Vec<Box<dyn PartitionReader<T>>> = Vec::new();
         for p in (ctx.worker() as u64..self.partitions).step_by(ctx.peers()) {

@@ -55,6 +55,10 @@ impl<T: Data> Source for Iter<T> {
         format!("iter({} records)", self.items.len())
     }
 
+    fn resumable(&self) -> bool {
+        true
+    }
+
     fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<T>>>, SourceError> {
         let len = self.items.len();
         let mut readers: Vec<Box<dyn PartitionReader<T>>> = Vec::new();

@@ -32,7 +32,7 @@ pub use stdin::Stdin;
 pub use weir_operators::{PartitionReader, ReadStatus};
 
 use weir_engine::{CounterKind, Metrics};
-use weir_operators::source::{partitioned_source_with_time, EventTime};
+use weir_operators::source::{partitioned_source_with_cuts, EventTime, SourceCheckpoints};
 use weir_operators::Time;
 
 use crate::error::SourceError;
@@ -61,6 +61,17 @@ pub trait Source: Send + Sync + 'static {
         &self,
         ctx: &SourceContext,
     ) -> Result<Vec<Box<dyn PartitionReader<Self::Item>>>, SourceError>;
+
+    /// Whether the source can take part in checkpoints: its readers report
+    /// a [`position`](PartitionReader::position) and can
+    /// [`seek`](PartitionReader::seek) back to it in a later run, and its
+    /// partitions are numbered the same on any number of workers, partition
+    /// `i` of `n` going to worker `i % peers` (the `k`-th reader `open`
+    /// returns on worker `w` is partition `w + k * peers`). By default it
+    /// cannot, and a pipeline with checkpoints does not run with it.
+    fn resumable(&self) -> bool {
+        false
+    }
 }
 
 /// What a source knows when it opens on one worker.
@@ -142,6 +153,7 @@ impl<T> EventTimeSlot<T> {
 /// event time and per-partition watermarks if `time` is given.
 pub(crate) fn open_source<'s, T, F>(
     ctx: &mut crate::plan::Ctx<'s>,
+    node: usize,
     source: &dyn Source<Item = T>,
     time: Option<EventTime<F>>,
 ) -> Result<crate::plan::Timed<'s, T>, crate::BoxError>
@@ -153,14 +165,36 @@ where
     let sctx = SourceContext::new(ctx, &name);
     let readers = source.open(&sctx)?;
     let counter = ctx.metrics.counter(CounterKind::Source, &name);
-    Ok(partitioned_source_with_time(
+    let mut time = time;
+    if let (Some(c), Some(et)) = (ctx.checkpoints.as_ref(), time.as_mut()) {
+        // Partition `k` of this worker is the source's `worker + k * peers`
+        // (see `Source::resumable`).
+        let (worker, peers) = (ctx.scope.index(), ctx.scope.peers());
+        et.checkpoints = SourceCheckpoints {
+            ids: (0..readers.len()).map(|k| worker + k * peers).collect(),
+            resume: c.run.cuts(node)?,
+        };
+    }
+    let (records, cuts) = partitioned_source_with_cuts(
         ctx.scope,
         &name,
         readers,
         time,
         counter,
         ctx.failure.clone(),
-    ))
+    );
+    ctx.add_cuts(node, cuts);
+    Ok(records)
+}
+
+/// Why a source cannot take part in checkpoints: it cannot resume, or (a
+/// source that can) it has no event time yet.
+pub(crate) fn source_blocker(resumable: bool) -> String {
+    if resumable {
+        "event time on the source (`.event_time(..)` right after it): checkpoints are taken at watermarks".into()
+    } else {
+        "a source that can resume from a position after a restart (this one cannot, as standard input cannot: read a file instead)".into()
+    }
 }
 
 impl Pipeline {
@@ -190,9 +224,10 @@ impl Pipeline {
         let timed = Arc::clone(&slot);
         let build = builder(move |ctx| match timed.build.get() {
             Some(with_time) => with_time(ctx),
-            None => open_source::<S::Item, fn(&S::Item) -> u64>(ctx, &*source, None),
+            None => open_source::<S::Item, fn(&S::Item) -> u64>(ctx, node, &*source, None),
         });
         self.set_build(node, single_output(node, build));
+        self.set_blocker(node, Some(source_blocker(slot.source.resumable())));
         let mut stream = Stream::of(self.clone(), Port::main(node), false);
         stream.source = Some(slot);
         stream
@@ -252,6 +287,10 @@ where
 
     fn describe(&self) -> String {
         self.inner.describe()
+    }
+
+    fn resumable(&self) -> bool {
+        self.inner.resumable()
     }
 
     fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<U>>>, SourceError> {

@@ -48,7 +48,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use crate::aggregator::Aggregator;
-use crate::lifecycle::Stateful;
+use crate::lifecycle::{Start, Stateful};
 use crate::{Time, VecStream};
 
 /// A keyed record with its event time.
@@ -156,6 +156,16 @@ pub trait WindowAggregate<'scope, K, V> {
         agg: A,
         late: Arc<AtomicU64>,
     ) -> WindowOutputs<'scope, K, V, A::Out>;
+
+    /// As [`window_aggregate`](WindowAggregate::window_aggregate), started
+    /// as `start` says (restored from a checkpoint, taking checkpoints).
+    fn window_aggregate_from<A: Aggregator<V>>(
+        self,
+        config: WindowConfig,
+        agg: A,
+        late: Arc<AtomicU64>,
+        start: Start<'scope>,
+    ) -> WindowOutputs<'scope, K, V, A::Out>;
 }
 
 impl<'scope, K, V> WindowAggregate<'scope, K, V> for VecStream<'scope, (Time, (K, V))>
@@ -169,19 +179,29 @@ where
         agg: A,
         late: Arc<AtomicU64>,
     ) -> WindowOutputs<'scope, K, V, A::Out> {
+        self.window_aggregate_from(config, agg, late, Start::default())
+    }
+
+    fn window_aggregate_from<A: Aggregator<V>>(
+        self,
+        config: WindowConfig,
+        agg: A,
+        late: Arc<AtomicU64>,
+        start: Start<'scope>,
+    ) -> WindowOutputs<'scope, K, V, A::Out> {
         let lateness = config.allowed_lateness;
         match config.assigner {
             Assigner::Tumbling { size } => {
                 let panes = panes::Panes::new(size, size, lateness, agg);
-                Stateful::unary(self, "Window", panes, late)
+                Stateful::unary_from(self, "Window", panes, late, start)
             }
             Assigner::Sliding { size, slide } => {
                 let panes = panes::Panes::new(size, slide, lateness, agg);
-                Stateful::unary(self, "Window", panes, late)
+                Stateful::unary_from(self, "Window", panes, late, start)
             }
             Assigner::Session { gap } => {
                 let sessions = sessions::Sessions::new(gap, lateness, agg);
-                Stateful::unary(self, "Window", sessions, late)
+                Stateful::unary_from(self, "Window", sessions, late, start)
             }
         }
     }

@@ -185,6 +185,10 @@ impl<T: Data> Source for Nexmark<T> {
         format!("nexmark({}, {} events)", self.kind, self.events)
     }
 
+    fn resumable(&self) -> bool {
+        true
+    }
+
     fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<T>>>, SourceError> {
         let mut readers: Vec<Box<dyn PartitionReader<T>>> = Vec::new();
         for p in (ctx.worker() as u64..self.partitions).step_by(ctx.peers()) {

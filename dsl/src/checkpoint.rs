@@ -1,0 +1,341 @@
+//! Checkpoints of a pipeline: the setting ([`Checkpointing`]), and what a
+//! run with them does (see ARCHITECTURE.md, "Checkpoints").
+//!
+//! A run with checkpoints restores the newest complete checkpoint of the
+//! job in its directory, if there is one: it publishes that checkpoint's
+//! output again (publishing is idempotent, so a crash between a checkpoint's
+//! manifest and the end of its publishing loses and repeats nothing), every
+//! stateful stage loads the key groups its worker owns, every source resumes
+//! each of its partitions where the checkpoint left it, and sinks go on
+//! after the output committed so far. Then checkpoints are taken about
+//! every interval; each one's output is published once it is committed.
+//! When the job completes, the rest of its output is committed as a final
+//! checkpoint, published, and the job's checkpoints are deleted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use weir_engine::checkpoint::{
+    fingerprint, publish, CheckpointStore, DirStore, Manifest, OutputLen, Publish, FINAL,
+};
+use weir_engine::Metrics;
+use weir_operators::checkpoint::{decode_states, encode_states, Commit, SourceCuts};
+use weir_operators::{GroupStates, PartitionCut, Time};
+
+use crate::error::{PlanError, RunError};
+use crate::BoxError;
+
+/// Where and how often a pipeline takes checkpoints (see
+/// [`Pipeline::checkpoint`](crate::Pipeline::checkpoint)).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use weir::Checkpointing;
+///
+/// let c = Checkpointing::to("/tmp/job-checkpoints").every(Duration::from_millis(500)).keep(3);
+/// assert_eq!(c.interval(), Duration::from_millis(500));
+/// assert_eq!(c.kept(), 3);
+/// assert_eq!(Checkpointing::to("x").interval(), Duration::from_secs(1));
+/// assert_eq!(Checkpointing::to("x").kept(), 2);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpointing {
+    dir: PathBuf,
+    interval: Duration,
+    keep: usize,
+}
+
+impl Checkpointing {
+    /// Checkpoints in directory `dir` (one host, or a mount every process
+    /// of the job shares), every second, keeping the last two.
+    pub fn to(dir: impl AsRef<Path>) -> Self {
+        Checkpointing {
+            dir: dir.as_ref().to_path_buf(),
+            interval: Duration::from_secs(1),
+            keep: 2,
+        }
+    }
+
+    /// About every `interval` of processing time (at least 1 ms).
+    pub fn every(mut self, interval: Duration) -> Self {
+        self.interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Keeps the last `n` complete checkpoints (at least 1).
+    pub fn keep(mut self, n: usize) -> Self {
+        self.keep = n.max(1);
+        self
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The interval between checkpoints.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// How many complete checkpoints are kept.
+    pub fn kept(&self) -> usize {
+        self.keep
+    }
+}
+
+/// The name of a part's file in a checkpoint: its kind (`state`, `cuts`,
+/// `sink`), its stage and its worker.
+pub(crate) fn part_file(kind: &str, node: usize, worker: usize) -> String {
+    format!("{kind}-{node}-w{worker}")
+}
+
+/// A run with checkpoints, shared by the workers of one process.
+pub(crate) struct Run {
+    pub(crate) store: DirStore,
+    job: String,
+    plan: u64,
+    stages: Vec<String>,
+    pub(crate) interval: Duration,
+    keep: usize,
+    /// The checkpoint restored from, if any.
+    pub(crate) restored: Option<Manifest>,
+    /// Its files read so far, by name.
+    files: Mutex<HashMap<String, Arc<Vec<u8>>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Run {
+    /// Opens a run of job `job` with plan `stages` in process `process` of a
+    /// cluster of `workers` workers: finds the checkpoint to restore and, on
+    /// process 0, publishes it again (or, if the job had completed, its
+    /// final output, and deletes its checkpoints: it runs again from the
+    /// start).
+    ///
+    /// # Errors
+    ///
+    /// The directory cannot be read, the plan changed since the checkpoint,
+    /// or publishing failed.
+    pub(crate) fn open(
+        c: &Checkpointing,
+        job: &str,
+        stages: Vec<String>,
+        process: usize,
+        workers: usize,
+        metrics: Arc<Metrics>,
+    ) -> Result<Run, RunError> {
+        let store = DirStore::new(&c.dir);
+        let latest = store.latest(job)?;
+        for skipped in &latest.skipped {
+            eprintln!("weir: {skipped}");
+        }
+        let mut restored = latest.checkpoint;
+        if let Some(m) = restored.as_ref().filter(|m| m.is_final()) {
+            if process == 0 {
+                publish(&store, m)?;
+                store.clear()?;
+            }
+            restored = None;
+        }
+        if let Some(m) = &restored {
+            if m.stages != stages {
+                return Err(PlanError::PlanChanged {
+                    checkpoint: store.checkpoint_dir(m.id).display().to_string(),
+                    change: plan_change(&m.stages, &stages),
+                    dir: c.dir.display().to_string(),
+                }
+                .into());
+            }
+            if process == 0 {
+                publish(&store, m)?;
+            }
+            metrics.checkpointing(Some(format!(
+                "the checkpoint at {} ({}), taken on {} workers, onto {workers}",
+                m.time,
+                store.checkpoint_dir(m.id).display(),
+                m.workers
+            )));
+        } else {
+            metrics.checkpointing(None);
+        }
+        Ok(Run {
+            store,
+            job: job.to_string(),
+            plan: fingerprint(&stages),
+            stages,
+            interval: c.interval,
+            keep: c.keep,
+            restored,
+            files: Mutex::new(HashMap::new()),
+            metrics,
+        })
+    }
+
+    /// The checkpoint time restored from.
+    pub(crate) fn restored_at(&self) -> Option<Time> {
+        self.restored.as_ref().map(|m| m.time)
+    }
+
+    /// The committed length of output file `path` in the checkpoint
+    /// restored from.
+    pub(crate) fn committed_len(&self, path: &Path) -> Option<u64> {
+        self.restored.as_ref().and_then(|m| m.output_len(path))
+    }
+
+    /// The restored checkpoint's files of `kind` for stage `node`, from
+    /// every worker that wrote one.
+    fn restored_files(&self, kind: &str, node: usize) -> Result<Vec<Arc<Vec<u8>>>, BoxError> {
+        let Some(m) = &self.restored else {
+            return Ok(Vec::new());
+        };
+        let prefix = format!("{kind}-{node}-w");
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        for entry in m.files.iter().filter(|f| f.name.starts_with(&prefix)) {
+            if let Some(bytes) = files.get(&entry.name) {
+                out.push(Arc::clone(bytes));
+                continue;
+            }
+            let bytes = Arc::new(self.store.read(m.id, entry)?);
+            files.insert(entry.name.clone(), Arc::clone(&bytes));
+            out.push(bytes);
+        }
+        Ok(out)
+    }
+
+    /// The restored state of the parts of `kind` of stage `node`: the key
+    /// groups `owns` says this worker owns.
+    pub(crate) fn groups(
+        &self,
+        kind: &str,
+        node: usize,
+        owns: impl Fn(u32) -> bool,
+    ) -> Result<GroupStates, BoxError> {
+        let mut groups = Vec::new();
+        for file in self.restored_files(kind, node)? {
+            groups.extend(decode_states(&file)?.into_iter().filter(|(g, _)| owns(*g)));
+        }
+        Ok(groups)
+    }
+
+    /// Where every partition of source `node` stood at the restored
+    /// checkpoint, with its time.
+    pub(crate) fn cuts(&self, node: usize) -> Result<Option<(Time, Vec<PartitionCut>)>, BoxError> {
+        let Some(at) = self.restored_at() else {
+            return Ok(None);
+        };
+        let mut cuts = Vec::new();
+        for (_, state) in self.groups("cuts", node, |_| true)? {
+            cuts.push(SourceCuts::decode(&state)?);
+        }
+        Ok(Some((at, cuts)))
+    }
+
+    /// Saves one part's state for the checkpoint at `at`.
+    pub(crate) fn save(&self, at: Time, file: &str, states: &GroupStates) -> Result<(), BoxError> {
+        let bytes = encode_states(states)?;
+        Ok(self.store.write_part(at, file, &bytes)?)
+    }
+
+    /// Commits a checkpoint (on worker 0): seals its files, writes its
+    /// manifest, publishes its output into `targets` (each staged file's
+    /// output file) at the lengths in `outputs`, which it updates, and
+    /// keeps the newest checkpoints. The final one is deleted, with every
+    /// other, once published.
+    pub(crate) fn commit(
+        &self,
+        step: Commit,
+        workers: usize,
+        targets: &[(String, PathBuf)],
+        outputs: &mut BTreeMap<PathBuf, u64>,
+    ) -> Result<(), BoxError> {
+        let started = Instant::now();
+        let (id, time) = match step {
+            Commit::Checkpoint(at) => (at, at),
+            Commit::Final => (FINAL, Time::MAX),
+        };
+        let files = self.store.seal(id)?;
+        let mut manifest = Manifest::new(&self.job, self.plan, id, time, workers, files);
+        for (file, target) in targets {
+            let Some(entry) = manifest.files.iter().find(|f| &f.name == file) else {
+                continue;
+            };
+            let at = outputs.entry(target.clone()).or_insert(0);
+            manifest.publish.push(Publish {
+                file: file.clone(),
+                target: target.clone(),
+                at: *at,
+            });
+            *at += entry.len;
+        }
+        manifest.outputs = outputs
+            .iter()
+            .map(|(path, len)| OutputLen {
+                path: path.clone(),
+                len: *len,
+            })
+            .collect();
+        manifest.stages = self.stages.clone();
+        self.store.commit(&manifest)?;
+        publish(&self.store, &manifest)?;
+        if manifest.is_final() {
+            self.store.clear()?;
+        } else {
+            self.store.retain(self.keep)?;
+            self.metrics
+                .checkpoint_committed(time, manifest.bytes(), started.elapsed());
+        }
+        Ok(())
+    }
+
+    /// The committed output lengths a committer starts from: those of the
+    /// restored checkpoint.
+    pub(crate) fn outputs(&self) -> BTreeMap<PathBuf, u64> {
+        self.restored
+            .iter()
+            .flat_map(|m| &m.outputs)
+            .map(|o| (o.path.clone(), o.len))
+            .collect()
+    }
+}
+
+/// How plan `now` differs from plan `was`, naming the first stage that does.
+fn plan_change(was: &[String], now: &[String]) -> String {
+    for (i, (a, b)) in was.iter().zip(now).enumerate() {
+        if a != b {
+            return format!("stage #{i} was `{a}` and is now `{b}`");
+        }
+    }
+    match (was.get(now.len()), now.get(was.len())) {
+        (Some(removed), _) => format!("stage `{removed}` was removed"),
+        (_, Some(added)) => format!("stage `{added}` was added"),
+        _ => "the job's name changed".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_change_names_the_first_stage_that_differs() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let was = s(&["#0 source a", "#1 map <- #0", "#2 sink b <- #1"]);
+        let changed = s(&["#0 source a", "#1 filter <- #0", "#2 sink b <- #1"]);
+        assert_eq!(
+            plan_change(&was, &changed),
+            "stage #1 was `#1 map <- #0` and is now `#1 filter <- #0`"
+        );
+        assert_eq!(
+            plan_change(&was, &was[..2]),
+            "stage `#2 sink b <- #1` was removed"
+        );
+        let mut longer = was.clone();
+        longer.push("#3 sink c <- #1".into());
+        assert_eq!(plan_change(&was, &longer), "stage `#3 sink c <- #1` was added");
+    }
+}
