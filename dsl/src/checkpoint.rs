@@ -10,7 +10,9 @@
 //! after the output committed so far. Then checkpoints are taken about
 //! every interval; each one's output is published once it is committed.
 //! When the job completes, the rest of its output is committed as a final
-//! checkpoint, published, and the job's checkpoints are deleted.
+//! checkpoint and published, and every other checkpoint is deleted; the
+//! final one only names the job's output files. Running the job again then
+//! starts from the beginning, with those files removed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -111,10 +113,10 @@ pub(crate) struct Run {
 
 impl Run {
     /// Opens a run of job `job` with plan `stages` in process `process` of a
-    /// cluster of `workers` workers: finds the checkpoint to restore and, on
-    /// process 0, publishes it again (or, if the job had completed, its
-    /// final output, and deletes its checkpoints: it runs again from the
-    /// start).
+    /// cluster of `workers` workers (saying on stderr which newer
+    /// checkpoints it skipped and, unless `quiet`, what it restores): finds the checkpoint to restore and, on
+    /// process 0, publishes it again (or, if the job had completed, removes
+    /// its output files and its checkpoints: it runs again from the start).
     ///
     /// # Errors
     ///
@@ -126,20 +128,33 @@ impl Run {
         stages: Vec<String>,
         process: usize,
         workers: usize,
+        quiet: bool,
         metrics: Arc<Metrics>,
     ) -> Result<Run, RunError> {
         let store = DirStore::new(&c.dir);
         let latest = store.latest(job)?;
+        // A damaged checkpoint is worth a warning even in a quiet run.
         for skipped in &latest.skipped {
-            eprintln!("weir: {skipped}");
+            eprintln!("weir: warning: {skipped}");
         }
         let mut restored = latest.checkpoint;
         if let Some(m) = restored.as_ref().filter(|m| m.is_final()) {
+            // The job completed: it runs again from the start, and its
+            // output files (including any this run will not write, such as
+            // part files of workers it does not have) start empty.
             if process == 0 {
-                publish(&store, m)?;
+                for output in &m.outputs {
+                    remove_file(&output.path)?;
+                }
                 store.clear()?;
             }
             restored = None;
+        }
+        if process == 0 {
+            // Checkpoints after the one restored were not completed: the
+            // run takes them again, and must not mix in their files.
+            store.discard_after(restored.as_ref().map(|m| m.id))?;
+            remove_dir(&store.dir().join("in-progress"))?;
         }
         if let Some(m) = &restored {
             if m.stages != stages {
@@ -153,12 +168,16 @@ impl Run {
             if process == 0 {
                 publish(&store, m)?;
             }
-            metrics.checkpointing(Some(format!(
+            let restoring = format!(
                 "the checkpoint at {} ({}), taken on {} workers, onto {workers}",
                 m.time,
                 store.checkpoint_dir(m.id).display(),
                 m.workers
-            )));
+            );
+            if !quiet {
+                eprintln!("weir: job `{job}`: restoring {restoring}");
+            }
+            metrics.checkpointing(Some(restoring));
         } else {
             metrics.checkpointing(None);
         }
@@ -283,7 +302,9 @@ impl Run {
         self.store.commit(&manifest)?;
         publish(&self.store, &manifest)?;
         if manifest.is_final() {
-            self.store.clear()?;
+            // Only the final manifest stays: it names the job's outputs.
+            self.store.retain(1)?;
+            remove_dir(&self.store.dir().join("in-progress"))?;
         } else {
             self.store.retain(self.keep)?;
             self.metrics
@@ -300,6 +321,32 @@ impl Run {
             .flat_map(|m| &m.outputs)
             .map(|o| (o.path.clone(), o.len))
             .collect()
+    }
+}
+
+/// Removes file `path`, if it exists.
+fn remove_file(path: &Path) -> Result<(), weir_engine::checkpoint::StoreError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(weir_engine::checkpoint::StoreError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Removes directory `dir` and what it holds, if it exists.
+fn remove_dir(dir: &Path) -> Result<(), weir_engine::checkpoint::StoreError> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(weir_engine::checkpoint::StoreError::Io {
+                path: dir.to_path_buf(),
+                source: e,
+            })
+        }
+        _ => Ok(()),
     }
 }
 
@@ -336,6 +383,9 @@ mod tests {
         );
         let mut longer = was.clone();
         longer.push("#3 sink c <- #1".into());
-        assert_eq!(plan_change(&was, &longer), "stage `#3 sink c <- #1` was added");
+        assert_eq!(
+            plan_change(&was, &longer),
+            "stage `#3 sink c <- #1` was added"
+        );
     }
 }

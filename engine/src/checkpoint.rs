@@ -232,6 +232,15 @@ pub trait CheckpointStore: Send + Sync {
     /// A checkpoint cannot be deleted.
     fn clear(&self) -> Result<(), StoreError>;
 
+    /// Deletes every checkpoint after `id` (every one, if `None`): a job
+    /// restored from `id` takes the later ones again, and must not find
+    /// files of an earlier attempt among them.
+    ///
+    /// # Errors
+    ///
+    /// A checkpoint cannot be deleted.
+    fn discard_after(&self, id: Option<u64>) -> Result<(), StoreError>;
+
     /// Reads a file of checkpoint `id`, checked against its entry.
     ///
     /// # Errors
@@ -288,6 +297,22 @@ impl DirStore {
     /// The directory of checkpoint `id`.
     pub fn checkpoint_dir(&self, id: u64) -> PathBuf {
         self.dir.join(format!("chk-{id:020}"))
+    }
+
+    /// Deletes checkpoint `id`, its manifest first: a half-deleted
+    /// checkpoint is then incomplete, never complete with files missing.
+    fn delete(&self, id: u64) -> Result<(), StoreError> {
+        let dir = self.checkpoint_dir(id);
+        match fs::remove_file(dir.join(MANIFEST)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&dir, e)),
+        }
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(&dir, e)),
+        }
     }
 
     /// The checkpoints present, complete or not, newest first.
@@ -415,13 +440,18 @@ impl CheckpointStore for DirStore {
     fn clear(&self) -> Result<(), StoreError> {
         // Oldest first: until the newest goes, it stays the latest.
         for id in self.ids()?.into_iter().rev() {
-            let dir = self.checkpoint_dir(id);
-            match fs::remove_file(dir.join(MANIFEST)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io(&dir, e)),
-            }
-            fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
+            self.delete(id)?;
+        }
+        Ok(())
+    }
+
+    fn discard_after(&self, id: Option<u64>) -> Result<(), StoreError> {
+        for newer in self
+            .ids()?
+            .into_iter()
+            .filter(|&i| id.is_none_or(|id| i > id))
+        {
+            self.delete(newer)?;
         }
         Ok(())
     }
@@ -495,15 +525,7 @@ impl CheckpointStore for DirStore {
         for id in ids {
             let stale = id < oldest_kept || (id < newest && !complete.contains(&id));
             if stale {
-                let dir = self.checkpoint_dir(id);
-                // The manifest goes first: a half-deleted checkpoint is then
-                // incomplete, never complete with files missing.
-                match fs::remove_file(dir.join(MANIFEST)) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io(&dir, e)),
-                }
-                fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
+                self.delete(id)?;
             }
         }
         Ok(())

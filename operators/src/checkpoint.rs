@@ -164,7 +164,8 @@ pub enum Commit {
 /// is called with [`Commit::Checkpoint`] once the frontier of `acks` (the
 /// streams every part of the job holds a capability on until its share of a
 /// checkpoint is saved) has passed its time, in order, and with
-/// [`Commit::Final`] once `acks` is complete. An error is raised on
+/// [`Commit::Final`] once `acks` is complete (after every checkpoint still
+/// announced: parts whose input completes save their share of each). An error is raised on
 /// `failure` and ends committing.
 pub fn commit<'scope>(
     acks: VecStream<'scope, ()>,
@@ -193,9 +194,6 @@ pub fn commit<'scope>(
                     return;
                 }
                 announced.pop_first();
-                if acked.is_none() {
-                    continue; // the final commit covers it
-                }
                 if let Err(e) = on_commit(Commit::Checkpoint(at)) {
                     failure.raise(e);
                     done = true;

@@ -101,8 +101,7 @@ where
             left: Stored::default(),
             right: Stored::default(),
         };
-        let (pairs, _late) =
-            Stateful::binary_from(self, other, "IntervalJoin", state, late, start);
+        let (pairs, _late) = Stateful::binary_from(self, other, "IntervalJoin", state, late, start);
         pairs
     }
 }

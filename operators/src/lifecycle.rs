@@ -600,16 +600,16 @@ impl<L: Lifecycle> Stateful<L> {
 
     /// Takes the announced checkpoints the frontier has reached, in order
     /// (see [`Checkpoints`]), releasing the capabilities held for each once
-    /// its state is saved. Once the input is complete, none is taken: the
-    /// job's final commit covers them.
+    /// its state is saved. A complete input has passed them all: the job
+    /// commits each before its end.
     fn checkpoint(&mut self, frontier: Option<Time>) {
+        if self.closed {
+            self.pending.clear();
+            return;
+        }
         while let Some(entry) = self.pending.first_entry() {
             let at = *entry.key();
-            let Some(f) = frontier.filter(|_| !self.closed) else {
-                self.pending.clear();
-                return;
-            };
-            if f < at {
+            if frontier.is_some_and(|f| f < at) {
                 return;
             }
             let held = entry.remove();

@@ -284,10 +284,8 @@ mod staged {
                     break;
                 }
                 let held = entry.remove();
-                if frontier.is_some() {
-                    self.write_stash(Some(at));
-                    self.stage(Some(at));
-                }
+                self.write_stash(Some(at));
+                self.stage(Some(at));
                 drop(held);
             }
             match frontier {
@@ -322,7 +320,11 @@ mod staged {
         let mut input = builder.new_input(input, Pipeline);
         let mut control = builder.new_input(control, Pipeline);
         let (_acks, acks_stream) = builder.new_output::<Vec<()>>();
-        builder.build(move |_initial| {
+        builder.build(move |mut initial| {
+            // Held until the end is staged: without it the acknowledgements
+            // could complete as soon as the input does, before this
+            // operator has run to stage the rest.
+            let mut alive: Option<Capability<Time>> = initial.pop();
             let mut s = Staging {
                 writer: Some(writer),
                 stash: BTreeMap::new(),
@@ -357,6 +359,11 @@ mod staged {
                     .filter_map(|f| f.frontier().first().copied())
                     .min();
                 s.advance(frontier);
+                match (frontier, alive.as_mut()) {
+                    (None, _) => alive = None,
+                    (Some(f), Some(cap)) if f > *cap.time() => cap.downgrade(&f),
+                    _ => {}
+                }
             }
         });
         acks_stream

@@ -189,7 +189,10 @@ impl<'s> Ctx<'s> {
         let Some(c) = self.checkpoints.as_ref() else {
             return Ok(Start::default());
         };
-        let control = c.control.clone().ok_or("checkpoints: the sources were not built")?;
+        let control = c
+            .control
+            .clone()
+            .ok_or("checkpoints: the sources were not built")?;
         let run = Arc::clone(&c.run);
         let file = part_file(kind, node, self.scope.index());
         let failure = self.failure.clone();

@@ -280,11 +280,9 @@ fn staging_of<T: 'static>(
             };
             if run.committed_len(&target).is_none() {
                 if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| format!("{}: {e}", dir.display()))?;
+                    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
                 }
-                std::fs::File::create(&target)
-                    .map_err(|e| format!("{}: {e}", target.display()))?;
+                std::fs::File::create(&target).map_err(|e| format!("{}: {e}", target.display()))?;
             }
             c.targets
                 .push((crate::checkpoint::part_file("sink", node, w), target));

@@ -128,6 +128,8 @@ pub struct Spec {
     /// The output fields as JSON object keys, each with what goes before
     /// it: `{"name":` for the first, `,"name":` for the others.
     json_keys: Vec<String>,
+    /// Checkpoints, if the spec takes them.
+    checkpoint: Option<crate::Checkpointing>,
 }
 
 impl Spec {
@@ -382,8 +384,32 @@ impl Spec {
                 key
             })
             .collect();
+        let checkpoint = match file.checkpoint {
+            None => None,
+            Some(c) if c.interval_ms == 0 => {
+                return Err(field_err(
+                    "checkpoint.interval_ms",
+                    "the time between checkpoints in milliseconds, above 0",
+                ))
+            }
+            Some(c) if c.keep == Some(0) => {
+                return Err(field_err(
+                    "checkpoint.keep",
+                    "how many complete checkpoints to keep, at least 1",
+                ))
+            }
+            Some(c) => {
+                let every = Duration::from_millis(c.interval_ms);
+                let mut checkpointing = crate::Checkpointing::to(&c.dir).every(every);
+                if let Some(keep) = c.keep {
+                    checkpointing = checkpointing.keep(keep);
+                }
+                Some(checkpointing)
+            }
+        };
         let spec = Spec {
             json_keys,
+            checkpoint,
             name: file.name,
             input,
             time_field: event_time.field,
@@ -538,10 +564,14 @@ impl Spec {
                 render::render(&s, r, json, out)
             },
         );
-        Ok(match &self.output {
+        let job = match &self.output {
             Output::Csv(path) => lines.sink(TextFile::to(path).header(self.header.join(","))),
             Output::Jsonl(path) => lines.sink(TextFile::to(path)),
             Output::Stdout => lines.sink(StdoutLines::new()),
+        };
+        Ok(match &self.checkpoint {
+            Some(c) => job.checkpoint(c.clone()),
+            None => job,
         })
     }
 

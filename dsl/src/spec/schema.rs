@@ -17,6 +17,16 @@ pub(super) struct SpecFile {
     pub(super) window: WindowSection,
     pub(super) aggregate: toml::Table,
     pub(super) sink: SinkSection,
+    pub(super) checkpoint: Option<CheckpointSection>,
+}
+
+/// `[checkpoint]`: where and how often the job takes checkpoints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CheckpointSection {
+    pub(super) dir: PathBuf,
+    pub(super) interval_ms: u64,
+    pub(super) keep: Option<usize>,
 }
 
 /// `[source]`. Fields that do not apply to the kind are rejected when the

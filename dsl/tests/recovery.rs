@@ -1,0 +1,437 @@
+//! Exactly-once recovery from checkpoints, on real OS processes.
+//!
+//! A checkpointed job (tumbling and session windows over out-of-order CSV
+//! input, a window join, an interval join and an updating fold, each into a
+//! file sink) runs as child processes (this test binary again, running the
+//! ignored `child` test). Each round starts it with a random number of
+//! worker threads (1–3) and processes (1 or 2) and kills a random process
+//! with SIGKILL at a random moment (at start, during a restore, while
+//! checkpoints are written); the last round runs to completion. Every
+//! output file must then equal that of a run without checkpoints and
+//! without failure, line for line as a multiset: nothing lost, nothing
+//! repeated.
+//!
+//! Rounds are seeded; the seed is printed, and `WEIR_RECOVERY_SEED` replays
+//! one. `WEIR_RECOVERY_ROUNDS` sets the number of killed rounds (default 6;
+//! run many more by hand: `WEIR_RECOVERY_ROUNDS=100 cargo test --test
+//! recovery`).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use weir::prelude::*;
+use weir::Checkpointing;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Click {
+    ts: u64,
+    user: u32,
+    page: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Order {
+    ts: u64,
+    user: u32,
+    amount: u64,
+}
+
+/// The outputs of the job, in `out`.
+const OUTPUTS: [&str; 5] = [
+    "tumbling",
+    "sessions.jsonl",
+    "window_join.jsonl",
+    "interval_join.jsonl",
+    "fold.jsonl",
+];
+
+/// Writes out-of-order clicks and orders (event times up to 400 ms behind
+/// the highest so far) into `dir`.
+fn write_input(dir: &Path, seed: u64) {
+    let mut state = seed | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut clicks = String::from("ts,user,page\n");
+    let mut orders = String::from("ts,user,amount\n");
+    let mut t = 1_700_000_000_000u64;
+    for i in 0..150_000u64 {
+        t += next() % 4;
+        let ts = t - next() % 400;
+        clicks.push_str(&format!("{ts},{},{}\n", next() % 300, next() % 50));
+        if i % 4 == 0 {
+            let ts = t - next() % 400;
+            orders.push_str(&format!("{ts},{},{}\n", next() % 300, next() % 1000));
+        }
+    }
+    std::fs::write(dir.join("clicks.csv"), clicks).unwrap();
+    std::fs::write(dir.join("orders.csv"), orders).unwrap();
+}
+
+/// The job: reads `input`, writes into `out`, checkpoints into
+/// `checkpoints` if given.
+fn job(input: &Path, out: &Path, checkpoints: Option<&Path>) -> Pipeline {
+    let p = Pipeline::new("recovery");
+    let wm = Watermark::bounded(Duration::from_millis(300));
+    let clicks = p
+        .source(Csv::<Click>::new(input.join("clicks.csv")).split_size(256 * 1024))
+        .event_time(|c: &Click| c.ts, wm)
+        .key_by(|c: &Click| c.user);
+    let orders = p
+        .source(Csv::<Order>::new(input.join("orders.csv")).split_size(128 * 1024))
+        .event_time(|o: &Order| o.ts, wm)
+        .key_by(|o: &Order| o.user);
+    clicks
+        .clone()
+        .window(Tumbling::of(Duration::from_secs(1)))
+        .count()
+        .sink(JsonLinesFile::parts(out.join(OUTPUTS[0])));
+    clicks
+        .clone()
+        .window(Session::with_gap(Duration::from_millis(700)))
+        .allowed_lateness(Duration::from_millis(200))
+        .count()
+        .sink(JsonLinesFile::to(out.join(OUTPUTS[1])));
+    clicks
+        .clone()
+        .window_join(orders.clone(), Tumbling::of(Duration::from_millis(500)))
+        .map(|j| (j.key, j.left.ts, j.left.page, j.right.ts, j.right.amount))
+        .sink(JsonLinesFile::to(out.join(OUTPUTS[2])));
+    clicks
+        .interval_join(orders.clone(), 0, 300)
+        .map(|j| (j.key, j.left.ts, j.left.page, j.right.ts, j.right.amount))
+        .sink(JsonLinesFile::to(out.join(OUTPUTS[3])));
+    orders
+        .fold(|| 0u64, |sum, o: Order| *sum += o.amount)
+        .sink(JsonLinesFile::to(out.join(OUTPUTS[4])));
+    match checkpoints {
+        Some(dir) => p.checkpoint(Checkpointing::to(dir).every(Duration::from_millis(100))),
+        None => p,
+    }
+}
+
+/// Every output's lines, sorted (a directory of part files is one output).
+fn outputs(out: &Path) -> Vec<(String, Vec<String>)> {
+    OUTPUTS
+        .iter()
+        .map(|name| {
+            let path = out.join(name);
+            let mut files = vec![path.clone()];
+            if path.is_dir() {
+                files = std::fs::read_dir(&path)
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .collect();
+            }
+            let mut lines: Vec<String> = files
+                .iter()
+                .flat_map(|f| {
+                    let text = std::fs::read_to_string(f).unwrap_or_default();
+                    text.lines().map(String::from).collect::<Vec<_>>()
+                })
+                .collect();
+            lines.sort();
+            (name.to_string(), lines)
+        })
+        .collect()
+}
+
+const ENV_DIR: &str = "WEIR_RECOVERY_DIR";
+const ENV_WORKERS: &str = "WEIR_RECOVERY_WORKERS";
+const ENV_PROCESSES: &str = "WEIR_RECOVERY_PROCESSES";
+const ENV_PROCESS: &str = "WEIR_RECOVERY_PROCESS";
+const ENV_HOSTS: &str = "WEIR_RECOVERY_HOSTS";
+
+/// Runs the job as one process of a cluster when the environment says so.
+#[test]
+#[ignore = "helper: started as a child process by the recovery tests"]
+fn child() {
+    let Ok(dir) = std::env::var(ENV_DIR) else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let var = |name| std::env::var(name).unwrap().parse::<usize>().unwrap();
+    let (workers, processes) = (var(ENV_WORKERS), var(ENV_PROCESSES));
+    let cluster = if processes == 1 {
+        Cluster::threads(workers)
+    } else {
+        let hosts = std::env::var(ENV_HOSTS).unwrap();
+        Cluster::multi_process(workers, processes, var(ENV_PROCESS), hosts)
+    };
+    // `WEIR_RECOVERY_PLAIN`: without checkpoints (to compare by hand).
+    let checkpoints = dir.join("checkpoints");
+    let plain = std::env::var("WEIR_RECOVERY_PLAIN").is_ok();
+    let job = job(
+        &dir.join("input"),
+        &dir.join("out"),
+        (!plain).then_some(&*checkpoints),
+    );
+    // Not quiet: the run summary on stderr says what was restored.
+    match job.run(cluster) {
+        Ok(_) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("child error: {e}");
+            std::process::exit(3);
+        }
+    }
+}
+
+fn hostfile(dir: &Path, processes: usize) -> PathBuf {
+    let listeners: Vec<TcpListener> = (0..processes)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let lines: Vec<String> = listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().to_string())
+        .collect();
+    let path = dir.join("hosts.txt");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
+/// Starts the job on `workers` threads in each of `processes` processes.
+fn start(dir: &Path, workers: usize, processes: usize) -> Vec<Child> {
+    let hosts = hostfile(dir, processes);
+    (0..processes)
+        .map(|process| {
+            Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--ignored",
+                    "--exact",
+                    "child",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(ENV_DIR, dir)
+                .env(ENV_WORKERS, workers.to_string())
+                .env(ENV_PROCESSES, processes.to_string())
+                .env(ENV_PROCESS, process.to_string())
+                .env(ENV_HOSTS, &hosts)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Waits for every process to end, at most `limit`; their exit codes and
+/// error output.
+fn wait_all(children: Vec<Child>, limit: Duration) -> Vec<(i32, String)> {
+    let start = Instant::now();
+    children
+        .into_iter()
+        .map(|mut child| loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                use std::io::Read;
+                let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+                return (status.code().unwrap_or(-1), err);
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                panic!("a job process still runs after {limit:?}: it hangs");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        })
+        .collect()
+}
+
+/// The newest checkpoint committed in `dir` other than a final one.
+fn newest_checkpoint(dir: &Path) -> Option<u64> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            let name = path.file_name()?.to_string_lossy().to_string();
+            let id: u64 = name.strip_prefix("chk-")?.parse().ok()?;
+            (id != u64::MAX && path.join("MANIFEST.json").exists()).then_some(id)
+        })
+        .max()
+}
+
+/// Waits (at most a minute) until a checkpoint newer than `since` is
+/// committed in `dir`: `true`, or `false` if the job completed first.
+fn wait_for_a_checkpoint(dir: &Path, since: Option<u64>) -> bool {
+    let start = Instant::now();
+    let last = dir
+        .join(format!("chk-{:020}", u64::MAX))
+        .join("MANIFEST.json");
+    while start.elapsed() < Duration::from_secs(60) {
+        if newest_checkpoint(dir) > since {
+            return true;
+        }
+        if last.exists() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    panic!(
+        "no checkpoint committed in {} within a minute",
+        dir.display()
+    );
+}
+
+/// Whether a job process said it restored a checkpoint.
+fn restored(stderr: &str) -> bool {
+    stderr.contains("restoring the checkpoint at")
+}
+
+/// A small seeded generator for the rounds.
+struct Rounds(u64);
+
+impl Rounds {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[test]
+fn a_job_killed_at_random_moments_and_restarted_on_random_clusters_writes_its_output_exactly_once()
+{
+    let seed = std::env::var("WEIR_RECOVERY_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    let rounds: usize = std::env::var("WEIR_RECOVERY_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6);
+    eprintln!(
+        "recovery test: seed {seed} (WEIR_RECOVERY_SEED={seed} replays it), {rounds} killed rounds"
+    );
+    let mut rng = Rounds(seed | 1);
+    let dir = tempfile::tempdir().unwrap();
+    if std::env::var("WEIR_RECOVERY_KEEP").is_ok() {
+        eprintln!("keeping {}", dir.path().display());
+    }
+    let input = dir.path().join("input");
+    std::fs::create_dir_all(&input).unwrap();
+    write_input(&input, seed);
+
+    let expected_dir = dir.path().join("expected");
+    job(&input, &expected_dir, None)
+        .run(Cluster::threads(2).quiet(true))
+        .unwrap();
+    let expected = outputs(&expected_dir);
+    assert!(
+        expected.iter().all(|(_, lines)| !lines.is_empty()),
+        "every output has lines"
+    );
+
+    let mut killed = Vec::new();
+    let mut restores = 0;
+    let checkpoints = dir.path().join("checkpoints");
+    let mut round = 0;
+    loop {
+        let workers = 1 + rng.below(3) as usize;
+        let processes = 1 + rng.below(2) as usize;
+        let before = newest_checkpoint(&checkpoints);
+        let mut children = start(dir.path(), workers, processes);
+        // The first and the last killed rounds are killed once they have
+        // committed a checkpoint, so that the next run restores one (the
+        // last run must); the others anywhere.
+        let waits = round == 0 || round + 1 >= rounds;
+        if round >= rounds {
+            let ended = wait_all(children, Duration::from_secs(300));
+            for (code, err) in &ended {
+                assert_eq!(*code, 0, "seed {seed}: the last run failed: {err}");
+            }
+            assert!(
+                restored(&ended[0].1),
+                "seed {seed}: the last run did not restore a checkpoint: {}",
+                ended[0].1
+            );
+            restores += 1;
+            break;
+        }
+        let committed = !waits || wait_for_a_checkpoint(&checkpoints, before);
+        let delay = match waits {
+            true => Duration::from_millis(rng.below(30)),
+            false => Duration::from_millis(50 + rng.below(1500)),
+        };
+        let victim = rng.below(processes as u64) as usize;
+        std::thread::sleep(delay);
+        let finished = children[victim].try_wait().unwrap().is_some();
+        let _ = children[victim].kill(); // SIGKILL
+                                         // The other process stops once its peer is gone; stop it anyway.
+        for child in children.iter_mut() {
+            let _ = child.kill();
+        }
+        let ended = wait_all(children, Duration::from_secs(60));
+        killed.push(format!(
+            "{workers}x{processes} killed process {victim} after {delay:?}{}{}",
+            if waits { " past a new checkpoint" } else { "" },
+            if finished { " (it had finished)" } else { "" }
+        ));
+        restores += ended.iter().filter(|(_, err)| restored(err)).count();
+        for (code, err) in ended {
+            assert!(
+                !err.contains("child error") || err.contains("peer") || err.contains("lost"),
+                "seed {seed}, round {round}: {code}: {err}"
+            );
+        }
+        // A round that completed the job leaves nothing to restore: the
+        // rounds go on until one is killed past a checkpoint.
+        let restorable = committed && !finished && newest_checkpoint(&checkpoints) > before;
+        if round + 1 >= rounds && !restorable {
+            assert!(
+                round < rounds + 10,
+                "seed {seed}: no round left a checkpoint"
+            );
+            round = rounds - 1;
+            continue;
+        }
+        round += 1;
+    }
+    eprintln!("rounds ({restores} processes restored a checkpoint): {killed:#?}");
+    assert!(
+        rounds == 0 || restores > 0,
+        "seed {seed}: no run restored a checkpoint"
+    );
+    let got = outputs(&dir.path().join("out"));
+    for ((name, want), (_, have)) in expected.iter().zip(&got) {
+        if have.len() != want.len() {
+            let _ = keep(dir);
+            panic!(
+                "seed {seed}: {name} has {} lines, a run without failure {}; rounds: {killed:#?}",
+                have.len(),
+                want.len()
+            );
+        }
+        if have != want {
+            let _ = keep(dir);
+            panic!("seed {seed}: {name} differs; rounds: {killed:#?}");
+        }
+    }
+    assert!(
+        !dir.path().join("checkpoints").join("in-progress").exists(),
+        "a completed job leaves no output in progress"
+    );
+    drop(keep(dir));
+}
+
+/// `dir`, kept on disk if `WEIR_RECOVERY_KEEP` is set (to look into a
+/// failure).
+fn keep(dir: tempfile::TempDir) -> Option<tempfile::TempDir> {
+    if std::env::var("WEIR_RECOVERY_KEEP").is_ok() {
+        let _ = dir.keep();
+        return None;
+    }
+    Some(dir)
+}
