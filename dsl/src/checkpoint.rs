@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use weir_engine::checkpoint::{
     fingerprint, publish, CheckpointStore, DirStore, Manifest, OutputLen, Publish, FINAL,
 };
-use weir_engine::Metrics;
+use weir_engine::{failpoint, Metrics};
 use weir_operators::checkpoint::{decode_states, encode_states, Commit, SourceCuts};
 use weir_operators::{GroupStates, PartitionCut, Time};
 
@@ -167,6 +167,7 @@ impl Run {
             }
             if process == 0 {
                 publish(&store, m)?;
+                failpoint::hit("restore-published");
             }
             let restoring = format!(
                 "the checkpoint at {} ({}), taken on {} workers, onto {workers}",
@@ -257,7 +258,9 @@ impl Run {
     /// Saves one part's state for the checkpoint at `at`.
     pub(crate) fn save(&self, at: Time, file: &str, states: &GroupStates) -> Result<(), BoxError> {
         let bytes = encode_states(states)?;
-        Ok(self.store.write_part(at, file, &bytes)?)
+        self.store.write_part(at, file, &bytes)?;
+        failpoint::hit("checkpoint-state-saved");
+        Ok(())
     }
 
     /// Commits a checkpoint (on worker 0): seals its files, writes its
@@ -300,7 +303,12 @@ impl Run {
             .collect();
         manifest.stages = self.stages.clone();
         self.store.commit(&manifest)?;
+        failpoint::hit(match manifest.is_final() {
+            true => "final-manifest-written",
+            false => "checkpoint-manifest-written",
+        });
         publish(&self.store, &manifest)?;
+        failpoint::hit("checkpoint-published");
         if manifest.is_final() {
             // Only the final manifest stays: it names the job's outputs.
             self.store.retain(1)?;

@@ -197,6 +197,12 @@ fn hostfile(dir: &Path, processes: usize) -> PathBuf {
 
 /// Starts the job on `workers` threads in each of `processes` processes.
 fn start(dir: &Path, workers: usize, processes: usize) -> Vec<Child> {
+    start_with(dir, workers, processes, None)
+}
+
+/// As [`start`], with failpoint `failpoint` armed (see
+/// `weir_engine::failpoint`).
+fn start_with(dir: &Path, workers: usize, processes: usize, failpoint: Option<&str>) -> Vec<Child> {
     let hosts = hostfile(dir, processes);
     (0..processes)
         .map(|process| {
@@ -213,6 +219,7 @@ fn start(dir: &Path, workers: usize, processes: usize) -> Vec<Child> {
                 .env(ENV_PROCESSES, processes.to_string())
                 .env(ENV_PROCESS, process.to_string())
                 .env(ENV_HOSTS, &hosts)
+                .env("WEIR_FAILPOINT", failpoint.unwrap_or(""))
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -434,4 +441,217 @@ fn keep(dir: tempfile::TempDir) -> Option<tempfile::TempDir> {
         return None;
     }
     Some(dir)
+}
+
+/// A run without failure of the job on the input of `seed`, in `dir`: its
+/// outputs.
+fn expected_outputs(dir: &Path, seed: u64) -> Vec<(String, Vec<String>)> {
+    let input = dir.join("input");
+    std::fs::create_dir_all(&input).unwrap();
+    write_input(&input, seed);
+    let expected_dir = dir.join("expected");
+    job(&input, &expected_dir, None)
+        .run(Cluster::threads(2).quiet(true))
+        .unwrap();
+    outputs(&expected_dir)
+}
+
+/// Runs the job to its end on 2 workers; its error output.
+fn run_to_end(dir: &Path) -> String {
+    let ended = wait_all(start(dir, 2, 1), Duration::from_secs(300));
+    let (code, err) = &ended[0];
+    assert_eq!(*code, 0, "{err}");
+    err.clone()
+}
+
+/// Kills a run of the job once it has committed `n` new checkpoints.
+fn kill_after_checkpoints(dir: &Path, n: usize) {
+    let checkpoints = dir.join("checkpoints");
+    let mut children = start(dir, 2, 1);
+    for _ in 0..n {
+        let before = newest_checkpoint(&checkpoints);
+        assert!(
+            wait_for_a_checkpoint(&checkpoints, before),
+            "the job ended before {n} checkpoints"
+        );
+    }
+    for child in children.iter_mut() {
+        let _ = child.kill();
+    }
+    wait_all(children, Duration::from_secs(60));
+}
+
+/// A crash between any two steps of taking, committing and restoring a
+/// checkpoint (a part's state written; the manifest written; the output
+/// published; the job's end committed; a restored checkpoint's output
+/// published again) is followed by a restart that writes exactly the output
+/// of a run without failure.
+#[test]
+fn a_crash_between_the_steps_of_a_checkpoint_loses_and_repeats_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = expected_outputs(dir.path(), 42);
+    let steps = [
+        "checkpoint-state-saved:7",
+        "checkpoint-manifest-written:2",
+        "checkpoint-published:3",
+        "final-manifest-written",
+        "restore-published",
+    ];
+    for step in steps {
+        let _ = std::fs::remove_dir_all(dir.path().join("out"));
+        let _ = std::fs::remove_dir_all(dir.path().join("checkpoints"));
+        if step == "restore-published" {
+            kill_after_checkpoints(dir.path(), 2);
+        }
+        let ended = wait_all(
+            start_with(dir.path(), 2, 1, Some(step)),
+            Duration::from_secs(300),
+        );
+        let (code, err) = &ended[0];
+        assert!(
+            *code != 0 && err.contains("failpoint"),
+            "{step}: the run did not stop at the failpoint ({code}): {err}"
+        );
+        let err = run_to_end(dir.path());
+        let got = outputs(&dir.path().join("out"));
+        for ((name, want), (_, have)) in expected.iter().zip(&got) {
+            assert!(
+                have == want,
+                "after a crash at {step}: {name} has {} lines, a run without failure {}; {err}",
+                have.len(),
+                want.len()
+            );
+        }
+    }
+}
+
+/// A damaged newest checkpoint (a truncated file, a changed byte) is skipped
+/// with a warning naming it and why, and the one before is restored.
+#[test]
+fn a_damaged_newest_checkpoint_is_skipped_for_the_one_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = expected_outputs(dir.path(), 7);
+    for damage in ["truncated", "changed"] {
+        let _ = std::fs::remove_dir_all(dir.path().join("out"));
+        let _ = std::fs::remove_dir_all(dir.path().join("checkpoints"));
+        kill_after_checkpoints(dir.path(), 3);
+        let checkpoints = dir.path().join("checkpoints");
+        let newest = newest_checkpoint(&checkpoints).unwrap();
+        let state = std::fs::read_dir(checkpoints.join(format!("chk-{newest:020}")))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("state-")
+            })
+            .unwrap();
+        let mut bytes = std::fs::read(&state).unwrap();
+        match damage {
+            "truncated" => bytes.truncate(bytes.len() / 2),
+            _ => bytes[0] ^= 0xff,
+        }
+        std::fs::write(&state, bytes).unwrap();
+        let err = run_to_end(dir.path());
+        assert!(
+            err.contains(&format!("checkpoint {newest}")) && err.contains("skipped"),
+            "{damage}: no warning naming checkpoint {newest}: {err}"
+        );
+        assert!(
+            err.contains("restoring the checkpoint at"),
+            "{damage}: {err}"
+        );
+        assert!(
+            !err.contains(&format!("restoring the checkpoint at {newest}")),
+            "{damage}: {err}"
+        );
+        let got = outputs(&dir.path().join("out"));
+        assert!(
+            got == expected,
+            "{damage}: the output differs from a run without failure"
+        );
+    }
+}
+
+/// A checkpoint of another plan is not restored: the error names the
+/// stage that changed.
+#[test]
+fn restoring_into_a_changed_plan_is_an_error_naming_the_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input");
+    std::fs::create_dir_all(&input).unwrap();
+    write_input(&input, 3);
+    kill_after_checkpoints(dir.path(), 1);
+    let changed = Pipeline::new("recovery");
+    let wm = Watermark::bounded(Duration::from_millis(300));
+    changed
+        .source(Csv::<Click>::new(input.join("clicks.csv")).split_size(256 * 1024))
+        .event_time(|c: &Click| c.ts, wm)
+        .key_by(|c: &Click| c.user)
+        .window(Tumbling::of(Duration::from_secs(2)))
+        .count()
+        .sink(JsonLinesFile::to(dir.path().join("changed.jsonl")));
+    let err = changed
+        .checkpoint(Checkpointing::to(dir.path().join("checkpoints")))
+        .run(Cluster::threads(1).quiet(true))
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, RunError::Plan(PlanError::PlanChanged { .. })),
+        "{text}"
+    );
+    assert!(
+        text.contains("stage #") && text.contains("is now"),
+        "{text}"
+    );
+    assert!(text.contains("delete"), "{text}");
+}
+
+/// Stages that cannot take part in checkpoints are plan errors naming them
+/// and what would do.
+#[test]
+fn stages_that_cannot_take_part_in_checkpoints_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let with = |p: Pipeline| p.checkpoint(Checkpointing::to(dir.path().join("c")));
+    let out = || JsonLinesFile::to(dir.path().join("out.jsonl"));
+    let cases: Vec<(Pipeline, &str)> = vec![
+        (
+            with(Pipeline::new("a").source(Stdin::lines()).sink(out())),
+            "stdin",
+        ),
+        (
+            with(
+                Pipeline::new("b")
+                    .source(Generator::new(10, |i| i))
+                    .sink(out()),
+            ),
+            "event time",
+        ),
+        (
+            with(
+                Pipeline::new("c")
+                    .source(Generator::new(10, |i| i))
+                    .event_time(|i: &u64| *i, Watermark::ascending())
+                    .key_by(|i: &u64| i % 2)
+                    .count()
+                    .sink(out()),
+            ),
+            "count",
+        ),
+        (
+            with(
+                Pipeline::new("d")
+                    .source(Generator::new(10, |i| i))
+                    .event_time(|i: &u64| *i, Watermark::ascending())
+                    .sink(Collect::new()),
+            ),
+            "collect",
+        ),
+    ];
+    for (pipeline, names) in cases {
+        let err = pipeline.validate().unwrap_err().to_string();
+        assert!(err.contains("checkpoint"), "{err}");
+        assert!(err.to_lowercase().contains(names), "{names}: {err}");
+    }
 }

@@ -567,3 +567,117 @@ fn a_failing_sink_write_stops_the_job_naming_the_sink() {
         );
     }
 }
+
+/// `weir run` with a `[checkpoint]` table, killed with SIGKILL three times
+/// once it has committed a checkpoint and run again each time: its CSV
+/// output (header once) equals a run without checkpoints.
+#[test]
+fn a_spec_with_checkpoints_killed_and_run_again_writes_its_output_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("ts,user,amount\n");
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut t = 1_700_000_000_000u64;
+    for _ in 0..300_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        t += x % 3;
+        csv.push_str(&format!("{},u{},{}\n", t - x % 300, x % 500, x % 100));
+    }
+    std::fs::write(dir.path().join("events.csv"), csv).unwrap();
+    let spec = |out: &str, checkpoint: &str| {
+        format!(
+            r#"
+name = "resumed"
+[source]
+type = "csv"
+path = "events.csv"
+event_time = {{ field = "ts", max_out_of_orderness_ms = 200 }}
+[window]
+key = "user"
+type = "session"
+gap_ms = 1500
+[aggregate]
+n = "count(*)"
+total = "sum(amount)"
+[sink]
+type = "csv"
+path = "{out}"
+{checkpoint}
+"#
+        )
+    };
+    std::fs::write(dir.path().join("plain.toml"), spec("plain.csv", "")).unwrap();
+    let checkpoint = "[checkpoint]\ndir = \"checkpoints\"\ninterval_ms = 50\nkeep = 3\n";
+    std::fs::write(dir.path().join("ck.toml"), spec("out.csv", checkpoint)).unwrap();
+    ok(&weir(&["run", "plain.toml", "-q", "-w", "2"], dir.path()));
+    let committed = |dir: &Path| {
+        std::fs::read_dir(dir.join("checkpoints"))
+            .into_iter()
+            .flatten()
+            .filter(|e| e.as_ref().unwrap().path().join("MANIFEST.json").exists())
+            .count()
+    };
+    for workers in ["1", "3", "2"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["run", "ck.toml", "-q", "-w", workers])
+            .current_dir(dir.path())
+            .spawn()
+            .unwrap();
+        let before = committed(dir.path());
+        let start = std::time::Instant::now();
+        while committed(dir.path()) <= before && start.elapsed().as_secs() < 60 {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let out = weir(&["run", "ck.toml", "-w", "2"], dir.path());
+    ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("restored from the checkpoint at"), "{err}");
+    assert!(err.contains("checkpoints:"), "{err}");
+    let lines = |name: &str| {
+        let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
+        let mut lines: Vec<String> = text.lines().map(String::from).collect();
+        let header = lines.remove(0);
+        lines.sort();
+        (header, lines)
+    };
+    let (header, got) = lines("out.csv");
+    let (_, want) = lines("plain.csv");
+    assert_eq!(header, "user,window_start,window_end,n,total");
+    assert!(!got.contains(&header), "the header is written once");
+    assert_eq!(got.len(), want.len());
+    assert!(
+        got == want,
+        "the output differs from a run without checkpoints"
+    );
+}
+
+#[test]
+fn checkpoint_mistakes_name_the_field() {
+    let with = |table: &str| format!("{SPEC}\n[checkpoint]\n{table}\n");
+    let err = spec_error(&with("dir = \"c\"\ninterval_ms = 0"), GOOD_CSV);
+    assert!(err.contains("checkpoint.interval_ms"), "{err}");
+    let err = spec_error(&with("dir = \"c\"\ninterval_ms = 10\nkeep = 0"), GOOD_CSV);
+    assert!(err.contains("checkpoint.keep"), "{err}");
+    let err = spec_error(&with("interval_ms = 10"), GOOD_CSV);
+    assert!(err.contains("missing field `dir`"), "{err}");
+    let stdout = SPEC.replace(
+        "type = \"jsonl\"\npath = \"out.jsonl\"",
+        "type = \"stdout\"",
+    );
+    let csv = "region,ts,user,amount\neu,1000,ann,10\n";
+    let err = spec_error(
+        &format!("{stdout}\n[checkpoint]\ndir = \"c\"\ninterval_ms = 10\n"),
+        csv,
+    );
+    assert!(
+        err.contains("checkpoint") && err.contains("stdout"),
+        "{err}"
+    );
+}

@@ -27,6 +27,7 @@ pub mod checkpoint;
 mod cluster;
 mod error;
 mod execute;
+pub mod failpoint;
 mod metrics;
 
 pub use cluster::Cluster;

@@ -318,6 +318,12 @@ impl TextFile {
         if let (Some(header), false) = (&self.header, append) {
             out.buf.extend_from_slice(header.as_bytes());
             out.buf.push(b'\n');
+            // Out now: `Lines` hand their text to the thread directly.
+            out.ship().map_err(|e| SinkError {
+                sink: ctx.name().to_string(),
+                path: out.path.clone(),
+                error: std::io::Error::other(e.to_string()),
+            })?;
         }
         Ok(out)
     }
