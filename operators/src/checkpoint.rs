@@ -60,7 +60,12 @@ pub fn announce<'scope, D: 'static>(
     let scope = sources.scope();
     let mut builder = OperatorBuilder::new("AnnounceCheckpoints".to_owned(), scope);
     let mut input = builder.new_input(sources, Pipeline);
-    let (output, stream) = builder.new_output::<Vec<Time>>();
+    // The sources' frontier says when to announce; it must not hold the
+    // control stream back (the announcer's capability alone does), or the
+    // operators' gate would follow the sources and stash every record: the
+    // output is connected to no input.
+    let no_input: Vec<(usize, timely::progress::Antichain<u64>)> = Vec::new();
+    let (output, stream) = builder.new_output_connection::<Vec<Time>, _>(no_input);
     let mut output = OutputBuilder::<_, CapacityContainerBuilder<Vec<Time>>>::from(output);
     let leader = scope.index() == 0;
     builder.build(move |mut initial| {
@@ -302,6 +307,40 @@ mod tests {
         let next = pace.next(1_700_000_010_000).unwrap();
         assert!(next > 1_700_000_010_000 + 100_000, "{next}");
         assert!(next < 1_700_000_010_000 + 600_000, "{next}");
+    }
+
+    /// The control stream's frontier is the announcer's capability, the next
+    /// checkpoint time, not the sources' frontier: operators apply records
+    /// before it on arrival.
+    #[test]
+    fn the_control_frontier_is_the_next_checkpoint_not_the_sources() {
+        use timely::dataflow::operators::{Input, Probe};
+        timely::execute_directly(|worker| {
+            let (mut sources, probe) = worker.dataflow::<Time, _, _>(|scope| {
+                let (sources, stream) = scope.new_input::<Vec<u64>>();
+                let control = announce(stream, Duration::from_secs(1), None);
+                let probe = control.probe();
+                (sources, probe.0)
+            });
+            sources.advance_to(5);
+            for _ in 0..10 {
+                worker.step();
+            }
+            // Announced at 0: the first checkpoint, one interval ahead.
+            assert!(
+                !probe.less_than(&1000),
+                "the control frontier follows the sources"
+            );
+            assert!(probe.less_equal(&1000));
+            sources.advance_to(1500);
+            for _ in 0..10 {
+                worker.step();
+            }
+            // The sources passed 1000: the next is announced, 1 ms per ms.
+            assert!(!probe.less_than(&2500));
+            sources.close();
+            while worker.step() {}
+        });
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! ```sh
 //! cargo run --release -p weir-benches --bin file-bench -- --impl spec --format csv --rows 2000000
 //! cargo run --release -p weir-benches --bin file-bench -- --impl typed --format jsonl -w 2
+//! cargo run --release -p weir-benches --bin file-bench -- --impl spec --checkpoint-ms 1000
 //! ```
 
 use std::io::{BufRead, BufWriter, Write};
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use weir::aggregate::Sum;
 use weir::prelude::*;
 use weir::spec::Spec;
+use weir::Checkpointing;
 use weir_benches::peak_rss_bytes;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -69,6 +71,10 @@ struct Args {
     /// Where the input (generated once) and the output go.
     #[arg(long, default_value = "target/file-bench")]
     dir: PathBuf,
+    /// Take checkpoints about every this many milliseconds (into
+    /// `<dir>/checkpoints`, emptied first); none if not given.
+    #[arg(long)]
+    checkpoint_ms: Option<u64>,
 }
 
 /// A row of the input, for the typed DSL.
@@ -192,7 +198,19 @@ fn main() -> anyhow::Result<()> {
         !args.parts || args.implementation == Impl::Typed,
         "--parts is for --impl typed"
     );
-    pipeline.run(cluster)?;
+    let pipeline = match args.checkpoint_ms {
+        Some(ms) => {
+            let dir = args.dir.join("checkpoints");
+            let _ = std::fs::remove_dir_all(&dir);
+            pipeline.checkpoint(Checkpointing::to(dir).every(Duration::from_millis(ms)))
+        }
+        None => pipeline,
+    };
+    let summary = pipeline.run(cluster)?;
+    let checkpoints = summary.checkpoints.unwrap_or_default();
+    let (last_bytes, last_commit_ms) = checkpoints.last.map_or((0, 0.0), |(_, bytes, took)| {
+        (bytes, took.as_secs_f64() * 1e3)
+    });
     let seconds = start.elapsed().as_secs_f64();
     let (sum, results) = if out.is_dir() {
         let mut total = (0, 0);
@@ -223,6 +241,10 @@ fn main() -> anyhow::Result<()> {
             "seconds": seconds,
             "rows_per_sec": args.rows as f64 / seconds,
             "peak_rss_bytes": peak_rss_bytes(),
+            "checkpoint_ms": args.checkpoint_ms,
+            "checkpoints": checkpoints.taken,
+            "last_checkpoint_bytes": last_bytes,
+            "last_commit_ms": last_commit_ms,
         })
     );
     Ok(())

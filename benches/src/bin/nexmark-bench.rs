@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use anyhow::ensure;
 use clap::Parser;
-use weir::Cluster;
-use weir_benches::nexmark::{run, Impl, Query};
+use weir::{Checkpointing, Cluster};
+use weir_benches::nexmark::{by_weir, run, Impl, Query};
 use weir_benches::{peak_rss_bytes, Results};
 
 /// Nexmark benchmark.
@@ -33,6 +33,10 @@ struct Args {
     /// (to compare implementations by hand).
     #[arg(long)]
     print_results: bool,
+    /// `--impl weir` only: take checkpoints about every this many
+    /// milliseconds, into `target/nexmark-bench/checkpoints` (emptied first).
+    #[arg(long)]
+    checkpoint_ms: Option<u64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,14 +47,34 @@ fn main() -> anyhow::Result<()> {
         Results::counting()
     };
     let start = Instant::now();
-    let out = run(
-        args.implementation,
-        args.query,
-        args.events,
-        &args.cluster,
-        &results,
-    )?;
+    let mut checkpoints = None;
+    let out = match args.checkpoint_ms {
+        Some(ms) => {
+            ensure!(
+                args.implementation == Impl::Weir,
+                "--checkpoint-ms is for --impl weir"
+            );
+            let dir = std::path::Path::new("target/nexmark-bench/checkpoints");
+            let _ = std::fs::remove_dir_all(dir);
+            let every = Checkpointing::to(dir).every(std::time::Duration::from_millis(ms));
+            let summary =
+                by_weir::run_checkpointed(args.query, args.events, &args.cluster, &results, every)?;
+            checkpoints = summary.checkpoints;
+            results.finish()
+        }
+        None => run(
+            args.implementation,
+            args.query,
+            args.events,
+            &args.cluster,
+            &results,
+        )?,
+    };
     let seconds = start.elapsed().as_secs_f64();
+    let checkpoints = checkpoints.unwrap_or_default();
+    let (last_bytes, last_commit_ms) = checkpoints.last.map_or((0, 0.0), |(_, bytes, took)| {
+        (bytes, took.as_secs_f64() * 1e3)
+    });
     ensure!(
         args.cluster.processes() == 1 || args.implementation != Impl::Loop,
         "--impl loop runs in one process"
@@ -74,6 +98,10 @@ fn main() -> anyhow::Result<()> {
             "seconds": seconds,
             "events_per_sec": args.events as f64 / seconds,
             "peak_rss_bytes": peak_rss_bytes(),
+            "checkpoint_ms": args.checkpoint_ms,
+            "checkpoints": checkpoints.taken,
+            "last_checkpoint_bytes": last_bytes,
+            "last_commit_ms": last_commit_ms,
         })
     );
     Ok(())
