@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use weir_engine::checkpoint::{
-    fingerprint, publish, CheckpointStore, DirStore, Manifest, OutputLen, Publish, FINAL,
+    fingerprint, publish, remove_if_present, CheckpointStore, DirStore, Manifest, OutputLen,
+    Publish, FINAL,
 };
 use weir_engine::{failpoint, Metrics};
 use weir_operators::checkpoint::{decode_states, encode_states, Commit, SourceCuts};
@@ -144,9 +145,9 @@ impl Run {
             // part files of workers it does not have) start empty.
             if process == 0 {
                 for output in &m.outputs {
-                    remove_file(&output.path)?;
+                    remove_if_present(&output.path)?;
                 }
-                store.clear()?;
+                store.discard_after(None)?;
             }
             restored = None;
         }
@@ -154,7 +155,7 @@ impl Run {
             // Checkpoints after the one restored were not completed: the
             // run takes them again, and must not mix in their files.
             store.discard_after(restored.as_ref().map(|m| m.id))?;
-            remove_dir(&store.dir().join("in-progress"))?;
+            remove_if_present(&store.in_progress_dir())?;
         }
         if let Some(m) = &restored {
             if m.stages != stages {
@@ -312,7 +313,7 @@ impl Run {
         if manifest.is_final() {
             // Only the final manifest stays: it names the job's outputs.
             self.store.retain(1)?;
-            remove_dir(&self.store.dir().join("in-progress"))?;
+            remove_if_present(&self.store.in_progress_dir())?;
         } else {
             self.store.retain(self.keep)?;
             self.metrics
@@ -329,32 +330,6 @@ impl Run {
             .flat_map(|m| &m.outputs)
             .map(|o| (o.path.clone(), o.len))
             .collect()
-    }
-}
-
-/// Removes file `path`, if it exists.
-fn remove_file(path: &Path) -> Result<(), weir_engine::checkpoint::StoreError> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(weir_engine::checkpoint::StoreError::Io {
-                path: path.to_path_buf(),
-                source: e,
-            })
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Removes directory `dir` and what it holds, if it exists.
-fn remove_dir(dir: &Path) -> Result<(), weir_engine::checkpoint::StoreError> {
-    match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(weir_engine::checkpoint::StoreError::Io {
-                path: dir.to_path_buf(),
-                source: e,
-            })
-        }
-        _ => Ok(()),
     }
 }
 

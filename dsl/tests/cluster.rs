@@ -5,12 +5,14 @@
 //! (running the ignored `child` test, which reads its job from the
 //! environment), connected through a host file on free loopback ports.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use weir::prelude::*;
+
+mod processes;
+use processes::{free_hostfile, wait};
 
 const CHILD_JOB: &str = "WEIR_TEST_JOB";
 const CHILD_PROCESS: &str = "WEIR_TEST_PROCESS";
@@ -113,19 +115,6 @@ fn child() {
     }
 }
 
-fn free_hostfile(dir: &Path, processes: usize) -> PathBuf {
-    let listeners: Vec<TcpListener> = (0..processes)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    let lines: Vec<String> = listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().to_string())
-        .collect();
-    let path = dir.join("hosts.txt");
-    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-    path
-}
-
 fn spawn(job: &str, process: usize, hosts: &Path, out: &Path) -> Child {
     Command::new(std::env::current_exe().unwrap())
         .args([
@@ -163,29 +152,6 @@ fn stdin_lines_are_read_until_end_of_input() {
     let mut expected: Vec<String> = (0..5_000).map(|i| format!("\"LINE {i}\"")).collect();
     expected.sort();
     assert_eq!(got, expected);
-}
-
-/// Waits for `child` at most `limit`; kills it and fails if it is still running.
-fn wait(mut child: Child, limit: Duration) -> (i32, String) {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            use std::io::Read;
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            return (status.code().unwrap_or(-1), err);
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("child process still running after {limit:?}: it hangs");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

@@ -16,7 +16,6 @@
 //! run many more by hand: `WEIR_RECOVERY_ROUNDS=100 cargo test --test
 //! recovery`).
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,6 +23,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use weir::prelude::*;
 use weir::Checkpointing;
+
+mod processes;
+use processes::{free_hostfile, wait};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Click {
@@ -182,19 +184,6 @@ fn child() {
     }
 }
 
-fn hostfile(dir: &Path, processes: usize) -> PathBuf {
-    let listeners: Vec<TcpListener> = (0..processes)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    let lines: Vec<String> = listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().to_string())
-        .collect();
-    let path = dir.join("hosts.txt");
-    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-    path
-}
-
 /// Starts the job on `workers` threads in each of `processes` processes.
 fn start(dir: &Path, workers: usize, processes: usize) -> Vec<Child> {
     start_with(dir, workers, processes, None)
@@ -203,7 +192,7 @@ fn start(dir: &Path, workers: usize, processes: usize) -> Vec<Child> {
 /// As [`start`], with failpoint `failpoint` armed (see
 /// `weir_engine::failpoint`).
 fn start_with(dir: &Path, workers: usize, processes: usize, failpoint: Option<&str>) -> Vec<Child> {
-    let hosts = hostfile(dir, processes);
+    let hosts = free_hostfile(dir, processes);
     (0..processes)
         .map(|process| {
             Command::new(std::env::current_exe().unwrap())
@@ -228,26 +217,10 @@ fn start_with(dir: &Path, workers: usize, processes: usize, failpoint: Option<&s
         .collect()
 }
 
-/// Waits for every process to end, at most `limit`; their exit codes and
-/// error output.
+/// Waits for every process to end, at most `limit` each; their exit codes
+/// and error output.
 fn wait_all(children: Vec<Child>, limit: Duration) -> Vec<(i32, String)> {
-    let start = Instant::now();
-    children
-        .into_iter()
-        .map(|mut child| loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                let mut err = String::new();
-                use std::io::Read;
-                let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-                return (status.code().unwrap_or(-1), err);
-            }
-            if start.elapsed() > limit {
-                let _ = child.kill();
-                panic!("a job process still runs after {limit:?}: it hangs");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        })
-        .collect()
+    children.into_iter().map(|c| wait(c, limit)).collect()
 }
 
 /// The newest checkpoint committed in `dir` other than a final one.

@@ -224,17 +224,11 @@ pub trait CheckpointStore: Send + Sync {
     /// The directory cannot be created.
     fn file_path(&self, id: u64, name: &str) -> Result<PathBuf, StoreError>;
 
-    /// Deletes every checkpoint (a completed job's, once its output is
-    /// published).
-    ///
-    /// # Errors
-    ///
-    /// A checkpoint cannot be deleted.
-    fn clear(&self) -> Result<(), StoreError>;
-
-    /// Deletes every checkpoint after `id` (every one, if `None`): a job
+    /// Deletes every checkpoint after `id` (every one, if `None`), oldest
+    /// first, so that until the newest goes it stays the latest: a job
     /// restored from `id` takes the later ones again, and must not find
-    /// files of an earlier attempt among them.
+    /// files of an earlier attempt among them; a completed job that runs
+    /// again starts from nothing.
     ///
     /// # Errors
     ///
@@ -294,6 +288,12 @@ impl DirStore {
         &self.dir
     }
 
+    /// Where writers that stream files into checkpoints (sinks staging
+    /// output) keep the files they are writing; not part of any checkpoint.
+    pub fn in_progress_dir(&self) -> PathBuf {
+        self.dir.join("in-progress")
+    }
+
     /// The directory of checkpoint `id`.
     pub fn checkpoint_dir(&self, id: u64) -> PathBuf {
         self.dir.join(format!("chk-{id:020}"))
@@ -303,16 +303,8 @@ impl DirStore {
     /// checkpoint is then incomplete, never complete with files missing.
     fn delete(&self, id: u64) -> Result<(), StoreError> {
         let dir = self.checkpoint_dir(id);
-        match fs::remove_file(dir.join(MANIFEST)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(&dir, e)),
-        }
-        match fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io(&dir, e)),
-        }
+        remove_if_present(&dir.join(MANIFEST))?;
+        remove_if_present(&dir)
     }
 
     /// The checkpoints present, complete or not, newest first.
@@ -437,14 +429,6 @@ impl CheckpointStore for DirStore {
         Ok(dir.join(name))
     }
 
-    fn clear(&self) -> Result<(), StoreError> {
-        // Oldest first: until the newest goes, it stays the latest.
-        for id in self.ids()?.into_iter().rev() {
-            self.delete(id)?;
-        }
-        Ok(())
-    }
-
     fn discard_after(&self, id: Option<u64>) -> Result<(), StoreError> {
         for newer in self
             .ids()?
@@ -564,6 +548,24 @@ pub fn fingerprint(stages: &[String]) -> u64 {
         hasher.update(b"\n");
     }
     u64::from(hasher.finalize()) | ((stages.len() as u64) << 32)
+}
+
+/// Removes the file or directory (with what it holds) at `path`, if there
+/// is one.
+///
+/// # Errors
+///
+/// It is there and cannot be removed.
+pub fn remove_if_present(path: &Path) -> Result<(), StoreError> {
+    let removed = match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) => Err(e),
+    };
+    match removed {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(path, e)),
+        _ => Ok(()),
+    }
 }
 
 /// `path` with `.tmp` appended.
@@ -794,7 +796,7 @@ mod tests {
             assert_eq!(std::fs::read_to_string(&out).unwrap(), "a\nb\nc\n");
             assert_eq!(std::fs::read_to_string(&other).unwrap(), "x\n");
         }
-        store.clear().unwrap();
+        store.discard_after(None).unwrap();
         assert!(store.latest("job").unwrap().checkpoint.is_none());
     }
 }

@@ -28,7 +28,14 @@
 //!   and the checkpoint can be committed; once it is empty, the job is
 //!   complete and its final output can be committed.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+use timely::communication::Pull;
+use timely::dataflow::channels::Message;
+use timely::dataflow::operators::generic::InputHandleCore;
+use timely::dataflow::operators::InputCapability;
+use timely::progress::frontier::MutableAntichain;
 
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
@@ -153,6 +160,85 @@ pub fn encode_states(states: &GroupStates) -> Result<Vec<u8>, BoxError> {
 /// The bytes are not such a file.
 pub fn decode_states(bytes: &[u8]) -> Result<GroupStates, BoxError> {
     Ok(bincode::deserialize(bytes)?)
+}
+
+/// The control stream's input handle in an operator.
+pub(crate) type ControlInput<P> = InputHandleCore<Time, Vec<Time>, P>;
+
+/// What a part of the job (a stateful operator, a staging sink) knows of
+/// the checkpoints announced on the control stream: the times announced
+/// and not yet taken, each with the capabilities `C` that keep the job's
+/// frontier below it until the part's share is saved, and the frontier of
+/// the announcements still to come.
+pub(crate) struct Announced<C> {
+    pending: BTreeMap<Time, C>,
+    /// The control stream's frontier: later announcements are at or after it.
+    until: Option<Time>,
+    /// Checkpoints at or before this time are not taken (the one a
+    /// restored part starts from, and earlier).
+    after: Option<Time>,
+}
+
+impl<C> Announced<C> {
+    /// Nothing announced yet; checkpoints at or before `after` are ignored.
+    pub(crate) fn new(after: Option<Time>) -> Self {
+        Announced {
+            pending: BTreeMap::new(),
+            until: None,
+            after,
+        }
+    }
+
+    /// Takes in the announcements on `control`, whose frontier is
+    /// `frontier`: `hold` makes the capabilities held for a time from the
+    /// capability of the message announcing it.
+    pub(crate) fn take<P>(
+        &mut self,
+        control: &mut ControlInput<P>,
+        frontier: &MutableAntichain<Time>,
+        hold: impl Fn(&InputCapability<Time>, Time) -> C,
+    ) where
+        P: Pull<Message<Time, Vec<Time>>>,
+    {
+        self.until = frontier.frontier().first().copied();
+        control.for_each(|cap, times| {
+            let Some(stamped) = cap.least().copied() else {
+                times.clear();
+                return;
+            };
+            for at in times.drain(..) {
+                // An announcement after its own time cannot be held (the
+                // announcer never sends one).
+                debug_assert!(at >= stamped, "checkpoint {at} announced at {stamped}");
+                if at >= stamped && self.after.is_none_or(|after| at > after) {
+                    self.pending.insert(at, hold(&cap, at));
+                }
+            }
+        });
+    }
+
+    /// Records stamped before this time may be applied (or written) now: no
+    /// checkpoint can come before it. `None`: any record may.
+    pub(crate) fn gate(&self) -> Option<Time> {
+        let next = self.pending.keys().next().copied();
+        next.into_iter().chain(self.until).min()
+    }
+
+    /// The next pending checkpoint an input frontier at `frontier` has
+    /// reached (`None`, a complete input, reaches them all), taken out with
+    /// its capabilities: the caller saves its share, then drops them.
+    pub(crate) fn due(&mut self, frontier: Option<Time>) -> Option<(Time, C)> {
+        let entry = self.pending.first_entry()?;
+        if frontier.is_some_and(|f| f < *entry.key()) {
+            return None;
+        }
+        Some((*entry.key(), entry.remove()))
+    }
+
+    /// Forgets the pending checkpoints, releasing their capabilities.
+    pub(crate) fn clear(&mut self) {
+        self.pending.clear();
+    }
 }
 
 /// A step of committing, as [`commit`] calls it.

@@ -72,6 +72,7 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::{OutputBuilder, OutputBuilderSession};
 use timely::dataflow::operators::{Capability, InputCapability};
 
+use crate::checkpoint::Announced;
 use crate::{Time, VecStream};
 use weir_engine::BoxError;
 
@@ -340,13 +341,9 @@ pub struct Stateful<L: Lifecycle> {
     late: Arc<AtomicU64>,
     /// Where this operator's state goes at checkpoint times, if anywhere.
     save: Option<SaveState>,
-    /// Checkpoint times announced and not yet taken, each with the
-    /// capabilities (results, late) that keep the job's frontier below it
-    /// until this operator's state as of it is saved.
-    pending: BTreeMap<Time, (Capability<Time>, Capability<Time>)>,
-    /// The frontier of the announcements: checkpoint times announced later
-    /// are at or after it.
-    announced_until: Option<Time>,
+    /// Checkpoint times announced and not yet taken, each holding a
+    /// capability on both outputs (results, late).
+    announced: Announced<(Capability<Time>, Capability<Time>)>,
     /// The checkpoint time this operator was restored from: what it would
     /// send before that time was sent, and committed downstream, before the
     /// checkpoint was complete (the sinks' frontier passes the time only once
@@ -435,7 +432,12 @@ fn two_outputs<'scope, O: 'static, L: 'static>(
 }
 
 impl<L: Lifecycle> Stateful<L> {
-    fn new(op: L, late: Arc<AtomicU64>, save: Option<SaveState>) -> Self {
+    fn new(
+        op: L,
+        late: Arc<AtomicU64>,
+        save: Option<SaveState>,
+        restored_at: Option<Time>,
+    ) -> Self {
         Stateful {
             op,
             stash: BTreeMap::new(),
@@ -444,8 +446,7 @@ impl<L: Lifecycle> Stateful<L> {
             emit: Emit::new(),
             late,
             save,
-            pending: BTreeMap::new(),
-            announced_until: None,
+            announced: Announced::new(restored_at),
             restored_at: None,
         }
     }
@@ -488,14 +489,12 @@ impl<L: Lifecycle> Stateful<L> {
         let (mut results, mut late_out, streams) = two_outputs(&mut builder);
         let restored_at = start.restored_at;
         builder.build(move |initial| {
-            let mut state = Stateful::new(op, late, save);
+            let mut state = Stateful::new(op, late, save, restored_at);
             state.hold_initial(&initial, restored_at);
             move |frontiers| {
                 let frontier = least(frontiers);
-                if let Some(control) = control.as_mut() {
-                    state.announced_until =
-                        frontiers.last().and_then(|f| f.frontier().first().copied());
-                    control.for_each(|cap, times| state.announce(&cap, times));
+                if let (Some(control), Some(f)) = (control.as_mut(), frontiers.last()) {
+                    state.announced.take(control, f, hold_both);
                 }
                 state.step(frontier, &mut results, &mut late_out, |state| {
                     input.for_each(|cap, data| state.receive(frontier, &cap, data, |r| r))
@@ -543,14 +542,12 @@ impl<L: Lifecycle> Stateful<L> {
         let (mut results, mut late_out, streams) = two_outputs(&mut builder);
         let restored_at = start.restored_at;
         builder.build(move |initial| {
-            let mut state = Stateful::new(op, late, save);
+            let mut state = Stateful::new(op, late, save, restored_at);
             state.hold_initial(&initial, restored_at);
             move |frontiers| {
                 let frontier = least(frontiers);
-                if let Some(control) = control.as_mut() {
-                    state.announced_until =
-                        frontiers.last().and_then(|f| f.frontier().first().copied());
-                    control.for_each(|cap, times| state.announce(&cap, times));
+                if let (Some(control), Some(f)) = (control.as_mut(), frontiers.last()) {
+                    state.announced.take(control, f, hold_both);
                 }
                 state.step(frontier, &mut results, &mut late_out, |state| {
                     left.for_each(|cap, data| state.receive(frontier, &cap, data, Side::Left));
@@ -559,26 +556,6 @@ impl<L: Lifecycle> Stateful<L> {
             }
         });
         streams
-    }
-
-    /// Takes in checkpoint times announced at `cap`: each is held, with a
-    /// capability on both outputs, until the operator's state as of it is
-    /// saved.
-    fn announce(&mut self, cap: &InputCapability<Time>, times: &mut Vec<Time>) {
-        let Some(stamped) = cap.least().copied() else {
-            times.clear();
-            return;
-        };
-        for at in times.drain(..) {
-            if at < stamped || self.restored_at.is_some_and(|r| at <= r) {
-                // An announcement after its own time cannot be held (the
-                // announcer never sends one).
-                debug_assert!(at >= stamped, "checkpoint {at} announced at {stamped}");
-                continue;
-            }
-            let caps = (cap.delayed(&at, 0), cap.delayed(&at, 1));
-            self.pending.insert(at, caps);
-        }
     }
 
     /// One activation: applies the stash below the frontier, takes in the
@@ -604,15 +581,10 @@ impl<L: Lifecycle> Stateful<L> {
     /// commits each before its end.
     fn checkpoint(&mut self, frontier: Option<Time>) {
         if self.closed {
-            self.pending.clear();
+            self.announced.clear();
             return;
         }
-        while let Some(entry) = self.pending.first_entry() {
-            let at = *entry.key();
-            if frontier.is_some_and(|f| f < at) {
-                return;
-            }
-            let held = entry.remove();
+        while let Some((at, held)) = self.announced.due(frontier) {
             self.apply_stash(Some(at));
             self.op.on_watermark(at, &mut self.emit);
             let state = self.op.snapshot(at);
@@ -624,18 +596,10 @@ impl<L: Lifecycle> Stateful<L> {
     }
 
     /// Whether records stamped `time` may be applied on arrival: not at or
-    /// after the next checkpoint time, nor, with checkpoints on, at or after
-    /// the frontier of announcements (a checkpoint may still be announced
-    /// there).
+    /// after the next checkpoint time, nor at or after the frontier of
+    /// announcements (a checkpoint may still be announced there).
     fn before_checkpoint(&self, time: Time) -> bool {
-        if self.save.is_none() {
-            return true;
-        }
-        let next = self.pending.keys().next().copied();
-        next.into_iter()
-            .chain(self.announced_until)
-            .min()
-            .is_none_or(|gate| time < gate)
+        self.announced.gate().is_none_or(|gate| time < gate)
     }
 
     /// Applies, in timestamp order, the stash below `frontier`.
@@ -748,6 +712,12 @@ impl<L: Lifecycle> Stateful<L> {
             (Some(_), None) => {}
         }
     }
+}
+
+/// The capabilities a stateful operator holds for an announced checkpoint
+/// at `at`: one on each output.
+fn hold_both(cap: &InputCapability<Time>, at: Time) -> (Capability<Time>, Capability<Time>) {
+    (cap.delayed(&at, 0), cap.delayed(&at, 1))
 }
 
 /// The least time of the frontiers of all inputs; `None` once all are

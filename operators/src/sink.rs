@@ -213,6 +213,7 @@ mod staged {
     use timely::dataflow::operators::Capability;
 
     use super::*;
+    use crate::checkpoint::Announced;
 
     /// What one staging sink holds between activations.
     struct Staging<D, W> {
@@ -221,20 +222,12 @@ mod staged {
         stash: BTreeMap<Time, Vec<D>>,
         /// Announced checkpoints not yet staged, each holding the
         /// acknowledgements at its time.
-        pending: BTreeMap<Time, Capability<Time>>,
-        /// The announcements' frontier: later ones are at or after it.
-        announced_until: Option<Time>,
+        announced: Announced<Capability<Time>>,
         counter: Arc<AtomicU64>,
         failure: Failure,
     }
 
     impl<D: 'static, W: SinkWriter<D>> Staging<D, W> {
-        /// Records stamped before this time may be written now.
-        fn gate(&self) -> Option<Time> {
-            let next = self.pending.keys().next().copied();
-            next.into_iter().chain(self.announced_until).min()
-        }
-
         fn write(&mut self, batch: &mut Vec<D>) {
             let Some(w) = self.writer.as_mut() else {
                 batch.clear();
@@ -278,19 +271,14 @@ mod staged {
         /// Stages the checkpoints the frontier has reached; at the end,
         /// stages the rest and closes the writer.
         fn advance(&mut self, frontier: Option<Time>) {
-            while let Some(entry) = self.pending.first_entry() {
-                let at = *entry.key();
-                if frontier.is_some_and(|f| f < at) {
-                    break;
-                }
-                let held = entry.remove();
+            while let Some((at, held)) = self.announced.due(frontier) {
                 self.write_stash(Some(at));
                 self.stage(Some(at));
                 drop(held);
             }
             match frontier {
                 Some(_) => {
-                    let gate = self.gate();
+                    let gate = self.announced.gate();
                     if gate.is_some() {
                         self.write_stash(gate);
                     }
@@ -328,27 +316,19 @@ mod staged {
             let mut s = Staging {
                 writer: Some(writer),
                 stash: BTreeMap::new(),
-                pending: BTreeMap::new(),
-                announced_until: None,
+                announced: Announced::new(None),
                 counter,
                 failure,
             };
             move |frontiers| {
-                s.announced_until = frontiers[1].frontier().first().copied();
-                control.for_each(|cap, times| {
-                    let Some(stamped) = cap.least().copied() else {
-                        return;
-                    };
-                    for at in times.drain(..).filter(|at| *at >= stamped) {
-                        s.pending.insert(at, cap.delayed(&at, 0));
-                    }
-                });
+                s.announced
+                    .take(&mut control, &frontiers[1], |cap, at| cap.delayed(&at, 0));
                 input.for_each(|cap, batch| {
                     let Some(time) = cap.least().copied() else {
                         batch.clear();
                         return;
                     };
-                    if s.gate().is_none_or(|g| time < g) && s.stash.is_empty() {
+                    if s.announced.gate().is_none_or(|g| time < g) && s.stash.is_empty() {
                         s.write(batch);
                     } else {
                         s.stash.entry(time).or_default().append(batch);

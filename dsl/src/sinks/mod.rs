@@ -96,7 +96,7 @@ impl Staging {
 
     /// The file being written, until the next checkpoint takes it.
     pub fn in_progress(&self) -> PathBuf {
-        self.store.dir().join("in-progress").join(&self.file)
+        self.store.in_progress_dir().join(&self.file)
     }
 
     /// Where the output written until the checkpoint at `at` (`None`: the
