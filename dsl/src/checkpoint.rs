@@ -44,12 +44,15 @@ use crate::BoxError;
 /// assert_eq!(c.kept(), 3);
 /// assert_eq!(Checkpointing::to("x").interval(), Duration::from_secs(1));
 /// assert_eq!(Checkpointing::to("x").kept(), 2);
+/// assert!(!Checkpointing::to("x").is_fresh());
+/// assert!(Checkpointing::to("x").fresh().is_fresh());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpointing {
     dir: PathBuf,
     interval: Duration,
     keep: usize,
+    fresh: bool,
 }
 
 impl Checkpointing {
@@ -60,7 +63,23 @@ impl Checkpointing {
             dir: dir.as_ref().to_path_buf(),
             interval: Duration::from_secs(1),
             keep: 2,
+            fresh: false,
         }
+    }
+
+    /// Starts from the beginning on purpose instead of resuming: the job's
+    /// checkpoints in the directory are deleted, and so is the output they
+    /// published (the output files their manifest names), before the job
+    /// runs. Only this run starts fresh; a restart after it resumes as
+    /// usual if it is set up without `fresh`.
+    pub fn fresh(mut self) -> Self {
+        self.fresh = true;
+        self
+    }
+
+    /// Whether the run starts fresh (see [`fresh`](Checkpointing::fresh)).
+    pub fn is_fresh(&self) -> bool {
+        self.fresh
     }
 
     /// About every `interval` of processing time (at least 1 ms).
@@ -139,10 +158,18 @@ impl Run {
             eprintln!("weir: warning: {skipped}");
         }
         let mut restored = latest.checkpoint;
-        if let Some(m) = restored.as_ref().filter(|m| m.is_final()) {
-            // The job completed: it runs again from the start, and its
-            // output files (including any this run will not write, such as
-            // part files of workers it does not have) start empty.
+        if let Some(m) = restored.as_ref().filter(|m| m.is_final() || c.fresh) {
+            // The job completed (or starts fresh on purpose): it runs again
+            // from the start, and its output files (including any this run
+            // will not write, such as part files of workers it does not
+            // have) start empty.
+            if c.fresh && !quiet && process == 0 && !m.is_final() {
+                eprintln!(
+                    "weir: job `{job}`: starting fresh, discarding the checkpoint at {} ({})",
+                    m.time,
+                    store.checkpoint_dir(m.id).display()
+                );
+            }
             if process == 0 {
                 for output in &m.outputs {
                     remove_if_present(&output.path)?;

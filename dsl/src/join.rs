@@ -254,13 +254,17 @@ impl<K: Key, A: Data> KeyedStream<K, A> {
         let pipeline = left.pipeline.clone();
         let node =
             pipeline.add_combining_node("join", String::new(), left.at, &right.pipeline, right.at);
-        let blocker = crate::stream::DIFFERENTIAL_BLOCKER.to_string();
-        pipeline.set_blocker(node, Some(blocker));
         let (a, b) = (left.upstream(), right.upstream());
         let build = crate::plan::builder(move |ctx| {
             let left = a.build(ctx)?.map(|(_, kv)| kv);
             let right = b.build(ctx)?.map(|(_, kv)| kv);
-            Ok(left.updating_join(right))
+            let starts = (
+                ctx.keyed_start_as("left", node)?,
+                ctx.keyed_start_as("right", node)?,
+            );
+            let (changes, acks) = left.updating_join_from(right, starts);
+            ctx.add_acks(acks);
+            Ok(changes)
         });
         pipeline.set_build(node, crate::stream::single_output(node, build));
         let timed = left.timed && right.timed;
@@ -308,13 +312,17 @@ where
 
         let up = self.upstream();
         let f = Arc::new(f);
-        self.then(
-            "reduce_updates",
-            String::new(),
-            crate::plan::builder(move |ctx| {
-                let f = Arc::clone(&f);
-                Ok(up.build(ctx)?.reduce_changes(move |k, vals| f(k, vals)))
-            }),
-        )
+        let pipeline = self.pipeline.clone();
+        let node = pipeline.add_node("reduce_updates", String::new(), &[self.at]);
+        let build = crate::plan::builder(move |ctx| {
+            let f = Arc::clone(&f);
+            let changes = up.build(ctx)?;
+            let start = ctx.keyed_start(node)?;
+            let (reduced, acks) = changes.reduce_changes_from(move |k, vals| f(k, vals), start);
+            ctx.add_acks(acks);
+            Ok(reduced)
+        });
+        pipeline.set_build(node, crate::stream::single_output(node, build));
+        Stream::of(pipeline, crate::plan::Port::main(node), self.timed)
     }
 }

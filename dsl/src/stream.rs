@@ -71,9 +71,6 @@ pub(crate) fn single_output<U: Data>(node: NodeId, build: Builder<U>) -> NodeBui
     })
 }
 
-/// Why a differential dataflow stage cannot take part in checkpoints.
-pub(crate) const DIFFERENTIAL_BLOCKER: &str = "a stage whose state weir checkpoints: windows, interval joins and `fold` do; `count`, `join` and `reduce_updates` (differential dataflow) do not yet";
-
 impl<T: Data> Stream<T> {
     /// The stream of output `port` of `node`, whose build is already set.
     pub(crate) fn of(pipeline: Pipeline, at: Port, timed: bool) -> Stream<T> {
@@ -101,10 +98,6 @@ impl<T: Data> Stream<T> {
     ) -> Stream<U> {
         let node = self.pipeline.add_node(kind, label, &[self.at]);
         self.pipeline.set_build(node, single_output(node, build));
-        if matches!(kind, "count" | "reduce_updates") {
-            let blocker = DIFFERENTIAL_BLOCKER.to_string();
-            self.pipeline.set_blocker(node, Some(blocker));
-        }
         Stream::of(self.pipeline.clone(), Port::main(node), self.timed)
     }
 
@@ -533,17 +526,17 @@ impl<K: Key, T: Data> KeyedStream<K, T> {
         K: Ord + std::fmt::Debug,
     {
         let up = self.inner.upstream();
-        self.inner.then(
-            "count",
-            String::new(),
-            builder(move |ctx| {
-                Ok(up
-                    .build(ctx)?
-                    .map(|(_, (key, _))| key)
-                    .updating_count()
-                    .map(|update| (0, update)))
-            }),
-        )
+        let pipeline = self.inner.pipeline.clone();
+        let node = pipeline.add_node("count", String::new(), &[self.inner.at]);
+        let build = builder(move |ctx| {
+            let keys = up.build(ctx)?.map(|(_, (key, _))| key);
+            let start = ctx.keyed_start(node)?;
+            let (counts, acks) = keys.updating_count_from(start);
+            ctx.add_acks(acks);
+            Ok(counts.map(|update| (0, update)))
+        });
+        pipeline.set_build(node, single_output(node, build));
+        Stream::of(pipeline, Port::main(node), self.inner.timed)
     }
 
     /// The records without their keys (still partitioned by key).

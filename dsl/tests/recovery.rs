@@ -1,8 +1,9 @@
 //! Exactly-once recovery from checkpoints, on real OS processes.
 //!
 //! A checkpointed job (tumbling and session windows over out-of-order CSV
-//! input, a window join, an interval join and an updating fold, each into a
-//! file sink) runs as child processes (this test binary again, running the
+//! input, a window join, an interval join, an updating fold, and the
+//! differential stages: an updating count, a join and a `reduce_updates` of
+//! it, each into a file sink) runs as child processes (this test binary again, running the
 //! ignored `child` test). Each round starts it with a random number of
 //! worker threads (1–3) and processes (1 or 2) and kills a random process
 //! with SIGKILL at a random moment (at start, during a restore, while
@@ -41,13 +42,20 @@ struct Order {
     amount: u64,
 }
 
+/// A pair of the differential join: `(user, click time)` and `(user, order
+/// time, amount)`.
+type ClickOrder = ((u32, u64), (u32, u64, u64));
+
 /// The outputs of the job, in `out`.
-const OUTPUTS: [&str; 5] = [
+const OUTPUTS: [&str; 8] = [
     "tumbling",
     "sessions.jsonl",
     "window_join.jsonl",
     "interval_join.jsonl",
     "fold.jsonl",
+    "count.jsonl",
+    "join.jsonl",
+    "reduce.jsonl",
 ];
 
 /// Writes out-of-order clicks and orders (event times up to 400 ms behind
@@ -106,12 +114,40 @@ fn job(input: &Path, out: &Path, checkpoints: Option<&Path>) -> Pipeline {
         .map(|j| (j.key, j.left.ts, j.left.page, j.right.ts, j.right.amount))
         .sink(JsonLinesFile::to(out.join(OUTPUTS[2])));
     clicks
+        .clone()
         .interval_join(orders.clone(), 0, 300)
         .map(|j| (j.key, j.left.ts, j.left.page, j.right.ts, j.right.amount))
         .sink(JsonLinesFile::to(out.join(OUTPUTS[3])));
     orders
+        .clone()
         .fold(|| 0u64, |sum, o: Order| *sum += o.amount)
         .sink(JsonLinesFile::to(out.join(OUTPUTS[4])));
+    // The differential stages: a count per user, and a join (of a few
+    // clicks and orders) whose highest amount per user is kept updated.
+    clicks
+        .clone()
+        .count()
+        .sink(JsonLinesFile::to(out.join(OUTPUTS[5])));
+    let few_clicks = clicks
+        .into_stream()
+        .filter(|(_, c)| c.page == 0)
+        .map(|(user, c)| (user, c.ts))
+        .key_by(|(user, _)| *user);
+    let few_orders = orders
+        .into_stream()
+        .filter(|(_, o)| o.amount < 20)
+        .map(|(user, o)| (user, o.ts, o.amount))
+        .key_by(|(user, _, _)| *user);
+    let joined = few_clicks.join(few_orders);
+    joined
+        .clone()
+        .map(|u| (u.key, u.value, u.diff))
+        .sink(JsonLinesFile::to(out.join(OUTPUTS[6])));
+    joined
+        .reduce_updates(|_user, pairs: &[(&ClickOrder, isize)]| {
+            pairs.iter().map(|(p, _)| p.1 .2).max()
+        })
+        .sink(JsonLinesFile::to(out.join(OUTPUTS[7])));
     match checkpoints {
         Some(dir) => p.checkpoint(Checkpointing::to(dir).every(Duration::from_millis(100))),
         None => p,
@@ -600,17 +636,6 @@ fn stages_that_cannot_take_part_in_checkpoints_are_named() {
                     .sink(out()),
             ),
             "event time",
-        ),
-        (
-            with(
-                Pipeline::new("c")
-                    .source(Generator::new(10, |i| i))
-                    .event_time(|i: &u64| *i, Watermark::ascending())
-                    .key_by(|i: &u64| i % 2)
-                    .count()
-                    .sink(out()),
-            ),
-            "count",
         ),
         (
             with(

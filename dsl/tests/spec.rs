@@ -618,7 +618,7 @@ path = "{out}"
             .filter(|e| e.as_ref().unwrap().path().join("MANIFEST.json").exists())
             .count()
     };
-    for workers in ["1", "3", "2"] {
+    let kill_after_a_checkpoint = |workers: &str| {
         let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
             .args(["run", "ck.toml", "-q", "-w", workers])
             .current_dir(dir.path())
@@ -634,6 +634,9 @@ path = "{out}"
         }
         let _ = child.kill();
         let _ = child.wait();
+    };
+    for workers in ["1", "3", "2"] {
+        kill_after_a_checkpoint(workers);
     }
     let out = weir(&["run", "ck.toml", "-w", "2"], dir.path());
     ok(&out);
@@ -656,6 +659,23 @@ path = "{out}"
         got == want,
         "the output differs from a run without checkpoints"
     );
+
+    // `--fresh` starts over on purpose: killed past a checkpoint, then run
+    // fresh, the job restores nothing and writes its output once.
+    kill_after_a_checkpoint("2");
+    assert!(committed(dir.path()) > 0);
+    let out = weir(&["run", "ck.toml", "--fresh", "-w", "2"], dir.path());
+    ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("starting fresh"), "{err}");
+    assert!(!err.contains("restored from"), "{err}");
+    let (header, got) = lines("out.csv");
+    assert_eq!(header, "user,window_start,window_end,n,total");
+    assert!(got == want, "the fresh run's output differs");
+    let out = weir(&["run", "plain.toml", "--fresh", "-q"], dir.path());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("[checkpoint]"), "{err}");
 }
 
 #[test]

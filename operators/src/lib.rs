@@ -11,7 +11,10 @@
 //! - [`source`]: the partitioned source operator, holding one capability per
 //!   source partition ([`partitioned_source`]);
 //! - [`updating`]: keyed aggregation without windows, as a changelog
-//!   ([`UpdatingFold`]);
+//!   ([`UpdatingFold`]; count, join and reduce on differential dataflow);
+//! - [`keep`]: checkpoints of the differential stages (their input
+//!   collection, kept on a side branch);
+//! - [`checkpoint`]: checkpoint times, committing, source cuts;
 //! - [`window`]: keyed event-time windows with incremental aggregation
 //!   ([`WindowAggregate`](window::WindowAggregate));
 //! - [`join`]: interval joins of keyed streams
@@ -23,6 +26,7 @@
 pub mod aggregator;
 pub mod checkpoint;
 pub mod join;
+pub mod keep;
 pub mod key_groups;
 pub mod lifecycle;
 pub mod map;

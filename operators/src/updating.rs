@@ -13,11 +13,13 @@ use differential_dataflow::operators::arrange::arrangement::{arrange_core, Arran
 use differential_dataflow::operators::arrange::TraceAgent;
 use differential_dataflow::trace::implementations::{ValBatcher, ValBuilder, ValSpine};
 use rustc_hash::FxHashMap;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::{Exchange as ExchangePact, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 use timely::ExchangeData;
 
+use crate::keep::{at_own_times, keep, takes_part, Acks};
 use crate::key_groups::by_key_group;
 use crate::lifecycle::{Emit, GroupStates, Lifecycle, Stateful};
 use crate::{KeyGroups, Time, VecStream};
@@ -282,16 +284,42 @@ pub trait UpdatingCount<'scope, K> {
     /// ]);
     /// ```
     fn updating_count(self) -> VecStream<'scope, Update<K, u64>>;
+
+    /// As [`updating_count`](UpdatingCount::updating_count), restored and
+    /// taking checkpoints as `start` says (see [`crate::keep`]): the counts,
+    /// and the acknowledgements the job's committer must watch (`None`
+    /// without checkpoints).
+    fn updating_count_from(
+        self,
+        start: crate::Start<'scope>,
+    ) -> (VecStream<'scope, Update<K, u64>>, Option<Acks<'scope>>);
 }
 
 impl<'scope, K> UpdatingCount<'scope, K> for VecStream<'scope, K>
 where
-    K: ExchangeData + Hash + Ord + std::fmt::Debug + Clone,
+    K: ExchangeData + Hash + Ord + std::fmt::Debug + Clone + Serialize + DeserializeOwned,
 {
     fn updating_count(self) -> VecStream<'scope, Update<K, u64>> {
+        self.updating_count_from(crate::Start::default()).0
+    }
+
+    fn updating_count_from(
+        self,
+        start: crate::Start<'scope>,
+    ) -> (VecStream<'scope, Update<K, u64>>, Option<Acks<'scope>>) {
+        use differential_dataflow::AsCollection;
         use timely::dataflow::operators::vec::Map;
 
-        arrange_local(updates_of(self.map(|key| (key, ()))), "Arrange: Count")
+        let mut kept = keep(
+            &self,
+            "Keep: Count",
+            |k: K| (k, 1),
+            KeyGroups::group_of,
+            start,
+        );
+        let updates = updates_of(self.map(|key| (key, ())));
+        let updates = kept.replay(updates.inner, |key| (key, ())).as_collection();
+        let counts = arrange_local(updates, "Arrange: Count")
             .reduce_abelian::<_, ValBuilder<K, isize, Time, isize>, ValSpine<K, isize, Time, isize>, _, _>(
                 "Count",
                 |_key, records, out| out.push((records[0].1, 1)),
@@ -301,12 +329,13 @@ where
                 },
             )
             .as_collection(|key, n| (key.clone(), *n))
-            .inner
-            .map(|((key, n), _, diff)| Update {
-                key,
-                value: n as u64,
-                diff: diff as i64,
-            })
+            .inner;
+        let counts = kept.output(counts).map(|((key, n), _, diff)| Update {
+            key,
+            value: n as u64,
+            diff: diff as i64,
+        });
+        (counts, kept.acks)
     }
 }
 
@@ -387,27 +416,70 @@ pub trait UpdatingJoin<'scope, K, A> {
     /// ```
     fn updating_join<B>(self, other: VecStream<'scope, (K, B)>) -> Changes<'scope, K, (A, B)>
     where
-        B: ExchangeData + Ord + std::fmt::Debug + Clone;
+        B: ExchangeData + Ord + std::fmt::Debug + Clone + Serialize + DeserializeOwned;
+
+    /// As [`updating_join`](UpdatingJoin::updating_join), each side
+    /// restored and taking checkpoints as its `Start` says (left, right;
+    /// see [`crate::keep`]): the changes, and the acknowledgements the job's
+    /// committer must watch (`None` without checkpoints).
+    fn updating_join_from<B>(
+        self,
+        other: VecStream<'scope, (K, B)>,
+        starts: (crate::Start<'scope>, crate::Start<'scope>),
+    ) -> (Changes<'scope, K, (A, B)>, Option<Acks<'scope>>)
+    where
+        B: ExchangeData + Ord + std::fmt::Debug + Clone + Serialize + DeserializeOwned;
 }
 
 impl<'scope, K, A> UpdatingJoin<'scope, K, A> for VecStream<'scope, (K, A)>
 where
-    K: ExchangeData + Hash + Ord + std::fmt::Debug + Clone,
-    A: ExchangeData + Ord + std::fmt::Debug + Clone,
+    K: ExchangeData + Hash + Ord + std::fmt::Debug + Clone + Serialize + DeserializeOwned,
+    A: ExchangeData + Ord + std::fmt::Debug + Clone + Serialize + DeserializeOwned,
 {
     fn updating_join<B>(self, other: VecStream<'scope, (K, B)>) -> Changes<'scope, K, (A, B)>
     where
-        B: ExchangeData + Ord + std::fmt::Debug + Clone,
+        B: ExchangeData + Ord + std::fmt::Debug + Clone + Serialize + DeserializeOwned,
     {
-        use timely::dataflow::operators::vec::Map;
+        let fresh = (crate::Start::default(), crate::Start::default());
+        self.updating_join_from(other, fresh).0
+    }
 
-        let left = arrange_local(updates_of(self), "Arrange: Join left");
-        let right = arrange_local(updates_of(other), "Arrange: Join right");
-        left.join_core(right, |key, a, b| {
-            Some((key.clone(), (a.clone(), b.clone())))
-        })
-        .inner
-        .map(|((key, pair), time, diff)| {
+    fn updating_join_from<B>(
+        self,
+        other: VecStream<'scope, (K, B)>,
+        (left_start, right_start): (crate::Start<'scope>, crate::Start<'scope>),
+    ) -> (Changes<'scope, K, (A, B)>, Option<Acks<'scope>>)
+    where
+        B: ExchangeData + Ord + std::fmt::Debug + Clone + Serialize + DeserializeOwned,
+    {
+        use differential_dataflow::AsCollection;
+        use timely::dataflow::operators::vec::Map;
+        use timely::dataflow::operators::Concat;
+
+        let left_group = |d: &(K, A)| KeyGroups::group_of(&d.0);
+        let right_group = |d: &(K, B)| KeyGroups::group_of(&d.0);
+        let mut left_kept = keep(&self, "Keep: Join left", |d| (d, 1), left_group, left_start);
+        let mut right_kept = keep(
+            &other,
+            "Keep: Join right",
+            |d| (d, 1),
+            right_group,
+            right_start,
+        );
+        let left = left_kept
+            .replay(updates_of(self).inner, |d| d)
+            .as_collection();
+        let right = right_kept
+            .replay(updates_of(other).inner, |d| d)
+            .as_collection();
+        let left = arrange_local(left, "Arrange: Join left");
+        let right = arrange_local(right, "Arrange: Join right");
+        let pairs = left
+            .join_core(right, |key, a, b| {
+                Some((key.clone(), (a.clone(), b.clone())))
+            })
+            .inner;
+        let changes = left_kept.output(pairs).map(|((key, pair), time, diff)| {
             (
                 time,
                 Update {
@@ -416,7 +488,12 @@ where
                     diff: diff as i64,
                 },
             )
-        })
+        });
+        let acks = match (left_kept.acks, right_kept.acks) {
+            (Some(l), Some(r)) => Some(l.concat(r)),
+            (l, r) => l.or(r),
+        };
+        (changes, acks)
     }
 }
 
@@ -425,6 +502,8 @@ pub trait ReduceChanges<'scope, K, V> {
     /// For each key, whenever its values change, calls `f` with the key and
     /// all its current values (sorted, with their multiplicities) and makes
     /// the result, if any, the key's current output: a changelog of outputs.
+    /// A change counts at its own time (the first field), or at the time it
+    /// arrives at if that is later.
     /// The changes are first routed to the worker owning their key's group,
     /// where the key's values are kept.
     ///
@@ -454,14 +533,39 @@ pub trait ReduceChanges<'scope, K, V> {
     where
         O: ExchangeData + Ord + std::fmt::Debug + Clone,
         F: Fn(&K, &[(&V, isize)]) -> Option<O> + 'static;
+
+    /// As [`reduce_changes`](ReduceChanges::reduce_changes), restored and
+    /// taking checkpoints as `start` says (see [`crate::keep`]): the
+    /// changes, and the acknowledgements the job's committer must watch
+    /// (`None` without checkpoints).
+    fn reduce_changes_from<O, F>(
+        self,
+        f: F,
+        start: crate::Start<'scope>,
+    ) -> (Changes<'scope, K, O>, Option<Acks<'scope>>)
+    where
+        O: ExchangeData + Ord + std::fmt::Debug + Clone,
+        F: Fn(&K, &[(&V, isize)]) -> Option<O> + 'static;
 }
 
 impl<'scope, K, V> ReduceChanges<'scope, K, V> for Changes<'scope, K, V>
 where
-    K: ExchangeData + Hash + Ord + std::fmt::Debug + Clone,
-    V: ExchangeData + Ord + std::fmt::Debug + Clone,
+    K: ExchangeData + Hash + Ord + std::fmt::Debug + Clone + Serialize + DeserializeOwned,
+    V: ExchangeData + Ord + std::fmt::Debug + Clone + Serialize + DeserializeOwned,
 {
     fn reduce_changes<O, F>(self, f: F) -> Changes<'scope, K, O>
+    where
+        O: ExchangeData + Ord + std::fmt::Debug + Clone,
+        F: Fn(&K, &[(&V, isize)]) -> Option<O> + 'static,
+    {
+        self.reduce_changes_from(f, crate::Start::default()).0
+    }
+
+    fn reduce_changes_from<O, F>(
+        self,
+        f: F,
+        start: crate::Start<'scope>,
+    ) -> (Changes<'scope, K, O>, Option<Acks<'scope>>)
     where
         O: ExchangeData + Ord + std::fmt::Debug + Clone,
         F: Fn(&K, &[(&V, isize)]) -> Option<O> + 'static,
@@ -470,27 +574,37 @@ where
         use timely::dataflow::operators::vec::Map;
 
         // One shuffle, by key group, then state on the worker owning it.
+        // A change happens at its own time, or when it arrives if that is
+        // later (a changelog made by `map` from records of a source).
         let peers = self.scope().peers();
         let by_group = ExchangePact::new(move |(_, u): &(Time, Update<K, V>)| {
             KeyGroups::worker_of(KeyGroups::group_of(&u.key), peers) as u64
         });
-        let changes = self
-            .unary(by_group, "FromChanges", |_, _| {
-                move |input, output| {
-                    input.for_each(|cap, data| {
-                        if let Some(time) = cap.least().copied() {
-                            output.session(&cap).give_iterator(
-                                data.drain(..)
-                                    .map(|(_, u)| ((u.key, u.value), time, u.diff as isize)),
-                            );
-                        } else {
-                            data.clear();
-                        }
-                    })
-                }
-            })
-            .as_collection();
-        arrange_local(changes, "Arrange: ReduceUpdates")
+        let changes = self.unary(by_group, "FromChanges", |_, _| {
+            move |input, output| {
+                input.for_each(|cap, data| {
+                    if let Some(&arrived) = cap.least() {
+                        output.session(&cap).give_iterator(
+                            data.drain(..)
+                                .map(|(t, u)| ((u.key, u.value), t.max(arrived), u.diff as isize)),
+                        );
+                    } else {
+                        data.clear();
+                    }
+                })
+            }
+        });
+        // With checkpoints each change goes at its own time, so that the
+        // keeper saves at `T` exactly the changes before `T`.
+        let changes = match takes_part(&start) {
+            true => at_own_times(changes, 0),
+            false => changes,
+        };
+        let by_key = |d: &(K, V)| KeyGroups::group_of(&d.0);
+        let split = |(d, _, diff): ((K, V), Time, isize)| (d, diff);
+        let mut kept = keep(&changes, "Keep: ReduceUpdates", split, by_key, start);
+        let changes = kept.replay(changes, |d| d).as_collection();
+        let reduced = arrange_local(changes, "Arrange: ReduceUpdates")
             .reduce_abelian::<_, ValBuilder<K, O, Time, isize>, ValSpine<K, O, Time, isize>, _, _>(
                 "ReduceUpdates",
                 move |key, values, out| {
@@ -504,17 +618,18 @@ where
                 },
             )
             .as_collection(|key, value| (key.clone(), value.clone()))
-            .inner
-            .map(|((key, value), time, diff)| {
-                (
-                    time,
-                    Update {
-                        key,
-                        value,
-                        diff: diff as i64,
-                    },
-                )
-            })
+            .inner;
+        let changes = kept.output(reduced).map(|((key, value), time, diff)| {
+            (
+                time,
+                Update {
+                    key,
+                    value,
+                    diff: diff as i64,
+                },
+            )
+        });
+        (changes, kept.acks)
     }
 }
 

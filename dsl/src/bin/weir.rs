@@ -28,6 +28,10 @@ enum Command {
     Run {
         /// The spec file (TOML).
         spec: PathBuf,
+        /// With [checkpoint]: start from the beginning instead of resuming
+        /// (deletes the job's checkpoints and the output they published).
+        #[arg(long)]
+        fresh: bool,
         #[command(flatten)]
         cluster: Cluster,
     },
@@ -43,8 +47,21 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Run { spec, cluster } => {
-            let pipeline = Spec::from_path(&spec)?.pipeline()?;
+        Command::Run {
+            spec,
+            fresh,
+            cluster,
+        } => {
+            let mut pipeline = Spec::from_path(&spec)?.pipeline()?;
+            if fresh {
+                let Some(checkpointing) = pipeline.checkpointing() else {
+                    anyhow::bail!(
+                        "--fresh starts a checkpointed job from the beginning, and {} has no [checkpoint] table",
+                        spec.display()
+                    );
+                };
+                pipeline = pipeline.checkpoint(checkpointing.fresh());
+            }
             pipeline
                 .run(cluster)
                 .with_context(|| format!("running {}", spec.display()))?;

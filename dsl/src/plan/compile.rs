@@ -169,6 +169,13 @@ impl<'s> Ctx<'s> {
         }
     }
 
+    /// Adds the acknowledgements of a part, if it takes checkpoints.
+    pub(crate) fn add_acks(&mut self, acks: Option<VecStream<'s, ()>>) {
+        if let Some(acks) = acks {
+            self.add_ack(acks);
+        }
+    }
+
     /// Adds the cuts of source `node`.
     pub(crate) fn add_cuts(&mut self, node: NodeId, cuts: VecStream<'s, PartitionCut>) {
         if let Some(c) = self.checkpoints.as_mut() {
@@ -220,8 +227,18 @@ impl<'s> Ctx<'s> {
     /// [`checkpoint_start`](Ctx::checkpoint_start)): its key groups go to
     /// workers as the keyed exchange sends them.
     pub(crate) fn keyed_start(&mut self, node: NodeId) -> Result<Start<'s>, BoxError> {
+        self.keyed_start_as("state", node)
+    }
+
+    /// As [`keyed_start`](Ctx::keyed_start), for a part of kind `kind` of a
+    /// stage of several keyed parts (a join's `left` and `right`).
+    pub(crate) fn keyed_start_as(
+        &mut self,
+        kind: &'static str,
+        node: NodeId,
+    ) -> Result<Start<'s>, BoxError> {
         let (worker, peers) = (self.scope.index(), self.scope.peers());
-        self.checkpoint_start("state", node, move |g| {
+        self.checkpoint_start(kind, node, move |g| {
             KeyGroups::worker_of(g, peers) == worker
         })
     }

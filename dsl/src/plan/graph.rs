@@ -203,6 +203,11 @@ impl Pipeline {
         self.clone()
     }
 
+    /// The checkpoint setting, if the pipeline takes checkpoints.
+    pub fn checkpointing(&self) -> Option<Checkpointing> {
+        self.lock().checkpointing.clone()
+    }
+
     /// Notes why stage `node` cannot take part in checkpoints (`None`: it
     /// can).
     pub(crate) fn set_blocker(&self, node: NodeId, blocker: Option<String>) {
