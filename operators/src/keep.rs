@@ -3,7 +3,7 @@
 //!
 //! A differential operator's output at a time depends only on its input
 //! accumulated up to that time. So instead of saving differential's
-//! arrangements, a [`Keeper`] (a [`Stateful`] operator reading the same
+//! arrangements, a `Keeper` (a [`Stateful`] operator reading the same
 //! input) keeps the input collection consolidated (`record → multiplicity`)
 //! and saves it per key group at each checkpoint time `T`: every record
 //! stamped before `T`, none after. A restored job replays, on each worker,
@@ -14,7 +14,7 @@
 //!
 //! Differential sends a record at a capability that may be earlier than the
 //! record's own time; with checkpoints the output is sent at each record's
-//! own time ([`Kept::output`]), so that what a sink stages before `T` is
+//! own time (`Kept::output`), so that what a sink stages before `T` is
 //! exactly the output at times before `T`.
 
 use std::collections::btree_map::Entry;
@@ -140,12 +140,12 @@ where
     }
 }
 
-/// One key group's records, as [`Keeper`] saves them.
+/// One key group's records, as `Keeper` saves them.
 fn decode<D: DeserializeOwned>(state: &[u8]) -> Result<Vec<(D, isize)>, BoxError> {
     Ok(bincode::deserialize(state)?)
 }
 
-/// A differential stage's part in checkpoints, made by [`keep`]: the
+/// A differential stage's part in checkpoints, made by `keep`: the
 /// keeper's acknowledgements, and what a restored stage replays and drops.
 pub struct Kept<'scope, D> {
     /// The keeper's acknowledgements, if it takes checkpoints.
@@ -247,7 +247,7 @@ pub(crate) fn at_own_times<'scope, O: ExchangeData + Clone>(
 }
 
 /// Builds the checkpoint part of a differential stage reading `input`: a
-/// [`Keeper`] of its input collection (`split` makes each input record a
+/// `Keeper` of its input collection (`split` makes each input record a
 /// collection record and multiplicity, `group` names its key group),
 /// restored and taking checkpoints as `start` says. Without checkpoints and
 /// without a restore, nothing is built.
