@@ -360,6 +360,107 @@ impl Run {
     }
 }
 
+/// Commits a run's checkpoints (on worker 0) on a thread of its own, in
+/// order, so that sealing, writing the manifest and publishing output never
+/// stop the dataflow: worker 0 hands each step over through a short queue
+/// (waiting only when the thread is that many steps behind), learns of an
+/// error at its next step, and waits for the thread at the job's end.
+pub(crate) struct Committer {
+    /// What the thread needs, until it is started (at the first step).
+    idle: Option<(Arc<Run>, usize, Targets)>,
+    steps: Option<std::sync::mpsc::SyncSender<Commit>>,
+    errors: Option<std::sync::mpsc::Receiver<BoxError>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Each staged output file of a job, and the file it is published into.
+pub(crate) type Targets = Vec<(String, PathBuf)>;
+
+/// Steps a committer thread may be behind before worker 0 waits for it.
+const COMMITS_QUEUED: usize = 4;
+
+impl Committer {
+    /// A committer of `run`'s checkpoints taken on `workers` workers, which
+    /// publishes each staged output file into its target in `targets`.
+    pub(crate) fn new(run: Arc<Run>, workers: usize, targets: Targets) -> Self {
+        Committer {
+            idle: Some((run, workers, targets)),
+            steps: None,
+            errors: None,
+            thread: None,
+        }
+    }
+
+    /// Starts the thread, if it is not running yet.
+    fn start(&mut self) -> Result<(), BoxError> {
+        let Some((run, workers, targets)) = self.idle.take() else {
+            return Ok(());
+        };
+        let (steps, todo) = std::sync::mpsc::sync_channel::<Commit>(COMMITS_QUEUED);
+        let (failed, errors) = std::sync::mpsc::channel::<BoxError>();
+        let thread = std::thread::Builder::new()
+            .name("weir-commit".into())
+            .spawn(move || {
+                let mut outputs = run.outputs();
+                for step in todo {
+                    if let Err(e) = run.commit(step, workers, &targets, &mut outputs) {
+                        let _ = failed.send(e);
+                        return;
+                    }
+                }
+            })?;
+        self.steps = Some(steps);
+        self.errors = Some(errors);
+        self.thread = Some(thread);
+        Ok(())
+    }
+
+    /// The error the thread stopped at, if it did.
+    fn failed(&self) -> Option<BoxError> {
+        self.errors.as_ref().and_then(|e| e.try_recv().ok())
+    }
+
+    /// Hands `step` to the thread: a checkpoint is committed in the
+    /// background; the job's end ([`Commit::Final`]) is waited for.
+    ///
+    /// # Errors
+    ///
+    /// An earlier step failed, or (for the final step) this one did.
+    pub(crate) fn step(&mut self, step: Commit) -> Result<(), BoxError> {
+        self.start()?;
+        if let Some(e) = self.failed() {
+            return Err(e);
+        }
+        let sent = self.steps.as_ref().map(|s| s.send(step));
+        if step == Commit::Final || !matches!(sent, Some(Ok(()))) {
+            self.finish();
+        }
+        match self.failed() {
+            Some(e) => Err(e),
+            None if !matches!(sent, Some(Ok(()))) => Err("the commit thread stopped".into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Lets the thread finish the steps it was given, and waits for it.
+    fn finish(&mut self) {
+        self.steps = None;
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                eprintln!("weir: the checkpoint commit thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Committer {
+    /// A job that stops early still completes the commits it started: a
+    /// checkpoint handed over is complete in every part.
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
 /// How plan `now` differs from plan `was`, naming the first stage that does.
 fn plan_change(was: &[String], now: &[String]) -> String {
     for (i, (a, b)) in was.iter().zip(now).enumerate() {

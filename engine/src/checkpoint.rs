@@ -242,6 +242,42 @@ pub trait CheckpointStore: Send + Sync {
     /// The file cannot be read, or its length or checksum differ.
     fn read(&self, id: u64, entry: &FileEntry) -> Result<Vec<u8>, StoreError>;
 
+    /// Checks a file of checkpoint `id` against its entry (length and
+    /// checksum) without keeping it. By default it is read whole.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be read, or its length or checksum differ.
+    fn verify(&self, id: u64, entry: &FileEntry) -> Result<(), StoreError> {
+        self.read(id, entry).map(|_| ())
+    }
+
+    /// Writes a file of checkpoint `id` into the local file `target` at
+    /// byte `at` and cuts `target` right after it, durably. The file is
+    /// not checked against its checksum again (a checkpoint is checked
+    /// when it is sealed and when it is restored), only its length. By
+    /// default it is read whole.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be read or has another length, or `target` cannot
+    /// be written.
+    fn copy_into(
+        &self,
+        id: u64,
+        entry: &FileEntry,
+        target: &Path,
+        at: u64,
+    ) -> Result<(), StoreError> {
+        use std::os::unix::fs::FileExt;
+        let bytes = self.read(id, entry)?;
+        let file = open_target(target)?;
+        file.write_all_at(&bytes, at)
+            .and_then(|()| file.set_len(at + bytes.len() as u64))
+            .and_then(|()| file.sync_data())
+            .map_err(|e| io(target, e))
+    }
+
     /// Makes checkpoint `manifest.id` complete by writing its manifest,
     /// durably and atomically, after all its files.
     ///
@@ -366,7 +402,7 @@ impl DirStore {
             return Err(format!("it belongs to job `{}`, not `{job}`", manifest.job));
         }
         for entry in &manifest.files {
-            self.read(id, entry).map_err(|e| e.to_string())?;
+            self.verify(id, entry).map_err(|e| e.to_string())?;
         }
         Ok(manifest)
     }
@@ -408,15 +444,11 @@ impl CheckpointStore for DirStore {
                 continue;
             }
             let path = entry.path();
-            let bytes = fs::read(&path).map_err(|e| io(&path, e))?;
+            let (len, crc32) = checksum(&path)?;
             File::open(&path)
                 .and_then(|f| f.sync_all())
                 .map_err(|e| io(&path, e))?;
-            files.push(FileEntry {
-                name,
-                len: bytes.len() as u64,
-                crc32: crc32fast::hash(&bytes),
-            });
+            files.push(FileEntry { name, len, crc32 });
         }
         files.sort_by(|a, b| a.name.cmp(&b.name));
         sync_dir(&dir)?;
@@ -443,27 +475,49 @@ impl CheckpointStore for DirStore {
     fn read(&self, id: u64, entry: &FileEntry) -> Result<Vec<u8>, StoreError> {
         let path = self.checkpoint_dir(id).join(&entry.name);
         let bytes = fs::read(&path).map_err(|e| io(&path, e))?;
-        if bytes.len() as u64 != entry.len {
-            return Err(StoreError::Corrupt {
-                path,
-                reason: format!(
-                    "{} bytes where the manifest says {}",
-                    bytes.len(),
-                    entry.len
-                ),
-            });
-        }
-        let crc = crc32fast::hash(&bytes);
-        if crc != entry.crc32 {
-            return Err(StoreError::Corrupt {
-                path,
-                reason: format!(
-                    "checksum {crc:08x} where the manifest says {:08x}",
-                    entry.crc32
-                ),
-            });
-        }
+        same_as_entry(&path, entry, bytes.len() as u64, crc32fast::hash(&bytes))?;
         Ok(bytes)
+    }
+
+    /// Checks the file in chunks: a large staged output is never read
+    /// whole into memory.
+    fn verify(&self, id: u64, entry: &FileEntry) -> Result<(), StoreError> {
+        let path = self.checkpoint_dir(id).join(&entry.name);
+        let (len, crc) = checksum(&path)?;
+        same_as_entry(&path, entry, len, crc)
+    }
+
+    /// Copies with `std::io::copy`, which on Linux lets the kernel copy
+    /// (`copy_file_range`) instead of reading the file into memory.
+    fn copy_into(
+        &self,
+        id: u64,
+        entry: &FileEntry,
+        target: &Path,
+        at: u64,
+    ) -> Result<(), StoreError> {
+        use std::io::{Seek, SeekFrom};
+        let path = self.checkpoint_dir(id).join(&entry.name);
+        let mut from = File::open(&path).map_err(|e| io(&path, e))?;
+        let len = from.metadata().map_err(|e| io(&path, e))?.len();
+        if len != entry.len {
+            return Err(StoreError::Corrupt {
+                path,
+                reason: format!("{len} bytes where the manifest says {}", entry.len),
+            });
+        }
+        let mut to = open_target(target)?;
+        to.seek(SeekFrom::Start(at)).map_err(|e| io(target, e))?;
+        let copied = std::io::copy(&mut from, &mut to).map_err(|e| io(target, e))?;
+        if copied != len {
+            return Err(StoreError::Corrupt {
+                path,
+                reason: format!("{copied} bytes copied of {len}"),
+            });
+        }
+        to.set_len(at + len)
+            .and_then(|()| to.sync_data())
+            .map_err(|e| io(target, e))
     }
 
     fn commit(&self, manifest: &Manifest) -> Result<(), StoreError> {
@@ -586,7 +640,6 @@ fn tmp_path(path: &Path) -> PathBuf {
 /// A staged file cannot be read (or is not what the manifest says), or a
 /// target cannot be written.
 pub fn publish(store: &dyn CheckpointStore, manifest: &Manifest) -> Result<(), StoreError> {
-    use std::os::unix::fs::FileExt;
     let mut published = std::collections::HashSet::new();
     for p in &manifest.publish {
         let entry = manifest
@@ -600,17 +653,7 @@ pub fn publish(store: &dyn CheckpointStore, manifest: &Manifest) -> Result<(), S
                     p.file
                 ),
             })?;
-        let bytes = store.read(manifest.id, entry)?;
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p.target)
-            .map_err(|e| io(&p.target, e))?;
-        file.write_all_at(&bytes, p.at)
-            .and_then(|()| file.set_len(p.at + bytes.len() as u64))
-            .and_then(|()| file.sync_all())
-            .map_err(|e| io(&p.target, e))?;
+        store.copy_into(manifest.id, entry, &p.target, p.at)?;
         published.insert(p.target.clone());
     }
     for out in manifest
@@ -618,15 +661,61 @@ pub fn publish(store: &dyn CheckpointStore, manifest: &Manifest) -> Result<(), S
         .iter()
         .filter(|o| !published.contains(&o.path))
     {
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&out.path)
-            .map_err(|e| io(&out.path, e))?;
+        let file = open_target(&out.path)?;
         file.set_len(out.len)
             .and_then(|()| file.sync_all())
             .map_err(|e| io(&out.path, e))?;
+    }
+    Ok(())
+}
+
+/// Opens an output file to publish into: created if missing, not cut.
+fn open_target(path: &Path) -> Result<File, StoreError> {
+    fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| io(path, e))
+}
+
+/// The length and CRC-32 of a file, read in chunks.
+fn checksum(path: &Path) -> Result<(u64, u32), StoreError> {
+    use std::io::Read;
+    let mut file = File::open(path).map_err(|e| io(path, e))?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io(path, e)),
+        };
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+    Ok((len, hasher.finalize()))
+}
+
+/// Whether a file of `len` bytes with checksum `crc` is the one `entry`
+/// lists.
+fn same_as_entry(path: &Path, entry: &FileEntry, len: u64, crc: u32) -> Result<(), StoreError> {
+    if len != entry.len {
+        return Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("{len} bytes where the manifest says {}", entry.len),
+        });
+    }
+    if crc != entry.crc32 {
+        return Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!(
+                "checksum {crc:08x} where the manifest says {:08x}",
+                entry.crc32
+            ),
+        });
     }
     Ok(())
 }

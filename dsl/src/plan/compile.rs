@@ -14,7 +14,7 @@ use weir_operators::{
     Checkpoints, GroupStates, KeyGroups, PartitionCut, Start, Stateful, Time, VecStream,
 };
 
-use crate::checkpoint::{part_file, Run};
+use crate::checkpoint::{part_file, Committer, Run};
 
 use super::erased::Erased;
 use super::{NodeId, Port};
@@ -143,14 +143,11 @@ impl<'s> Ctx<'s> {
         };
         let control = c.control.ok_or("checkpoints: the sources were not built")?;
         let acks = self.scope.concatenate(c.acks);
-        let run = c.run;
-        let targets = c.targets;
-        let workers = self.scope.peers();
-        let mut outputs = run.outputs();
+        let mut committer = Committer::new(c.run, self.scope.peers(), c.targets);
         commit(
             acks,
             control,
-            move |step| run.commit(step, workers, &targets, &mut outputs),
+            move |step| committer.step(step),
             self.failure.clone(),
         );
         Ok(())
