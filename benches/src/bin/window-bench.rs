@@ -12,7 +12,13 @@
 //! target/release/window-bench --window tumbling --keys 10000 --events 20000000
 //! target/release/window-bench --sweep keys --events 20000000
 //! target/release/window-bench --sweep events --events 10000000 --keys 10000
+//! target/release/window-bench --window session --checkpoint-ms 1000
 //! ```
+//!
+//! `--checkpoint-ms N` takes checkpoints about every `N` ms (into
+//! `target/window-bench/checkpoints`, emptied first); the results sink takes
+//! part in them but stages nothing (it only counts), so what is measured is
+//! the cost of saving the window state and the sources' positions.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context};
 use clap::{Parser, ValueEnum};
 use weir::prelude::*;
+use weir::Checkpointing;
 use weir_benches::peak_rss_bytes;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -64,6 +71,54 @@ struct Args {
     /// Runs a series of configurations, each in a child process.
     #[arg(long, value_enum)]
     sweep: Option<Sweep>,
+    /// Take checkpoints about every this many milliseconds; none if not
+    /// given.
+    #[arg(long)]
+    checkpoint_ms: Option<u64>,
+}
+
+/// Counts window results and the events they count; with checkpoints it
+/// takes part in them without staging anything (it is not exactly-once).
+struct Counting {
+    results: Arc<AtomicU64>,
+    counted: Arc<AtomicU64>,
+    staged: Option<std::path::PathBuf>,
+}
+
+impl weir::sinks::SinkWriter<WindowResult<u64, u64>> for Counting {
+    fn write(&mut self, batch: &mut Vec<WindowResult<u64, u64>>) -> Result<(), weir::BoxError> {
+        self.results
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let sum: u64 = batch.drain(..).map(|w| w.value).sum();
+        self.counted.fetch_add(sum, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn checkpoint(&mut self, _at: Option<u64>) -> Result<(), weir::BoxError> {
+        Ok(())
+    }
+}
+
+impl Sink<WindowResult<u64, u64>> for Counting {
+    fn describe(&self) -> String {
+        "counts".into()
+    }
+
+    fn open(
+        &self,
+        _: &weir::sinks::SinkContext,
+    ) -> Result<Box<dyn weir::sinks::SinkWriter<WindowResult<u64, u64>>>, weir::SinkError> {
+        Ok(Box::new(Counting {
+            results: Arc::clone(&self.results),
+            counted: Arc::clone(&self.counted),
+            staged: None,
+        }))
+    }
+
+    fn staged_output(&self, worker: usize) -> Option<std::path::PathBuf> {
+        let dir = self.staged.as_ref()?;
+        Some(dir.join(format!("counts-{worker}")))
+    }
 }
 
 /// Events per millisecond of event time.
@@ -87,9 +142,18 @@ fn main() -> anyhow::Result<()> {
     };
     let results = Arc::new(AtomicU64::new(0));
     let counted = Arc::new(AtomicU64::new(0));
-    let (r, c) = (Arc::clone(&results), Arc::clone(&counted));
+    let dir = std::path::Path::new("target/window-bench");
+    let checkpoints = args.checkpoint_ms.map(|ms| {
+        let _ = std::fs::remove_dir_all(dir);
+        Checkpointing::to(dir.join("checkpoints")).every(Duration::from_millis(ms))
+    });
+    let sink = Counting {
+        results: Arc::clone(&results),
+        counted: Arc::clone(&counted),
+        staged: checkpoints.as_ref().map(|_| dir.to_path_buf()),
+    };
     let start = Instant::now();
-    Pipeline::new("window-count")
+    let job = Pipeline::new("window-count")
         .source(Generator::new(args.events, |i| i))
         .event_time(
             |i: &u64| i / PER_MS,
@@ -98,10 +162,12 @@ fn main() -> anyhow::Result<()> {
         .key_by(move |i: &u64| key(*i, keys))
         .window(spec)
         .count()
-        .sink(ForEach::new(move |w: &WindowResult<u64, u64>| {
-            r.fetch_add(1, Ordering::Relaxed);
-            c.fetch_add(w.value, Ordering::Relaxed);
-        }))
+        .sink(sink);
+    let job = match checkpoints.clone() {
+        Some(c) => job.checkpoint(c),
+        None => job,
+    };
+    let summary = job
         .run(args.cluster.clone().quiet(true))
         .context("weir run failed")?;
     let seconds = start.elapsed().as_secs_f64();
@@ -132,6 +198,13 @@ fn main() -> anyhow::Result<()> {
             "seconds": seconds,
             "events_per_sec": args.events as f64 / seconds,
             "peak_rss_bytes": peak_rss_bytes(),
+            "checkpoint_ms": args.checkpoint_ms,
+            "checkpoints": summary.checkpoints.as_ref().map_or(0, |c| c.taken),
+            "last_checkpoint_bytes": summary
+                .checkpoints
+                .as_ref()
+                .and_then(|c| c.last)
+                .map_or(0, |(_, bytes, _)| bytes),
         })
     );
     Ok(())
