@@ -28,6 +28,7 @@ use weir_operators::checkpoint::{decode_states, encode_states, Commit, SourceCut
 use weir_operators::{GroupStates, PartitionCut, Time};
 
 use crate::error::{PlanError, RunError};
+use crate::plan::CommitHook;
 use crate::BoxError;
 
 /// Where and how often a pipeline takes checkpoints (see
@@ -129,6 +130,8 @@ pub(crate) struct Run {
     /// Its files read so far, by name.
     files: Mutex<HashMap<String, Arc<Vec<u8>>>>,
     metrics: Arc<Metrics>,
+    /// Sources told of each complete checkpoint, by stage.
+    hooks: Vec<(usize, CommitHook)>,
 }
 
 impl Run {
@@ -220,7 +223,45 @@ impl Run {
             restored,
             files: Mutex::new(HashMap::new()),
             metrics,
+            hooks: Vec::new(),
         })
+    }
+
+    /// Tells the sources `hooks` name (by stage) of each complete
+    /// checkpoint.
+    pub(crate) fn with_hooks(mut self, hooks: Vec<(usize, CommitHook)>) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
+    /// Tells each hooked source where its partitions stood in checkpoint
+    /// `manifest`; a failure is a warning (the job's positions are in its
+    /// checkpoints).
+    fn tell_sources(&self, manifest: &Manifest) {
+        for (node, hook) in &self.hooks {
+            let prefix = format!("cuts-{node}-w");
+            let mut positions = Vec::new();
+            let read = manifest
+                .files
+                .iter()
+                .filter(|f| f.name.starts_with(&prefix))
+                .try_for_each(|entry| -> Result<(), BoxError> {
+                    for (_, state) in decode_states(&self.store.read(manifest.id, entry)?)? {
+                        let cut = SourceCuts::decode(&state)?;
+                        if let Some(position) = cut.position {
+                            positions.push((cut.partition, position));
+                        }
+                    }
+                    Ok(())
+                });
+            let told = read.and_then(|()| hook(&positions));
+            if let Err(e) = told {
+                eprintln!(
+                    "weir: warning: checkpoint at {}: stage #{node} could not commit its positions: {e}",
+                    manifest.time
+                );
+            }
+        }
     }
 
     /// The checkpoint time restored from.
@@ -342,6 +383,7 @@ impl Run {
             self.store.retain(1)?;
             remove_if_present(&self.store.in_progress_dir())?;
         } else {
+            self.tell_sources(&manifest);
             self.store.retain(self.keep)?;
             self.metrics
                 .checkpoint_committed(time, manifest.bytes(), started.elapsed());

@@ -76,6 +76,15 @@ pub enum SourceError {
         #[source]
         error: std::io::Error,
     },
+    /// A message broker cannot be reached, or does not have what the
+    /// source reads (a topic, a queue).
+    #[error("source `{source_name}`: {reason}")]
+    Broker {
+        /// The source.
+        source_name: String,
+        /// What was tried, and what went wrong.
+        reason: String,
+    },
     /// A row that does not parse.
     #[error("source `{source_name}`: {}:{line} (byte {offset}): {reason}", path.display())]
     BadRecord {

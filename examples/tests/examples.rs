@@ -103,3 +103,66 @@ fn clicks_writes_one_result_per_page() {
         .sum();
     assert!(clicks > 19_000 && clicks <= 20_000, "{clicks}");
 }
+
+/// The Kafka examples against a real broker (`WEIR_KAFKA_BROKERS`, started
+/// by `.ci/run`; without it the test says it was skipped, except under CI):
+/// `kafka_produce` writes events to a new topic of 3 partitions, and
+/// `kafka_windows --bounded` on 2 workers counts every one of them once.
+#[test]
+fn kafka_windows_counts_what_kafka_produce_wrote() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+
+    let brokers = match std::env::var("WEIR_KAFKA_BROKERS") {
+        Ok(b) if !b.is_empty() => b,
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but WEIR_KAFKA_BROKERS is not set: .ci/run must start a Kafka broker")
+        }
+        _ => {
+            eprintln!("SKIPPED: no Kafka broker (set WEIR_KAFKA_BROKERS=host:port)");
+            return;
+        }
+    };
+    let topic = format!("examples-{}", std::process::id());
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    let new = NewTopic::new(&topic, 3, TopicReplication::Fixed(1));
+    for r in futures_executor::block_on(admin.create_topics([&new], &AdminOptions::new())).unwrap()
+    {
+        r.unwrap();
+    }
+    let events = "3000";
+    let common = ["--brokers", &brokers, "--topic", &topic];
+    run(
+        "kafka_produce",
+        &[
+            &common[..],
+            &["--events", events, "--rate", "0", "--one-per-batch"],
+        ]
+        .concat(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("counts.jsonl");
+    let out_arg = out.display().to_string();
+    run(
+        "kafka_windows",
+        &[
+            &common[..],
+            &["--bounded", "--output", &out_arg, "-w", "2", "-q"],
+        ]
+        .concat(),
+    );
+    let total: u64 = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["value"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(total, 3000);
+}

@@ -40,7 +40,14 @@ struct Node {
     /// Why the stage cannot take part in checkpoints, if it cannot: what
     /// it would need.
     blocker: Option<String>,
+    /// A source's hook, called once a checkpoint is complete.
+    committed: Option<CommitHook>,
 }
+
+/// A source's [`Source::checkpoint_committed`](crate::sources::Source::checkpoint_committed),
+/// erased.
+pub(crate) type CommitHook =
+    Arc<dyn Fn(&[(usize, u64)]) -> Result<(), crate::BoxError> + Send + Sync>;
 
 struct Graph {
     name: String,
@@ -151,6 +158,7 @@ impl Pipeline {
             consumers: 0,
             build: None,
             blocker: None,
+            committed: None,
         });
         g.nodes.len() - 1
     }
@@ -206,6 +214,12 @@ impl Pipeline {
     /// The checkpoint setting, if the pipeline takes checkpoints.
     pub fn checkpointing(&self) -> Option<Checkpointing> {
         self.lock().checkpointing.clone()
+    }
+
+    /// Sets the hook source `node` has called once a checkpoint is
+    /// complete.
+    pub(crate) fn set_commit_hook(&self, node: NodeId, hook: CommitHook) {
+        self.lock().nodes[node].committed = Some(hook);
     }
 
     /// Notes why stage `node` cannot take part in checkpoints (`None`: it
@@ -432,8 +446,11 @@ impl Pipeline {
     /// does not parse (see [`RunError::source_error`]).
     pub fn run(&self, cluster: Cluster) -> Result<RunSummary, RunError> {
         self.validate()?;
-        let (name, builds, sinks, sources_of, sources, checkpointing, stages) = {
+        let (name, builds, sinks, sources_of, sources, checkpointing, stages, hooks) = {
             let g = self.lock();
+            let hooks: Vec<(NodeId, CommitHook)> = (0..g.nodes.len())
+                .filter_map(|i| Some((i, g.nodes[i].committed.clone()?)))
+                .collect();
             let sources: Vec<NodeId> = (0..g.nodes.len())
                 .filter(|&i| g.nodes[i].kind == "source")
                 .collect();
@@ -458,19 +475,23 @@ impl Pipeline {
                 sources,
                 g.checkpointing.clone(),
                 stages,
+                hooks,
             )
         };
         let metrics = Arc::new(Metrics::new(name.clone()));
         let checkpoints = match &checkpointing {
-            Some(c) => Some(Arc::new(Run::open(
-                c,
-                &name,
-                stages,
-                cluster.process(),
-                cluster.workers() * cluster.processes(),
-                cluster.is_quiet(),
-                Arc::clone(&metrics),
-            )?)),
+            Some(c) => Some(Arc::new(
+                Run::open(
+                    c,
+                    &name,
+                    stages,
+                    cluster.process(),
+                    cluster.workers() * cluster.processes(),
+                    cluster.is_quiet(),
+                    Arc::clone(&metrics),
+                )?
+                .with_hooks(hooks),
+            )),
             None => None,
         };
         let progress = Progress::start(Arc::clone(&metrics), cluster.is_quiet());

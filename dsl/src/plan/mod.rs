@@ -15,4 +15,4 @@ mod graph;
 
 pub(crate) use compile::{builder, Builder, Ctx, NodeBuild, Timed};
 pub use graph::Pipeline;
-pub(crate) use graph::{NodeId, Port};
+pub(crate) use graph::{CommitHook, NodeId, Port};

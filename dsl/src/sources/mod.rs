@@ -3,12 +3,14 @@
 //! Every source is split into partitions, and each worker reads the
 //! partitions assigned to it; the source operator holds one capability per
 //! partition. Built-in sources: [`Generator`], [`Iter`], [`Csv`],
-//! [`JsonLines`], [`TextLines`], [`Stdin`] and, with the `nexmark` feature,
-//! `Nexmark`. Implement [`Source`] for your own.
+//! [`JsonLines`], [`TextLines`], [`Stdin`], with the `nexmark` feature
+//! `Nexmark`, and with the `kafka` feature `Kafka`. Implement [`Source`] for your own.
 
 mod files;
 mod generator;
 mod iter;
+#[cfg(feature = "kafka")]
+mod kafka;
 #[cfg(feature = "nexmark")]
 mod nexmark;
 mod stdin;
@@ -21,6 +23,8 @@ pub(crate) use files::{list_files, read_header, CsvDecode, CsvRows, LineSource};
 pub use files::{Csv, JsonLines, TextLines};
 pub use generator::Generator;
 pub use iter::Iter;
+#[cfg(feature = "kafka")]
+pub use kafka::{Kafka, KafkaRecord, KafkaStart};
 #[cfg(feature = "nexmark")]
 pub use nexmark::{
     Auction, Bid, Event, EventGenerator, EventType, Nexmark, NexmarkConfig, Person, Text,
@@ -71,6 +75,22 @@ pub trait Source: Send + Sync + 'static {
     /// cannot, and a pipeline with checkpoints does not run with it.
     fn resumable(&self) -> bool {
         false
+    }
+
+    /// Called once a checkpoint of the job is complete (on the process
+    /// that commits checkpoints, off the workers' threads) with where each
+    /// partition of this source stood in it: `(partition, position)`, the
+    /// position as the partition's reader gave it. A queue source commits
+    /// them to its broker here (Kafka: offsets to the consumer group), so
+    /// that the broker's tools show the job's progress. By default nothing.
+    ///
+    /// # Errors
+    ///
+    /// The positions cannot be committed: a warning, not a job failure (the
+    /// job's own positions are in its checkpoints).
+    fn checkpoint_committed(&self, positions: &[(usize, u64)]) -> Result<(), BoxError> {
+        let _ = positions;
+        Ok(())
     }
 }
 
@@ -228,6 +248,11 @@ impl Pipeline {
         });
         self.set_build(node, single_output(node, build));
         self.set_blocker(node, Some(source_blocker(slot.source.resumable())));
+        let hook = Arc::clone(&slot.source);
+        self.set_commit_hook(
+            node,
+            Arc::new(move |positions| hook.checkpoint_committed(positions)),
+        );
         let mut stream = Stream::of(self.clone(), Port::main(node), false);
         stream.source = Some(slot);
         stream
@@ -291,6 +316,10 @@ where
 
     fn resumable(&self) -> bool {
         self.inner.resumable()
+    }
+
+    fn checkpoint_committed(&self, positions: &[(usize, u64)]) -> Result<(), BoxError> {
+        self.inner.checkpoint_committed(positions)
     }
 
     fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<U>>>, SourceError> {

@@ -1,0 +1,376 @@
+//! The Kafka source against a real broker (feature `kafka`).
+//!
+//! The broker's address comes from `WEIR_KAFKA_BROKERS` (`.ci/run` starts
+//! one on loopback and sets it). Without it the tests say that they were
+//! skipped and why, except under CI (`CI=true`), where a missing broker is
+//! a failure. Test data is produced with rdkafka's producer directly, not
+//! through weir.
+//!
+//! Every record is produced as a batch of its own (`batch.num.messages=1`):
+//! tansu 0.6, the broker CI runs, reports a partition's end offset as the
+//! last batch's first offset plus one, so a bounded read of multi-record
+//! batches would stop early. Kafka itself reports the offset after the last
+//! record.
+#![cfg(feature = "kafka")]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use weir::prelude::*;
+use weir::sources::{Kafka, KafkaRecord};
+use weir::Checkpointing;
+
+mod processes;
+use processes::{free_hostfile, wait};
+
+/// The broker to test against, or `None` (with a message) to skip.
+fn brokers() -> Option<String> {
+    match std::env::var("WEIR_KAFKA_BROKERS") {
+        Ok(b) if !b.is_empty() => Some(b),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but WEIR_KAFKA_BROKERS is not set: .ci/run must start a Kafka broker")
+        }
+        _ => {
+            eprintln!(
+                "SKIPPED: no Kafka broker (set WEIR_KAFKA_BROKERS=host:port, as .ci/run does)"
+            );
+            None
+        }
+    }
+}
+
+/// A topic of its own for each test, with `partitions` partitions.
+fn create_topic(brokers: &str, prefix: &str, partitions: i32) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let topic = format!("{prefix}-{}-{nanos}", std::process::id());
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let new = NewTopic::new(&topic, partitions, TopicReplication::Fixed(1));
+    let results = futures_executor::block_on(admin.create_topics(
+        [&new],
+        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+    ))
+    .unwrap();
+    for r in results {
+        r.unwrap();
+    }
+    topic
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Click {
+    user: u32,
+    ts: u64,
+}
+
+/// Produces `n` out-of-order clicks (as JSON) to `topic`, spread over its
+/// partitions by key; returns them.
+fn produce(brokers: &str, topic: &str, partitions: i32, n: u64, seed: u64) -> Vec<Click> {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "1")
+        .create()
+        .unwrap();
+    let mut x = seed | 1;
+    let mut t = 1_700_000_000_000u64;
+    let mut clicks = Vec::new();
+    for _ in 0..n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        t += x % 3;
+        let click = Click {
+            user: (x % 50) as u32,
+            ts: t - (x >> 8) % 300,
+        };
+        let value = serde_json::to_vec(&click).unwrap();
+        let key = click.user.to_string();
+        let partition = (click.user as i32) % partitions;
+        loop {
+            let record = BaseRecord::to(topic)
+                .key(&key)
+                .payload(&value)
+                .partition(partition);
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((e, _)) => {
+                    assert!(
+                        matches!(
+                            e.rdkafka_error_code(),
+                            Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
+                        ),
+                        "{e}"
+                    );
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+        clicks.push(click);
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    clicks
+}
+
+/// The job: clicks from `topic`, counted per user in 1 s tumbling windows,
+/// into `out`.
+fn job(brokers: &str, topic: &str, out: &Path, group: Option<&str>) -> Pipeline {
+    let p = Pipeline::new("kafka-counts");
+    let mut source = Kafka::new(brokers, topic).json::<Click>().bounded();
+    if let Some(group) = group {
+        source = source.group(group);
+    }
+    p.source(source)
+        .event_time(
+            |r: &KafkaRecord<Click>| r.value.ts,
+            Watermark::bounded(Duration::from_millis(300)),
+        )
+        .key_by(|r: &KafkaRecord<Click>| r.value.user)
+        .window(Tumbling::of(Duration::from_secs(1)))
+        .count()
+        .map(|w| (w.key, w.window_start, w.value))
+        .sink(JsonLinesFile::to(out));
+    p
+}
+
+/// The counts the job must give, as sorted JSON lines. Records late by the
+/// job's watermark never occur: event times are at most 300 ms behind.
+fn reference(clicks: &[Click]) -> Vec<String> {
+    let mut counts: BTreeMap<(u32, u64), u64> = BTreeMap::new();
+    for c in clicks {
+        *counts.entry((c.user, c.ts / 1000 * 1000)).or_default() += 1;
+    }
+    let mut lines: Vec<String> = counts
+        .into_iter()
+        .map(|((user, start), n)| serde_json::to_string(&(user, start, n)).unwrap())
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn sorted_lines(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines.sort();
+    lines
+}
+
+/// A topic of 3 partitions read to its end by 1, 2 and 4 workers: every
+/// record counted exactly once, the same results each time.
+#[test]
+fn a_bounded_topic_is_counted_exactly_once_on_any_number_of_workers() {
+    let Some(brokers) = brokers() else { return };
+    let topic = create_topic(&brokers, "counts", 3);
+    let clicks = produce(&brokers, &topic, 3, 20_000, 7);
+    let want = reference(&clicks);
+    let dir = tempfile::tempdir().unwrap();
+    for workers in [1, 2, 4] {
+        let out = dir.path().join(format!("out-{workers}.jsonl"));
+        let summary = job(&brokers, &topic, &out, None)
+            .run(Cluster::threads(workers).quiet(true))
+            .unwrap();
+        let got = sorted_lines(&out);
+        assert_eq!(got.len(), want.len(), "{workers} workers");
+        assert!(got == want, "{workers} workers: the counts differ");
+        assert!(
+            summary.late.iter().all(|(_, n)| *n == 0),
+            "{:?}",
+            summary.late
+        );
+    }
+}
+
+/// A missing topic and an unreachable broker are errors naming what was
+/// tried, within the source's timeout, not hangs; a value that does not
+/// decode names the topic, partition and offset.
+#[test]
+fn broker_mistakes_and_bad_records_are_errors_naming_them() {
+    let Some(brokers) = brokers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let err = job(&brokers, "no-such-topic", &out, None)
+        .run(Cluster::threads(1).quiet(true))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("topic `no-such-topic` not found"), "{err}");
+
+    let started = std::time::Instant::now();
+    let p = Pipeline::new("unreachable");
+    p.source(
+        Kafka::new("127.0.0.1:1", "events")
+            .timeout(Duration::from_secs(2))
+            .bounded(),
+    )
+    .sink(Collect::new());
+    let err = p
+        .run(Cluster::threads(1).quiet(true))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("127.0.0.1:1"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{err}");
+
+    let topic = create_topic(&brokers, "bad", 1);
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("batch.num.messages", "1")
+        .create()
+        .unwrap();
+    for value in [&br#"{"user":1,"ts":5}"#[..], b"not json"] {
+        producer
+            .send(BaseRecord::<(), _>::to(&topic).payload(value))
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+    let err = job(&brokers, &topic, &out, None)
+        .run(Cluster::threads(1).quiet(true))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("topic `{topic}` partition 0 offset 1")),
+        "{err}"
+    );
+    assert!(err.contains("bad JSON"), "{err}");
+}
+
+const ENV_CHILD: &str = "WEIR_KAFKA_CHILD";
+
+/// Runs the checkpointed job as one process of a cluster when the
+/// environment says so.
+#[test]
+#[ignore = "helper: started as a child process by the recovery test"]
+fn child() {
+    let Ok(spec) = std::env::var(ENV_CHILD) else {
+        return;
+    };
+    let parts: Vec<&str> = spec.split('|').collect();
+    let [brokers, topic, dir, workers, processes, process, hosts] = parts[..] else {
+        panic!("bad {ENV_CHILD}: {spec}");
+    };
+    let dir = PathBuf::from(dir);
+    let n = |s: &str| s.parse::<usize>().unwrap();
+    let cluster = match n(processes) {
+        1 => Cluster::threads(n(workers)),
+        p => Cluster::multi_process(n(workers), p, n(process), hosts),
+    };
+    let job = job(brokers, topic, &dir.join("out.jsonl"), Some(topic))
+        .checkpoint(Checkpointing::to(dir.join("checkpoints")).every(Duration::from_millis(100)));
+    match job.run(cluster) {
+        Ok(_) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("child error: {e}");
+            std::process::exit(3);
+        }
+    }
+}
+
+/// Starts the checkpointed job on `processes` processes of `workers`
+/// threads.
+fn start(
+    brokers: &str,
+    topic: &str,
+    dir: &Path,
+    workers: usize,
+    processes: usize,
+) -> Vec<std::process::Child> {
+    let hosts = free_hostfile(dir, processes);
+    (0..processes)
+        .map(|process| {
+            let spec = format!(
+                "{brokers}|{topic}|{}|{workers}|{processes}|{process}|{}",
+                dir.display(),
+                hosts.display()
+            );
+            Command::new(std::env::current_exe().unwrap())
+                .args(["--ignored", "--exact", "child", "--nocapture"])
+                .env(ENV_CHILD, spec)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// A 2-process job reading a topic with checkpoints, killed with SIGKILL
+/// once it has committed a checkpoint and restarted on 3 threads, writes
+/// exactly the counts of a run without failure; the offsets of its last
+/// checkpoint are committed to its consumer group.
+#[test]
+fn a_killed_job_resumes_at_its_checkpointed_offsets() {
+    let Some(brokers) = brokers() else { return };
+    let topic = create_topic(&brokers, "resume", 3);
+    let clicks = produce(&brokers, &topic, 3, 60_000, 11);
+    let want = reference(&clicks);
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoints = dir.path().join("checkpoints");
+    let committed = || {
+        std::fs::read_dir(&checkpoints)
+            .into_iter()
+            .flatten()
+            .filter(|e| {
+                let path = e.as_ref().unwrap().path();
+                path.join("MANIFEST.json").exists() && !path.ends_with(format!("chk-{}", u64::MAX))
+            })
+            .count()
+    };
+    let mut children = start(&brokers, &topic, dir.path(), 1, 2);
+    let began = std::time::Instant::now();
+    while committed() == 0 && began.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(committed() > 0, "no checkpoint within a minute");
+    let _ = children[1].kill();
+    for child in children.iter_mut() {
+        let _ = child.kill();
+    }
+    for child in children {
+        wait(child, Duration::from_secs(60));
+    }
+    let ended: Vec<_> = start(&brokers, &topic, dir.path(), 3, 1)
+        .into_iter()
+        .map(|c| wait(c, Duration::from_secs(120)))
+        .collect();
+    let (code, err) = &ended[0];
+    assert_eq!(*code, 0, "{err}");
+    assert!(err.contains("restoring the checkpoint at"), "{err}");
+    let got = sorted_lines(&dir.path().join("out.jsonl"));
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "the counts differ from a run without failure");
+
+    // The group's committed offsets are the partitions' ends (the next
+    // offset to read after the last record).
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", &topic)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..3 {
+        tpl.add_partition(&topic, p);
+    }
+    let offsets = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap();
+    for p in 0..3 {
+        let (_, high) = consumer
+            .fetch_watermarks(&topic, p, Duration::from_secs(10))
+            .unwrap();
+        let got = offsets.find_partition(&topic, p).unwrap().offset();
+        assert_eq!(got, Offset::Offset(high), "partition {p}");
+    }
+}

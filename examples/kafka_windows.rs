@@ -1,0 +1,100 @@
+//! Clicks from a Kafka topic, counted per user in tumbling event-time
+//! windows, written as JSON lines (to a file, or stdout). With
+//! `--checkpoints DIR` the job takes checkpoints there: killed and started
+//! again, it resumes at the offsets of its last checkpoint and writes its
+//! output exactly once; each checkpoint's offsets are also committed to the
+//! consumer group `--group`. `--bounded` reads the topic up to its end as of
+//! the start and then finishes.
+//!
+//! ```sh
+//! cargo run --release --example kafka_windows -- --brokers 127.0.0.1:9092 \
+//!     --topic clicks --window-ms 1000 --output counts.jsonl -w 2
+//! ```
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+use weir::prelude::*;
+use weir::sources::{Kafka, KafkaRecord, KafkaStart};
+use weir::Checkpointing;
+
+/// Counts clicks from a Kafka topic per user and window.
+#[derive(Parser)]
+#[command(disable_help_flag = true)]
+struct Args {
+    #[command(flatten)]
+    cluster: Cluster,
+    /// Brokers, `host:port[,host:port...]`.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// The topic to read.
+    #[arg(long, default_value = "clicks")]
+    topic: String,
+    /// The consumer group the offsets of each checkpoint are committed to.
+    #[arg(long, default_value = "weir-kafka-windows")]
+    group: String,
+    /// Window size in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    window_ms: u64,
+    /// Read each partition up to its end as of the start, then finish.
+    #[arg(long)]
+    bounded: bool,
+    /// Start at the latest records instead of the earliest.
+    #[arg(long)]
+    latest: bool,
+    /// Take checkpoints in this directory (every second).
+    #[arg(long)]
+    checkpoints: Option<PathBuf>,
+    /// Write results to this JSON lines file instead of stdout.
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+/// A click, as `kafka_produce` writes it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Click {
+    user: String,
+    page: u32,
+    ts: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let start = match args.latest {
+        true => KafkaStart::Latest,
+        false => KafkaStart::Earliest,
+    };
+    let mut source = Kafka::new(&args.brokers, &args.topic)
+        .json::<Click>()
+        .group(&args.group)
+        .start(start);
+    if args.bounded {
+        source = source.bounded();
+    }
+    let p = Pipeline::new("kafka-windows");
+    let counts = p
+        .source(source)
+        .event_time(
+            |r: &KafkaRecord<Click>| r.value.ts,
+            Watermark::bounded(Duration::from_millis(500)).idle_timeout(Duration::from_secs(2)),
+        )
+        .key_by(|r: &KafkaRecord<Click>| r.value.user.clone())
+        .window(Tumbling::of(Duration::from_millis(args.window_ms.max(1))))
+        .count();
+    let job = match &args.output {
+        Some(path) => counts.sink(JsonLinesFile::to(path)),
+        None => counts.sink(Stdout::jsonl()),
+    };
+    let job = match &args.checkpoints {
+        Some(dir) => job.checkpoint(Checkpointing::to(dir)),
+        None => job,
+    };
+    if !args.cluster.is_quiet() {
+        eprint!("{}", job.explain());
+    }
+    job.run(args.cluster).context("kafka_windows failed")?;
+    Ok(())
+}
