@@ -374,3 +374,100 @@ fn a_killed_job_resumes_at_its_checkpointed_offsets() {
         assert_eq!(got, Offset::Offset(high), "partition {p}");
     }
 }
+
+/// `weir run` with a Kafka source: the clicks of a 3-partition topic as
+/// JSON, and the same clicks as CSV lines, counted per user and window on
+/// 2 workers, give the reference counts.
+#[cfg(feature = "cli")]
+#[test]
+fn a_spec_reads_json_and_csv_records_from_a_topic() {
+    let Some(brokers) = brokers() else { return };
+    let json_topic = create_topic(&brokers, "spec-json", 3);
+    let clicks = produce(&brokers, &json_topic, 3, 5_000, 5);
+    let csv_topic = create_topic(&brokers, "spec-csv", 2);
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("batch.num.messages", "1")
+        .create()
+        .unwrap();
+    for (i, c) in clicks.iter().enumerate() {
+        let line = format!("{},{}", c.ts, c.user);
+        let record = BaseRecord::<(), _>::to(&csv_topic)
+            .payload(&line)
+            .partition(i as i32 % 2);
+        producer.send(record).unwrap();
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = |topic: &str, format: &str, out: &str| {
+        format!(
+            r#"
+name = "kafka-spec"
+[source]
+type = "kafka"
+brokers = "{brokers}"
+topic = "{topic}"
+{format}
+bounded = true
+event_time = {{ field = "ts", max_out_of_orderness_ms = 300 }}
+[window]
+key = "user"
+type = "tumbling"
+size_ms = 1000
+[aggregate]
+n = "count(*)"
+[sink]
+type = "jsonl"
+path = "{out}"
+"#
+        )
+    };
+    std::fs::write(
+        dir.path().join("json.toml"),
+        spec(&json_topic, "format = \"json\"", "json.jsonl"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("csv.toml"),
+        spec(
+            &csv_topic,
+            "format = \"csv\"\nfields = [\"ts\", \"user\"]",
+            "csv.jsonl",
+        ),
+    )
+    .unwrap();
+    let want = reference(&clicks);
+    for name in ["json", "csv"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["run", &format!("{name}.toml"), "-q", "-w", "2"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(dir.path().join(format!("{name}.jsonl"))).unwrap();
+        let mut got: Vec<String> = text
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let user: u32 = match &v["user"] {
+                    serde_json::Value::Number(n) => n.as_u64().unwrap() as u32,
+                    other => other.as_str().unwrap().parse().unwrap(),
+                };
+                serde_json::to_string(&(
+                    user,
+                    v["window_start"].as_u64().unwrap(),
+                    v["n"].as_u64().unwrap(),
+                ))
+                .unwrap()
+            })
+            .collect();
+        got.sort();
+        assert_eq!(got.len(), want.len(), "{name}");
+        assert!(got == want, "{name}: the counts differ");
+    }
+}

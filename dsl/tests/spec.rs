@@ -701,3 +701,59 @@ fn checkpoint_mistakes_name_the_field() {
         "{err}"
     );
 }
+
+/// Kafka source mistakes name the field (or, in a `weir` built without the
+/// `kafka` feature, say that the feature is needed).
+#[test]
+fn kafka_source_mistakes_name_the_field() {
+    let spec = |source: &str| {
+        format!(
+            r#"
+name = "k"
+[source]
+type = "kafka"
+{source}
+event_time = {{ field = "ts", max_out_of_orderness_ms = 0 }}
+[window]
+key = "user"
+type = "tumbling"
+size_ms = 1000
+[aggregate]
+n = "count(*)"
+[sink]
+type = "stdout"
+"#
+        )
+    };
+    let err = spec_error(&spec("topic = \"t\""), GOOD_CSV);
+    if !cfg!(feature = "kafka") {
+        assert!(
+            err.contains("source.type") && err.contains("`kafka` feature"),
+            "{err}"
+        );
+        return;
+    }
+    assert!(err.contains("source.brokers"), "{err}");
+    let with = |rest: &str| spec_error(&spec(&format!("brokers = \"b:1\"\n{rest}")), GOOD_CSV);
+    let err = with("");
+    assert!(err.contains("source.topic"), "{err}");
+    let err = with("topic = \"t\"\nformat = \"csv\"");
+    assert!(
+        err.contains("source.fields") && err.contains("columns"),
+        "{err}"
+    );
+    let err = with("topic = \"t\"\nformat = \"csv\"\nfields = [\"ts\", \"amount\"]");
+    assert!(
+        err.contains("source.fields") && err.contains("user"),
+        "{err}"
+    );
+    let err = with("topic = \"t\"\nstart = \"yesterday\"");
+    assert!(err.contains("source.start"), "{err}");
+    let err = with("topic = \"t\"\nstart = \"committed\"");
+    assert!(err.contains("source.group"), "{err}");
+    let err = with("topic = \"t\"\npath = \"x\"");
+    assert!(err.contains("source.path"), "{err}");
+    let csv = SPEC.replace("type = \"csv\"", "type = \"csv\"\ntopic = \"t\"");
+    let err = spec_error(&csv, GOOD_CSV);
+    assert!(err.contains("source.topic"), "{err}");
+}

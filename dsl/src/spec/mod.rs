@@ -43,7 +43,7 @@ pub use value::{KeyedRow, Row, Value, Values};
 
 use self::aggregate::{AggSpec, Func, SpecAggregator};
 use self::rows::{csv_header, json_row, BidRows, CsvRowDecoder, Fields, LineSplitter, BID_FIELDS};
-use self::schema::{FieldType, SinkKind, SourceKind, SpecFile, StdinFormat, WindowKind};
+use self::schema::{FieldType, Format, SinkKind, SourceKind, SpecFile, StartAt, WindowKind};
 use crate::sources::{list_files, CsvDecode, CsvRows, LineSource, Mapped, Nexmark, ParsedStdin};
 use crate::{
     Pipeline, Session, Sliding, StdoutLines, TextFile, Tumbling, Watermark, WindowResult,
@@ -93,8 +93,33 @@ fn field_err(field: impl Into<String>, expected: impl Into<String>) -> SpecError
 enum Input {
     Csv(PathBuf),
     Jsonl(PathBuf),
-    Stdin(StdinFormat),
+    Stdin(Format),
     Nexmark(u64),
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    Kafka(KafkaInput),
+}
+
+/// A Kafka topic as a spec's input.
+#[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+struct KafkaInput {
+    brokers: String,
+    topic: String,
+    /// `None`: JSON values; `Some(fields)`: CSV lines of these columns.
+    csv_fields: Option<Vec<String>>,
+    start: KafkaStartAt,
+    bounded: bool,
+    group: Option<String>,
+}
+
+/// Where a spec's Kafka source starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+enum KafkaStartAt {
+    Earliest,
+    Latest,
+    Committed,
+    Timestamp(i64),
 }
 
 /// Where the results of a checked spec go.
@@ -130,6 +155,53 @@ pub struct Spec {
     json_keys: Vec<String>,
     /// Checkpoints, if the spec takes them.
     checkpoint: Option<crate::Checkpointing>,
+}
+
+/// A Kafka input's source of rows.
+#[cfg(feature = "kafka")]
+type KafkaRows =
+    Mapped<crate::sources::Kafka<KeyedRow>, fn(crate::sources::KafkaRecord<KeyedRow>) -> KeyedRow>;
+
+/// The rows of a Kafka input: each record's value decoded as JSON, or as a
+/// CSV line of the input's fields.
+#[cfg(feature = "kafka")]
+fn kafka_rows(k: &KafkaInput, fields: &Arc<Fields>) -> Result<KafkaRows, SpecError> {
+    use crate::sources::{Kafka, KafkaStart};
+    let start = match k.start {
+        KafkaStartAt::Earliest => KafkaStart::Earliest,
+        KafkaStartAt::Latest => KafkaStart::Latest,
+        KafkaStartAt::Committed => KafkaStart::Committed,
+        KafkaStartAt::Timestamp(ts) => KafkaStart::Timestamp(ts),
+    };
+    let mut source = Kafka::new(&k.brokers, &k.topic).start(start);
+    if k.bounded {
+        source = source.bounded();
+    }
+    if let Some(group) = &k.group {
+        source = source.group(group);
+    }
+    let fields = Arc::clone(fields);
+    let source = match &k.csv_fields {
+        None => source.decode_with(move |bytes| {
+            json_row(&fields, bytes)?.ok_or_else(|| "an empty record".to_string())
+        }),
+        Some(columns) => {
+            let header = csv::ByteRecord::from(columns.clone());
+            let name = format!("kafka({})", k.topic);
+            let decoder = CsvRowDecoder::new(&fields, &name, Path::new(&k.topic), &header)
+                .map_err(|e| {
+                    field_err("source.fields", format!("every field the spec reads: {e}"))
+                })?;
+            let splitter = std::sync::Mutex::new(LineSplitter::new());
+            source.decode_with(move |bytes| {
+                let mut splitter = splitter.lock().unwrap_or_else(|p| p.into_inner());
+                decoder
+                    .decode(splitter.split(bytes))?
+                    .ok_or_else(|| "an empty record".to_string())
+            })
+        }
+    };
+    Ok(Mapped::new(source, |r| r.value))
 }
 
 impl Spec {
@@ -199,6 +271,19 @@ impl Spec {
         let path = |path: Option<PathBuf>| {
             path.ok_or_else(|| field_err("source.path", "the input file, directory or glob"))
         };
+        if kind != SourceKind::Kafka {
+            let kafka_only = [
+                ("brokers", src.brokers.is_some()),
+                ("topic", src.topic.is_some()),
+                ("start", src.start.is_some()),
+                ("bounded", src.bounded.is_some()),
+                ("group", src.group.is_some()),
+                ("fields", src.fields.is_some()),
+            ];
+            for (field, given) in kafka_only {
+                not_for(field, given, "no Kafka settings")?;
+            }
+        }
         let input = match kind {
             SourceKind::Csv | SourceKind::Jsonl => {
                 let takes = "`path`, `event_time` and `schema`";
@@ -213,7 +298,79 @@ impl Spec {
                 let takes = "`format`, `event_time` and `schema`";
                 not_for("path", src.path.is_some(), takes)?;
                 not_for("events", src.events.is_some(), takes)?;
-                Input::Stdin(src.format.unwrap_or_default())
+                let format = src.format.unwrap_or_default();
+                if format == Format::Json {
+                    return Err(field_err(
+                        "source.format",
+                        "`jsonl` or `csv` for standard input",
+                    ));
+                }
+                Input::Stdin(format)
+            }
+            SourceKind::Kafka => {
+                let takes = "`brokers`, `topic`, `format`, `fields`, `start`, `bounded`, `group`, `event_time` and `schema`";
+                not_for("path", src.path.is_some(), takes)?;
+                not_for("events", src.events.is_some(), takes)?;
+                if !cfg!(feature = "kafka") {
+                    return Err(field_err(
+                        "source.type",
+                        "a source this `weir` was built with: `kafka` needs the `kafka` feature (cargo install weir --features kafka)",
+                    ));
+                }
+                let brokers = src.brokers.clone().ok_or_else(|| {
+                    field_err(
+                        "source.brokers",
+                        "the Kafka brokers, `host:port[,host:port...]`",
+                    )
+                })?;
+                let topic = src
+                    .topic
+                    .clone()
+                    .ok_or_else(|| field_err("source.topic", "the Kafka topic to read"))?;
+                let csv_fields = match (src.format.unwrap_or(Format::Json), src.fields.clone()) {
+                    (Format::Json, None) => None,
+                    (Format::Json, Some(_)) => {
+                        return Err(field_err(
+                            "source.fields",
+                            "no `fields` with `format = \"json\"` (JSON records name their fields)",
+                        ))
+                    }
+                    (Format::Csv, Some(fields)) if !fields.is_empty() => Some(fields),
+                    (Format::Csv, _) => return Err(field_err(
+                        "source.fields",
+                        "the columns of each CSV record, in order (`fields = [\"ts\", \"user\"]`)",
+                    )),
+                    (Format::Jsonl, _) => {
+                        return Err(field_err("source.format", "`json` or `csv` for Kafka"))
+                    }
+                };
+                let start = match &src.start {
+                    None => KafkaStartAt::Earliest,
+                    Some(StartAt::Named(n)) if n == "earliest" => KafkaStartAt::Earliest,
+                    Some(StartAt::Named(n)) if n == "latest" => KafkaStartAt::Latest,
+                    Some(StartAt::Named(n)) if n == "committed" => KafkaStartAt::Committed,
+                    Some(StartAt::Timestamp(ts)) if *ts >= 0 => KafkaStartAt::Timestamp(*ts),
+                    Some(_) => {
+                        return Err(field_err(
+                            "source.start",
+                            "`earliest`, `latest`, `committed` or a timestamp in milliseconds",
+                        ))
+                    }
+                };
+                if start == KafkaStartAt::Committed && src.group.is_none() {
+                    return Err(field_err(
+                        "source.group",
+                        "the consumer group whose offsets `start = \"committed\"` reads",
+                    ));
+                }
+                Input::Kafka(KafkaInput {
+                    brokers,
+                    topic,
+                    csv_fields,
+                    start,
+                    bounded: src.bounded.unwrap_or(false),
+                    group: src.group.clone(),
+                })
             }
             SourceKind::Nexmark => {
                 let takes = "`events` and `event_time`";
@@ -515,7 +672,7 @@ impl Spec {
             })),
             Input::Stdin(format) => {
                 let s = Arc::clone(&spec);
-                let csv = *format == StdinFormat::Csv;
+                let csv = *format == Format::Csv;
                 let splitter = std::sync::Mutex::new(LineSplitter::new());
                 let decoder: std::sync::OnceLock<CsvRowDecoder> = std::sync::OnceLock::new();
                 let parse = move |line: &str, number: u64| {
@@ -545,6 +702,15 @@ impl Spec {
                 };
                 let format = if csv { "csv" } else { "jsonl" };
                 p.source(ParsedStdin::new(format, Arc::new(parse)))
+            }
+            #[cfg(feature = "kafka")]
+            Input::Kafka(k) => p.source(kafka_rows(k, &fields)?),
+            #[cfg(not(feature = "kafka"))]
+            Input::Kafka(_) => {
+                return Err(field_err(
+                    "source.type",
+                    "a source this `weir` was built with: `kafka` needs the `kafka` feature",
+                ))
             }
         };
         let mut watermark = Watermark::bounded(Duration::from_millis(self.bound));

@@ -37,10 +37,32 @@ pub(super) struct SourceSection {
     #[serde(rename = "type")]
     pub(super) kind: SourceKind,
     pub(super) path: Option<PathBuf>,
-    pub(super) format: Option<StdinFormat>,
+    pub(super) format: Option<Format>,
     pub(super) events: Option<u64>,
     pub(super) event_time: EventTimeSection,
     pub(super) schema: Option<BTreeMap<String, FieldType>>,
+    /// Kafka: `host:port[,host:port...]`.
+    pub(super) brokers: Option<String>,
+    /// Kafka: the topic.
+    pub(super) topic: Option<String>,
+    /// Kafka: `earliest`, `latest`, `committed` or a timestamp in ms.
+    pub(super) start: Option<StartAt>,
+    /// Kafka: read up to the end as of the start, then finish.
+    pub(super) bounded: Option<bool>,
+    /// Kafka: the consumer group offsets are committed to.
+    pub(super) group: Option<String>,
+    /// Kafka with `format = "csv"`: the columns of each record, in order.
+    pub(super) fields: Option<Vec<String>>,
+}
+
+/// Where a Kafka source starts: a name or a timestamp in milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub(super) enum StartAt {
+    /// `earliest`, `latest` or `committed`.
+    Named(String),
+    /// A timestamp in milliseconds since the epoch.
+    Timestamp(i64),
 }
 
 /// The kinds of source.
@@ -55,6 +77,8 @@ pub(super) enum SourceKind {
     Stdin,
     /// Nexmark bids from the generator.
     Nexmark,
+    /// A Kafka topic (feature `kafka`).
+    Kafka,
 }
 
 /// `[source.event_time]`.
@@ -78,14 +102,17 @@ pub(super) enum FieldType {
     String,
 }
 
-/// The format of standard input.
+/// The format of standard input (`jsonl`, `csv`) or of a Kafka record's
+/// value (`json`, `csv`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub(super) enum StdinFormat {
+pub(super) enum Format {
     /// One JSON object per line.
     #[default]
     Jsonl,
-    /// CSV with a header line.
+    /// One JSON object per record.
+    Json,
+    /// CSV: with a header line on standard input, with `fields` in Kafka.
     Csv,
 }
 
