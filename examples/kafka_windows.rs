@@ -1,5 +1,6 @@
 //! Clicks from a Kafka topic, counted per user in tumbling event-time
-//! windows, written as JSON lines (to a file, or stdout). With
+//! windows, written as JSON to another topic (`--to-topic`, keyed by user),
+//! or as JSON lines to a file or stdout. With
 //! `--checkpoints DIR` the job takes checkpoints there: killed and started
 //! again, it resumes at the offsets of its last checkpoint and writes its
 //! output exactly once; each checkpoint's offsets are also committed to the
@@ -8,7 +9,7 @@
 //!
 //! ```sh
 //! cargo run --release --example kafka_windows -- --brokers 127.0.0.1:9092 \
-//!     --topic clicks --window-ms 1000 --output counts.jsonl -w 2
+//!     --topic clicks --window-ms 1000 --to-topic click-counts -w 2
 //! ```
 
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ use anyhow::Context;
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 use weir::prelude::*;
+use weir::sinks::KafkaSink;
 use weir::sources::{Kafka, KafkaRecord, KafkaStart};
 use weir::Checkpointing;
 
@@ -51,6 +53,9 @@ struct Args {
     /// Write results to this JSON lines file instead of stdout.
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Write results to this Kafka topic (keyed by user) instead.
+    #[arg(long, conflicts_with = "output")]
+    to_topic: Option<String>,
 }
 
 /// A click, as `kafka_produce` writes it.
@@ -84,9 +89,13 @@ fn main() -> anyhow::Result<()> {
         .key_by(|r: &KafkaRecord<Click>| r.value.user.clone())
         .window(Tumbling::of(Duration::from_millis(args.window_ms.max(1))))
         .count();
-    let job = match &args.output {
-        Some(path) => counts.sink(JsonLinesFile::to(path)),
-        None => counts.sink(Stdout::jsonl()),
+    let job = match (&args.output, &args.to_topic) {
+        (_, Some(topic)) => counts.sink(
+            KafkaSink::new(&args.brokers, topic)
+                .key(|w: &WindowResult<String, u64>| w.key.clone().into_bytes()),
+        ),
+        (Some(path), None) => counts.sink(JsonLinesFile::to(path)),
+        (None, None) => counts.sink(Stdout::jsonl()),
     };
     let job = match &args.checkpoints {
         Some(dir) => job.checkpoint(Checkpointing::to(dir)),

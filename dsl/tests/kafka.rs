@@ -471,3 +471,99 @@ path = "{out}"
         assert!(got == want, "{name}: the counts differ");
     }
 }
+
+/// Reads every record of `topic` (its `partitions` partitions, up to their
+/// ends), as (partition, key, value).
+fn read_topic(brokers: &str, topic: &str, partitions: i32) -> Vec<(i32, Vec<u8>, Vec<u8>)> {
+    use rdkafka::message::Message;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("{topic}-reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    let mut ends = Vec::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+        ends.push(
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .unwrap()
+                .1,
+        );
+    }
+    consumer.assign(&tpl).unwrap();
+    let total: i64 = ends.iter().sum();
+    let mut records = Vec::new();
+    let started = std::time::Instant::now();
+    while (records.len() as i64) < total && started.elapsed() < Duration::from_secs(60) {
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            let m = m.unwrap();
+            records.push((
+                m.partition(),
+                m.key().unwrap_or_default().to_vec(),
+                m.payload().unwrap_or_default().to_vec(),
+            ));
+        }
+    }
+    records
+}
+
+/// Topic → window → topic: the counts written by a `KafkaSink` on 2
+/// workers are the reference's, each once, keyed by user (all of a user's
+/// results in one partition).
+#[test]
+fn a_windowed_job_writes_its_results_to_a_topic() {
+    use weir::sinks::KafkaSink;
+    let Some(brokers) = brokers() else { return };
+    let input = create_topic(&brokers, "sink-in", 3);
+    let output = create_topic(&brokers, "sink-out", 2);
+    let clicks = produce(&brokers, &input, 3, 10_000, 3);
+    let p = Pipeline::new("topic-to-topic");
+    p.source(Kafka::new(&brokers, &input).json::<Click>().bounded())
+        .event_time(
+            |r: &KafkaRecord<Click>| r.value.ts,
+            Watermark::bounded(Duration::from_millis(300)),
+        )
+        .key_by(|r: &KafkaRecord<Click>| r.value.user)
+        .window(Tumbling::of(Duration::from_secs(1)))
+        .count()
+        .map(|w| (w.key, w.window_start, w.value))
+        .sink(
+            KafkaSink::new(&brokers, &output)
+                .set("batch.num.messages", "1")
+                .key(|r: &(u32, u64, u64)| r.0.to_string().into_bytes()),
+        );
+    p.run(Cluster::threads(2).quiet(true)).unwrap();
+    let records = read_topic(&brokers, &output, 2);
+    let mut got: Vec<String> = records
+        .iter()
+        .map(|(_, _, v)| String::from_utf8(v.clone()).unwrap())
+        .collect();
+    got.sort();
+    let want = reference(&clicks);
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "the counts in the topic differ");
+    let mut partition_of: BTreeMap<Vec<u8>, i32> = BTreeMap::new();
+    for (partition, key, value) in &records {
+        let user: (u32, u64, u64) = serde_json::from_slice(value).unwrap();
+        assert_eq!(key, &user.0.to_string().into_bytes());
+        let first = *partition_of.entry(key.clone()).or_insert(*partition);
+        assert_eq!(first, *partition, "a key's results in two partitions");
+    }
+
+    // A checkpointed pipeline with a Kafka sink is a plan error.
+    let p = Pipeline::new("checkpointed");
+    p.source(Kafka::new(&brokers, &input).json::<Click>().bounded())
+        .event_time(|r: &KafkaRecord<Click>| r.value.ts, Watermark::ascending())
+        .sink(KafkaSink::new(&brokers, &output));
+    let dir = tempfile::tempdir().unwrap();
+    let err = p
+        .checkpoint(Checkpointing::to(dir.path()))
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("kafka("), "{err}");
+}

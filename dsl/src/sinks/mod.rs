@@ -3,11 +3,14 @@
 //! Built-in sinks: [`Stdout`] (JSON lines), [`StdoutLines`], [`JsonLinesFile`], [`CsvFile`] and [`TextFile`]
 //! (one file written by one worker, or a directory with one part file per
 //! worker), [`Collect`] (results back to the caller, for tests) and
-//! [`ForEach`] (a callback). Implement [`Sink`] for your own.
+//! [`ForEach`] (a callback), and with the `kafka` feature `KafkaSink`.
+//! Implement [`Sink`] for your own.
 
 mod collect;
 mod files;
 mod for_each;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod stdout;
 
 use std::path::PathBuf;
@@ -16,6 +19,8 @@ use std::sync::Arc;
 pub use collect::Collect;
 pub use files::{CsvFile, JsonLinesFile, Lines, TextFile};
 pub use for_each::ForEach;
+#[cfg(feature = "kafka")]
+pub use kafka::KafkaSink;
 pub use stdout::{Stdout, StdoutLines};
 pub use weir_operators::SinkWriter;
 
