@@ -756,4 +756,33 @@ type = "stdout"
     let csv = SPEC.replace("type = \"csv\"", "type = \"csv\"\ntopic = \"t\"");
     let err = spec_error(&csv, GOOD_CSV);
     assert!(err.contains("source.topic"), "{err}");
+
+    // The Kafka sink's mistakes.
+    let sink = |table: &str| {
+        SPEC.replace(
+            "type = \"jsonl\"\npath = \"out.jsonl\"",
+            &format!("type = \"kafka\"\n{table}"),
+        )
+    };
+    let csv = "region,ts,user,amount\neu,1000,ann,10\n";
+    let err = spec_error(&sink("topic = \"t\""), csv);
+    assert!(err.contains("sink.brokers"), "{err}");
+    let err = spec_error(&sink("brokers = \"b:1\""), csv);
+    assert!(err.contains("sink.topic"), "{err}");
+    let err = spec_error(
+        &sink("brokers = \"b:1\"\ntopic = \"t\"\nkey = \"amount\""),
+        csv,
+    );
+    assert!(
+        err.contains("sink.key") && err.contains("user, region"),
+        "{err}"
+    );
+    let err = spec_error(
+        &SPEC.replace(
+            "path = \"out.jsonl\"",
+            "path = \"out.jsonl\"\ntopic = \"t\"",
+        ),
+        csv,
+    );
+    assert!(err.contains("sink.topic"), "{err}");
 }

@@ -128,6 +128,14 @@ enum Output {
     Jsonl(PathBuf),
     Csv(PathBuf),
     Stdout,
+    /// A Kafka topic: brokers, topic, and the positions among the window's
+    /// keys of the fields that key each record.
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    Kafka {
+        brokers: String,
+        topic: String,
+        key: Vec<usize>,
+    },
 }
 
 /// A parsed, checked spec.
@@ -516,7 +524,63 @@ impl Spec {
                 .clone()
                 .ok_or_else(|| field_err("sink.path", "the output file"))
         };
+        if sink.kind != SinkKind::Kafka {
+            for (field, given) in [
+                ("brokers", sink.brokers.is_some()),
+                ("topic", sink.topic.is_some()),
+                ("key", sink.key.is_some()),
+            ] {
+                if given {
+                    return Err(field_err(
+                        format!("sink.{field}"),
+                        format!("no `{field}` for a sink of type `{:?}`", sink.kind).to_lowercase(),
+                    ));
+                }
+            }
+        }
         let output = match sink.kind {
+            SinkKind::Kafka => {
+                if !cfg!(feature = "kafka") {
+                    return Err(field_err(
+                        "sink.type",
+                        "a sink this `weir` was built with: `kafka` needs the `kafka` feature (cargo install weir --features kafka)",
+                    ));
+                }
+                if sink.path.is_some() {
+                    return Err(field_err(
+                        "sink.path",
+                        "no `path` for a sink of type `kafka`, which takes `brokers`, `topic` and `key`",
+                    ));
+                }
+                let brokers = sink.brokers.clone().ok_or_else(|| {
+                    field_err(
+                        "sink.brokers",
+                        "the Kafka brokers, `host:port[,host:port...]`",
+                    )
+                })?;
+                let topic = sink
+                    .topic
+                    .clone()
+                    .ok_or_else(|| field_err("sink.topic", "the Kafka topic to write"))?;
+                let mut key = Vec::new();
+                for field in sink.key.map(schema::Keys::into_vec).unwrap_or_default() {
+                    let at = keys.iter().position(|k| *k == field).ok_or_else(|| {
+                        field_err(
+                            "sink.key",
+                            format!(
+                                "fields among the window's keys ({}), got `{field}`",
+                                keys.join(", ")
+                            ),
+                        )
+                    })?;
+                    key.push(at);
+                }
+                Output::Kafka {
+                    brokers,
+                    topic,
+                    key,
+                }
+            }
             SinkKind::Jsonl => Output::Jsonl(sink_path()?),
             SinkKind::Csv => Output::Csv(sink_path()?),
             SinkKind::Stdout if sink.path.is_some() => {
@@ -725,6 +789,45 @@ impl Spec {
         let agg = SpecAggregator(Arc::clone(&spec));
         let json = !matches!(self.output, Output::Csv(_));
         let s = Arc::clone(&spec);
+        #[cfg(feature = "kafka")]
+        if let Output::Kafka {
+            brokers,
+            topic,
+            key,
+        } = &self.output
+        {
+            let key = key.clone();
+            let keyed = !key.is_empty();
+            let records = windowed
+                .aggregate(agg)
+                .map(move |r: WindowResult<Values, Values>| {
+                    let mut record_key = String::new();
+                    for (i, &at) in key.iter().enumerate() {
+                        if i > 0 {
+                            record_key.push('|');
+                        }
+                        if let Some(v) = r.key.get(at) {
+                            record_key.push_str(&v.text());
+                        }
+                    }
+                    let mut value = String::with_capacity(96);
+                    render::render(&s, r, true, &mut value);
+                    (record_key, value)
+                });
+            let mut sink = crate::sinks::KafkaSink::new(brokers.clone(), topic.clone())
+                .encode_with(|(_, value): &(String, String), buf| {
+                    buf.extend_from_slice(value.as_bytes());
+                    Ok(())
+                });
+            if keyed {
+                sink = sink.key(|(key, _): &(String, String)| key.clone().into_bytes());
+            }
+            let job = records.sink(sink);
+            return Ok(match &self.checkpoint {
+                Some(c) => job.checkpoint(c.clone()),
+                None => job,
+            });
+        }
         let lines = windowed.aggregate(agg).render_lines(
             move |r: WindowResult<Values, Values>, out: &mut String| {
                 render::render(&s, r, json, out)
@@ -734,6 +837,12 @@ impl Spec {
             Output::Csv(path) => lines.sink(TextFile::to(path).header(self.header.join(","))),
             Output::Jsonl(path) => lines.sink(TextFile::to(path)),
             Output::Stdout => lines.sink(StdoutLines::new()),
+            Output::Kafka { .. } => {
+                return Err(field_err(
+                    "sink.type",
+                    "a sink this `weir` was built with: `kafka` needs the `kafka` feature",
+                ))
+            }
         };
         Ok(match &self.checkpoint {
             Some(c) => job.checkpoint(c.clone()),

@@ -167,6 +167,12 @@ pub(super) struct SinkSection {
     #[serde(rename = "type")]
     pub(super) kind: SinkKind,
     pub(super) path: Option<PathBuf>,
+    /// Kafka: `host:port[,host:port...]`.
+    pub(super) brokers: Option<String>,
+    /// Kafka: the topic.
+    pub(super) topic: Option<String>,
+    /// Kafka: the key fields of each record (among the window's keys).
+    pub(super) key: Option<Keys>,
 }
 
 /// The kinds of sink.
@@ -179,4 +185,6 @@ pub(super) enum SinkKind {
     Csv,
     /// JSON lines on standard output.
     Stdout,
+    /// JSON records to a Kafka topic (feature `kafka`).
+    Kafka,
 }
