@@ -422,3 +422,93 @@ fn many_splits_fit_in_a_small_file_descriptor_limit() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A source of `(event time, partition)` records: partition 0 has nothing
+/// for its first 300 ms (as a queue that has not delivered yet), then 1 000
+/// records; the other partitions have `long` records each, at event times
+/// running far ahead of partition 0's.
+struct LateStarter {
+    long: u64,
+}
+
+struct LateReader {
+    partition: u64,
+    next: u64,
+    end: u64,
+    opened: std::time::Instant,
+}
+
+impl weir::sources::PartitionReader<(u64, u64)> for LateReader {
+    fn read(
+        &mut self,
+        out: &mut Vec<(u64, u64)>,
+        max: usize,
+    ) -> Result<weir::sources::ReadStatus, weir::BoxError> {
+        if self.partition == 0 && self.opened.elapsed() < std::time::Duration::from_millis(300) {
+            return Ok(weir::sources::ReadStatus::Idle);
+        }
+        let until = (self.next + max as u64).min(self.end);
+        out.extend((self.next..until).map(|t| (t, self.partition)));
+        self.next = until;
+        Ok(match self.next == self.end {
+            true => weir::sources::ReadStatus::Done,
+            false => weir::sources::ReadStatus::More,
+        })
+    }
+}
+
+impl Source for LateStarter {
+    type Item = (u64, u64);
+
+    fn describe(&self) -> String {
+        "late-starter".into()
+    }
+
+    fn open(
+        &self,
+        ctx: &weir::sources::SourceContext,
+    ) -> Result<Vec<Box<dyn weir::sources::PartitionReader<(u64, u64)>>>, SourceError> {
+        Ok((ctx.worker() as u64..4)
+            .step_by(ctx.peers())
+            .map(|p| {
+                Box::new(LateReader {
+                    partition: p,
+                    next: 0,
+                    end: if p == 0 { 1_000 } else { self.long },
+                    opened: std::time::Instant::now(),
+                }) as Box<dyn weir::sources::PartitionReader<(u64, u64)>>
+            })
+            .collect())
+    }
+}
+
+/// On several workers a source is held back by the job's progress (flow
+/// control); a partition with nothing to read at first, which the others
+/// on its worker ran far ahead of, is then what holds the job back, and is
+/// read rather than waited for: the job completes. (It used to wait for
+/// itself forever: seen with Kafka partitions whose first fetch came late.)
+#[test]
+fn a_partition_idle_at_first_does_not_stall_its_source() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let out = Collect::new();
+        let p = Pipeline::new("late-starter");
+        p.source(LateStarter { long: 300_000 })
+            .event_time(
+                |r: &(u64, u64)| r.0,
+                Watermark::bounded(std::time::Duration::ZERO),
+            )
+            .key_by(|r: &(u64, u64)| r.1)
+            .window(Tumbling::of(std::time::Duration::from_secs(100)))
+            .count()
+            .sink(out.clone());
+        let result = p.run(Cluster::threads(2).quiet(true));
+        let _ = done.send(result.map(|_| out.take()));
+    });
+    let results = finished
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the job did not complete within a minute: its source waits for itself")
+        .unwrap();
+    let total: u64 = results.iter().map(|w| w.value).sum();
+    assert_eq!(total, 1_000 + 3 * 300_000);
+}

@@ -413,7 +413,13 @@ where
                     let oldest = (sent.len() >= align.batches)
                         .then(|| sent.front())
                         .flatten();
-                    if oldest.is_some_and(|t| align.progress.less_than(t)) {
+                    // A partition at or below the job's frontier is what
+                    // holds the job back (an idle partition that others on
+                    // this worker ran ahead of while it had nothing, such as
+                    // a queue that had not yet delivered): it is read, or
+                    // the source would wait for itself.
+                    let holds_back = !align.progress.less_than(partition.capability.time());
+                    if !holds_back && oldest.is_some_and(|t| align.progress.less_than(t)) {
                         // The first time, the next step may well catch up
                         // (this worker's own records in flight); after
                         // that, others are behind: look again a little later
