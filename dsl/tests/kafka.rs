@@ -375,6 +375,18 @@ fn a_killed_job_resumes_at_its_checkpointed_offsets() {
     }
 }
 
+/// A spec's result (`user`, a number or a CSV string, `window_start`, `n`)
+/// as a line of the reference.
+#[cfg(feature = "cli")]
+fn count_line(v: &serde_json::Value) -> String {
+    let user: u32 = match &v["user"] {
+        serde_json::Value::Number(n) => n.as_u64().unwrap() as u32,
+        other => other.as_str().unwrap().parse().unwrap(),
+    };
+    let start = v["window_start"].as_u64().unwrap();
+    serde_json::to_string(&(user, start, v["n"].as_u64().unwrap())).unwrap()
+}
+
 /// `weir run` with a Kafka source: the clicks of a 3-partition topic as
 /// JSON, and the same clicks as CSV lines, counted per user and window on
 /// 2 workers, give the reference counts.
@@ -452,19 +464,7 @@ path = "{out}"
         let text = std::fs::read_to_string(dir.path().join(format!("{name}.jsonl"))).unwrap();
         let mut got: Vec<String> = text
             .lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                let user: u32 = match &v["user"] {
-                    serde_json::Value::Number(n) => n.as_u64().unwrap() as u32,
-                    other => other.as_str().unwrap().parse().unwrap(),
-                };
-                serde_json::to_string(&(
-                    user,
-                    v["window_start"].as_u64().unwrap(),
-                    v["n"].as_u64().unwrap(),
-                ))
-                .unwrap()
-            })
+            .map(|l| count_line(&serde_json::from_str(l).unwrap()))
             .collect();
         got.sort();
         assert_eq!(got.len(), want.len(), "{name}");
@@ -495,14 +495,8 @@ path = "{out}"
         .iter()
         .map(|(_, key, value)| {
             let v: serde_json::Value = serde_json::from_slice(value).unwrap();
-            let user = v["user"].as_u64().unwrap() as u32;
-            assert_eq!(key, &user.to_string().into_bytes());
-            serde_json::to_string(&(
-                user,
-                v["window_start"].as_u64().unwrap(),
-                v["n"].as_u64().unwrap(),
-            ))
-            .unwrap()
+            assert_eq!(key, &v["user"].to_string().into_bytes());
+            count_line(&v)
         })
         .collect();
     got.sort();
