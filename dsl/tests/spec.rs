@@ -516,10 +516,10 @@ fn nexmark_field_types_are_checked_when_the_spec_is_parsed() {
 
 #[test]
 fn kinds_are_checked_with_the_accepted_list_and_their_own_fields() {
-    let err = nexmark_error("type = \"nexmark\"", "type = \"kafka\"");
+    let err = nexmark_error("type = \"nexmark\"", "type = \"pulsar\"");
     assert!(
-        err.contains("unknown variant `kafka`")
-            && err.contains("`csv`, `jsonl`, `stdin`, `nexmark`"),
+        err.contains("unknown variant `pulsar`")
+            && err.contains("`csv`, `jsonl`, `stdin`, `nexmark`, `kafka`"),
         "{err}"
     );
     let err = nexmark_error("type = \"stdout\"", "type = \"stdrr\"");
