@@ -653,3 +653,24 @@ fn stages_that_cannot_take_part_in_checkpoints_are_named() {
         assert!(err.to_lowercase().contains(names), "{names}: {err}");
     }
 }
+
+/// A checkpoint that cannot be published (its output file is `/dev/full`)
+/// fails the job with an error naming the file, although committing runs
+/// on a thread of its own.
+#[test]
+fn a_commit_that_fails_fails_the_job_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Pipeline::new("unpublishable");
+    p.source(Generator::new(200_000, |i| i))
+        .event_time(|i: &u64| *i, Watermark::ascending())
+        .key_by(|i: &u64| i % 7)
+        .window(Tumbling::of(Duration::from_millis(100)))
+        .count()
+        .sink(JsonLinesFile::to("/dev/full"));
+    let err = p
+        .checkpoint(Checkpointing::to(dir.path().join("c")).every(Duration::from_millis(5)))
+        .run(Cluster::threads(2).quiet(true))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("checkpoint storage /dev/full"), "{err}");
+}
