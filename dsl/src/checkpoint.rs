@@ -117,6 +117,30 @@ pub(crate) fn part_file(kind: &str, node: usize, worker: usize) -> String {
     format!("{kind}-{node}-w{worker}")
 }
 
+/// The files of checkpoint `m` written by the parts of `kind` of stage
+/// `node` (one per worker).
+fn part_entries<'m>(
+    m: &'m Manifest,
+    kind: &str,
+    node: usize,
+) -> impl Iterator<Item = &'m weir_engine::checkpoint::FileEntry> {
+    let prefix = format!("{kind}-{node}-w");
+    m.files.iter().filter(move |f| f.name.starts_with(&prefix))
+}
+
+/// Every partition's cut in the `cuts` part files of a source.
+fn decode_cuts<B: std::ops::Deref<Target = Vec<u8>>>(
+    files: impl IntoIterator<Item = B>,
+) -> Result<Vec<PartitionCut>, BoxError> {
+    let mut cuts = Vec::new();
+    for file in files {
+        for (_, state) in decode_states(&file)? {
+            cuts.push(SourceCuts::decode(&state)?);
+        }
+    }
+    Ok(cuts)
+}
+
 /// A run with checkpoints, shared by the workers of one process.
 pub(crate) struct Run {
     pub(crate) store: DirStore,
@@ -239,22 +263,18 @@ impl Run {
     /// checkpoints).
     fn tell_sources(&self, manifest: &Manifest) {
         for (node, hook) in &self.hooks {
-            let prefix = format!("cuts-{node}-w");
-            let mut positions = Vec::new();
-            let read = manifest
-                .files
-                .iter()
-                .filter(|f| f.name.starts_with(&prefix))
-                .try_for_each(|entry| -> Result<(), BoxError> {
-                    for (_, state) in decode_states(&self.store.read(manifest.id, entry)?)? {
-                        let cut = SourceCuts::decode(&state)?;
-                        if let Some(position) = cut.position {
-                            positions.push((cut.partition, position));
-                        }
-                    }
-                    Ok(())
+            let told = part_entries(manifest, "cuts", *node)
+                .map(|entry| self.store.read(manifest.id, entry))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(BoxError::from)
+                .and_then(|files| decode_cuts(files.iter()))
+                .and_then(|cuts| {
+                    let positions: Vec<(usize, u64)> = cuts
+                        .iter()
+                        .filter_map(|c| Some((c.partition, c.position?)))
+                        .collect();
+                    hook(&positions)
                 });
-            let told = read.and_then(|()| hook(&positions));
             if let Err(e) = told {
                 eprintln!(
                     "weir: warning: checkpoint at {}: stage #{node} could not commit its positions: {e}",
@@ -281,10 +301,9 @@ impl Run {
         let Some(m) = &self.restored else {
             return Ok(Vec::new());
         };
-        let prefix = format!("{kind}-{node}-w");
         let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = Vec::new();
-        for entry in m.files.iter().filter(|f| f.name.starts_with(&prefix)) {
+        for entry in part_entries(m, kind, node) {
             if let Some(bytes) = files.get(&entry.name) {
                 out.push(Arc::clone(bytes));
                 continue;
@@ -317,10 +336,7 @@ impl Run {
         let Some(at) = self.restored_at() else {
             return Ok(None);
         };
-        let mut cuts = Vec::new();
-        for (_, state) in self.groups("cuts", node, |_| true)? {
-            cuts.push(SourceCuts::decode(&state)?);
-        }
+        let cuts = decode_cuts(self.restored_files("cuts", node)?)?;
         Ok(Some((at, cuts)))
     }
 
@@ -470,16 +486,15 @@ impl Committer {
     /// An earlier step failed, or (for the final step) this one did.
     pub(crate) fn step(&mut self, step: Commit) -> Result<(), BoxError> {
         self.start()?;
-        if let Some(e) = self.failed() {
-            return Err(e);
-        }
-        let sent = self.steps.as_ref().map(|s| s.send(step));
-        if step == Commit::Final || !matches!(sent, Some(Ok(()))) {
+        // A thread that failed has stopped taking steps: the send fails,
+        // and its error is what is returned.
+        let sent = self.steps.as_ref().is_some_and(|s| s.send(step).is_ok());
+        if step == Commit::Final || !sent {
             self.finish();
         }
         match self.failed() {
             Some(e) => Err(e),
-            None if !matches!(sent, Some(Ok(()))) => Err("the commit thread stopped".into()),
+            None if !sent => Err("the commit thread stopped".into()),
             None => Ok(()),
         }
     }

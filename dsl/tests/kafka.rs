@@ -80,12 +80,7 @@ struct Click {
 /// Produces `n` out-of-order clicks (as JSON) to `topic`, spread over its
 /// partitions by key; returns them.
 fn produce(brokers: &str, topic: &str, partitions: i32, n: u64, seed: u64) -> Vec<Click> {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "5")
-        .set("batch.num.messages", "1")
-        .create()
-        .unwrap();
+    let producer = producer(brokers);
     let mut x = seed | 1;
     let mut t = 1_700_000_000_000u64;
     let mut clicks = Vec::new();
@@ -135,6 +130,13 @@ fn job(brokers: &str, topic: &str, out: &Path, group: Option<&str>) -> Pipeline 
     if let Some(group) = group {
         source = source.group(group);
     }
+    counts(&p, source).sink(JsonLinesFile::to(out));
+    p
+}
+
+/// Clicks from `source` counted per user in 1 s tumbling windows, as
+/// `(user, window start, count)`.
+fn counts(p: &Pipeline, source: Kafka<Click>) -> Stream<(u32, u64, u64)> {
     p.source(source)
         .event_time(
             |r: &KafkaRecord<Click>| r.value.ts,
@@ -144,8 +146,17 @@ fn job(brokers: &str, topic: &str, out: &Path, group: Option<&str>) -> Pipeline 
         .window(Tumbling::of(Duration::from_secs(1)))
         .count()
         .map(|w| (w.key, w.window_start, w.value))
-        .sink(JsonLinesFile::to(out));
-    p
+}
+
+/// A producer that sends every record as a batch of its own (see the module
+/// documentation).
+fn producer(brokers: &str) -> BaseProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "1")
+        .create()
+        .unwrap()
 }
 
 /// The counts the job must give, as sorted JSON lines. Records late by the
@@ -225,11 +236,7 @@ fn broker_mistakes_and_bad_records_are_errors_naming_them() {
     assert!(started.elapsed() < Duration::from_secs(30), "{err}");
 
     let topic = create_topic(&brokers, "bad", 1);
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("batch.num.messages", "1")
-        .create()
-        .unwrap();
+    let producer = producer(&brokers);
     for value in [&br#"{"user":1,"ts":5}"#[..], b"not json"] {
         producer
             .send(BaseRecord::<(), _>::to(&topic).payload(value))
@@ -397,11 +404,7 @@ fn a_spec_reads_json_and_csv_records_from_a_topic() {
     let json_topic = create_topic(&brokers, "spec-json", 3);
     let clicks = produce(&brokers, &json_topic, 3, 5_000, 5);
     let csv_topic = create_topic(&brokers, "spec-csv", 2);
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("batch.num.messages", "1")
-        .create()
-        .unwrap();
+    let producer = producer(&brokers);
     for (i, c) in clicks.iter().enumerate() {
         let line = format!("{},{}", c.ts, c.user);
         let record = BaseRecord::<(), _>::to(&csv_topic)
@@ -562,19 +565,9 @@ fn a_windowed_job_writes_its_results_to_a_topic() {
     let output = create_topic(&brokers, "sink-out", 2);
     let clicks = produce(&brokers, &input, 3, 10_000, 3);
     let p = Pipeline::new("topic-to-topic");
-    p.source(Kafka::new(&brokers, &input).json::<Click>().bounded())
-        .event_time(
-            |r: &KafkaRecord<Click>| r.value.ts,
-            Watermark::bounded(Duration::from_millis(300)),
-        )
-        .key_by(|r: &KafkaRecord<Click>| r.value.user)
-        .window(Tumbling::of(Duration::from_secs(1)))
-        .count()
-        .map(|w| (w.key, w.window_start, w.value))
-        .sink(
-            KafkaSink::new(&brokers, &output)
-                .key(|r: &(u32, u64, u64)| r.0.to_string().into_bytes()),
-        );
+    counts(&p, Kafka::new(&brokers, &input).json::<Click>().bounded()).sink(
+        KafkaSink::new(&brokers, &output).key(|r: &(u32, u64, u64)| r.0.to_string().into_bytes()),
+    );
     p.run(Cluster::threads(2).quiet(true)).unwrap();
     let want = reference(&clicks);
     let records = read_topic(&brokers, &output, 2, want.len());

@@ -500,12 +500,7 @@ impl CheckpointStore for DirStore {
         let path = self.checkpoint_dir(id).join(&entry.name);
         let mut from = File::open(&path).map_err(|e| io(&path, e))?;
         let len = from.metadata().map_err(|e| io(&path, e))?.len();
-        if len != entry.len {
-            return Err(StoreError::Corrupt {
-                path,
-                reason: format!("{len} bytes where the manifest says {}", entry.len),
-            });
-        }
+        same_len(&path, entry, len)?;
         let mut to = open_target(target)?;
         to.seek(SeekFrom::Start(at)).map_err(|e| io(target, e))?;
         let copied = std::io::copy(&mut from, &mut to).map_err(|e| io(target, e))?;
@@ -699,15 +694,21 @@ fn checksum(path: &Path) -> Result<(u64, u32), StoreError> {
     Ok((len, hasher.finalize()))
 }
 
+/// Whether a file of `len` bytes has the length `entry` lists.
+fn same_len(path: &Path, entry: &FileEntry, len: u64) -> Result<(), StoreError> {
+    if len == entry.len {
+        return Ok(());
+    }
+    Err(StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("{len} bytes where the manifest says {}", entry.len),
+    })
+}
+
 /// Whether a file of `len` bytes with checksum `crc` is the one `entry`
 /// lists.
 fn same_as_entry(path: &Path, entry: &FileEntry, len: u64, crc: u32) -> Result<(), StoreError> {
-    if len != entry.len {
-        return Err(StoreError::Corrupt {
-            path: path.to_path_buf(),
-            reason: format!("{len} bytes where the manifest says {}", entry.len),
-        });
-    }
+    same_len(path, entry, len)?;
     if crc != entry.crc32 {
         return Err(StoreError::Corrupt {
             path: path.to_path_buf(),

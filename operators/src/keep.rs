@@ -57,21 +57,29 @@ where
     D: Ord,
     S: Fn(I) -> (D, isize),
 {
-    pub(crate) fn new(split: S, group: G) -> Self {
-        Keeper {
+    /// A keeper holding `collection` (a restored one, or nothing).
+    pub(crate) fn new(
+        split: S,
+        group: G,
+        collection: impl IntoIterator<Item = (D, isize)>,
+    ) -> Self {
+        let mut keeper = Keeper {
             collection: BTreeMap::new(),
             split,
             group,
             _in: PhantomData,
+        };
+        for (d, diff) in collection {
+            keeper.add(d, diff);
         }
+        keeper
     }
 
     fn add(&mut self, record: D, diff: isize) {
         if diff == 0 {
             return;
         }
-        let entry = self.collection.entry(record);
-        match entry {
+        match self.collection.entry(record) {
             Entry::Occupied(mut e) => {
                 *e.get_mut() += diff;
                 if *e.get() == 0 {
@@ -147,15 +155,14 @@ fn decode<D: DeserializeOwned>(state: &[u8]) -> Result<Vec<(D, isize)>, BoxError
 
 /// A differential stage's part in checkpoints, made by `keep`: the
 /// keeper's acknowledgements, and what a restored stage replays and drops.
+/// Without checkpoints it is empty and changes nothing.
 pub struct Kept<'scope, D> {
-    /// The keeper's acknowledgements, if it takes checkpoints.
-    pub acks: Option<Acks<'scope>>,
+    /// The keeper's acknowledgements: `Some` when the stage takes part.
+    acks: Option<Acks<'scope>>,
     /// The checkpoint time restored from.
     restored_at: Option<Time>,
     /// This worker's share of the input collection then, until replayed.
     replay: Vec<(D, isize)>,
-    /// Whether output goes at each record's own time (with checkpoints).
-    restamp: bool,
 }
 
 impl<'scope, D: ExchangeData> Kept<'scope, D> {
@@ -165,7 +172,6 @@ impl<'scope, D: ExchangeData> Kept<'scope, D> {
             acks: None,
             restored_at: None,
             replay: Vec::new(),
-            restamp: false,
         }
     }
 
@@ -202,10 +208,16 @@ impl<'scope, D: ExchangeData> Kept<'scope, D> {
         &self,
         output: UpdateStream<'scope, O>,
     ) -> UpdateStream<'scope, O> {
-        if !self.restamp {
-            return output;
+        match self.acks {
+            Some(_) => at_own_times(output, self.restored_at.unwrap_or(0)),
+            None => output,
         }
-        at_own_times(output, self.restored_at.unwrap_or(0))
+    }
+
+    /// The keeper's acknowledgements, for the job's committer (`None`
+    /// without checkpoints).
+    pub(crate) fn into_acks(self) -> Option<Acks<'scope>> {
+        self.acks
     }
 }
 
@@ -223,7 +235,9 @@ pub(crate) fn at_own_times<'scope, O: ExchangeData + Clone>(
     updates.unary(Pipeline, "AtOwnTimes", move |_, _| {
         move |input, output| {
             input.for_each(|cap, data| {
-                data.retain(|(_, t, _)| *t >= from);
+                if from > 0 {
+                    data.retain(|(_, t, _)| *t >= from);
+                }
                 if data.is_empty() {
                     return;
                 }
@@ -256,21 +270,23 @@ pub(crate) fn keep<'scope, I, D, S, G>(
     name: &str,
     split: S,
     group: G,
-    start: Start<'scope>,
+    mut start: Start<'scope>,
 ) -> Kept<'scope, D>
 where
     I: ExchangeData + Clone,
-    D: ExchangeData + Ord + Serialize + DeserializeOwned,
+    D: ExchangeData + Clone + Ord + Serialize + DeserializeOwned,
     S: Fn(I) -> (D, isize) + 'static,
     G: Fn(&D) -> u32 + 'static,
 {
     if !takes_part(&start) {
         return Kept::none();
     }
+    // The restored groups are decoded once: into the replay, and the keeper
+    // starts from them (rather than through `Lifecycle::restore`).
     let mut replay = Vec::new();
     if let Some(at) = start.restored_at {
-        for (g, state) in &start.restore {
-            match decode::<D>(state) {
+        for (g, state) in std::mem::take(&mut start.restore) {
+            match decode::<D>(&state) {
                 Ok(mut group) => replay.append(&mut group),
                 Err(e) => start.failure.raise(format!(
                     "{name}: cannot restore key group {g} from the checkpoint at {at}: {e}"
@@ -279,13 +295,12 @@ where
         }
     }
     let restored_at = start.restored_at;
-    let keeper = Keeper::new(split, group);
+    let keeper = Keeper::new(split, group, replay.iter().cloned());
     let (acks, _) = Stateful::unary_from(input.clone(), name, keeper, Arc::default(), start);
     Kept {
         acks: Some(acks),
         restored_at,
         replay,
-        restamp: true,
     }
 }
 
@@ -298,19 +313,21 @@ mod tests {
     fn a_keeper_consolidates_and_restores_by_key_group() {
         let split = |(k, v, r): (u8, u8, isize)| ((k, v), r);
         let group = |d: &(u8, u8)| KeyGroups::group_of(&d.0);
-        let mut keeper = Keeper::new(split, group);
+        let mut keeper = Keeper::new(split, group, None);
         let mut out = Emit::for_test();
         keeper.on_records(1, vec![(1, 1, 1), (1, 1, 1), (2, 5, 1)], &mut out);
         keeper.on_record(2, (2, 5, -1), &mut out);
         keeper.on_record(2, (3, 9, 2), &mut out);
         let state = keeper.snapshot(3).unwrap();
-        let mut restored = Keeper::new(split, group);
+        let mut restored = Keeper::new(split, group, None);
         for (g, bytes) in &state {
             restored.restore(3, *g, bytes).unwrap();
         }
         let mut got: Vec<_> = restored.collection.into_iter().collect();
         got.sort();
         assert_eq!(got, vec![((1, 1), 2), ((3, 9), 2)]);
-        assert!(Keeper::new(split, group).restore(3, 0, b"\x01").is_err());
+        assert!(Keeper::new(split, group, None)
+            .restore(3, 0, b"\x01")
+            .is_err());
     }
 }

@@ -335,7 +335,7 @@ where
             value: n as u64,
             diff: diff as i64,
         });
-        (counts, kept.acks)
+        (counts, kept.into_acks())
     }
 }
 
@@ -489,7 +489,7 @@ where
                 },
             )
         });
-        let acks = match (left_kept.acks, right_kept.acks) {
+        let acks = match (left_kept.into_acks(), right_kept.into_acks()) {
             (Some(l), Some(r)) => Some(l.concat(r)),
             (l, r) => l.or(r),
         };
@@ -629,7 +629,7 @@ where
                 },
             )
         });
-        (changes, kept.acks)
+        (changes, kept.into_acks())
     }
 }
 

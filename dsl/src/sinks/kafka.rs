@@ -3,7 +3,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
@@ -11,8 +10,9 @@ use rdkafka::ClientContext;
 use serde::Serialize;
 use weir_engine::BoxError;
 
-use super::{Sink, SinkContext, SinkWriter};
+use super::{ByRef, Sink, SinkContext, SinkWriter, WriteRefs};
 use crate::error::SinkError;
+use crate::sources::KafkaClient;
 
 /// Makes a record's key.
 type KeyOf<T> = Arc<dyn Fn(&T) -> Vec<u8> + Send + Sync>;
@@ -51,10 +51,8 @@ type Encode<T> = Arc<dyn Fn(&T, &mut Vec<u8>) -> Result<(), String> + Send + Syn
 /// p.run(Cluster::threads(2)).unwrap();
 /// ```
 pub struct KafkaSink<T> {
-    brokers: String,
+    client: KafkaClient,
     topic: String,
-    settings: Vec<(String, String)>,
-    timeout: Duration,
     key: Option<KeyOf<T>>,
     encode: Encode<T>,
 }
@@ -64,10 +62,8 @@ impl<T: Serialize> KafkaSink<T> {
     /// separated), values as JSON, without keys.
     pub fn new(brokers: impl Into<String>, topic: impl Into<String>) -> Self {
         KafkaSink {
-            brokers: brokers.into(),
+            client: KafkaClient::new(brokers.into(), Duration::from_secs(30)),
             topic: topic.into(),
-            settings: Vec::new(),
-            timeout: Duration::from_secs(30),
             key: None,
             encode: Arc::new(|record, buf| {
                 serde_json::to_writer(buf, record).map_err(|e| format!("cannot encode: {e}"))
@@ -96,14 +92,14 @@ impl<T> KafkaSink<T> {
     /// Sets a librdkafka producer property (e.g. `compression.type`,
     /// `security.protocol`).
     pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.settings.push((key.into(), value.into()));
+        self.client.set(key.into(), value.into());
         self
     }
 
     /// How long a record may wait for the brokers' acknowledgement
     /// (default 30 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.client.set_timeout(timeout);
         self
     }
 }
@@ -133,34 +129,28 @@ impl<T: crate::Data> Sink<T> for KafkaSink<T> {
     }
 
     fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, SinkError> {
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", &self.brokers)
-            .set("enable.idempotence", "true")
-            .set("linger.ms", "5")
-            .set(
-                "message.timeout.ms",
-                self.timeout.as_millis().max(1).to_string(),
-            )
-            .set("log_level", "3");
-        for (key, value) in &self.settings {
-            config.set(key, value);
-        }
-        let producer: BaseProducer<Deliveries> = config
+        let timeout = self.client.timeout().as_millis().max(1).to_string();
+        let producer: BaseProducer<Deliveries> = self
+            .client
+            .config(&[
+                ("enable.idempotence", "true".into()),
+                ("linger.ms", "5".into()),
+                ("message.timeout.ms", timeout),
+            ])
             .create_with_context(Deliveries::default())
             .map_err(|e| SinkError {
                 sink: ctx.name().to_string(),
                 path: format!("topic `{}`", self.topic).into(),
                 error: std::io::Error::other(format!("cannot make a Kafka producer: {e}")),
             })?;
-        Ok(Box::new(KafkaWriter {
+        Ok(Box::new(ByRef(KafkaWriter {
             producer,
             topic: self.topic.clone(),
-            timeout: self.timeout,
+            timeout: self.client.timeout(),
             key: self.key.clone(),
             encode: Arc::clone(&self.encode),
             value: Vec::new(),
-        }))
+        })))
     }
 }
 
@@ -210,25 +200,14 @@ impl<T> KafkaWriter<T> {
     }
 }
 
-impl<T: 'static> SinkWriter<T> for KafkaWriter<T> {
-    fn write(&mut self, batch: &mut Vec<T>) -> Result<(), BoxError> {
-        for record in batch.iter() {
+impl<T: 'static> WriteRefs<T> for KafkaWriter<T> {
+    fn write_refs<'a>(&mut self, records: impl Iterator<Item = &'a T>) -> Result<(), BoxError>
+    where
+        T: 'a,
+    {
+        for record in records {
             self.send(record)?;
         }
-        batch.clear();
-        self.producer.poll(Duration::ZERO);
-        self.check()
-    }
-
-    fn write_timed(
-        &mut self,
-        batch: &mut Vec<(u64, T)>,
-        _scratch: &mut Vec<T>,
-    ) -> Result<(), BoxError> {
-        for (_, record) in batch.iter() {
-            self.send(record)?;
-        }
-        batch.clear();
         self.producer.poll(Duration::ZERO);
         self.check()
     }

@@ -10,6 +10,7 @@
 //! each completed checkpoint are also committed to the group (the next
 //! offset to read, as Kafka expects), so that the usual tools show the lag.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,6 +69,70 @@ pub enum KafkaStart {
 /// Decodes a record's value; the error says why it does not decode.
 type Decode<V> = Arc<dyn Fn(&[u8]) -> Result<V, String> + Send + Sync>;
 
+/// How to reach Kafka: the brokers, the user's librdkafka settings and how
+/// long to wait for the brokers. Shared by the source and the sink.
+#[derive(Debug, Clone)]
+pub(crate) struct KafkaClient {
+    brokers: String,
+    settings: Vec<(String, String)>,
+    timeout: Duration,
+}
+
+impl KafkaClient {
+    pub(crate) fn new(brokers: String, timeout: Duration) -> Self {
+        KafkaClient {
+            brokers,
+            settings: Vec::new(),
+            timeout,
+        }
+    }
+
+    pub(crate) fn brokers(&self) -> &str {
+        &self.brokers
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    pub(crate) fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// Adds a librdkafka setting; the user's settings come last, so they
+    /// override weir's.
+    pub(crate) fn set(&mut self, key: String, value: String) {
+        self.settings.push((key, value));
+    }
+
+    /// A client configuration: the brokers, `fixed` (weir's settings for
+    /// this client), then the user's settings.
+    pub(crate) fn config(&self, fixed: &[(&str, String)]) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("log_level", "3");
+        for (key, value) in fixed {
+            config.set(*key, value);
+        }
+        for (key, value) in &self.settings {
+            config.set(key, value);
+        }
+        config
+    }
+}
+
+/// What a Kafka source reads, whatever its values are: shared by the
+/// source and its partition readers.
+#[derive(Debug, Clone)]
+struct Topic {
+    client: KafkaClient,
+    topic: String,
+    start: KafkaStart,
+    bounded: bool,
+    group: Option<String>,
+}
+
 /// A Kafka topic as a source of [`KafkaRecord`]s.
 ///
 /// Values are raw bytes ([`Kafka::new`]), UTF-8 text ([`text`](Kafka::text)),
@@ -95,13 +160,7 @@ type Decode<V> = Arc<dyn Fn(&[u8]) -> Result<V, String> + Send + Sync>;
 /// p.run(Cluster::threads(2)).unwrap();
 /// ```
 pub struct Kafka<V> {
-    brokers: String,
-    topic: String,
-    start: KafkaStart,
-    bounded: bool,
-    group: Option<String>,
-    settings: Vec<(String, String)>,
-    timeout: Duration,
+    topic: Topic,
     format: &'static str,
     decode: Decode<V>,
     /// The consumer committing offsets to the group, made at the first
@@ -115,13 +174,13 @@ impl Kafka<Vec<u8>> {
     /// end.
     pub fn new(brokers: impl Into<String>, topic: impl Into<String>) -> Self {
         Kafka {
-            brokers: brokers.into(),
-            topic: topic.into(),
-            start: KafkaStart::Earliest,
-            bounded: false,
-            group: None,
-            settings: Vec::new(),
-            timeout: Duration::from_secs(10),
+            topic: Topic {
+                client: KafkaClient::new(brokers.into(), Duration::from_secs(10)),
+                topic: topic.into(),
+                start: KafkaStart::Earliest,
+                bounded: false,
+                group: None,
+            },
             format: "bytes",
             decode: Arc::new(|bytes| Ok(bytes.to_vec())),
             committer: Default::default(),
@@ -132,13 +191,7 @@ impl Kafka<Vec<u8>> {
 impl<V> Kafka<V> {
     fn with_decode<U>(self, format: &'static str, decode: Decode<U>) -> Kafka<U> {
         Kafka {
-            brokers: self.brokers,
             topic: self.topic,
-            start: self.start,
-            bounded: self.bounded,
-            group: self.group,
-            settings: self.settings,
-            timeout: self.timeout,
             format,
             decode,
             committer: Default::default(),
@@ -192,7 +245,7 @@ impl<V> Kafka<V> {
     /// Where partitions start when the job is not restored from a
     /// checkpoint (default [`KafkaStart::Earliest`]).
     pub fn start(mut self, start: KafkaStart) -> Self {
-        self.start = start;
+        self.topic.start = start;
         self
     }
 
@@ -200,7 +253,7 @@ impl<V> Kafka<V> {
     /// finishes as a file does (Flink's bounded `KafkaSource`): for tests,
     /// backfills and reprocessing.
     pub fn bounded(mut self) -> Self {
-        self.bounded = true;
+        self.topic.bounded = true;
         self
     }
 
@@ -208,14 +261,14 @@ impl<V> Kafka<V> {
     /// starts from, and to which the offsets of each completed checkpoint
     /// are committed.
     pub fn group(mut self, group: impl Into<String>) -> Self {
-        self.group = Some(group.into());
+        self.topic.group = Some(group.into());
         self
     }
 
     /// Sets a librdkafka client property (e.g. `security.protocol`,
     /// `sasl.mechanisms`): see librdkafka's `CONFIGURATION.md`.
     pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.settings.push((key.into(), value.into()));
+        self.topic.client.set(key.into(), value.into());
         self
     }
 
@@ -223,33 +276,27 @@ impl<V> Kafka<V> {
     /// 10 s): an unreachable broker or a missing topic is an error after
     /// it, not a hang.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.topic.client.set_timeout(timeout);
         self
     }
+}
 
+impl Topic {
     /// A consumer with this source's settings.
     fn consumer(&self) -> Result<BaseConsumer, String> {
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", &self.brokers)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "false")
-            .set(
-                "group.id",
-                self.group
-                    .clone()
-                    .unwrap_or_else(|| format!("weir-{}", self.topic)),
-            )
-            .set(
-                "socket.timeout.ms",
-                self.timeout.as_millis().max(10).to_string(),
-            )
-            .set("log_level", "3");
-        for (key, value) in &self.settings {
-            config.set(key, value);
-        }
-        config
+        let group = self
+            .group
+            .clone()
+            .unwrap_or_else(|| format!("weir-{}", self.topic));
+        let timeout = self.client.timeout().as_millis().max(10).to_string();
+        self.client
+            .config(&[
+                ("enable.auto.commit", "false".into()),
+                ("enable.auto.offset.store", "false".into()),
+                ("enable.partition.eof", "false".into()),
+                ("group.id", group),
+                ("socket.timeout.ms", timeout),
+            ])
             .create()
             .map_err(|e| format!("cannot make a Kafka client: {e}"))
     }
@@ -257,11 +304,12 @@ impl<V> Kafka<V> {
     /// The number of partitions of the topic.
     fn partitions(&self, consumer: &BaseConsumer) -> Result<i32, String> {
         let metadata = consumer
-            .fetch_metadata(Some(&self.topic), self.timeout)
+            .fetch_metadata(Some(&self.topic), self.client.timeout())
             .map_err(|e| {
                 format!(
                     "cannot reach the brokers {} within {:?}: {e}",
-                    self.brokers, self.timeout
+                    self.client.brokers(),
+                    self.client.timeout()
                 )
             })?;
         let topic = metadata
@@ -269,14 +317,20 @@ impl<V> Kafka<V> {
             .iter()
             .find(|t| t.name() == self.topic)
             .filter(|t| t.error().is_none() && !t.partitions().is_empty())
-            .ok_or_else(|| format!("topic `{}` not found on {}", self.topic, self.brokers))?;
+            .ok_or_else(|| {
+                format!(
+                    "topic `{}` not found on {}",
+                    self.topic,
+                    self.client.brokers()
+                )
+            })?;
         Ok(topic.partitions().len() as i32)
     }
 
     /// Where partition `p` starts, and where it ends if bounded.
     fn range(&self, consumer: &BaseConsumer, p: i32) -> Result<(i64, Option<i64>), String> {
         let (low, high) = consumer
-            .fetch_watermarks(&self.topic, p, self.timeout)
+            .fetch_watermarks(&self.topic, p, self.client.timeout())
             .map_err(|e| format!("partition {p}: cannot read its offsets: {e}"))?;
         let start = match self.start {
             KafkaStart::Earliest => low,
@@ -285,7 +339,7 @@ impl<V> Kafka<V> {
                 let mut tpl = TopicPartitionList::new();
                 tpl.add_partition(&self.topic, p);
                 let committed = consumer
-                    .committed_offsets(tpl, self.timeout)
+                    .committed_offsets(tpl, self.client.timeout())
                     .map_err(|e| format!("partition {p}: cannot read the committed offset: {e}"))?;
                 match committed.find_partition(&self.topic, p).map(|e| e.offset()) {
                     Some(Offset::Offset(o)) => o.clamp(low, high),
@@ -297,7 +351,7 @@ impl<V> Kafka<V> {
                 tpl.add_partition_offset(&self.topic, p, Offset::Offset(ts))
                     .map_err(|e| e.to_string())?;
                 let found = consumer
-                    .offsets_for_times(tpl, self.timeout)
+                    .offsets_for_times(tpl, self.client.timeout())
                     .map_err(|e| format!("partition {p}: cannot look up timestamp {ts}: {e}"))?;
                 match found.find_partition(&self.topic, p).map(|e| e.offset()) {
                     Some(Offset::Offset(o)) => o.clamp(low, high),
@@ -313,7 +367,7 @@ impl<V: Data> Source for Kafka<V> {
     type Item = KafkaRecord<V>;
 
     fn describe(&self) -> String {
-        format!("kafka({}, {})", self.topic, self.format)
+        format!("kafka({}, {})", self.topic.topic, self.format)
     }
 
     fn resumable(&self) -> bool {
@@ -323,20 +377,19 @@ impl<V: Data> Source for Kafka<V> {
     /// Commits each partition's position (the next offset to read) to the
     /// consumer group, if the source has one.
     fn checkpoint_committed(&self, positions: &[(usize, u64)]) -> Result<(), BoxError> {
-        if self.group.is_none() || positions.is_empty() {
+        if self.topic.group.is_none() || positions.is_empty() {
             return Ok(());
         }
         let mut committer = self.committer.lock().unwrap_or_else(|p| p.into_inner());
-        if committer.is_none() {
-            *committer = Some(self.consumer()?);
-        }
-        let Some(consumer) = committer.as_ref() else {
-            return Ok(());
+        let consumer = match committer.take() {
+            Some(consumer) => consumer,
+            None => self.topic.consumer()?,
         };
+        let consumer = committer.insert(consumer);
         let mut tpl = TopicPartitionList::new();
         for &(partition, position) in positions {
             tpl.add_partition_offset(
-                &self.topic,
+                &self.topic.topic,
                 partition as i32,
                 Offset::Offset(position as i64),
             )?;
@@ -353,17 +406,18 @@ impl<V: Data> Source for Kafka<V> {
             source_name: ctx.name().to_string(),
             reason,
         };
-        let consumer = self.consumer().map_err(broker_error)?;
-        let partitions = self.partitions(&consumer).map_err(broker_error)?;
+        let consumer = self.topic.consumer().map_err(broker_error)?;
+        let partitions = self.topic.partitions(&consumer).map_err(broker_error)?;
         let mut readers: Vec<Box<dyn PartitionReader<KafkaRecord<V>>>> = Vec::new();
         for p in (ctx.worker() as i32..partitions).step_by(ctx.peers()) {
-            let (next, end) = self.range(&consumer, p).map_err(broker_error)?;
+            let (next, end) = self.topic.range(&consumer, p).map_err(broker_error)?;
             if let Some(end) = end {
                 ctx.expect_work(end.saturating_sub(next).max(0) as u64);
             }
             readers.push(Box::new(KafkaPartition {
                 consumer: None,
-                source: self.clone_settings(),
+                topic: self.topic.clone(),
+                decode: Arc::clone(&self.decode),
                 partition: p,
                 next,
                 end,
@@ -375,61 +429,81 @@ impl<V: Data> Source for Kafka<V> {
     }
 }
 
-impl<V> Kafka<V> {
-    fn clone_settings(&self) -> Kafka<V> {
-        Kafka {
-            brokers: self.brokers.clone(),
-            topic: self.topic.clone(),
-            start: self.start,
-            bounded: self.bounded,
-            group: self.group.clone(),
-            settings: self.settings.clone(),
-            timeout: self.timeout,
-            format: self.format,
-            decode: Arc::clone(&self.decode),
-            committer: Default::default(),
-        }
-    }
-}
-
 /// One partition of a Kafka topic, read with a consumer of its own that is
 /// assigned the partition at its next offset on the first read.
 struct KafkaPartition<V> {
     consumer: Option<BaseConsumer>,
-    source: Kafka<V>,
+    topic: Topic,
+    decode: Decode<V>,
     partition: i32,
     /// The offset of the next record to return.
     next: i64,
     /// Bounded: the offset it ends at.
     end: Option<i64>,
     name: String,
-    work: Arc<std::sync::atomic::AtomicU64>,
+    work: Arc<AtomicU64>,
 }
 
 impl<V> KafkaPartition<V> {
     fn error(&self, reason: impl std::fmt::Display) -> BoxError {
         format!(
             "source `{}`: topic `{}` partition {} offset {}: {reason}",
-            self.name, self.source.topic, self.partition, self.next
+            self.name, self.topic.topic, self.partition, self.next
         )
         .into()
     }
 
-    /// Makes the partition's consumer, on the first read.
-    fn connect(&mut self) -> Result<(), BoxError> {
-        if self.consumer.is_none() {
-            let consumer = self.source.consumer().map_err(|e| self.error(e))?;
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(
-                &self.source.topic,
-                self.partition,
-                Offset::Offset(self.next),
-            )
+    /// A consumer assigned the partition at its next offset.
+    fn connect(&self) -> Result<BaseConsumer, BoxError> {
+        let consumer = self.topic.consumer().map_err(|e| self.error(e))?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&self.topic.topic, self.partition, Offset::Offset(self.next))
             .map_err(|e| self.error(e))?;
-            consumer.assign(&tpl).map_err(|e| self.error(e))?;
-            self.consumer = Some(consumer);
+        consumer.assign(&tpl).map_err(|e| self.error(e))?;
+        Ok(consumer)
+    }
+
+    /// Appends at most `max` records polled from `consumer`: how many, and
+    /// whether the partition's end was reached.
+    fn poll(
+        &mut self,
+        consumer: &BaseConsumer,
+        out: &mut Vec<KafkaRecord<V>>,
+        max: usize,
+    ) -> Result<(usize, bool), BoxError> {
+        let mut read = 0;
+        while read < max.max(1) {
+            let message = match consumer.poll(Duration::ZERO) {
+                None => break,
+                Some(Err(e)) => return Err(self.error(format!("the broker says: {e}"))),
+                Some(Ok(m)) => m,
+            };
+            let offset = message.offset();
+            if offset < self.next {
+                continue; // librdkafka skips records before the assigned offset
+            }
+            let value = match message.payload() {
+                Some(bytes) => (self.decode)(bytes),
+                None => Err("a record without a value".to_string()),
+            };
+            let value = value.map_err(|reason| {
+                self.next = offset;
+                self.error(reason)
+            })?;
+            out.push(KafkaRecord {
+                partition: self.partition,
+                offset,
+                timestamp: message.timestamp().to_millis(),
+                key: message.key().map(<[u8]>::to_vec),
+                value,
+            });
+            self.next = offset + 1;
+            read += 1;
+            if self.end.is_some_and(|end| self.next >= end) {
+                return Ok((read, true));
+            }
         }
-        Ok(())
+        Ok((read, false))
     }
 }
 
@@ -438,58 +512,21 @@ impl<V: Data> PartitionReader<KafkaRecord<V>> for KafkaPartition<V> {
         if self.end.is_some_and(|end| self.next >= end) {
             return Ok(ReadStatus::Done);
         }
-        self.connect()?;
-        let Some(consumer) = self.consumer.as_ref() else {
-            return Ok(ReadStatus::Idle);
+        // The consumer is made on the first read, after a restore's seek.
+        let consumer = match self.consumer.take() {
+            Some(consumer) => consumer,
+            None => self.connect()?,
         };
-        let decode = Arc::clone(&self.source.decode);
-        let mut read = 0;
-        while read < max.max(1) {
-            let polled = consumer.poll(Duration::ZERO);
-            let message = match polled {
-                None => break,
-                Some(Err(e)) => return Err(self.error(format!("the broker says: {e}"))),
-                Some(Ok(m)) => m,
-            };
-            let offset = message.offset();
-            if offset < self.next {
-                continue; // before the assigned offset (cannot happen)
-            }
-            let value = match message.payload() {
-                Some(bytes) => decode(bytes),
-                None => Err("a record without a value".to_string()),
-            };
-            let value = match value {
-                Ok(v) => v,
-                Err(reason) => {
-                    self.next = offset;
-                    return Err(self.error(reason));
-                }
-            };
-            out.push(KafkaRecord {
-                partition: self.partition,
-                offset,
-                timestamp: message.timestamp().to_millis(),
-                key: message.key().map(<[u8]>::to_vec),
-                value,
-            });
-            drop(message);
-            self.next = offset + 1;
-            read += 1;
-            if self.end.is_some_and(|end| self.next >= end) {
-                self.work
-                    .fetch_add(read as u64, std::sync::atomic::Ordering::Relaxed);
-                return Ok(ReadStatus::Done);
-            }
-        }
+        let polled = self.poll(&consumer, out, max);
+        self.consumer = Some(consumer);
+        let (read, ended) = polled?;
         if self.end.is_some() {
-            self.work
-                .fetch_add(read as u64, std::sync::atomic::Ordering::Relaxed);
+            self.work.fetch_add(read as u64, Ordering::Relaxed);
         }
-        Ok(if read == 0 {
-            ReadStatus::Idle
-        } else {
-            ReadStatus::More
+        Ok(match (ended, read) {
+            (true, _) => ReadStatus::Done,
+            (false, 0) => ReadStatus::Idle,
+            (false, _) => ReadStatus::More,
         })
     }
 

@@ -24,6 +24,8 @@ pub use files::{Csv, JsonLines, TextLines};
 pub use generator::Generator;
 pub use iter::Iter;
 #[cfg(feature = "kafka")]
+pub(crate) use kafka::KafkaClient;
+#[cfg(feature = "kafka")]
 pub use kafka::{Kafka, KafkaRecord, KafkaStart};
 #[cfg(feature = "nexmark")]
 pub use nexmark::{

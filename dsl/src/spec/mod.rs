@@ -43,7 +43,7 @@ pub use value::{KeyedRow, Row, Value, Values};
 
 use self::aggregate::{AggSpec, Func, SpecAggregator};
 use self::rows::{csv_header, json_row, BidRows, CsvRowDecoder, Fields, LineSplitter, BID_FIELDS};
-use self::schema::{FieldType, Format, SinkKind, SourceKind, SpecFile, StartAt, WindowKind};
+use self::schema::{FieldType, Format, SinkKind, SourceKind, SpecFile, WindowKind};
 use crate::sources::{list_files, CsvDecode, CsvRows, LineSource, Mapped, Nexmark, ParsedStdin};
 use crate::{
     Pipeline, Session, Sliding, StdoutLines, TextFile, Tumbling, Watermark, WindowResult,
@@ -95,31 +95,21 @@ enum Input {
     Jsonl(PathBuf),
     Stdin(Format),
     Nexmark(u64),
-    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    #[cfg(feature = "kafka")]
     Kafka(KafkaInput),
 }
 
 /// A Kafka topic as a spec's input.
+#[cfg(feature = "kafka")]
 #[derive(Debug, Clone)]
-#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
 struct KafkaInput {
     brokers: String,
     topic: String,
     /// `None`: JSON values; `Some(fields)`: CSV lines of these columns.
     csv_fields: Option<Vec<String>>,
-    start: KafkaStartAt,
+    start: crate::sources::KafkaStart,
     bounded: bool,
     group: Option<String>,
-}
-
-/// Where a spec's Kafka source starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
-enum KafkaStartAt {
-    Earliest,
-    Latest,
-    Committed,
-    Timestamp(i64),
 }
 
 /// Where the results of a checked spec go.
@@ -130,7 +120,7 @@ enum Output {
     Stdout,
     /// A Kafka topic: brokers, topic, and the positions among the window's
     /// keys of the fields that key each record.
-    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    #[cfg(feature = "kafka")]
     Kafka {
         brokers: String,
         topic: String,
@@ -174,14 +164,7 @@ type KafkaRows =
 /// CSV line of the input's fields.
 #[cfg(feature = "kafka")]
 fn kafka_rows(k: &KafkaInput, fields: &Arc<Fields>) -> Result<KafkaRows, SpecError> {
-    use crate::sources::{Kafka, KafkaStart};
-    let start = match k.start {
-        KafkaStartAt::Earliest => KafkaStart::Earliest,
-        KafkaStartAt::Latest => KafkaStart::Latest,
-        KafkaStartAt::Committed => KafkaStart::Committed,
-        KafkaStartAt::Timestamp(ts) => KafkaStart::Timestamp(ts),
-    };
-    let mut source = Kafka::new(&k.brokers, &k.topic).start(start);
+    let mut source = crate::sources::Kafka::new(&k.brokers, &k.topic).start(k.start);
     if k.bounded {
         source = source.bounded();
     }
@@ -210,6 +193,163 @@ fn kafka_rows(k: &KafkaInput, fields: &Arc<Fields>) -> Result<KafkaRows, SpecErr
         }
     };
     Ok(Mapped::new(source, |r| r.value))
+}
+
+/// The `kafka` feature, missing from this build, for `field`.
+#[cfg(not(feature = "kafka"))]
+fn needs_kafka(field: &str) -> SpecError {
+    field_err(
+        field,
+        "a kind this `weir` was built with: `kafka` needs the `kafka` feature (cargo install weir --features kafka)",
+    )
+}
+
+/// A Kafka `[source]`, checked.
+#[cfg(feature = "kafka")]
+fn kafka_input(src: &schema::SourceSection) -> Result<Input, SpecError> {
+    use crate::sources::KafkaStart;
+    use schema::StartAt;
+    let brokers = src.brokers.clone().ok_or_else(|| {
+        field_err(
+            "source.brokers",
+            "the Kafka brokers, `host:port[,host:port...]`",
+        )
+    })?;
+    let topic = src
+        .topic
+        .clone()
+        .ok_or_else(|| field_err("source.topic", "the Kafka topic to read"))?;
+    let csv_fields = match (src.format.unwrap_or(Format::Json), src.fields.clone()) {
+        (Format::Json, None) => None,
+        (Format::Json, Some(_)) => {
+            return Err(field_err(
+                "source.fields",
+                "no `fields` with `format = \"json\"` (JSON records name their fields)",
+            ))
+        }
+        (Format::Csv, Some(fields)) if !fields.is_empty() => Some(fields),
+        (Format::Csv, _) => {
+            return Err(field_err(
+                "source.fields",
+                "the columns of each CSV record, in order (`fields = [\"ts\", \"user\"]`)",
+            ))
+        }
+        (Format::Jsonl, _) => return Err(field_err("source.format", "`json` or `csv` for Kafka")),
+    };
+    let start = match &src.start {
+        None => KafkaStart::Earliest,
+        Some(StartAt::Named(n)) if n == "earliest" => KafkaStart::Earliest,
+        Some(StartAt::Named(n)) if n == "latest" => KafkaStart::Latest,
+        Some(StartAt::Named(n)) if n == "committed" => KafkaStart::Committed,
+        Some(StartAt::Timestamp(ts)) if *ts >= 0 => KafkaStart::Timestamp(*ts),
+        Some(_) => {
+            return Err(field_err(
+                "source.start",
+                "`earliest`, `latest`, `committed` or a timestamp in milliseconds",
+            ))
+        }
+    };
+    if start == KafkaStart::Committed && src.group.is_none() {
+        return Err(field_err(
+            "source.group",
+            "the consumer group whose offsets `start = \"committed\"` reads",
+        ));
+    }
+    Ok(Input::Kafka(KafkaInput {
+        brokers,
+        topic,
+        csv_fields,
+        start,
+        bounded: src.bounded.unwrap_or(false),
+        group: src.group.clone(),
+    }))
+}
+
+#[cfg(not(feature = "kafka"))]
+fn kafka_input(_: &schema::SourceSection) -> Result<Input, SpecError> {
+    Err(needs_kafka("source.type"))
+}
+
+/// A Kafka `[sink]`, checked; `keys` are the window's key fields.
+#[cfg(feature = "kafka")]
+fn kafka_output(sink: &schema::SinkSection, keys: &[String]) -> Result<Output, SpecError> {
+    if sink.path.is_some() {
+        return Err(field_err(
+            "sink.path",
+            "no `path` for a sink of type `kafka`, which takes `brokers`, `topic` and `key`",
+        ));
+    }
+    let brokers = sink.brokers.clone().ok_or_else(|| {
+        field_err(
+            "sink.brokers",
+            "the Kafka brokers, `host:port[,host:port...]`",
+        )
+    })?;
+    let topic = sink
+        .topic
+        .clone()
+        .ok_or_else(|| field_err("sink.topic", "the Kafka topic to write"))?;
+    let mut key = Vec::new();
+    for field in sink.key.iter().flat_map(schema::Keys::fields) {
+        let at = keys.iter().position(|k| k == field).ok_or_else(|| {
+            field_err(
+                "sink.key",
+                format!(
+                    "fields among the window's keys ({}), got `{field}`",
+                    keys.join(", ")
+                ),
+            )
+        })?;
+        key.push(at);
+    }
+    Ok(Output::Kafka {
+        brokers,
+        topic,
+        key,
+    })
+}
+
+#[cfg(not(feature = "kafka"))]
+fn kafka_output(_: &schema::SinkSection, _: &[String]) -> Result<Output, SpecError> {
+    Err(needs_kafka("sink.type"))
+}
+
+/// Window results as Kafka records: a key made of the `key` fields (joined
+/// by `|`) and the result as a JSON object.
+#[cfg(feature = "kafka")]
+fn kafka_sink(
+    results: crate::Stream<WindowResult<Values, Values>>,
+    spec: Arc<Spec>,
+    brokers: &str,
+    topic: &str,
+    key: &[usize],
+) -> Pipeline {
+    let key = key.to_vec();
+    let keyed = !key.is_empty();
+    let records = results.map(move |r: WindowResult<Values, Values>| {
+        let mut record_key = String::new();
+        for (i, &at) in key.iter().enumerate() {
+            if i > 0 {
+                record_key.push('|');
+            }
+            if let Some(v) = r.key.get(at) {
+                record_key.push_str(&v.text());
+            }
+        }
+        let mut value = String::with_capacity(96);
+        render::render(&spec, r, true, &mut value);
+        (record_key, value)
+    });
+    let mut sink = crate::sinks::KafkaSink::new(brokers, topic).encode_with(
+        |(_, value): &(String, String), buf| {
+            buf.extend_from_slice(value.as_bytes());
+            Ok(())
+        },
+    );
+    if keyed {
+        sink = sink.key(|(key, _): &(String, String)| key.clone().into_bytes());
+    }
+    records.sink(sink)
 }
 
 impl Spec {
@@ -319,66 +459,7 @@ impl Spec {
                 let takes = "`brokers`, `topic`, `format`, `fields`, `start`, `bounded`, `group`, `event_time` and `schema`";
                 not_for("path", src.path.is_some(), takes)?;
                 not_for("events", src.events.is_some(), takes)?;
-                if !cfg!(feature = "kafka") {
-                    return Err(field_err(
-                        "source.type",
-                        "a source this `weir` was built with: `kafka` needs the `kafka` feature (cargo install weir --features kafka)",
-                    ));
-                }
-                let brokers = src.brokers.clone().ok_or_else(|| {
-                    field_err(
-                        "source.brokers",
-                        "the Kafka brokers, `host:port[,host:port...]`",
-                    )
-                })?;
-                let topic = src
-                    .topic
-                    .clone()
-                    .ok_or_else(|| field_err("source.topic", "the Kafka topic to read"))?;
-                let csv_fields = match (src.format.unwrap_or(Format::Json), src.fields.clone()) {
-                    (Format::Json, None) => None,
-                    (Format::Json, Some(_)) => {
-                        return Err(field_err(
-                            "source.fields",
-                            "no `fields` with `format = \"json\"` (JSON records name their fields)",
-                        ))
-                    }
-                    (Format::Csv, Some(fields)) if !fields.is_empty() => Some(fields),
-                    (Format::Csv, _) => return Err(field_err(
-                        "source.fields",
-                        "the columns of each CSV record, in order (`fields = [\"ts\", \"user\"]`)",
-                    )),
-                    (Format::Jsonl, _) => {
-                        return Err(field_err("source.format", "`json` or `csv` for Kafka"))
-                    }
-                };
-                let start = match &src.start {
-                    None => KafkaStartAt::Earliest,
-                    Some(StartAt::Named(n)) if n == "earliest" => KafkaStartAt::Earliest,
-                    Some(StartAt::Named(n)) if n == "latest" => KafkaStartAt::Latest,
-                    Some(StartAt::Named(n)) if n == "committed" => KafkaStartAt::Committed,
-                    Some(StartAt::Timestamp(ts)) if *ts >= 0 => KafkaStartAt::Timestamp(*ts),
-                    Some(_) => {
-                        return Err(field_err(
-                            "source.start",
-                            "`earliest`, `latest`, `committed` or a timestamp in milliseconds",
-                        ))
-                    }
-                };
-                if start == KafkaStartAt::Committed && src.group.is_none() {
-                    return Err(field_err(
-                        "source.group",
-                        "the consumer group whose offsets `start = \"committed\"` reads",
-                    ));
-                }
-                Input::Kafka(KafkaInput {
-                    brokers,
-                    topic,
-                    csv_fields,
-                    start,
-                    bounded: src.bounded.unwrap_or(false),
-                    group: src.group.clone(),
-                })
+                kafka_input(&src)?
             }
             SourceKind::Nexmark => {
                 let takes = "`events` and `event_time`";
@@ -539,48 +620,7 @@ impl Spec {
             }
         }
         let output = match sink.kind {
-            SinkKind::Kafka => {
-                if !cfg!(feature = "kafka") {
-                    return Err(field_err(
-                        "sink.type",
-                        "a sink this `weir` was built with: `kafka` needs the `kafka` feature (cargo install weir --features kafka)",
-                    ));
-                }
-                if sink.path.is_some() {
-                    return Err(field_err(
-                        "sink.path",
-                        "no `path` for a sink of type `kafka`, which takes `brokers`, `topic` and `key`",
-                    ));
-                }
-                let brokers = sink.brokers.clone().ok_or_else(|| {
-                    field_err(
-                        "sink.brokers",
-                        "the Kafka brokers, `host:port[,host:port...]`",
-                    )
-                })?;
-                let topic = sink
-                    .topic
-                    .clone()
-                    .ok_or_else(|| field_err("sink.topic", "the Kafka topic to write"))?;
-                let mut key = Vec::new();
-                for field in sink.key.map(schema::Keys::into_vec).unwrap_or_default() {
-                    let at = keys.iter().position(|k| *k == field).ok_or_else(|| {
-                        field_err(
-                            "sink.key",
-                            format!(
-                                "fields among the window's keys ({}), got `{field}`",
-                                keys.join(", ")
-                            ),
-                        )
-                    })?;
-                    key.push(at);
-                }
-                Output::Kafka {
-                    brokers,
-                    topic,
-                    key,
-                }
-            }
+            SinkKind::Kafka => kafka_output(&sink, &keys)?,
             SinkKind::Jsonl => Output::Jsonl(sink_path()?),
             SinkKind::Csv => Output::Csv(sink_path()?),
             SinkKind::Stdout if sink.path.is_some() => {
@@ -769,13 +809,6 @@ impl Spec {
             }
             #[cfg(feature = "kafka")]
             Input::Kafka(k) => p.source(kafka_rows(k, &fields)?),
-            #[cfg(not(feature = "kafka"))]
-            Input::Kafka(_) => {
-                return Err(field_err(
-                    "source.type",
-                    "a source this `weir` was built with: `kafka` needs the `kafka` feature",
-                ))
-            }
         };
         let mut watermark = Watermark::bounded(Duration::from_millis(self.bound));
         if let Some(idle) = self.idle_timeout {
@@ -786,63 +819,25 @@ impl Spec {
             .keyed()
             .window(self.window)
             .allowed_lateness(Duration::from_millis(self.lateness));
-        let agg = SpecAggregator(Arc::clone(&spec));
-        let json = !matches!(self.output, Output::Csv(_));
-        let s = Arc::clone(&spec);
-        #[cfg(feature = "kafka")]
-        if let Output::Kafka {
-            brokers,
-            topic,
-            key,
-        } = &self.output
-        {
-            let key = key.clone();
-            let keyed = !key.is_empty();
-            let records = windowed
-                .aggregate(agg)
-                .map(move |r: WindowResult<Values, Values>| {
-                    let mut record_key = String::new();
-                    for (i, &at) in key.iter().enumerate() {
-                        if i > 0 {
-                            record_key.push('|');
-                        }
-                        if let Some(v) = r.key.get(at) {
-                            record_key.push_str(&v.text());
-                        }
-                    }
-                    let mut value = String::with_capacity(96);
-                    render::render(&s, r, true, &mut value);
-                    (record_key, value)
-                });
-            let mut sink = crate::sinks::KafkaSink::new(brokers.clone(), topic.clone())
-                .encode_with(|(_, value): &(String, String), buf| {
-                    buf.extend_from_slice(value.as_bytes());
-                    Ok(())
-                });
-            if keyed {
-                sink = sink.key(|(key, _): &(String, String)| key.clone().into_bytes());
-            }
-            let job = records.sink(sink);
-            return Ok(match &self.checkpoint {
-                Some(c) => job.checkpoint(c.clone()),
-                None => job,
-            });
-        }
-        let lines = windowed.aggregate(agg).render_lines(
+        let results = windowed.aggregate(SpecAggregator(Arc::clone(&spec)));
+        let lines = |json: bool| {
+            let s = Arc::clone(&spec);
             move |r: WindowResult<Values, Values>, out: &mut String| {
                 render::render(&s, r, json, out)
-            },
-        );
-        let job = match &self.output {
-            Output::Csv(path) => lines.sink(TextFile::to(path).header(self.header.join(","))),
-            Output::Jsonl(path) => lines.sink(TextFile::to(path)),
-            Output::Stdout => lines.sink(StdoutLines::new()),
-            Output::Kafka { .. } => {
-                return Err(field_err(
-                    "sink.type",
-                    "a sink this `weir` was built with: `kafka` needs the `kafka` feature",
-                ))
             }
+        };
+        let job = match &self.output {
+            Output::Csv(path) => results
+                .render_lines(lines(false))
+                .sink(TextFile::to(path).header(self.header.join(","))),
+            Output::Jsonl(path) => results.render_lines(lines(true)).sink(TextFile::to(path)),
+            Output::Stdout => results.render_lines(lines(true)).sink(StdoutLines::new()),
+            #[cfg(feature = "kafka")]
+            Output::Kafka {
+                brokers,
+                topic,
+                key,
+            } => kafka_sink(results, Arc::clone(&spec), brokers, topic, key),
         };
         Ok(match &self.checkpoint {
             Some(c) => job.checkpoint(c.clone()),

@@ -131,6 +131,15 @@ impl Keys {
             Keys::Many(ks) => ks,
         }
     }
+
+    /// The field names, in order.
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    pub(super) fn fields(&self) -> &[String] {
+        match self {
+            Keys::One(k) => std::slice::from_ref(k),
+            Keys::Many(ks) => ks,
+        }
+    }
 }
 
 /// `[window]`. Fields of another kind are rejected when the spec is
