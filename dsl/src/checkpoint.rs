@@ -156,7 +156,16 @@ pub(crate) struct Run {
     metrics: Arc<Metrics>,
     /// Sources told of each complete checkpoint, by stage.
     hooks: Vec<(usize, CommitHook)>,
+    /// The newest complete checkpoint's time as last looked up, and when.
+    newest: Arc<Mutex<Option<Looked>>>,
 }
+
+/// When the store was looked in, and the newest complete checkpoint's time
+/// found there.
+type Looked = (Instant, Option<Time>);
+
+/// How often [`Run::completed_watch`] looks in the store at most.
+const WATCH_EVERY: Duration = Duration::from_millis(20);
 
 impl Run {
     /// Opens a run of job `job` with plan `stages` in process `process` of a
@@ -248,7 +257,50 @@ impl Run {
             files: Mutex::new(HashMap::new()),
             metrics,
             hooks: Vec::new(),
+            newest: Arc::default(),
         })
+    }
+
+    /// A function giving the time of the newest complete checkpoint of the
+    /// run (`Time::MAX` once the final one is), looked up in the store at
+    /// most every 20 ms, so that every process learns of the checkpoints
+    /// process 0 commits. A store that cannot be read counts as no newer
+    /// checkpoint.
+    pub(crate) fn completed_watch(&self) -> Arc<dyn Fn() -> Option<Time> + Send + Sync> {
+        let store = self.store.clone();
+        let newest = Arc::clone(&self.newest);
+        Arc::new(move || {
+            let mut newest = newest.lock().unwrap_or_else(|p| p.into_inner());
+            match *newest {
+                Some((at, time)) if at.elapsed() < WATCH_EVERY => time,
+                _ => {
+                    let time = store.newest_complete().ok().flatten().map(|id| {
+                        if id == FINAL {
+                            Time::MAX
+                        } else {
+                            id
+                        }
+                    });
+                    *newest = Some((Instant::now(), time));
+                    time
+                }
+            }
+        })
+    }
+
+    /// Whether the job's final checkpoint is committed, waiting up to
+    /// `timeout` for it (another process may be committing it).
+    pub(crate) fn await_final(&self, timeout: Duration) -> bool {
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(FINAL)) = self.store.newest_complete() {
+                return true;
+            }
+            if started.elapsed() >= timeout {
+                return false;
+            }
+            std::thread::sleep(WATCH_EVERY);
+        }
     }
 
     /// Tells the sources `hooks` name (by stage) of each complete

@@ -197,6 +197,7 @@ impl<T: Data> Stream<T> {
                         batches,
                     }),
                 checkpoints: Default::default(),
+                release: None,
             };
             open_source(ctx, source_node, &*source, Some(time))
         });

@@ -280,7 +280,7 @@ fn fixed_input() -> Vec<Rec> {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let ts = if x % 10 == 0 {
+            let ts = if x.is_multiple_of(10) {
                 (i * 5).saturating_sub(x % 500)
             } else {
                 i * 5 + x % 30

@@ -41,7 +41,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// The version of the checkpoint format this build writes and reads.
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 
 /// The id of a job's final checkpoint, committed when the job completes:
 /// it holds no state, only the output staged since the last checkpoint.
@@ -333,6 +333,20 @@ impl DirStore {
     /// The directory of checkpoint `id`.
     pub fn checkpoint_dir(&self, id: u64) -> PathBuf {
         self.dir.join(format!("chk-{id:020}"))
+    }
+
+    /// The id of the newest checkpoint that has a manifest (is complete),
+    /// without checking its files: cheap enough to poll, for a process
+    /// that waits for checkpoints another one commits.
+    ///
+    /// # Errors
+    ///
+    /// The directory cannot be listed.
+    pub fn newest_complete(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .ids()?
+            .into_iter()
+            .find(|&id| self.checkpoint_dir(id).join(MANIFEST).exists()))
     }
 
     /// Deletes checkpoint `id`, its manifest first: a half-deleted
@@ -767,6 +781,7 @@ mod tests {
     fn an_empty_or_missing_directory_has_no_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
         let store = DirStore::new(dir.path().join("nothing-yet"));
+        assert_eq!(store.newest_complete().unwrap(), None);
         let latest = store.latest("job").unwrap();
         assert!(latest.checkpoint.is_none() && latest.skipped.is_empty());
         store.retain(2).unwrap();
@@ -781,6 +796,7 @@ mod tests {
         fs::write(store.checkpoint_dir(3).join("MANIFEST.json.tmp"), b"{\"for").unwrap();
         let latest = store.latest("job").unwrap();
         assert_eq!(latest.checkpoint.map(|m| m.id), Some(2));
+        assert_eq!(store.newest_complete().unwrap(), Some(2));
         assert_eq!(latest.skipped.len(), 1);
         assert!(
             latest.skipped[0].contains("checkpoint 3") && latest.skipped[0].contains("no manifest"),

@@ -443,6 +443,7 @@ mod tests {
             position: Some(position),
             max_seen: Some(position * 10),
             done: false,
+            state: Vec::new(),
         };
         let mut cuts = SourceCuts::default();
         let mut out = Emit::for_test();

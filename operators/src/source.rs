@@ -95,6 +95,46 @@ pub trait PartitionReader<D>: 'static {
     fn seek(&mut self, position: u64) -> Result<(), BoxError> {
         Err(format!("this source cannot resume (asked to seek to {position})").into())
     }
+
+    /// What the reader keeps beside its position, saved with it in each
+    /// checkpoint's cut ([`PartitionCut::state`]): a queue source keeps the
+    /// ids of the messages it returned and has not acknowledged yet, so
+    /// that after a restore their redeliveries can be dropped. Empty (the
+    /// default): nothing.
+    fn state(&self) -> Vec<u8> {
+        Vec::new()
+    }
+
+    /// The records returned up to `position` (a value
+    /// [`position`](PartitionReader::position) gave) are safe: a checkpoint
+    /// holding them is complete or, without checkpoints, every result
+    /// stamped at or before their time has reached the sinks (see
+    /// [`Release`]). A queue source acknowledges them to its broker here.
+    /// Called with positions that only grow. By default nothing.
+    ///
+    /// # Errors
+    ///
+    /// The release failed (a broker error): it stops the job.
+    fn release(&mut self, position: u64) -> Result<(), BoxError> {
+        let _ = position;
+        Ok(())
+    }
+}
+
+/// When a source's partitions are told that the records they returned are
+/// safe ([`PartitionReader::release`]), so that a queue can acknowledge
+/// them.
+#[derive(Clone)]
+pub enum Release {
+    /// Once a checkpoint holding them is complete: the function gives the
+    /// time of the newest complete checkpoint (`Time::MAX` once the job's
+    /// final one is), and a cut stamped before it is released.
+    Checkpoints(Arc<dyn Fn() -> Option<Time> + Send + Sync>),
+    /// Once every result stamped at or before their time has reached the
+    /// sinks: the probe on the sinks' inputs has passed the stamp of their
+    /// cut. Records still held in window state then are not covered: only
+    /// checkpoints make a queue source lose nothing on a crash.
+    Progress(timely::dataflow::ProbeHandle<Time>),
 }
 
 /// How a source assigns event time and watermarks: each partition's
@@ -116,6 +156,9 @@ pub struct EventTime<F> {
     pub align: Option<Align>,
     /// Checkpoints of the source's positions, and where it resumes from.
     pub checkpoints: SourceCheckpoints,
+    /// When partitions are told their records are safe; `None`: never
+    /// (sources that need not know, such as files).
+    pub release: Option<Release>,
 }
 
 /// Where one partition of a source stood when its watermark moved: the
@@ -135,6 +178,9 @@ pub struct PartitionCut {
     pub max_seen: Option<Time>,
     /// Whether it was exhausted.
     pub done: bool,
+    /// Its reader's state beside the position
+    /// ([`PartitionReader::state`]); empty for most sources.
+    pub state: Vec<u8>,
 }
 
 /// A source's part in checkpoints: the ids of its partitions, and where it
@@ -190,6 +236,9 @@ struct Partition<D> {
     /// Its capability on the cuts output, at the same time.
     cut_capability: Capability<Time>,
     clock: Clock,
+    /// With a [`Release`]: the cuts sent and not yet released, as (stamp,
+    /// position), oldest first.
+    unreleased: std::collections::VecDeque<(Time, u64)>,
 }
 
 /// The cuts output of a source.
@@ -203,18 +252,56 @@ impl<D: 'static> Partition<D> {
             position: self.reader.position(),
             max_seen: self.clock.max_seen,
             done,
+            state: self.reader.state(),
         }
+    }
+
+    /// Sends the partition's cut, stamped at its watermark, and notes its
+    /// position for a release if `releasing`.
+    fn send_cut(&mut self, done: bool, releasing: bool, cuts: &mut CutsOut<'_>) {
+        let cut = self.cut(done);
+        if let (true, Some(position)) = (releasing, cut.position) {
+            self.unreleased
+                .push_back((*self.cut_capability.time(), position));
+        }
+        cuts.session(&self.cut_capability).give(cut);
     }
 
     /// Moves the watermark to `to`, sending the cut there, stamped at the
     /// watermark it moves from.
-    fn advance(&mut self, to: Time, cuts: &mut CutsOut<'_>) {
+    fn advance(&mut self, to: Time, releasing: bool, cuts: &mut CutsOut<'_>) {
         if to <= *self.capability.time() {
             return;
         }
-        cuts.session(&self.cut_capability).give(self.cut(false));
+        self.send_cut(false, releasing, cuts);
         self.capability.downgrade(&to);
         self.cut_capability.downgrade(&to);
+    }
+
+    /// Releases the newest position noted at a stamp `safe` says is safe.
+    fn release(&mut self, safe: &dyn Fn(Time) -> bool) -> Result<(), BoxError> {
+        release_noted(&mut *self.reader, &mut self.unreleased, safe)
+    }
+}
+
+/// Releases, in `reader`, the newest of the `unreleased` (stamp, position)
+/// pairs whose stamp `safe` says is safe, forgetting it and those before.
+fn release_noted<D: 'static>(
+    reader: &mut dyn PartitionReader<D>,
+    unreleased: &mut std::collections::VecDeque<(Time, u64)>,
+    safe: &dyn Fn(Time) -> bool,
+) -> Result<(), BoxError> {
+    let mut newest = None;
+    while let Some(&(stamp, position)) = unreleased.front() {
+        if !safe(stamp) {
+            break;
+        }
+        newest = Some(position);
+        unreleased.pop_front();
+    }
+    match newest {
+        Some(position) => reader.release(position),
+        None => Ok(()),
     }
 }
 
@@ -297,7 +384,7 @@ pub fn partitioned_source<'scope, D: ExchangeData>(
 /// let captured = timely::example(move |scope| {
 ///     let time = EventTime {
 ///         extract: |t: &u64| *t, bound: 500, idle_timeout: None, batch: 2,
-///         align: None, checkpoints: Default::default(),
+///         align: None, checkpoints: Default::default(), release: None,
 ///     };
 ///     let readers: Vec<Box<dyn PartitionReader<u64>>> = vec![Box::new(Ticks(0))];
 ///     partitioned_source_with_time(scope, "ticks", readers, Some(time),
@@ -374,13 +461,17 @@ where
                         max_seen: None,
                         last_activity: now,
                     },
+                    unreleased: Default::default(),
                 })
             })
             .collect();
         drop(initial);
         if let Some((at, saved)) = resume {
             let bound = event_time.as_ref().map_or(0, |et| et.bound);
-            if let Err(e) = resume_at(&mut partitions, at, &saved, bound) {
+            // A queue (a source whose records are released) redelivers what
+            // it had not acknowledged to any of its partitions.
+            let shared = event_time.as_ref().is_some_and(|et| et.release.is_some());
+            if let Err(e) = resume_at(&mut partitions, at, &saved, bound, shared) {
                 failure.raise(e);
                 partitions.clear();
             }
@@ -396,9 +487,21 @@ where
         // the last activation found the source too far ahead.
         let mut sent: std::collections::VecDeque<Time> = Default::default();
         let mut waited = false;
+        let release = event_time.as_ref().and_then(|et| et.release.clone());
+        let releasing = release.is_some();
+        // Exhausted partitions whose last records are not released yet.
+        let mut finishing: Vec<(Box<dyn PartitionReader<D>>, Unreleased)> = Vec::new();
         move |_frontiers| {
             let mut output = data.activate();
             let mut cuts = cuts.activate();
+            if let Some(release) = &release {
+                if let Err(e) = release_safe(release, &mut partitions, &mut finishing) {
+                    failure.raise(e);
+                    partitions.clear();
+                    finishing.clear();
+                    return;
+                }
+            }
             // The partition with the least watermark reads next (taking
             // turns on ties), one batch at a time, until the time slice is up
             // or none has records ready: partitions advance together in
@@ -478,6 +581,19 @@ where
                         .session(&partition.capability)
                         .give_container(&mut stamped);
                     stamped.clear();
+                    if event_time.is_none() {
+                        // Without event time nothing is ever waited for:
+                        // what was sent is released.
+                        let released = match partition.reader.position() {
+                            Some(position) => partition.reader.release(position),
+                            None => Ok(()),
+                        };
+                        if let Err(e) = released {
+                            failure.raise(e);
+                            partitions.clear();
+                            return;
+                        }
+                    }
                     if let Some(align) = event_time.as_ref().and_then(|et| et.align.as_ref()) {
                         if sent.len() >= align.batches {
                             sent.pop_front();
@@ -485,22 +601,24 @@ where
                         sent.push_back(*partition.capability.time());
                     }
                     if let (Some(et), Some(max)) = (&event_time, partition.clock.max_seen) {
-                        partition.advance(max.saturating_sub(et.bound), &mut cuts);
+                        partition.advance(max.saturating_sub(et.bound), releasing, &mut cuts);
                     }
                 }
                 cursor = i + 1;
                 match status {
                     // Dropping the partition releases its capability.
                     ReadStatus::Done => {
-                        let last = partition.cut(true);
-                        cuts.session(&partition.cut_capability).give(last);
-                        partitions.swap_remove(i);
+                        partition.send_cut(true, releasing, &mut cuts);
+                        let done = partitions.swap_remove(i);
                         idle.swap_remove(i);
+                        if !done.unreleased.is_empty() {
+                            finishing.push((done.reader, done.unreleased));
+                        }
                     }
                     ReadStatus::More => {}
                     ReadStatus::Idle => {
                         if let Some(timeout) = event_time.as_ref().and_then(|et| et.idle_timeout) {
-                            advance_idle(partition, timeout, &mut cuts);
+                            advance_idle(partition, timeout, releasing, &mut cuts);
                         }
                         idle[i] = true;
                     }
@@ -510,12 +628,40 @@ where
                     return;
                 }
             }
-            if !partitions.is_empty() {
+            if !partitions.is_empty() || !finishing.is_empty() {
                 activator.activate_after(Duration::from_millis(2));
             }
         }
     });
     (data_stream, cuts_stream)
+}
+
+/// Cuts sent and not yet released, as (stamp, position), oldest first.
+type Unreleased = std::collections::VecDeque<(Time, u64)>;
+
+/// Releases what `release` says is safe now in every partition, and in the
+/// exhausted ones still `finishing` (dropping those with nothing left).
+fn release_safe<D: 'static>(
+    release: &Release,
+    partitions: &mut [Partition<D>],
+    finishing: &mut Vec<(Box<dyn PartitionReader<D>>, Unreleased)>,
+) -> Result<(), BoxError> {
+    let complete;
+    let safe: Box<dyn Fn(Time) -> bool + '_> = match release {
+        Release::Checkpoints(completed) => {
+            complete = completed();
+            Box::new(|stamp| complete.is_some_and(|c| stamp < c))
+        }
+        Release::Progress(probe) => Box::new(|stamp| !probe.less_equal(&stamp)),
+    };
+    for partition in partitions.iter_mut() {
+        partition.release(&*safe)?;
+    }
+    for (reader, unreleased) in finishing.iter_mut() {
+        release_noted(&mut **reader, unreleased, &*safe)?;
+    }
+    finishing.retain(|(_, unreleased)| !unreleased.is_empty());
+    Ok(())
 }
 
 /// The partition to read next: the one with the least watermark among those
@@ -533,6 +679,7 @@ fn next_partition<D>(partitions: &[Partition<D>], idle: &[bool], cursor: usize) 
 fn advance_idle<D: 'static>(
     partition: &mut Partition<D>,
     timeout: Duration,
+    releasing: bool,
     cuts: &mut CutsOut<'_>,
 ) {
     let idle = partition.clock.last_activity.elapsed();
@@ -541,18 +688,24 @@ fn advance_idle<D: 'static>(
     }
     let step = idle.as_millis() as u64;
     let next = partition.capability.time().saturating_add(step);
-    partition.advance(next, cuts);
+    partition.advance(next, releasing, cuts);
     partition.clock.last_activity = Instant::now();
 }
 
 /// Moves each partition to its cut in `cuts` (taken at checkpoint time
 /// `at`): exhausted ones are dropped, the others seek to their positions,
 /// keep their highest event time and start at their watermark then.
+///
+/// Partitions of a `shared` queue start again at `at` itself, exhausted or
+/// not and without a highest event time: what the queue redelivers after
+/// their cuts (all of it at or after `at`) may come to any of them, and
+/// must not be late in one whose watermark had gone further.
 fn resume_at<D: 'static>(
     partitions: &mut Vec<Partition<D>>,
     at: Time,
     cuts: &[PartitionCut],
     bound: u64,
+    shared: bool,
 ) -> Result<(), BoxError> {
     let mut kept = Vec::with_capacity(partitions.len());
     for mut p in partitions.drain(..) {
@@ -562,7 +715,7 @@ fn resume_at<D: 'static>(
                 p.id
             )
         })?;
-        if cut.done {
+        if cut.done && !shared {
             continue;
         }
         let position = cut.position.ok_or_else(|| {
@@ -572,8 +725,11 @@ fn resume_at<D: 'static>(
             )
         })?;
         p.reader.seek(position)?;
-        p.clock.max_seen = cut.max_seen;
-        let watermark = cut.max_seen.map_or(at, |m| m.saturating_sub(bound).max(at));
+        p.clock.max_seen = cut.max_seen.filter(|_| !shared);
+        let watermark = p
+            .clock
+            .max_seen
+            .map_or(at, |m| m.saturating_sub(bound).max(at));
         p.capability.downgrade(&watermark);
         p.cut_capability.downgrade(&watermark);
         kept.push(p);
@@ -673,6 +829,7 @@ mod tests {
                     ids: vec![10, 11, 12, 13],
                     resume,
                 },
+                release: None,
             };
             let (data, cuts) = partitioned_source_with_cuts(
                 scope,

@@ -15,6 +15,7 @@ use weir_operators::{
 };
 
 use crate::checkpoint::{part_file, Committer, Run};
+use crate::sources::AtEnd;
 
 use super::erased::Erased;
 use super::{NodeId, Port};
@@ -57,6 +58,8 @@ pub struct Ctx<'s> {
     built: HashMap<Port, Box<dyn Any>>,
     /// With checkpoints: this worker's part in them.
     pub(crate) checkpoints: Option<WorkerCheckpoints<'s>>,
+    /// What sources' readers leave for the job's end.
+    pub(crate) at_end: AtEnd,
 }
 
 /// One worker's part in the checkpoints of a run.
@@ -80,8 +83,10 @@ impl<'s> Ctx<'s> {
         metrics: Arc<Metrics>,
         builds: Arc<Vec<Option<NodeBuild>>>,
         sources_of: Arc<HashMap<NodeId, Vec<NodeId>>>,
+        at_end: AtEnd,
     ) -> Self {
         Ctx {
+            at_end,
             scope,
             failure,
             metrics,
@@ -258,19 +263,20 @@ impl<'s> Ctx<'s> {
     }
 
     /// Attaches `stream`, the input of sink `sink`, to the progress probe of
-    /// every source upstream of it. On one worker sources are not aligned,
-    /// so nothing is attached.
+    /// every source upstream of it that follows it: on several workers
+    /// every source (to align them), on one only those that asked for
+    /// their progress (queue sources, to acknowledge what reached the
+    /// sinks).
     pub(crate) fn probe_sink_input<T: Data>(
         &mut self,
         sink: NodeId,
         mut stream: Timed<'s, T>,
     ) -> Timed<'s, T> {
-        if self.scope.peers() == 1 {
-            return stream;
-        }
         let sources = Arc::clone(&self.sources_of);
         for &source in sources.get(&sink).into_iter().flatten() {
-            stream = stream.probe_with(&self.progress_of(source));
+            if self.scope.peers() > 1 || self.progress.contains_key(&source) {
+                stream = stream.probe_with(&self.progress_of(source));
+            }
         }
         stream
     }

@@ -10,6 +10,12 @@ use weir_operators::Time;
 use super::compile::{Ctx, NodeBuild};
 use crate::checkpoint::{Checkpointing, Run};
 use crate::error::{PlanError, RunError};
+use crate::sources::AtEnd;
+
+/// How long a process other than the committing one waits at the job's end
+/// for the final checkpoint before its sources' readers are told the job
+/// did not complete.
+const FINAL_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Identifies a stage of a pipeline.
 pub(crate) type NodeId = usize;
@@ -496,6 +502,8 @@ impl Pipeline {
         };
         let progress = Progress::start(Arc::clone(&metrics), cluster.is_quiet());
         let shared = Arc::clone(&metrics);
+        let at_end = AtEnd::default();
+        let (ending, run) = (Arc::clone(&at_end), checkpoints.clone());
         let result = cluster.execute(move |worker, wctx| {
             let failure = wctx.failure().clone();
             let metrics = Arc::clone(&shared);
@@ -506,6 +514,7 @@ impl Pipeline {
                     metrics,
                     Arc::clone(&builds),
                     Arc::clone(&sources_of),
+                    Arc::clone(&ending),
                 );
                 if let Some(run) = &checkpoints {
                     ctx.start_checkpoints(Arc::clone(run), &sources)?;
@@ -515,6 +524,13 @@ impl Pipeline {
             })
         });
         progress.finish();
+        let ends = std::mem::take(&mut *at_end.lock().unwrap_or_else(|p| p.into_inner()));
+        if !ends.is_empty() {
+            let completed = result.is_ok() && run.is_none_or(|run| run.await_final(FINAL_WAIT));
+            for end in ends {
+                end(completed);
+            }
+        }
         result?;
         let summary = metrics.summary();
         if !cluster.is_quiet() {

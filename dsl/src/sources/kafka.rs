@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use weir_engine::BoxError;
 
+use super::decode::{self, Decode};
 use super::{PartitionReader, ReadStatus, Source, SourceContext};
 use crate::error::SourceError;
 use crate::Data;
@@ -65,9 +66,6 @@ pub enum KafkaStart {
     /// (milliseconds since the epoch; the end if there is none).
     Timestamp(i64),
 }
-
-/// Decodes a record's value; the error says why it does not decode.
-type Decode<V> = Arc<dyn Fn(&[u8]) -> Result<V, String> + Send + Sync>;
 
 /// How to reach Kafka: the brokers, the user's librdkafka settings and how
 /// long to wait for the brokers. Shared by the source and the sink.
@@ -182,7 +180,7 @@ impl Kafka<Vec<u8>> {
                 group: None,
             },
             format: "bytes",
-            decode: Arc::new(|bytes| Ok(bytes.to_vec())),
+            decode: decode::bytes(),
             committer: Default::default(),
         }
     }
@@ -200,38 +198,18 @@ impl<V> Kafka<V> {
 
     /// Values as UTF-8 text.
     pub fn text(self) -> Kafka<String> {
-        self.with_decode(
-            "text",
-            Arc::new(|bytes| {
-                String::from_utf8(bytes.to_vec()).map_err(|e| format!("not UTF-8 text: {e}"))
-            }),
-        )
+        self.with_decode("text", decode::text())
     }
 
     /// Values as JSON documents of type `U`.
     pub fn json<U: DeserializeOwned + 'static>(self) -> Kafka<U> {
-        self.with_decode(
-            "json",
-            Arc::new(|bytes| serde_json::from_slice(bytes).map_err(|e| format!("bad JSON: {e}"))),
-        )
+        self.with_decode("json", decode::json())
     }
 
     /// Values as one CSV line each, without a header, read into `U` field
     /// by field in order.
     pub fn csv<U: DeserializeOwned + 'static>(self) -> Kafka<U> {
-        self.with_decode(
-            "csv",
-            Arc::new(|bytes| {
-                let mut reader = csv::ReaderBuilder::new()
-                    .has_headers(false)
-                    .from_reader(bytes);
-                match reader.deserialize().next() {
-                    Some(Ok(v)) => Ok(v),
-                    Some(Err(e)) => Err(format!("bad CSV: {e}")),
-                    None => Err("an empty CSV line".to_string()),
-                }
-            }),
-        )
+        self.with_decode("csv", decode::csv())
     }
 
     /// Values decoded by `decode` (its error says why a value does not).

@@ -4,8 +4,13 @@
 //! partitions assigned to it; the source operator holds one capability per
 //! partition. Built-in sources: [`Generator`], [`Iter`], [`Csv`],
 //! [`JsonLines`], [`TextLines`], [`Stdin`], with the `nexmark` feature
-//! `Nexmark`, and with the `kafka` feature `Kafka`. Implement [`Source`] for your own.
+//! `Nexmark`, with the `kafka` feature `Kafka`, and with the `amqp` feature
+//! `Amqp` (RabbitMQ). Implement [`Source`] for your own.
 
+#[cfg(feature = "amqp")]
+mod amqp;
+#[cfg(any(feature = "kafka", feature = "amqp"))]
+mod decode;
 mod files;
 mod generator;
 mod iter;
@@ -15,9 +20,12 @@ mod kafka;
 mod nexmark;
 mod stdin;
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
+#[cfg(feature = "amqp")]
+pub use amqp::{Amqp, AmqpRecord};
 #[cfg(feature = "cli")]
 pub(crate) use files::{list_files, read_header, CsvDecode, CsvRows, LineSource};
 pub use files::{Csv, JsonLines, TextLines};
@@ -38,7 +46,7 @@ pub use stdin::Stdin;
 pub use weir_operators::{PartitionReader, ReadStatus};
 
 use weir_engine::{CounterKind, Metrics};
-use weir_operators::source::{partitioned_source_with_cuts, EventTime, SourceCheckpoints};
+use weir_operators::source::{partitioned_source_with_cuts, EventTime, Release, SourceCheckpoints};
 use weir_operators::Time;
 
 use crate::error::SourceError;
@@ -94,7 +102,22 @@ pub trait Source: Send + Sync + 'static {
         let _ = positions;
         Ok(())
     }
+
+    /// Whether its readers acknowledge what they read
+    /// ([`PartitionReader::release`]): a queue source that deletes a
+    /// message from its broker only once the job is done with it. The
+    /// readers are then told, with event time, once a checkpoint covering
+    /// their records is complete or, without checkpoints, once every
+    /// result stamped at their time has reached the sinks; without event
+    /// time, as soon as the records are sent on. By default false.
+    fn acknowledges(&self) -> bool {
+        false
+    }
 }
+
+/// Work the readers of sources leave for the end of the job, each called
+/// with whether the job completed (see [`SourceContext::at_end`]).
+pub(crate) type AtEnd = Arc<Mutex<Vec<Box<dyn FnOnce(bool) + Send>>>>;
 
 /// What a source knows when it opens on one worker.
 pub struct SourceContext {
@@ -102,16 +125,58 @@ pub struct SourceContext {
     peers: usize,
     name: String,
     metrics: Arc<Metrics>,
+    restored: HashMap<usize, Vec<u8>>,
+    at_end: AtEnd,
 }
 
 impl SourceContext {
-    pub(crate) fn new(ctx: &crate::plan::Ctx<'_>, name: &str) -> Self {
+    pub(crate) fn new(
+        ctx: &crate::plan::Ctx<'_>,
+        name: &str,
+        restored: HashMap<usize, Vec<u8>>,
+    ) -> Self {
         SourceContext {
             worker: ctx.scope.index(),
             peers: ctx.scope.peers(),
             name: name.to_string(),
             metrics: Arc::clone(&ctx.metrics),
+            restored,
+            at_end: Arc::clone(&ctx.at_end),
         }
+    }
+
+    /// What partition `partition` of the source kept beside its position
+    /// ([`PartitionReader::state`]) in the checkpoint the job restores
+    /// from; `None` without one (or if the partition kept nothing). Every
+    /// partition's state is here, not only this worker's: a queue source
+    /// whose redeliveries may come to any partition looks in them all.
+    pub fn restored_state(&self, partition: usize) -> Option<&[u8]> {
+        self.restored
+            .get(&partition)
+            .map(Vec::as_slice)
+            .filter(|s| !s.is_empty())
+    }
+
+    /// Every partition's restored state (see
+    /// [`restored_state`](SourceContext::restored_state)), by partition.
+    pub fn restored_states(&self) -> impl Iterator<Item = (usize, &[u8])> {
+        self.restored
+            .iter()
+            .filter(|(_, s)| !s.is_empty())
+            .map(|(p, s)| (*p, s.as_slice()))
+    }
+
+    /// Runs `f` once the job has ended, in this process, after its workers
+    /// have stopped, with whether the job completed: it succeeded and,
+    /// with checkpoints, its final checkpoint is committed (waited for a
+    /// while on processes other than the one that commits it). A queue
+    /// reader hands over its connection here, to acknowledge its last
+    /// messages only if the job completed.
+    pub fn at_end(&self, f: impl FnOnce(bool) + Send + 'static) {
+        self.at_end
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Box::new(f));
     }
 
     /// Global index of this worker.
@@ -143,6 +208,8 @@ impl SourceContext {
             peers,
             name: "test".into(),
             metrics,
+            restored: HashMap::new(),
+            at_end: AtEnd::default(),
         }
     }
 
@@ -184,18 +251,35 @@ where
     F: Fn(&T) -> u64 + 'static,
 {
     let name = source.describe();
-    let sctx = SourceContext::new(ctx, &name);
+    let resume = match (ctx.checkpoints.as_ref(), time.is_some()) {
+        (Some(c), true) => c.run.cuts(node)?,
+        _ => None,
+    };
+    let restored = resume
+        .iter()
+        .flat_map(|(_, cuts)| cuts)
+        .map(|cut| (cut.partition, cut.state.clone()))
+        .collect();
+    let sctx = SourceContext::new(ctx, &name, restored);
     let readers = source.open(&sctx)?;
     let counter = ctx.metrics.counter(CounterKind::Source, &name);
     let mut time = time;
-    if let (Some(c), Some(et)) = (ctx.checkpoints.as_ref(), time.as_mut()) {
-        // Partition `k` of this worker is the source's `worker + k * peers`
-        // (see `Source::resumable`).
-        let (worker, peers) = (ctx.scope.index(), ctx.scope.peers());
-        et.checkpoints = SourceCheckpoints {
-            ids: (0..readers.len()).map(|k| worker + k * peers).collect(),
-            resume: c.run.cuts(node)?,
-        };
+    if let Some(et) = time.as_mut() {
+        if ctx.checkpoints.is_some() {
+            // Partition `k` of this worker is the source's `worker + k *
+            // peers` (see `Source::resumable`).
+            let (worker, peers) = (ctx.scope.index(), ctx.scope.peers());
+            et.checkpoints = SourceCheckpoints {
+                ids: (0..readers.len()).map(|k| worker + k * peers).collect(),
+                resume,
+            };
+        }
+        if source.acknowledges() {
+            et.release = Some(match ctx.checkpoints.as_ref() {
+                Some(c) => Release::Checkpoints(c.run.completed_watch()),
+                None => Release::Progress(ctx.progress_of(node)),
+            });
+        }
     }
     let (records, cuts) = partitioned_source_with_cuts(
         ctx.scope,

@@ -1,0 +1,406 @@
+//! The AMQP source against a real RabbitMQ broker (feature `amqp`).
+//!
+//! The broker's URL comes from `WEIR_AMQP_URL` (`.ci/run` starts one on
+//! loopback and sets it). Without it the tests say that they were skipped
+//! and why, except under CI (`CI=true`), where a missing broker is a
+//! failure. Test messages are published with lapin directly, not through
+//! weir, and queues are inspected the same way.
+#![cfg(feature = "amqp")]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use futures_executor::block_on;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use serde::{Deserialize, Serialize};
+use weir::prelude::*;
+use weir::sources::{Amqp, AmqpRecord};
+use weir::Checkpointing;
+
+mod processes;
+use processes::{free_hostfile, wait};
+
+/// The broker to test against, or `None` (with a message) to skip.
+fn url() -> Option<String> {
+    match std::env::var("WEIR_AMQP_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but WEIR_AMQP_URL is not set: .ci/run must start a RabbitMQ broker")
+        }
+        _ => {
+            eprintln!(
+                "SKIPPED: no RabbitMQ broker (set WEIR_AMQP_URL=amqp://..., as .ci/run does)"
+            );
+            None
+        }
+    }
+}
+
+/// A channel of a connection of the test's own.
+fn channel(url: &str) -> (Connection, Channel) {
+    let connection = block_on(Connection::connect(url, ConnectionProperties::default())).unwrap();
+    let channel = block_on(connection.create_channel()).unwrap();
+    (connection, channel)
+}
+
+/// A durable queue of its own for each test.
+fn create_queue(url: &str, prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let queue = format!("{prefix}-{}-{nanos}", std::process::id());
+    let (_connection, channel) = channel(url);
+    let options = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    block_on(channel.queue_declare(queue.as_str().into(), options, FieldTable::default())).unwrap();
+    queue
+}
+
+/// The messages ready in `queue` (neither delivered nor acknowledged).
+fn ready(url: &str, queue: &str) -> u32 {
+    let (_connection, channel) = channel(url);
+    let options = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    block_on(channel.queue_declare(queue.into(), options, FieldTable::default()))
+        .unwrap()
+        .message_count()
+}
+
+/// Publishes `bodies` to `queue` (through the default exchange), each with
+/// a message id if `ids`, and waits for the broker's confirms.
+fn publish(url: &str, queue: &str, bodies: &[Vec<u8>], ids: bool) {
+    let (_connection, channel) = channel(url);
+    block_on(channel.confirm_select(ConfirmSelectOptions::default())).unwrap();
+    let mut confirms = Vec::new();
+    for (i, body) in bodies.iter().enumerate() {
+        let mut properties = BasicProperties::default().with_delivery_mode(2);
+        if ids {
+            properties = properties.with_message_id(format!("{queue}-{i}").into());
+        }
+        confirms.push(
+            block_on(channel.basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions::default(),
+                body,
+                properties,
+            ))
+            .unwrap(),
+        );
+    }
+    for confirm in confirms {
+        assert!(block_on(confirm).unwrap().is_ack());
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Click {
+    user: u32,
+    ts: u64,
+}
+
+/// `n` out-of-order clicks, at most 300 ms behind.
+fn clicks(n: u64, seed: u64) -> Vec<Click> {
+    let mut x = seed | 1;
+    let mut t = 1_700_000_000_000u64;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            t += x % 3;
+            Click {
+                user: (x % 50) as u32,
+                ts: t - (x >> 8) % 300,
+            }
+        })
+        .collect()
+}
+
+fn bodies(clicks: &[Click]) -> Vec<Vec<u8>> {
+    clicks
+        .iter()
+        .map(|c| serde_json::to_vec(c).unwrap())
+        .collect()
+}
+
+/// The counts the job must give, as sorted JSON lines.
+fn reference(clicks: &[Click]) -> Vec<String> {
+    let mut counts: BTreeMap<(u32, u64), u64> = BTreeMap::new();
+    for c in clicks {
+        *counts.entry((c.user, c.ts / 1000 * 1000)).or_default() += 1;
+    }
+    let mut lines: Vec<String> = counts
+        .into_iter()
+        .map(|((user, start), n)| serde_json::to_string(&(user, start, n)).unwrap())
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn sorted_lines(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines.sort();
+    lines
+}
+
+/// The job: clicks from `source`, counted per user in 1 s tumbling windows,
+/// into `out` as `(user, window start, count)`.
+fn job(source: Amqp<Click>, out: &Path) -> Pipeline {
+    let p = Pipeline::new("amqp-counts");
+    p.source(source)
+        .event_time(
+            |r: &AmqpRecord<Click>| r.value.ts,
+            Watermark::bounded(Duration::from_millis(300)),
+        )
+        .key_by(|r| r.value.user)
+        .window(Tumbling::of(Duration::from_secs(1)))
+        .count()
+        .map(|w| (w.key, w.window_start, w.value))
+        .sink(JsonLinesFile::to(out));
+    p
+}
+
+/// A bounded queue read by one consumer on one worker and by three
+/// consumers on two workers: every message counted exactly once, and every
+/// one acknowledged (the queue is empty after the job).
+#[test]
+fn a_bounded_queue_is_counted_exactly_once_and_acknowledged() {
+    let Some(url) = url() else { return };
+    let clicks = clicks(20_000, 7);
+    let want = reference(&clicks);
+    let dir = tempfile::tempdir().unwrap();
+    for (workers, consumers) in [(1, 1), (2, 3)] {
+        let queue = create_queue(&url, "counts");
+        publish(&url, &queue, &bodies(&clicks), false);
+        let out = dir.path().join(format!("out-{workers}.jsonl"));
+        let source = Amqp::new(url.as_str(), queue.as_str())
+            .json::<Click>()
+            .consumers(consumers)
+            .bounded();
+        let summary = job(source, &out)
+            .run(Cluster::threads(workers).quiet(true))
+            .unwrap();
+        let got = sorted_lines(&out);
+        assert_eq!(got.len(), want.len(), "{workers} workers");
+        assert!(got == want, "{workers} workers: the counts differ");
+        assert!(summary.late.iter().all(|(_, n)| *n == 0));
+        assert_eq!(ready(&url, &queue), 0, "{workers} workers: messages left");
+    }
+}
+
+/// A missing queue and an unreachable broker are errors naming what was
+/// tried (never the password), within the timeout; a body that does not
+/// decode names the queue, the consumer and the message, and the messages
+/// not done with go back to the queue.
+#[test]
+fn broker_mistakes_and_bad_messages_are_errors_naming_them() {
+    let Some(url) = url() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let missing = Amqp::new(url.as_str(), "no-such-queue")
+        .json::<Click>()
+        .bounded();
+    let err = job(missing, &out)
+        .run(Cluster::threads(1).quiet(true))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("queue `no-such-queue` not found"), "{err}");
+    assert!(!err.contains(":guest@"), "the password shows: {err}");
+
+    let started = std::time::Instant::now();
+    let unreachable = Amqp::new("amqp://weir:s3cret@127.0.0.1:1/%2f", "q")
+        .json::<Click>()
+        .timeout(Duration::from_secs(2));
+    let err = job(unreachable, &out)
+        .run(Cluster::threads(1).quiet(true))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("amqp://weir:***@127.0.0.1:1/%2f"), "{err}");
+    assert!(!err.contains("s3cret"), "the password shows: {err}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{err}");
+
+    let queue = create_queue(&url, "bad");
+    let mut messages = bodies(&clicks(100, 3));
+    messages.insert(50, b"not json".to_vec());
+    publish(&url, &queue, &messages, true);
+    let source = Amqp::new(url.as_str(), queue.as_str())
+        .json::<Click>()
+        .bounded();
+    let err = job(source, &out)
+        .run(Cluster::threads(1).quiet(true))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("queue `{queue}` consumer 0 message 50")),
+        "{err}"
+    );
+    assert!(err.contains("bad JSON"), "{err}");
+    // The job failed: what it had not acknowledged is back in the queue,
+    // the bad message with it.
+    let left = ready(&url, &queue);
+    assert!((1..=101).contains(&left), "{left} messages left");
+}
+
+/// Without event time a message is acknowledged as soon as it is sent on;
+/// the job's records are the queue's messages, in order on one consumer.
+#[test]
+fn a_queue_without_event_time_is_read_in_order_and_acknowledged() {
+    let Some(url) = url() else { return };
+    let queue = create_queue(&url, "plain");
+    let lines: Vec<Vec<u8>> = (0..5_000)
+        .map(|i| format!("line {i}").into_bytes())
+        .collect();
+    publish(&url, &queue, &lines, true);
+    let out = Collect::new();
+    let p = Pipeline::new("amqp-text");
+    p.source(Amqp::new(url.as_str(), queue.as_str()).text().bounded())
+        .map(|r: AmqpRecord<String>| (r.message_id.unwrap_or_default(), r.value))
+        .sink(out.clone());
+    p.run(Cluster::threads(1).quiet(true)).unwrap();
+    let got = out.take();
+    assert_eq!(got.len(), 5_000);
+    for (i, (id, line)) in got.iter().enumerate() {
+        assert_eq!(
+            (id.as_str(), line.as_str()),
+            (
+                format!("{queue}-{i}").as_str(),
+                format!("line {i}").as_str()
+            )
+        );
+    }
+    assert_eq!(ready(&url, &queue), 0);
+}
+
+const ENV_CHILD: &str = "WEIR_AMQP_CHILD";
+
+/// Runs the checkpointed job as one process of a cluster when the
+/// environment says so.
+#[test]
+#[ignore = "helper: started as a child process by the recovery test"]
+fn child() {
+    let Ok(spec) = std::env::var(ENV_CHILD) else {
+        return;
+    };
+    let parts: Vec<&str> = spec.split('|').collect();
+    let [url, queue, dir, workers, processes, process, hosts] = parts[..] else {
+        panic!("bad {ENV_CHILD}: {spec}");
+    };
+    let dir = PathBuf::from(dir);
+    let n = |s: &str| s.parse::<usize>().unwrap();
+    let cluster = match n(processes) {
+        1 => Cluster::threads(n(workers)),
+        p => Cluster::multi_process(n(workers), p, n(process), hosts),
+    };
+    // Two consumers, read until the queue is empty; a small prefetch, so
+    // that many checkpoints hold messages not acknowledged yet.
+    let source = Amqp::new(url, queue)
+        .json::<Click>()
+        .consumers(2)
+        .prefetch(500)
+        .bounded();
+    let job = job(source, &dir.join("out.jsonl"))
+        .checkpoint(Checkpointing::to(dir.join("checkpoints")).every(Duration::from_millis(50)));
+    match job.run(cluster) {
+        Ok(_) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("child error: {e}");
+            std::process::exit(3);
+        }
+    }
+}
+
+/// Starts the checkpointed job on `processes` processes of `workers`
+/// threads, process 0 with failpoint `failpoint` armed if given.
+fn start(
+    url: &str,
+    queue: &str,
+    dir: &Path,
+    workers: usize,
+    processes: usize,
+    failpoint: Option<&str>,
+) -> Vec<std::process::Child> {
+    let hosts = free_hostfile(dir, processes);
+    (0..processes)
+        .map(|process| {
+            let spec = format!(
+                "{url}|{queue}|{}|{workers}|{processes}|{process}|{}",
+                dir.display(),
+                hosts.display()
+            );
+            let mut command = Command::new(std::env::current_exe().unwrap());
+            if let (0, Some(failpoint)) = (process, failpoint) {
+                command.env("WEIR_FAILPOINT", failpoint);
+            }
+            command
+                .args(["--ignored", "--exact", "child", "--nocapture"])
+                .env(ENV_CHILD, spec)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// A 2-process job reading a queue with checkpoints crashes: process 0
+/// aborts right after committing its second checkpoint (before its
+/// consumer could acknowledge what that checkpoint holds), process 1 is
+/// killed with SIGKILL. Restarted on 3 threads of one process, the job
+/// writes exactly the counts of a run without failure: messages
+/// acknowledged only once a checkpoint holds them are not lost, and the
+/// redeliveries of those the restored checkpoint holds are not counted
+/// twice. The queue is empty at the end.
+#[test]
+fn a_crashed_job_loses_and_repeats_no_message() {
+    let Some(url) = url() else { return };
+    let queue = create_queue(&url, "resume");
+    let clicks = clicks(40_000, 11);
+    publish(&url, &queue, &bodies(&clicks), true);
+    let want = reference(&clicks);
+    let dir = tempfile::tempdir().unwrap();
+    let mut children = start(
+        &url,
+        &queue,
+        dir.path(),
+        1,
+        2,
+        Some("checkpoint-manifest-written:2"),
+    );
+    let (code, err) = wait(children.remove(0), Duration::from_secs(120));
+    assert!(
+        err.contains("failpoint `checkpoint-manifest-written` reached"),
+        "{code}: {err}"
+    );
+    for mut child in children {
+        let _ = child.kill();
+        wait(child, Duration::from_secs(60));
+    }
+    let left = ready(&url, &queue);
+    assert!(
+        left > 0 && (left as usize) < clicks.len(),
+        "crashed mid-stream: {left} of {} messages left",
+        clicks.len()
+    );
+    let ended: Vec<_> = start(&url, &queue, dir.path(), 3, 1, None)
+        .into_iter()
+        .map(|c| wait(c, Duration::from_secs(120)))
+        .collect();
+    let (code, err) = &ended[0];
+    assert_eq!(*code, 0, "{err}");
+    assert!(err.contains("restoring the checkpoint at"), "{err}");
+    let got = sorted_lines(&dir.path().join("out.jsonl"));
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "the counts differ from a run without failure");
+    assert_eq!(ready(&url, &queue), 0, "messages left after the restart");
+}
