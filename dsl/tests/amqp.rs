@@ -18,6 +18,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use serde::{Deserialize, Serialize};
 use weir::prelude::*;
+use weir::sinks::AmqpSink;
 use weir::sources::{Amqp, AmqpRecord};
 use weir::Checkpointing;
 
@@ -280,6 +281,61 @@ fn a_queue_without_event_time_is_read_in_order_and_acknowledged() {
         );
     }
     assert_eq!(ready(&url, &queue), 0);
+}
+
+/// Every message of `queue`, taken off it, as text.
+fn drain(url: &str, queue: &str) -> Vec<String> {
+    let (_connection, channel) = channel(url);
+    let options = lapin::options::BasicGetOptions { no_ack: true };
+    let mut bodies = Vec::new();
+    while let Some(m) = block_on(channel.basic_get(queue.into(), options)).unwrap() {
+        bodies.push(String::from_utf8(m.delivery.data).unwrap());
+    }
+    bodies
+}
+
+/// Queue → windowed counts → the default exchange, routed to a result
+/// queue: every count arrives once, confirmed by the broker, on 2
+/// workers. A routing key no queue is bound to is an error naming the
+/// exchange and the key, not a silent loss.
+#[test]
+fn a_windowed_job_publishes_its_results_to_an_exchange() {
+    let Some(url) = url() else { return };
+    let input = create_queue(&url, "in");
+    let results = create_queue(&url, "results");
+    let clicks = clicks(10_000, 5);
+    publish(&url, &input, &bodies(&clicks), true);
+    let p = Pipeline::new("amqp-to-amqp");
+    p.source(
+        Amqp::new(url.as_str(), input.as_str())
+            .json::<Click>()
+            .bounded(),
+    )
+    .event_time(
+        |r: &AmqpRecord<Click>| r.value.ts,
+        Watermark::bounded(Duration::from_millis(300)),
+    )
+    .key_by(|r| r.value.user)
+    .window(Tumbling::of(Duration::from_secs(1)))
+    .count()
+    .map(|w| (w.key, w.window_start, w.value))
+    .sink(AmqpSink::new(url.as_str(), "").routing_key(results.as_str()));
+    p.run(Cluster::threads(2).quiet(true)).unwrap();
+    let mut got: Vec<String> = drain(&url, &results);
+    got.sort();
+    assert_eq!(got, reference(&clicks));
+    assert_eq!(ready(&url, &input), 0);
+
+    let p = Pipeline::new("unroutable");
+    p.source(Iter::new(vec![1u32, 2, 3]))
+        .sink(AmqpSink::new(url.as_str(), "amq.direct").routing_key("nowhere"));
+    let err = p
+        .run(Cluster::threads(1).quiet(true))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("exchange `amq.direct`"), "{err}");
+    assert!(err.contains("routing key `nowhere`"), "{err}");
+    assert!(err.contains("could not route"), "{err}");
 }
 
 const ENV_CHILD: &str = "WEIR_AMQP_CHILD";

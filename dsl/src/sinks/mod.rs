@@ -3,9 +3,12 @@
 //! Built-in sinks: [`Stdout`] (JSON lines), [`StdoutLines`], [`JsonLinesFile`], [`CsvFile`] and [`TextFile`]
 //! (one file written by one worker, or a directory with one part file per
 //! worker), [`Collect`] (results back to the caller, for tests) and
-//! [`ForEach`] (a callback), and with the `kafka` feature `KafkaSink`.
+//! [`ForEach`] (a callback), with the `kafka` feature `KafkaSink`, and with the `amqp` feature
+//! `AmqpSink` (RabbitMQ).
 //! Implement [`Sink`] for your own.
 
+#[cfg(feature = "amqp")]
+mod amqp;
 mod collect;
 mod files;
 mod for_each;
@@ -16,6 +19,8 @@ mod stdout;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+#[cfg(feature = "amqp")]
+pub use amqp::AmqpSink;
 pub use collect::Collect;
 pub use files::{CsvFile, JsonLinesFile, Lines, TextFile};
 pub use for_each::ForEach;

@@ -135,7 +135,7 @@ impl AmqpClient {
 
 /// Runs `future` to its end on a thread of its own, waiting at most
 /// `timeout` for it: an unreachable broker is an error, not a hang.
-fn within<T: Send + 'static>(
+pub(crate) fn within<T: Send + 'static>(
     timeout: Duration,
     future: impl Future<Output = lapin::Result<T>> + Send + 'static,
 ) -> Result<T, String> {

@@ -997,7 +997,11 @@ mod tests {
         let mut all = Vec::new();
         // With an even number of workers no split may stay open: each is
         // reopened for every read.
-        let budget = Rc::new(Cell::new(if peers.is_multiple_of(2) { 0 } else { MAX_OPEN }));
+        let budget = Rc::new(Cell::new(if peers.is_multiple_of(2) {
+            0
+        } else {
+            MAX_OPEN
+        }));
         for w in 0..peers {
             for split in splits_for("t", files, split, w, peers).unwrap() {
                 let mut r = Each(LinesReader {

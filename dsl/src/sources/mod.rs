@@ -25,6 +25,8 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
 
 #[cfg(feature = "amqp")]
+pub(crate) use amqp::{within as within_amqp, AmqpClient};
+#[cfg(feature = "amqp")]
 pub use amqp::{Amqp, AmqpRecord};
 #[cfg(feature = "cli")]
 pub(crate) use files::{list_files, read_header, CsvDecode, CsvRows, LineSource};
