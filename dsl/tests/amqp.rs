@@ -338,6 +338,96 @@ fn a_windowed_job_publishes_its_results_to_an_exchange() {
     assert!(err.contains("could not route"), "{err}");
 }
 
+/// `weir run` with a queue source and an exchange sink: the URL comes from
+/// the environment (`url_env`), the clicks are counted per user and window
+/// on 2 workers, the results arrive in the result queue as JSON objects
+/// equal to the reference, and neither `weir run` nor `weir explain` shows
+/// the password.
+#[cfg(feature = "cli")]
+#[test]
+fn a_spec_reads_a_queue_and_publishes_to_an_exchange() {
+    let Some(url) = url() else { return };
+    let input = create_queue(&url, "spec-in");
+    let results = create_queue(&url, "spec-out");
+    let clicks = clicks(5_000, 9);
+    publish(&url, &input, &bodies(&clicks), true);
+    let dir = tempfile::tempdir().unwrap();
+    let spec = format!(
+        r#"
+name = "amqp-spec"
+[source]
+type = "amqp"
+url_env = "WEIR_TEST_AMQP_URL"
+queue = "{input}"
+format = "json"
+bounded = true
+consumers = 2
+event_time = {{ field = "ts", max_out_of_orderness_ms = 300 }}
+[window]
+key = "user"
+type = "tumbling"
+size_ms = 1000
+[aggregate]
+n = "count(*)"
+[sink]
+type = "amqp"
+url_env = "WEIR_TEST_AMQP_URL"
+exchange = ""
+routing_key = "{results}"
+"#
+    );
+    std::fs::write(dir.path().join("job.toml"), spec).unwrap();
+    // A password of the test's own in the URL: RabbitMQ's guest account
+    // has the password `guest`, which is also its user name.
+    for args in [
+        &["explain", "job.toml"][..],
+        &["run", "job.toml", "-w", "2"],
+    ] {
+        let command = args[0];
+        let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(args)
+            .env("WEIR_TEST_AMQP_URL", &url)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "{command}: {stderr}");
+        assert!(
+            !stdout.contains(":guest@") && !stderr.contains(":guest@"),
+            "{command} shows the password: {stdout}{stderr}"
+        );
+    }
+    let mut got: Vec<String> = drain(&url, &results)
+        .iter()
+        .map(|body| {
+            let v: serde_json::Value = serde_json::from_str(body).unwrap();
+            let user: u32 = v["user"].as_u64().unwrap() as u32;
+            let start = v["window_start"].as_u64().unwrap();
+            serde_json::to_string(&(user, start, v["n"].as_u64().unwrap())).unwrap()
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, reference(&clicks));
+    assert_eq!(ready(&url, &input), 0);
+
+    // Without the variable: an error naming the field and the variable.
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", "job.toml"])
+        .env_remove("WEIR_TEST_AMQP_URL")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("source.url_env") && stderr.contains("WEIR_TEST_AMQP_URL"),
+        "{stderr}"
+    );
+}
+
 const ENV_CHILD: &str = "WEIR_AMQP_CHILD";
 
 /// Runs the checkpointed job as one process of a cluster when the

@@ -188,10 +188,12 @@ impl<T> AmqpWriter<T> {
                 .map_err(|e| self.error(format!("routing key `{key}`: not confirmed: {e}")))?;
             match confirmation {
                 Confirmation::Ack(None) | Confirmation::NotRequested => {}
-                Confirmation::Ack(Some(returned)) => return Err(self.error(format!(
+                Confirmation::Ack(Some(returned)) => {
+                    return Err(self.error(format!(
                     "routing key `{key}`: the broker could not route the message to any queue ({})",
                     returned.reply_text
-                ))),
+                )))
+                }
                 Confirmation::Nack(_) => {
                     return Err(self.error(format!(
                         "routing key `{key}`: the broker refused the message (nack)"

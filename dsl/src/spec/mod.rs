@@ -30,6 +30,8 @@
 //! Integers stay integers.
 
 mod aggregate;
+#[cfg(feature = "amqp")]
+mod amqp;
 mod render;
 mod rows;
 mod schema;
@@ -97,6 +99,8 @@ enum Input {
     Nexmark(u64),
     #[cfg(feature = "kafka")]
     Kafka(KafkaInput),
+    #[cfg(feature = "amqp")]
+    Amqp(amqp::AmqpInput),
 }
 
 /// A Kafka topic as a spec's input.
@@ -126,6 +130,9 @@ enum Output {
         topic: String,
         key: Vec<usize>,
     },
+    /// A RabbitMQ exchange.
+    #[cfg(feature = "amqp")]
+    Amqp(amqp::AmqpOutput),
 }
 
 /// A parsed, checked spec.
@@ -171,28 +178,99 @@ fn kafka_rows(k: &KafkaInput, fields: &Arc<Fields>) -> Result<KafkaRows, SpecErr
     if let Some(group) = &k.group {
         source = source.group(group);
     }
+    let decode = record_decoder(
+        k.csv_fields.as_deref(),
+        fields,
+        &format!("kafka({})", k.topic),
+    )?;
+    let source = source.decode_with(decode);
+    Ok(Mapped::new(source, |r| r.value))
+}
+
+/// Decodes one queue record (a Kafka value, an AMQP body) into a row: as
+/// JSON, or with `csv_fields` as a CSV line of these columns; `name` names
+/// the source in messages.
+#[cfg(any(feature = "kafka", feature = "amqp"))]
+fn record_decoder(
+    csv_fields: Option<&[String]>,
+    fields: &Arc<Fields>,
+    name: &str,
+) -> Result<impl Fn(&[u8]) -> Result<KeyedRow, String> + Send + Sync + 'static, SpecError> {
     let fields = Arc::clone(fields);
-    let source = match &k.csv_fields {
-        None => source.decode_with(move |bytes| {
-            json_row(&fields, bytes)?.ok_or_else(|| "an empty record".to_string())
-        }),
+    let csv = match csv_fields {
+        None => None,
         Some(columns) => {
-            let header = csv::ByteRecord::from(columns.clone());
-            let name = format!("kafka({})", k.topic);
-            let decoder = CsvRowDecoder::new(&fields, &name, Path::new(&k.topic), &header)
-                .map_err(|e| {
+            let header = csv::ByteRecord::from(columns.to_vec());
+            let decoder =
+                CsvRowDecoder::new(&fields, name, Path::new(name), &header).map_err(|e| {
                     field_err("source.fields", format!("every field the spec reads: {e}"))
                 })?;
-            let splitter = std::sync::Mutex::new(LineSplitter::new());
-            source.decode_with(move |bytes| {
-                let mut splitter = splitter.lock().unwrap_or_else(|p| p.into_inner());
-                decoder
-                    .decode(splitter.split(bytes))?
-                    .ok_or_else(|| "an empty record".to_string())
-            })
+            Some((decoder, std::sync::Mutex::new(LineSplitter::new())))
         }
     };
-    Ok(Mapped::new(source, |r| r.value))
+    Ok(move |bytes: &[u8]| {
+        let row = match &csv {
+            None => json_row(&fields, bytes)?,
+            Some((decoder, splitter)) => {
+                let mut splitter = splitter.lock().unwrap_or_else(|p| p.into_inner());
+                decoder.decode(splitter.split(bytes))?
+            }
+        };
+        row.ok_or_else(|| "an empty record".to_string())
+    })
+}
+
+/// The columns of a queue source's CSV records, or `None` for JSON, from
+/// its `format` and `fields`.
+#[cfg(any(feature = "kafka", feature = "amqp"))]
+fn queue_format(src: &schema::SourceSection, kind: &str) -> Result<Option<Vec<String>>, SpecError> {
+    match (src.format.unwrap_or(Format::Json), src.fields.clone()) {
+        (Format::Json, None) => Ok(None),
+        (Format::Json, Some(_)) => Err(field_err(
+            "source.fields",
+            "no `fields` with `format = \"json\"` (JSON records name their fields)",
+        )),
+        (Format::Csv, Some(fields)) if !fields.is_empty() => Ok(Some(fields)),
+        (Format::Csv, _) => Err(field_err(
+            "source.fields",
+            "the columns of each CSV record, in order (`fields = [\"ts\", \"user\"]`)",
+        )),
+        (Format::Jsonl, _) => Err(field_err(
+            "source.format",
+            format!("`json` or `csv` for {kind}"),
+        )),
+    }
+}
+
+/// An AMQP `[source]`, checked.
+#[cfg(feature = "amqp")]
+fn amqp_input(src: &schema::SourceSection) -> Result<Input, SpecError> {
+    amqp::amqp_input(src).map(Input::Amqp)
+}
+
+/// An AMQP `[sink]`, checked.
+#[cfg(feature = "amqp")]
+fn amqp_output(sink: &schema::SinkSection, keys: &[String]) -> Result<Output, SpecError> {
+    amqp::amqp_output(sink, keys).map(Output::Amqp)
+}
+
+/// The `amqp` feature, missing from this build, for `field`.
+#[cfg(not(feature = "amqp"))]
+fn needs_amqp(field: &str) -> SpecError {
+    field_err(
+        field,
+        "a kind this `weir` was built with: `amqp` needs the `amqp` feature (cargo install weir --features amqp)",
+    )
+}
+
+#[cfg(not(feature = "amqp"))]
+fn amqp_input(_: &schema::SourceSection) -> Result<Input, SpecError> {
+    Err(needs_amqp("source.type"))
+}
+
+#[cfg(not(feature = "amqp"))]
+fn amqp_output(_: &schema::SinkSection, _: &[String]) -> Result<Output, SpecError> {
+    Err(needs_amqp("sink.type"))
 }
 
 /// The `kafka` feature, missing from this build, for `field`.
@@ -219,23 +297,7 @@ fn kafka_input(src: &schema::SourceSection) -> Result<Input, SpecError> {
         .topic
         .clone()
         .ok_or_else(|| field_err("source.topic", "the Kafka topic to read"))?;
-    let csv_fields = match (src.format.unwrap_or(Format::Json), src.fields.clone()) {
-        (Format::Json, None) => None,
-        (Format::Json, Some(_)) => {
-            return Err(field_err(
-                "source.fields",
-                "no `fields` with `format = \"json\"` (JSON records name their fields)",
-            ))
-        }
-        (Format::Csv, Some(fields)) if !fields.is_empty() => Some(fields),
-        (Format::Csv, _) => {
-            return Err(field_err(
-                "source.fields",
-                "the columns of each CSV record, in order (`fields = [\"ts\", \"user\"]`)",
-            ))
-        }
-        (Format::Jsonl, _) => return Err(field_err("source.format", "`json` or `csv` for Kafka")),
-    };
+    let csv_fields = queue_format(src, "Kafka")?;
     let start = match &src.start {
         None => KafkaStart::Earliest,
         Some(StartAt::Named(n)) if n == "earliest" => KafkaStart::Earliest,
@@ -419,17 +481,33 @@ impl Spec {
         let path = |path: Option<PathBuf>| {
             path.ok_or_else(|| field_err("source.path", "the input file, directory or glob"))
         };
-        if kind != SourceKind::Kafka {
-            let kafka_only = [
-                ("brokers", src.brokers.is_some()),
-                ("topic", src.topic.is_some()),
-                ("start", src.start.is_some()),
-                ("bounded", src.bounded.is_some()),
-                ("group", src.group.is_some()),
-                ("fields", src.fields.is_some()),
-            ];
-            for (field, given) in kafka_only {
-                not_for(field, given, "no Kafka settings")?;
+        let queue = matches!(kind, SourceKind::Kafka | SourceKind::Amqp);
+        let settings = [
+            ("brokers", src.brokers.is_some(), kind == SourceKind::Kafka),
+            ("topic", src.topic.is_some(), kind == SourceKind::Kafka),
+            ("start", src.start.is_some(), kind == SourceKind::Kafka),
+            ("group", src.group.is_some(), kind == SourceKind::Kafka),
+            ("bounded", src.bounded.is_some(), queue),
+            ("fields", src.fields.is_some(), queue),
+            ("url", src.url.is_some(), kind == SourceKind::Amqp),
+            ("url_env", src.url_env.is_some(), kind == SourceKind::Amqp),
+            ("queue", src.queue.is_some(), kind == SourceKind::Amqp),
+            (
+                "consumers",
+                src.consumers.is_some(),
+                kind == SourceKind::Amqp,
+            ),
+            ("prefetch", src.prefetch.is_some(), kind == SourceKind::Amqp),
+            ("ca_file", src.ca_file.is_some(), kind == SourceKind::Amqp),
+        ];
+        for (field, given, applies) in settings {
+            if !applies {
+                let takes = match kind {
+                    SourceKind::Kafka => "Kafka settings",
+                    SourceKind::Amqp => "AMQP settings",
+                    _ => "no Kafka or AMQP settings",
+                };
+                not_for(field, given, takes)?;
             }
         }
         let input = match kind {
@@ -460,6 +538,12 @@ impl Spec {
                 not_for("path", src.path.is_some(), takes)?;
                 not_for("events", src.events.is_some(), takes)?;
                 kafka_input(&src)?
+            }
+            SourceKind::Amqp => {
+                let takes = "`url` or `url_env`, `queue`, `format`, `fields`, `bounded`, `consumers`, `prefetch`, `ca_file`, `event_time` and `schema`";
+                not_for("path", src.path.is_some(), takes)?;
+                not_for("events", src.events.is_some(), takes)?;
+                amqp_input(&src)?
             }
             SourceKind::Nexmark => {
                 let takes = "`events` and `event_time`";
@@ -605,22 +689,27 @@ impl Spec {
                 .clone()
                 .ok_or_else(|| field_err("sink.path", "the output file"))
         };
-        if sink.kind != SinkKind::Kafka {
-            for (field, given) in [
-                ("brokers", sink.brokers.is_some()),
-                ("topic", sink.topic.is_some()),
-                ("key", sink.key.is_some()),
-            ] {
-                if given {
-                    return Err(field_err(
-                        format!("sink.{field}"),
-                        format!("no `{field}` for a sink of type `{:?}`", sink.kind).to_lowercase(),
-                    ));
-                }
+        let (to_kafka, to_amqp) = (sink.kind == SinkKind::Kafka, sink.kind == SinkKind::Amqp);
+        for (field, given, applies) in [
+            ("brokers", sink.brokers.is_some(), to_kafka),
+            ("topic", sink.topic.is_some(), to_kafka),
+            ("key", sink.key.is_some(), to_kafka || to_amqp),
+            ("url", sink.url.is_some(), to_amqp),
+            ("url_env", sink.url_env.is_some(), to_amqp),
+            ("exchange", sink.exchange.is_some(), to_amqp),
+            ("routing_key", sink.routing_key.is_some(), to_amqp),
+            ("ca_file", sink.ca_file.is_some(), to_amqp),
+        ] {
+            if given && !applies {
+                return Err(field_err(
+                    format!("sink.{field}"),
+                    format!("no `{field}` for a sink of type `{:?}`", sink.kind).to_lowercase(),
+                ));
             }
         }
         let output = match sink.kind {
             SinkKind::Kafka => kafka_output(&sink, &keys)?,
+            SinkKind::Amqp => amqp_output(&sink, &keys)?,
             SinkKind::Jsonl => Output::Jsonl(sink_path()?),
             SinkKind::Csv => Output::Csv(sink_path()?),
             SinkKind::Stdout if sink.path.is_some() => {
@@ -809,6 +898,8 @@ impl Spec {
             }
             #[cfg(feature = "kafka")]
             Input::Kafka(k) => p.source(kafka_rows(k, &fields)?),
+            #[cfg(feature = "amqp")]
+            Input::Amqp(a) => p.source(amqp::amqp_rows(a, &fields)?),
         };
         let mut watermark = Watermark::bounded(Duration::from_millis(self.bound));
         if let Some(idle) = self.idle_timeout {
@@ -838,6 +929,8 @@ impl Spec {
                 topic,
                 key,
             } => kafka_sink(results, Arc::clone(&spec), brokers, topic, key),
+            #[cfg(feature = "amqp")]
+            Output::Amqp(out) => amqp::amqp_sink(results, Arc::clone(&spec), out),
         };
         Ok(match &self.checkpoint {
             Some(c) => job.checkpoint(c.clone()),

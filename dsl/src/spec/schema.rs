@@ -53,6 +53,18 @@ pub(super) struct SourceSection {
     pub(super) group: Option<String>,
     /// Kafka with `format = "csv"`: the columns of each record, in order.
     pub(super) fields: Option<Vec<String>>,
+    /// AMQP: the broker URL.
+    pub(super) url: Option<String>,
+    /// AMQP: the environment variable holding the broker URL.
+    pub(super) url_env: Option<String>,
+    /// AMQP: the queue.
+    pub(super) queue: Option<String>,
+    /// AMQP: how many consumers read the queue.
+    pub(super) consumers: Option<usize>,
+    /// AMQP: each consumer's prefetch count.
+    pub(super) prefetch: Option<u64>,
+    /// AMQP: the CA certificates an `amqps://` broker is checked against.
+    pub(super) ca_file: Option<PathBuf>,
 }
 
 /// Where a Kafka source starts: a name or a timestamp in milliseconds.
@@ -79,6 +91,8 @@ pub(super) enum SourceKind {
     Nexmark,
     /// A Kafka topic (feature `kafka`).
     Kafka,
+    /// A RabbitMQ queue (feature `amqp`).
+    Amqp,
 }
 
 /// `[source.event_time]`.
@@ -133,7 +147,7 @@ impl Keys {
     }
 
     /// The field names, in order.
-    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "kafka", feature = "amqp")), allow(dead_code))]
     pub(super) fn fields(&self) -> &[String] {
         match self {
             Keys::One(k) => std::slice::from_ref(k),
@@ -180,8 +194,19 @@ pub(super) struct SinkSection {
     pub(super) brokers: Option<String>,
     /// Kafka: the topic.
     pub(super) topic: Option<String>,
-    /// Kafka: the key fields of each record (among the window's keys).
+    /// Kafka: the key fields of each record (among the window's keys);
+    /// AMQP: the fields that make each result's routing key.
     pub(super) key: Option<Keys>,
+    /// AMQP: the broker URL.
+    pub(super) url: Option<String>,
+    /// AMQP: the environment variable holding the broker URL.
+    pub(super) url_env: Option<String>,
+    /// AMQP: the exchange.
+    pub(super) exchange: Option<String>,
+    /// AMQP: a fixed routing key.
+    pub(super) routing_key: Option<String>,
+    /// AMQP: the CA certificates an `amqps://` broker is checked against.
+    pub(super) ca_file: Option<PathBuf>,
 }
 
 /// The kinds of sink.
@@ -196,4 +221,6 @@ pub(super) enum SinkKind {
     Stdout,
     /// JSON records to a Kafka topic (feature `kafka`).
     Kafka,
+    /// JSON messages to a RabbitMQ exchange (feature `amqp`).
+    Amqp,
 }
