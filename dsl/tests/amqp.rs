@@ -428,6 +428,80 @@ routing_key = "{results}"
     );
 }
 
+/// The broker's TLS listener and the CA that signed its certificate, or
+/// `None` (with a message) to skip: `.ci/rabbitmq` makes a self-signed CA
+/// and enables the listener when given a TLS port, as `.ci/run` does.
+fn tls() -> Option<(String, PathBuf)> {
+    match (
+        std::env::var("WEIR_AMQPS_URL"),
+        std::env::var("WEIR_AMQPS_CA"),
+    ) {
+        (Ok(u), Ok(ca)) if !u.is_empty() && !ca.is_empty() => Some((u, PathBuf::from(ca))),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but WEIR_AMQPS_URL / WEIR_AMQPS_CA are not set: .ci/run must start RabbitMQ with TLS")
+        }
+        _ => {
+            eprintln!("SKIPPED: no RabbitMQ TLS listener (set WEIR_AMQPS_URL and WEIR_AMQPS_CA)");
+            None
+        }
+    }
+}
+
+/// Over `amqps://`, checked against the test CA (`ca_file`), a queue is
+/// read and the results are published; without the CA the broker's
+/// certificate is refused, with an error that does not show the password.
+#[test]
+fn an_amqps_broker_is_trusted_through_its_ca_file_only() {
+    let (Some(url), Some((tls_url, ca))) = (url(), tls()) else {
+        return;
+    };
+    let input = create_queue(&url, "tls-in");
+    let results = create_queue(&url, "tls-out");
+    let clicks = clicks(2_000, 13);
+    publish(&url, &input, &bodies(&clicks), true);
+    let p = Pipeline::new("amqps");
+    p.source(
+        Amqp::new(tls_url.as_str(), input.as_str())
+            .json::<Click>()
+            .ca_file(&ca)
+            .bounded(),
+    )
+    .event_time(
+        |r: &AmqpRecord<Click>| r.value.ts,
+        Watermark::bounded(Duration::from_millis(300)),
+    )
+    .key_by(|r| r.value.user)
+    .window(Tumbling::of(Duration::from_secs(1)))
+    .count()
+    .map(|w| (w.key, w.window_start, w.value))
+    .sink(
+        AmqpSink::new(tls_url.as_str(), "")
+            .routing_key(results.as_str())
+            .ca_file(&ca),
+    );
+    p.run(Cluster::threads(2).quiet(true)).unwrap();
+    let mut got = drain(&url, &results);
+    got.sort();
+    assert_eq!(got, reference(&clicks));
+
+    let p = Pipeline::new("amqps-untrusted");
+    p.source(
+        Amqp::new(tls_url.as_str(), input.as_str())
+            .timeout(Duration::from_secs(5))
+            .bounded(),
+    )
+    .sink(Collect::new());
+    let err = p
+        .run(Cluster::threads(1).quiet(true))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cannot connect to amqps://guest:***@"),
+        "{err}"
+    );
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+}
+
 const ENV_CHILD: &str = "WEIR_AMQP_CHILD";
 
 /// Runs the checkpointed job as one process of a cluster when the
