@@ -166,3 +166,72 @@ fn kafka_windows_counts_what_kafka_produce_wrote() {
         .sum();
     assert_eq!(total, 3000);
 }
+
+/// The RabbitMQ examples against a real broker (`WEIR_AMQP_URL`, started
+/// by `.ci/run`; without it the test says it was skipped, except under CI),
+/// the URL passed in the environment (`AMQP_URL`) as a user would keep a
+/// password out of the command line: `amqp_produce` publishes events to a
+/// new queue, and `amqp_windows --bounded` with 2 consumers on 2 workers
+/// counts every one of them once, and its help does not show the URL.
+#[test]
+fn amqp_windows_counts_what_amqp_produce_published() {
+    let url = match std::env::var("WEIR_AMQP_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but WEIR_AMQP_URL is not set: .ci/run must start a RabbitMQ broker")
+        }
+        _ => {
+            eprintln!("SKIPPED: no RabbitMQ broker (set WEIR_AMQP_URL=amqp://...)");
+            return;
+        }
+    };
+    let queue = format!("examples-{}", std::process::id());
+    let with_url = |name: &str, args: &[&str]| {
+        let out = Command::new(example(name))
+            .args(args)
+            .env("AMQP_URL", &url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name} {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    with_url(
+        "amqp_produce",
+        &["--queue", &queue, "--events", "3000", "--rate", "0"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("counts.jsonl");
+    let out_arg = out.display().to_string();
+    with_url(
+        "amqp_windows",
+        &[
+            "--queue",
+            &queue,
+            "--consumers",
+            "2",
+            "--bounded",
+            "--output",
+            &out_arg,
+            "-w",
+            "2",
+            "-q",
+        ],
+    );
+    let total: u64 = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["value"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(total, 3000);
+    let help = with_url("amqp_windows", &["--help"]);
+    assert!(help.contains("AMQP_URL"), "{help}");
+    assert!(!help.contains(&url), "the help shows the URL: {help}");
+}
