@@ -786,3 +786,72 @@ type = "stdout"
     );
     assert!(err.contains("sink.topic"), "{err}");
 }
+
+/// Mistakes a new user makes, found when the spec is checked rather than
+/// at the first row or never: a schema entry for a column the input does
+/// not have, a sum over a text column (from the schema, or from the first
+/// rows of the file), an empty CSV file, standard input without a format
+/// (it was read as JSON lines without a word). With `RUST_BACKTRACE=1` (set in
+/// many shells and CI) the error is still a message, not a backtrace.
+#[test]
+fn spec_mistakes_are_found_before_the_job_runs() {
+    let csv = "region,ts,user,amount\neu,1000,ann,10\nus,2000,bob,7\n";
+    let typo = SPEC.replace(
+        "event_time = {",
+        "schema = { amont = \"int\" }\nevent_time = {",
+    );
+    let err = spec_error(&typo, csv);
+    assert!(
+        err.contains("`source.schema.amont`: expected a column of events.csv; `amont` is not among region, ts, user, amount"),
+        "{err}"
+    );
+
+    let sum_text = SPEC.replace("sum(amount)", "sum(user)");
+    let err = spec_error(&sum_text, csv);
+    assert!(
+        err.contains("`aggregate.total`: expected a number field to sum or average; `user` holds text in events.csv (line 2: `ann`)"),
+        "{err}"
+    );
+    let typed = sum_text.replace(
+        "event_time = {",
+        "schema = { user = \"string\" }\nevent_time = {",
+    );
+    let err = spec_error(&typed, csv);
+    assert!(
+        err.contains("`aggregate.total`: expected a number field to sum or average; the schema makes `user` text"),
+        "{err}"
+    );
+
+    let stdin = SPEC.replace("type = \"csv\"\npath = \"events*.csv\"", "type = \"stdin\"");
+    let err = spec_error(&stdin, csv);
+    assert!(
+        err.contains("`source.format`: expected the format of standard input: `jsonl`"),
+        "{err}"
+    );
+
+    let err = spec_error(SPEC, "");
+    assert!(
+        err.contains("`source.path`: expected a CSV file with a header row; events.csv is empty"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("events.csv"), csv).unwrap();
+    std::fs::write(dir.path().join("spec.toml"), &typo).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", "spec.toml", "-q"])
+        .env("RUST_BACKTRACE", "1")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("Error: spec field `source.schema.amont`"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("backtrace"),
+        "a backtrace for a spec mistake: {err}"
+    );
+}

@@ -45,8 +45,28 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+/// Runs the command; a failure is a message on stderr (the error and its
+/// causes, never a backtrace, whatever `RUST_BACKTRACE` says: a mistake in
+/// a spec is not a crash) and exit status 1.
+fn main() -> std::process::ExitCode {
+    match command(Cli::parse().command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            let mut causes = e.chain().skip(1).peekable();
+            if causes.peek().is_some() {
+                eprintln!("\nCaused by:");
+                for cause in causes {
+                    eprintln!("    {cause}");
+                }
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn command(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Run {
             spec,
             fresh,

@@ -524,7 +524,12 @@ impl Spec {
                 let takes = "`format`, `event_time` and `schema`";
                 not_for("path", src.path.is_some(), takes)?;
                 not_for("events", src.events.is_some(), takes)?;
-                let format = src.format.unwrap_or_default();
+                let format = src.format.ok_or_else(|| {
+                    field_err(
+                        "source.format",
+                        "the format of standard input: `jsonl` (one JSON object per line) or `csv` (a header line first)",
+                    )
+                })?;
                 if format == Format::Json {
                     return Err(field_err(
                         "source.format",
@@ -666,6 +671,15 @@ impl Spec {
                     }
                 };
                 numeric[i] |= matches!(func, Func::Sum | Func::Avg);
+                let text = types
+                    .iter()
+                    .any(|(f, t)| f == arg && *t == FieldType::String);
+                if matches!(func, Func::Sum | Func::Avg) && text {
+                    return Err(field_err(
+                        format!("aggregate.{name}"),
+                        format!("a number field to sum or average; the schema makes `{arg}` text"),
+                    ));
+                }
                 Some(i)
             };
             for reserved in ["window_start", "window_end"] {
@@ -957,8 +971,70 @@ impl Spec {
                 format!("a CSV file with a header row: {}: {e}", first.display()),
             )
         })?;
-        self.check_fields(&header, &first.display().to_string())
+        if header.is_empty() {
+            return Err(field_err(
+                "source.path",
+                format!("a CSV file with a header row; {} is empty", first.display()),
+            ));
+        }
+        self.check_fields(&header, &first.display().to_string())?;
+        self.check_sampled_numbers(first, &header)
     }
+
+    /// Checks that the fields summed or averaged are number columns, as
+    /// the first rows of `file` (CSV with `header`) show them, when the
+    /// schema does not say their type: a column with text and no number in
+    /// those rows is a spec mistake, found before the job runs. A column
+    /// with numbers and some text is left to the run (a bad row).
+    fn check_sampled_numbers(&self, file: &Path, header: &[String]) -> Result<(), SpecError> {
+        const SAMPLED: usize = 100;
+        let summed: Vec<(&AggSpec, &String, usize)> = self
+            .aggs
+            .iter()
+            .filter(|a| matches!(a.func, Func::Sum | Func::Avg))
+            .filter_map(|a| {
+                let field = &self.value_fields[a.column?];
+                let at = header.iter().position(|h| h == field)?;
+                (self.type_of(field).is_none()).then_some((a, field, at))
+            })
+            .collect();
+        if summed.is_empty() {
+            return Ok(());
+        }
+        let Ok(mut reader) = csv::ReaderBuilder::new().from_path(file) else {
+            return Ok(());
+        };
+        // Per summed field: whether a number was seen, and the first text.
+        let mut seen: Vec<(bool, Option<(usize, String)>)> = vec![(false, None); summed.len()];
+        for (row, record) in reader.records().take(SAMPLED).enumerate() {
+            let Ok(record) = record else { break };
+            for ((_, _, at), (number, text)) in summed.iter().zip(seen.iter_mut()) {
+                let cell = record.get(*at).map(str::trim).unwrap_or_default();
+                if cell.is_empty() {
+                    continue;
+                }
+                match cell.parse::<f64>() {
+                    Ok(_) => *number = true,
+                    Err(_) => {
+                        text.get_or_insert_with(|| (row + 2, cell.to_string()));
+                    }
+                }
+            }
+        }
+        for ((agg, field, _), (number, text)) in summed.iter().zip(seen) {
+            if let (false, Some((line, cell))) = (number, text) {
+                return Err(field_err(
+                    format!("aggregate.{}", agg.name),
+                    format!(
+                        "a number field to sum or average; `{field}` holds text in {} (line {line}: `{cell}`)",
+                        file.display()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks that `header` (of `what`) has every field the spec reads.
     fn check_fields(&self, header: &[String], what: &str) -> Result<(), SpecError> {
         let needed = std::iter::once(("source.event_time.field", &self.time_field))
@@ -968,6 +1044,17 @@ impl Spec {
             if !header.contains(field) {
                 return Err(field_err(
                     section,
+                    format!(
+                        "a column of {what}; `{field}` is not among {}",
+                        header.join(", ")
+                    ),
+                ));
+            }
+        }
+        for (field, _) in &self.types {
+            if !header.contains(field) {
+                return Err(field_err(
+                    format!("source.schema.{field}"),
                     format!(
                         "a column of {what}; `{field}` is not among {}",
                         header.join(", ")
