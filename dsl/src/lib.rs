@@ -39,6 +39,7 @@ pub mod sources;
 pub mod spec;
 mod stream;
 mod time;
+pub mod timestamp;
 mod window;
 
 use std::hash::Hash;

@@ -79,6 +79,12 @@ impl Tumbling {
 }
 
 /// Sliding windows: every `[k·slide, k·slide + size)` holding the event.
+///
+/// Windows start at or after the epoch (time 0): an event in the first
+/// `size` of event time belongs only to the windows starting at 0 or later,
+/// not to those that would start before it. Real timestamps never come
+/// near this; small test timestamps (`ts = 1000`) do, and get fewer
+/// windows than `size / slide`.
 pub struct Sliding {
     size: u64,
 }

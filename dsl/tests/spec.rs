@@ -855,3 +855,68 @@ fn spec_mistakes_are_found_before_the_job_runs() {
         "a backtrace for a spec mistake: {err}"
     );
 }
+
+/// The event time as epoch seconds (integer or fractional) and as RFC 3339
+/// timestamps (with offsets) gives the windows of the same times in
+/// milliseconds; a value not in the format names the field, the format and
+/// the value.
+#[test]
+fn event_time_formats_ms_s_and_rfc3339_agree() {
+    let spec = |format: &str| {
+        SPEC.replace("events*.csv", "events.csv").replace(
+            "event_time = { field = \"ts\",",
+            &format!("event_time = {{ field = \"ts\", format = \"{format}\","),
+        )
+    };
+    let rows = [
+        (1_700_000_000_250u64, "ann", "eu", 3),
+        (1_700_000_000_900, "bob", "us", 4),
+        (1_700_000_001_000, "ann", "eu", 5),
+        (1_700_000_003_500, "ann", "eu", 6),
+    ];
+    let csv = |ts: &dyn Fn(u64) -> String| {
+        let mut text = String::from("region,ts,user,amount\n");
+        for (t, user, region, amount) in rows {
+            writeln!(text, "{region},{},{user},{amount}", ts(t)).unwrap();
+        }
+        text
+    };
+    let run = |spec: &str, csv: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("events.csv"), csv).unwrap();
+        std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
+        ok(&weir(&["run", "spec.toml", "-q"], dir.path()));
+        read_results(&dir.path().join("out.jsonl"))
+    };
+    let ms = run(&spec("ms"), &csv(&|t| t.to_string()));
+    assert_eq!(ms.len(), 4);
+    let seconds = run(&spec("s"), &csv(&|t| format!("{}", t as f64 / 1000.0)));
+    assert_eq!(seconds, ms);
+    // 1_700_000_000_000 ms is 2023-11-14T22:13:20Z; the same instants at +01:00.
+    let rfc3339 = run(
+        &spec("rfc3339"),
+        &csv(&|t| {
+            format!(
+                "2023-11-14T23:13:{:06.3}+01:00",
+                (t - 1_700_000_000_000) as f64 / 1000.0 + 20.0
+            )
+        }),
+    );
+    assert_eq!(rfc3339, ms);
+
+    let err = spec_error(
+        &spec("rfc3339"),
+        "region,ts,user,amount\neu,yesterday,ann,1\n",
+    );
+    assert!(
+        err.contains("events.csv:2")
+            && err.contains("field `ts`: expected the event time as an RFC 3339 timestamp")
+            && err.contains("got `yesterday`"),
+        "{err}"
+    );
+    let err = spec_error(&spec("ms"), "region,ts,user,amount\neu,1.5,ann,1\n");
+    assert!(
+        err.contains("field `ts`: expected the event time as integer milliseconds since the epoch, got `1.5`"),
+        "{err}"
+    );
+}

@@ -8,6 +8,7 @@
 //! type = "csv"                 # csv | jsonl | stdin | nexmark (bids; `events = N`)
 //! path = "events.csv"          # a file, a directory or a glob
 //! event_time = { field = "ts", max_out_of_orderness_ms = 2000 }
+//! # event_time format: "ms" (default), "s" (epoch seconds) or "rfc3339"
 //! # schema = { amount = "float" }   # int | float | string; else inferred
 //!
 //! [window]
@@ -45,7 +46,7 @@ pub use value::{KeyedRow, Row, Value, Values};
 
 use self::aggregate::{AggSpec, Func, SpecAggregator};
 use self::rows::{csv_header, json_row, BidRows, CsvRowDecoder, Fields, LineSplitter, BID_FIELDS};
-use self::schema::{FieldType, Format, SinkKind, SourceKind, SpecFile, WindowKind};
+use self::schema::{FieldType, Format, SinkKind, SourceKind, SpecFile, TimeFormat, WindowKind};
 use crate::sources::{list_files, CsvDecode, CsvRows, LineSource, Mapped, Nexmark, ParsedStdin};
 use crate::{
     Pipeline, Session, Sliding, StdoutLines, TextFile, Tumbling, Watermark, WindowResult,
@@ -141,6 +142,7 @@ pub struct Spec {
     name: String,
     input: Input,
     time_field: String,
+    time_format: TimeFormat,
     bound: u64,
     idle_timeout: Option<u64>,
     keys: Vec<String>,
@@ -777,6 +779,7 @@ impl Spec {
             name: file.name,
             input,
             time_field: event_time.field,
+            time_format: event_time.format,
             bound: event_time.max_out_of_orderness_ms,
             idle_timeout: event_time.idle_timeout_ms,
             keys,
@@ -791,6 +794,22 @@ impl Spec {
         };
         if matches!(spec.input, Input::Nexmark(_)) {
             spec.check_bid_fields()?;
+            if spec.time_format != TimeFormat::Ms {
+                return Err(field_err(
+                    "source.event_time.format",
+                    "`ms` (the default) for Nexmark bids, whose times are integer milliseconds",
+                ));
+            }
+        }
+        if spec.time_format == TimeFormat::Rfc3339
+            && spec
+                .type_of(&spec.time_field)
+                .is_some_and(|t| t != FieldType::String)
+        {
+            return Err(field_err(
+                format!("source.schema.{}", spec.time_field),
+                "`string` (or no entry) for an event-time field in RFC 3339",
+            ));
         }
         Ok(spec)
     }

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::schema::FieldType;
+use super::schema::{FieldType, TimeFormat};
 use super::value::{KeyedRow, Row, Value, Values};
 use super::Spec;
 use crate::sources::{read_header, Bid, CsvDecode};
@@ -27,6 +27,8 @@ pub(super) struct Fields {
     /// Whether each aggregated field must be a number.
     numeric: Vec<bool>,
     keys: usize,
+    /// How the event-time field holds the time.
+    time_format: TimeFormat,
 }
 
 impl Fields {
@@ -42,6 +44,7 @@ impl Fields {
             types,
             numeric: spec.numeric.clone(),
             keys: spec.keys.len(),
+            time_format: spec.time_format,
         }
     }
 
@@ -54,16 +57,29 @@ impl Fields {
         &self,
         mut cell: impl FnMut(usize) -> Result<Value, String>,
     ) -> Result<Option<KeyedRow>, String> {
-        let ts = match cell(0)? {
-            Value::Int(t) if t >= 0 => t as u64,
-            other => {
+        let ts = match (self.time_format, cell(0)?) {
+            (TimeFormat::Ms, Value::Int(t)) if t >= 0 => t as u64,
+            (TimeFormat::S, Value::Int(t)) if t >= 0 => (t as u64).saturating_mul(1000),
+            (TimeFormat::S, Value::Float(t)) if t >= 0.0 && t.is_finite() => {
+                (t * 1000.0).round() as u64
+            }
+            (TimeFormat::Rfc3339, Value::Str(text)) => crate::timestamp::rfc3339_millis(&text)
+                .map_err(|e| {
+                    format!(
+                        "field `{}`: expected the event time as {}, got `{text}`: {e}",
+                        self.names[0],
+                        self.time_format.expected()
+                    )
+                })?,
+            (format, other) => {
                 let got = match other {
                     Value::Null => "nothing".to_string(),
                     v => format!("`{}`", v.text()),
                 };
                 return Err(format!(
-                    "field `{}`: expected the event time as integer milliseconds, got {got}",
-                    self.names[0]
+                    "field `{}`: expected the event time as {}, got {got}",
+                    self.names[0],
+                    format.expected()
                 ));
             }
         };

@@ -100,8 +100,37 @@ pub(super) enum SourceKind {
 #[serde(deny_unknown_fields)]
 pub(super) struct EventTimeSection {
     pub(super) field: String,
+    /// How the field holds the time (default: integer milliseconds).
+    #[serde(default)]
+    pub(super) format: TimeFormat,
     pub(super) max_out_of_orderness_ms: u64,
     pub(super) idle_timeout_ms: Option<u64>,
+}
+
+/// How an event-time field holds the time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum TimeFormat {
+    /// Integer milliseconds since the epoch.
+    #[default]
+    Ms,
+    /// Seconds since the epoch, integer or fractional.
+    S,
+    /// An RFC 3339 timestamp, `2024-05-01T12:00:00.250Z` or with an offset.
+    Rfc3339,
+}
+
+impl TimeFormat {
+    /// What the field must hold, for messages.
+    pub(super) fn expected(self) -> &'static str {
+        match self {
+            TimeFormat::Ms => "integer milliseconds since the epoch",
+            TimeFormat::S => "seconds since the epoch (`format = \"s\"`)",
+            TimeFormat::Rfc3339 => {
+                "an RFC 3339 timestamp such as `2024-05-01T12:00:00Z` (`format = \"rfc3339\"`)"
+            }
+        }
+    }
 }
 
 /// The type a `schema` entry gives a field.
