@@ -26,7 +26,6 @@ use weir::Checkpointing;
 
 /// Counts clicks from a RabbitMQ queue per user and window.
 #[derive(Parser)]
-#[command(disable_help_flag = true)]
 struct Args {
     #[command(flatten)]
     cluster: Cluster,

@@ -16,7 +16,6 @@ use weir::prelude::*;
 
 /// Counts generated clicks per page.
 #[derive(Parser)]
-#[command(disable_help_flag = true)]
 struct Args {
     #[command(flatten)]
     cluster: Cluster,

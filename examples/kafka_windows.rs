@@ -25,7 +25,6 @@ use weir::Checkpointing;
 
 /// Counts clicks from a Kafka topic per user and window.
 #[derive(Parser)]
-#[command(disable_help_flag = true)]
 struct Args {
     #[command(flatten)]
     cluster: Cluster,

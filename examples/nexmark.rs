@@ -14,7 +14,6 @@ use weir_examples::nexmark::{self as q, QUERIES};
 
 /// Runs one Nexmark query.
 #[derive(Parser)]
-#[command(disable_help_flag = true)]
 struct Args {
     #[command(flatten)]
     cluster: Cluster,

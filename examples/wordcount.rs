@@ -15,7 +15,6 @@ use weir::prelude::*;
 
 /// Counts words in text files or generated text and prints the most frequent.
 #[derive(Parser)]
-#[command(disable_help_flag = true)]
 struct Args {
     #[command(flatten)]
     cluster: Cluster,

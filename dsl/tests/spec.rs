@@ -153,7 +153,7 @@ fn csv_in_jsonl_out_on_one_and_two_workers_and_two_processes() {
                     "2",
                     "-n",
                     "2",
-                    "-h",
+                    "-H",
                     "hosts",
                     "-p",
                     &p.to_string(),

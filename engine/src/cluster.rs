@@ -1,6 +1,6 @@
 use std::path::{Path, PathBuf};
 
-use clap::{ArgAction, Args, Parser};
+use clap::{Args, Parser};
 use timely::{CommunicationConfig, WorkerConfig};
 
 use crate::EngineError;
@@ -8,20 +8,16 @@ use crate::EngineError;
 /// Where and how wide a job runs: worker threads per process, the processes,
 /// and which one this is.
 ///
-/// The flags are timely's: `--workers/-w N`, `--processes/-n N`,
-/// `--process/-p I`, `--hostfile/-h FILE` (one `host:port` per line, line `k`
-/// is process `k`), plus `--quiet/-q` (no progress bar, no run summary). Because
-/// `-h` is the host file, help is `--help` only.
-///
-/// Flatten it into your own clap parser (with `disable_help_flag`, since the
-/// cluster flags bring their own `--help`):
+/// The flags: `--workers/-w N`, `--processes/-n N`, `--process/-p I`,
+/// `--hostfile/-H FILE` (one `host:port` per line, line `k` is process `k`)
+/// and `--quiet/-q` (no progress bar, no run summary). `-h` is help, as in
+/// every clap program. Flatten it into your own clap parser:
 ///
 /// ```
 /// use clap::Parser;
 /// use weir_engine::Cluster;
 ///
 /// #[derive(Parser)]
-/// #[command(disable_help_flag = true)]
 /// struct Args {
 ///     #[command(flatten)]
 ///     cluster: Cluster,
@@ -33,31 +29,33 @@ use crate::EngineError;
 /// let args = Args::try_parse_from(["job", "-w", "4", "--events", "10"]).unwrap();
 /// assert_eq!(args.cluster.workers(), 4);
 /// assert_eq!(args.events, 10);
+/// let help = Args::try_parse_from(["job", "-h"]).err().unwrap();
+/// assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
 /// ```
 #[derive(Args, Debug, Clone, PartialEq, Eq)]
+#[command(next_help_heading = "Cluster")]
 pub struct Cluster {
-    /// Worker threads per process.
+    /// Worker threads in this process
     #[arg(short = 'w', long = "workers", default_value_t = 1, value_name = "N")]
     workers: usize,
-    /// Number of processes in the cluster.
+    /// Processes in the cluster (start each with its own --process)
     #[arg(short = 'n', long = "processes", default_value_t = 1, value_name = "N")]
     processes: usize,
-    /// Index of this process, from 0 to processes-1.
+    /// Which process this is, from 0 to --processes minus 1
     #[arg(short = 'p', long = "process", default_value_t = 0, value_name = "I")]
     process: usize,
-    /// File with one host:port per line; line k is process k (default: localhost:2101+k).
-    #[arg(short = 'h', long = "hostfile", value_name = "FILE")]
+    /// File of the processes' addresses, one host:port per line, line k for process k
+    /// [default: localhost:2101, localhost:2102, ...]
+    #[arg(short = 'H', long = "hostfile", value_name = "FILE")]
     hostfile: Option<PathBuf>,
-    /// No progress bar and no run summary on stderr.
+    /// No progress bar and no run summary on stderr
     #[arg(short = 'q', long = "quiet")]
     quiet: bool,
-    /// Print help.
-    #[arg(long = "help", action = ArgAction::Help)]
-    help: Option<bool>,
 }
 
+/// The cluster flags alone, for [`Cluster::from_args`].
 #[derive(Parser)]
-#[command(disable_help_flag = true, about = "a weir job")]
+#[command(about = "A weir job. Runs on the worker threads and processes the flags below give.")]
 struct ClusterOnly {
     #[command(flatten)]
     cluster: Cluster,
@@ -85,7 +83,6 @@ impl Cluster {
             process: 0,
             hostfile: None,
             quiet: false,
-            help: None,
         }
     }
 
@@ -103,7 +100,6 @@ impl Cluster {
             process,
             hostfile: Some(hostfile.into()),
             quiet: false,
-            help: None,
         }
     }
 
@@ -268,12 +264,41 @@ mod tests {
     #[test]
     fn parses_timely_style_flags() {
         let c =
-            Cluster::try_parse_from(["x", "-w", "3", "-n", "2", "-p", "1", "-h", "hosts"]).unwrap();
+            Cluster::try_parse_from(["x", "-w", "3", "-n", "2", "-p", "1", "-H", "hosts"]).unwrap();
         assert_eq!(c.workers(), 3);
         assert_eq!(c.processes(), 2);
         assert_eq!(c.process(), 1);
         assert_eq!(c.hostfile(), Some(Path::new("hosts")));
         assert_eq!(c.total_workers(), 6);
+    }
+
+    /// `-h` and `--help` are help, and the help is written for people:
+    /// every flag with its text, no rustdoc, no crate names. (clap checks a
+    /// parser's flags for clashes when it is built in a debug build, as
+    /// tests are: a clash would panic here.)
+    #[test]
+    fn help_is_h_and_reads_as_help() {
+        for flag in ["-h", "--help"] {
+            let err = Cluster::try_parse_from(["job", flag]).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{flag}");
+            let help = err.to_string();
+            for text in [
+                "-w, --workers <N>",
+                "-n, --processes <N>",
+                "-p, --process <I>",
+                "-H, --hostfile <FILE>",
+                "-q, --quiet",
+                "-h, --help",
+                "Cluster:",
+                "one host:port per line",
+            ] {
+                assert!(help.contains(text), "{flag}: no `{text}` in\n{help}");
+            }
+            assert!(
+                !help.contains("weir_engine") && !help.contains("```"),
+                "{help}"
+            );
+        }
     }
 
     #[test]

@@ -33,7 +33,6 @@ use weir_benches::peak_rss_bytes;
 
 /// Keyed window sum over a RabbitMQ queue.
 #[derive(Parser)]
-#[command(disable_help_flag = true)]
 struct Args {
     #[command(flatten)]
     cluster: Cluster,

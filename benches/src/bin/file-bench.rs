@@ -45,7 +45,6 @@ enum Format {
 
 /// Keyed window sum over a file.
 #[derive(Parser)]
-#[command(disable_help_flag = true)]
 struct Args {
     #[command(flatten)]
     cluster: Cluster,

@@ -31,7 +31,6 @@ use weir_benches::peak_rss_bytes;
 
 /// Keyed window sum over a Kafka topic.
 #[derive(Parser)]
-#[command(disable_help_flag = true)]
 struct Args {
     #[command(flatten)]
     cluster: Cluster,

@@ -22,7 +22,6 @@ use weir_benches::peak_rss_bytes;
 
 /// Paced window latency.
 #[derive(Parser)]
-#[command(disable_help_flag = true)]
 struct Args {
     #[command(flatten)]
     cluster: Cluster,

@@ -16,7 +16,6 @@ use weir_benches::{peak_rss_bytes, Results};
 
 /// Nexmark benchmark.
 #[derive(Parser)]
-#[command(disable_help_flag = true)]
 struct Args {
     #[command(flatten)]
     cluster: Cluster,

@@ -28,7 +28,6 @@ enum Impl {
 
 /// Keyed count micro-benchmark.
 #[derive(Parser)]
-#[command(disable_help_flag = true)]
 struct Args {
     #[command(flatten)]
     cluster: Cluster,

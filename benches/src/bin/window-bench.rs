@@ -51,7 +51,6 @@ enum Sweep {
 
 /// Keyed window count.
 #[derive(Parser)]
-#[command(disable_help_flag = true)]
 struct Args {
     #[command(flatten)]
     cluster: Cluster,

@@ -24,7 +24,6 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the pipeline a spec describes.
-    #[command(disable_help_flag = true)]
     Run {
         /// The spec file (TOML).
         spec: PathBuf,
