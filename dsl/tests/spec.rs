@@ -920,3 +920,34 @@ fn event_time_formats_ms_s_and_rfc3339_agree() {
         "{err}"
     );
 }
+
+/// The run summary names the sink as the spec does (`jsonl(out.jsonl)`,
+/// not the text sink that writes it) and counts in words.
+#[test]
+fn the_run_summary_names_the_sink_as_the_spec_does() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("events.csv"),
+        "region,ts,user,amount\neu,1000,ann,3\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("spec.toml"),
+        SPEC.replace("events*.csv", "events.csv"),
+    )
+    .unwrap();
+    let out = weir(&["run", "spec.toml"], dir.path());
+    ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("  source csv(events.csv): 1 event read\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("  sink jsonl(out.jsonl): 1 record written\n"),
+        "{err}"
+    );
+    let explain = weir(&["explain", "spec.toml"], dir.path());
+    let plan = String::from_utf8_lossy(&explain.stdout);
+    assert!(plan.contains("sink jsonl(out.jsonl)"), "{plan}");
+}

@@ -130,7 +130,11 @@ impl Metrics {
             elapsed: self.started.elapsed(),
             sources: pick(CounterKind::Source),
             sinks: pick(CounterKind::Sink),
-            late: pick(CounterKind::Late),
+            late: {
+                let mut late: Vec<(String, u64)> = pick(CounterKind::Late);
+                late.sort_by_key(|(name, _)| plan_order(name));
+                late
+            },
             checkpoints: self
                 .checkpoints
                 .lock()
@@ -182,13 +186,13 @@ impl fmt::Display for RunSummary {
             self.events_per_sec()
         )?;
         for (name, n) in &self.sources {
-            writeln!(f, "  source {name}: {n} events read")?;
+            writeln!(f, "  source {name}: {} read", counted(*n, "event"))?;
         }
         for (name, n) in &self.sinks {
-            writeln!(f, "  sink {name}: {n} records written")?;
+            writeln!(f, "  sink {name}: {} written", counted(*n, "record"))?;
         }
         for (name, n) in &self.late {
-            writeln!(f, "  window {name}: {n} late records")?;
+            writeln!(f, "  window {name}: {}", counted(*n, "late record"))?;
         }
         if let Some(c) = &self.checkpoints {
             if let Some(restored) = &c.restored {
@@ -206,6 +210,23 @@ impl fmt::Display for RunSummary {
         }
         Ok(())
     }
+}
+
+/// `n` and `what`, plural unless `n` is 1: "1 event", "2 events".
+fn counted(n: u64, what: &str) -> String {
+    match n {
+        1 => format!("1 {what}"),
+        n => format!("{n} {what}s"),
+    }
+}
+
+/// The order stages are listed in: by their number in the plan (`#3 ...`),
+/// names without one last, in the order they came.
+fn plan_order(name: &str) -> u64 {
+    name.strip_prefix('#')
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX)
 }
 
 /// A progress bar on stderr for bounded sources, drawn from a background
@@ -252,15 +273,54 @@ fn draw(metrics: &Metrics, stop: &AtomicBool) {
     )
     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
     .progress_chars("=> ");
-    let bar = indicatif::ProgressBar::new(0).with_style(style);
-    bar.set_message(metrics.job.clone());
+    // The bar is made once the work is known: a bar of length 0 would
+    // show 100 % first.
+    let mut bar: Option<indicatif::ProgressBar> = None;
     while !stop.load(Ordering::Relaxed) {
         let expected = metrics.expected.load(Ordering::Relaxed);
         if expected > 0 {
+            let bar = bar.get_or_insert_with(|| {
+                let bar = indicatif::ProgressBar::new(expected).with_style(style.clone());
+                bar.set_message(metrics.job.clone());
+                bar
+            });
             bar.set_length(expected);
             bar.set_position(metrics.done.load(Ordering::Relaxed).min(expected));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    bar.finish_and_clear();
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The summary says "1 record", not "1 records", and lists window
+    /// stages in plan order whatever order they were built in.
+    #[test]
+    fn the_summary_counts_in_words_and_lists_stages_in_plan_order() {
+        let m = Metrics::new("job");
+        m.counter(CounterKind::Source, "csv(in.csv)")
+            .store(1, Ordering::Relaxed);
+        m.counter(CounterKind::Sink, "jsonl(out.jsonl)")
+            .store(2, Ordering::Relaxed);
+        m.counter(CounterKind::Late, "#5 tumbling(2000 ms)")
+            .store(1, Ordering::Relaxed);
+        m.counter(CounterKind::Late, "#3 sliding(10000 ms every 2000 ms)");
+        let text = m.summary().to_string();
+        assert!(
+            text.contains("  source csv(in.csv): 1 event read\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  sink jsonl(out.jsonl): 2 records written\n"),
+            "{text}"
+        );
+        let three = text.find("window #3 sliding(10000 ms every 2000 ms): 0 late records");
+        let five = text.find("window #5 tumbling(2000 ms): 1 late record\n");
+        assert!(three.is_some() && five.is_some() && three < five, "{text}");
+    }
 }

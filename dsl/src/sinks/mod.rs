@@ -154,6 +154,33 @@ impl<T: 'static> Sink<T> for Box<dyn Sink<T>> {
     }
 }
 
+/// A sink shown under another name (in `explain`, the run summary and
+/// errors): the spec names its sinks as the user wrote them.
+#[cfg(feature = "cli")]
+pub(crate) struct Described<S> {
+    pub(crate) sink: S,
+    pub(crate) name: String,
+}
+
+#[cfg(feature = "cli")]
+impl<T: 'static, S: Sink<T>> Sink<T> for Described<S> {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    fn placement(&self) -> Placement {
+        self.sink.placement()
+    }
+
+    fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, SinkError> {
+        self.sink.open(ctx)
+    }
+
+    fn staged_output(&self, worker: usize) -> Option<PathBuf> {
+        self.sink.staged_output(worker)
+    }
+}
+
 /// What a sink knows when it opens on one worker.
 pub struct SinkContext {
     worker: usize,

@@ -950,12 +950,22 @@ impl Spec {
                 render::render(&s, r, json, out)
             }
         };
+        // Sinks are named as the spec says them, not by the text sinks
+        // that write the rendered lines.
+        use crate::sinks::Described as Shown;
         let job = match &self.output {
-            Output::Csv(path) => results
-                .render_lines(lines(false))
-                .sink(TextFile::to(path).header(self.header.join(","))),
-            Output::Jsonl(path) => results.render_lines(lines(true)).sink(TextFile::to(path)),
-            Output::Stdout => results.render_lines(lines(true)).sink(StdoutLines::new()),
+            Output::Csv(path) => results.render_lines(lines(false)).sink(Shown {
+                sink: TextFile::to(path).header(self.header.join(",")),
+                name: format!("csv({})", path.display()),
+            }),
+            Output::Jsonl(path) => results.render_lines(lines(true)).sink(Shown {
+                sink: TextFile::to(path),
+                name: format!("jsonl({})", path.display()),
+            }),
+            Output::Stdout => results.render_lines(lines(true)).sink(Shown {
+                sink: StdoutLines::new(),
+                name: "stdout(jsonl)".to_string(),
+            }),
             #[cfg(feature = "kafka")]
             Output::Kafka {
                 brokers,
