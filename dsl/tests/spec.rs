@@ -951,3 +951,113 @@ fn the_run_summary_names_the_sink_as_the_spec_does() {
     let plan = String::from_utf8_lossy(&explain.stdout);
     assert!(plan.contains("sink jsonl(out.jsonl)"), "{plan}");
 }
+
+/// Starts process `process` of 2 of the spec job in `dir` with host file
+/// `hosts`, waiting at most `timeout_s` for the other, and returns its exit
+/// code, stdout and stderr (it must end within 30 s).
+fn start_alone(dir: &Path, hosts: &Path, process: usize, timeout_s: u64) -> (i32, String, String) {
+    let child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args([
+            "run",
+            "spec.toml",
+            "-q",
+            "-n",
+            "2",
+            "-p",
+            &process.to_string(),
+        ])
+        .args(["-H", &hosts.display().to_string()])
+        .args(["--connect-timeout", &timeout_s.to_string()])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Starting a cluster goes right or says why not, on stderr, within the
+/// connect timeout: a process whose peer never comes names the missing
+/// process and its address (and prints nothing on stdout, where timely
+/// used to print `awaiting connections`); a port in use, a port that does
+/// not exist and another program listening at a peer's address are errors
+/// naming the address and its line of the host file.
+#[test]
+fn a_cluster_that_cannot_start_says_why() {
+    use std::net::TcpListener;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("events.csv"),
+        "region,ts,user,amount\neu,1000,ann,3\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("spec.toml"),
+        SPEC.replace("events*.csv", "events.csv"),
+    )
+    .unwrap();
+    let free = || {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let (a, b) = (free(), free());
+    let hosts = dir.path().join("hosts.txt");
+    std::fs::write(&hosts, format!("{a}\n{b}\n")).unwrap();
+
+    let (code, stdout, stderr) = start_alone(dir.path(), &hosts, 0, 2);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.is_empty(), "stdout: {stdout}");
+    assert!(
+        stderr.contains(&format!("waited for process 1 ({b}) to connect")),
+        "{stderr}"
+    );
+
+    let (code, stdout, stderr) = start_alone(dir.path(), &hosts, 1, 2);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.is_empty(), "stdout: {stdout}");
+    assert!(
+        stderr.contains(&format!("could not reach process 0 at {a}")),
+        "{stderr}"
+    );
+
+    // Process 0's port taken by another program, which answers like a web
+    // server: process 0 cannot listen, process 1 finds a stranger.
+    let busy = TcpListener::bind(&a).unwrap();
+    let (code, _, stderr) = start_alone(dir.path(), &hosts, 0, 2);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "process 0 cannot listen on {a} (line 1 of the host file)"
+        )),
+        "{stderr}"
+    );
+    let stranger = std::thread::spawn(move || {
+        use std::io::Write;
+        let (mut conn, _) = busy.accept().unwrap();
+        let _ = conn.write_all(b"HTTP/1.0 400 Bad Request\r\n\r\n");
+    });
+    let (code, _, stderr) = start_alone(dir.path(), &hosts, 1, 5);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{a} (line 1 of the host file) answered, but not as process 0"
+        )),
+        "{stderr}"
+    );
+    stranger.join().unwrap();
+
+    std::fs::write(&hosts, format!("127.0.0.1:99999\n{b}\n")).unwrap();
+    let (code, _, stderr) = start_alone(dir.path(), &hosts, 1, 2);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("--hostfile") && stderr.contains("line 1 (process 0) is `127.0.0.1:99999`"),
+        "{stderr}"
+    );
+}

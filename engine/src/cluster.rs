@@ -51,6 +51,9 @@ pub struct Cluster {
     /// No progress bar and no run summary on stderr
     #[arg(short = 'q', long = "quiet")]
     quiet: bool,
+    /// Seconds to wait for every process of the cluster to connect before giving up
+    #[arg(long = "connect-timeout", default_value_t = 60, value_name = "SECS")]
+    connect_timeout: u64,
 }
 
 /// The cluster flags alone, for [`Cluster::from_args`].
@@ -83,6 +86,7 @@ impl Cluster {
             process: 0,
             hostfile: None,
             quiet: false,
+            connect_timeout: 60,
         }
     }
 
@@ -100,7 +104,20 @@ impl Cluster {
             process,
             hostfile: Some(hostfile.into()),
             quiet: false,
+            connect_timeout: 60,
         }
+    }
+
+    /// The same cluster, waiting at most `timeout` for its processes to
+    /// connect when the job starts (default 60 s, at least 1 s).
+    pub fn with_connect_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.connect_timeout = timeout.as_secs().max(1);
+        self
+    }
+
+    /// How long the job waits for its processes to connect.
+    pub fn connect_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.connect_timeout.max(1))
     }
 
     /// The same cluster without progress bar and run summary.
@@ -204,7 +221,8 @@ impl Cluster {
         })
     }
 
-    fn addresses(&self) -> Result<Vec<String>, EngineError> {
+    /// The address of every process: the host file's, or the default ones.
+    pub(crate) fn addresses(&self) -> Result<Vec<String>, EngineError> {
         let Some(path) = &self.hostfile else {
             return Ok((0..self.processes)
                 .map(|k| format!("localhost:{}", 2101 + k))

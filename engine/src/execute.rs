@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use timely::worker::Worker;
 
+use crate::connect;
+
 use crate::error::WorkerFailure;
 use crate::{BoxError, Cluster, EngineError};
 
@@ -127,7 +129,7 @@ impl Cluster {
         let abort = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel::<(usize, Outcome<R>)>();
         let abort_in = Arc::clone(&abort);
-        let guards = timely::execute(config, move |worker| {
+        let run = move |worker: &mut Worker| {
             let ctx = WorkerContext {
                 index: worker.index(),
                 peers: worker.peers(),
@@ -144,7 +146,24 @@ impl Cluster {
             }
             // The receiver only goes away if the launching thread is gone.
             let _ = tx.send((ctx.index, outcome));
-        })
+        };
+        let guards = if self.processes() > 1 {
+            // weir connects the processes itself (see `connect`), then
+            // hands the sockets to timely.
+            use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
+            use timely::communication::allocator::{AllocatorBuilder, ProcessBuilder};
+            let sockets = connect::connect(&self.addresses()?, process, self.connect_timeout())?;
+            let hooks = timely::communication::Hooks::default();
+            let local_allocators =
+                ProcessBuilder::new_typed_vector(local, hooks.refill.clone(), hooks.spill.clone());
+            let (builders, comms) =
+                initialize_networking_from_sockets(local_allocators, sockets, process, local, hooks)
+                    .map_err(|e| EngineError::Startup(format!("process {process}: {e}")))?;
+            let builders = builders.into_iter().map(AllocatorBuilder::Tcp).collect();
+            timely::execute::execute_from(builders, Box::new(comms), config.worker, run)
+        } else {
+            timely::execute(config, run)
+        }
         .map_err(EngineError::Startup)?;
 
         let mut results = Vec::with_capacity(local);

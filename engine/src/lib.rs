@@ -25,6 +25,7 @@
 
 pub mod checkpoint;
 mod cluster;
+mod connect;
 mod error;
 mod execute;
 pub mod failpoint;
