@@ -7,6 +7,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod processes;
+
 fn weir(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_weir"))
         .args(args)
@@ -1060,4 +1062,83 @@ fn a_cluster_that_cannot_start_says_why() {
         stderr.contains("--hostfile") && stderr.contains("line 1 (process 0) is `127.0.0.1:99999`"),
         "{stderr}"
     );
+}
+
+/// Process `process` of 2 of the spec job in `dir`, started with the
+/// cluster secret `secret` in the environment (none if `None`).
+fn start_with_secret(
+    dir: &Path,
+    hosts: &Path,
+    process: usize,
+    secret: Option<&str>,
+) -> std::process::Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
+    command
+        .args([
+            "run",
+            "spec.toml",
+            "-q",
+            "-n",
+            "2",
+            "-p",
+            &process.to_string(),
+        ])
+        .args(["-H", &hosts.display().to_string(), "--connect-timeout", "4"])
+        .env_remove("WEIR_CLUSTER_SECRET")
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if let Some(secret) = secret {
+        command.env("WEIR_CLUSTER_SECRET", secret);
+    }
+    command.spawn().unwrap()
+}
+
+/// Waits for `child` (at most 30 s): its exit code and stderr.
+fn ended(child: std::process::Child) -> (i32, String) {
+    processes::wait(child, std::time::Duration::from_secs(30))
+}
+
+/// With a cluster secret, processes that know it run together; a process
+/// with another secret or none is refused, with an error on the side that
+/// dialled and a refusal on the side that listened (which then times out
+/// waiting for the right peer). The secret shows nowhere.
+#[test]
+fn a_cluster_secret_lets_in_only_processes_that_know_it() {
+    let dir = tempfile::tempdir().unwrap();
+    write_events(dir.path());
+    std::fs::write(dir.path().join("spec.toml"), SPEC).unwrap();
+    let hosts = processes::free_hostfile(dir.path(), 2);
+
+    let both: Vec<_> = (0..2)
+        .map(|p| start_with_secret(dir.path(), &hosts, p, Some("s3cret-one")))
+        .collect();
+    for child in both {
+        let (code, err) = ended(child);
+        assert_eq!(code, 0, "{err}");
+    }
+
+    for (theirs, says) in [
+        (Some("s3cret-two"), "does not know this cluster's secret"),
+        (None, "requires a cluster secret"),
+    ] {
+        let listener = start_with_secret(dir.path(), &hosts, 0, Some("s3cret-one"));
+        let dialler = start_with_secret(dir.path(), &hosts, 1, theirs);
+        let (code, err) = ended(dialler);
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains("process 0 at 127.0.0.1:") && err.contains(says),
+            "{err}"
+        );
+        let (code, refused) = ended(listener);
+        assert_eq!(code, 1, "{refused}");
+        assert!(
+            refused.contains("process 0 refused a connection from 127.0.0.1:"),
+            "{refused}"
+        );
+        assert!(refused.contains("waited for process 1"), "{refused}");
+        for text in [&err, &refused] {
+            assert!(!text.contains("s3cret"), "the secret shows: {text}");
+        }
+    }
 }

@@ -54,7 +54,14 @@ pub struct Cluster {
     /// Seconds to wait for every process of the cluster to connect before giving up
     #[arg(long = "connect-timeout", default_value_t = 60, value_name = "SECS")]
     connect_timeout: u64,
+    /// File holding the cluster secret the processes prove to each other when they
+    /// connect (or set WEIR_CLUSTER_SECRET); the same on every process
+    #[arg(long = "secret-file", value_name = "FILE")]
+    secret_file: Option<PathBuf>,
 }
+
+/// The environment variable holding the cluster secret.
+pub const SECRET_ENV: &str = "WEIR_CLUSTER_SECRET";
 
 /// The cluster flags alone, for [`Cluster::from_args`].
 #[derive(Parser)]
@@ -87,6 +94,7 @@ impl Cluster {
             hostfile: None,
             quiet: false,
             connect_timeout: 60,
+            secret_file: None,
         }
     }
 
@@ -105,6 +113,7 @@ impl Cluster {
             hostfile: Some(hostfile.into()),
             quiet: false,
             connect_timeout: 60,
+            secret_file: None,
         }
     }
 
@@ -118,6 +127,52 @@ impl Cluster {
     /// How long the job waits for its processes to connect.
     pub fn connect_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.connect_timeout.max(1))
+    }
+
+    /// The same cluster, its processes proving to each other that they
+    /// know the secret in file `path` when they connect (see
+    /// [`secret`](Cluster::secret)).
+    pub fn with_secret_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.secret_file = Some(path.into());
+        self
+    }
+
+    /// The cluster secret: the contents of `--secret-file` (without a final
+    /// newline), else the environment variable `WEIR_CLUSTER_SECRET`, else
+    /// none. With one, each process proves it knows it to every other when
+    /// they connect (HMAC-SHA256 over fresh nonces: the secret never goes on
+    /// the wire), and a process that does not is refused. Only set-up is
+    /// authenticated; the traffic is not encrypted.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be read, or the secret is empty.
+    pub fn secret(&self) -> Result<Option<Vec<u8>>, EngineError> {
+        let secret = match &self.secret_file {
+            Some(path) => {
+                let mut bytes = std::fs::read(path).map_err(|e| EngineError::Config {
+                    field: "--secret-file",
+                    expected: format!(
+                        "a readable file holding the cluster secret ({}: {e})",
+                        path.display()
+                    ),
+                })?;
+                while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                    bytes.pop();
+                }
+                Some((bytes, "--secret-file"))
+            }
+            None => std::env::var_os(SECRET_ENV)
+                .map(|v| (v.into_encoded_bytes(), "WEIR_CLUSTER_SECRET")),
+        };
+        match secret {
+            Some((bytes, field)) if bytes.is_empty() => Err(EngineError::Config {
+                field,
+                expected: "a cluster secret that is not empty".into(),
+            }),
+            Some((bytes, _)) => Ok(Some(bytes)),
+            None => Ok(None),
+        }
     }
 
     /// The same cluster without progress bar and run summary.

@@ -12,15 +12,78 @@
 //! cluster of another size, and two processes with one index are errors
 //! naming them. Everything must be connected within the timeout, or the
 //! error names the processes missing and their addresses.
+//!
+//! With a cluster secret, both sides also prove they know it without
+//! sending it: each sends a random 32-byte nonce, and each answers with an
+//! HMAC-SHA256 of both nonces and both indices under the secret. A peer
+//! without the secret, or with another, is refused: the dialling process
+//! stops with an error, the listening one says so on stderr and goes on
+//! waiting for the right peer (a stranger cannot stop it). The traffic
+//! itself is not encrypted: a cluster belongs on a private network.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
 use crate::EngineError;
 
 /// The first bytes of every handshake (with the version of its format).
-const MAGIC: &[u8; 8] = b"weir\x00cl1";
+const MAGIC: &[u8; 8] = b"weir\x00cl2";
+
+/// The length of nonces and MACs.
+const PROOF: usize = 32;
+
+/// A random nonce.
+fn nonce() -> Result<[u8; PROOF], EngineError> {
+    let mut n = [0u8; PROOF];
+    getrandom::fill(&mut n)
+        .map_err(|e| startup(format!("no random numbers for the handshake: {e}")))?;
+    Ok(n)
+}
+
+/// The proof that the side `role` of the connection between `dialler`
+/// and `listener` knows `secret`, for nonces `first` (its peer's) and
+/// `second` (its own).
+fn proof(
+    secret: &[u8],
+    role: &[u8],
+    first: &[u8; PROOF],
+    second: &[u8; PROOF],
+    dialler: usize,
+    listener: usize,
+) -> [u8; PROOF] {
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(role);
+    mac.update(first);
+    mac.update(second);
+    mac.update(&(dialler as u64).to_le_bytes());
+    mac.update(&(listener as u64).to_le_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+/// Whether `got` is the proof `proof` would give, compared in constant time.
+fn proves(
+    secret: &[u8],
+    role: &[u8],
+    first: &[u8; PROOF],
+    second: &[u8; PROOF],
+    dialler: usize,
+    listener: usize,
+    got: &[u8],
+) -> bool {
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(role);
+    mac.update(first);
+    mac.update(second);
+    mac.update(&(dialler as u64).to_le_bytes());
+    mac.update(&(listener as u64).to_le_bytes());
+    mac.verify_slice(got).is_ok()
+}
 
 /// How long a handshake may take once a connection is open.
 const HANDSHAKE: Duration = Duration::from_secs(10);
@@ -42,6 +105,7 @@ pub(crate) fn connect(
     addresses: &[String],
     me: usize,
     timeout: Duration,
+    secret: Option<&[u8]>,
 ) -> Result<Vec<Option<TcpStream>>, EngineError> {
     let processes = addresses.len();
     let resolved: Vec<SocketAddr> = addresses
@@ -61,9 +125,10 @@ pub(crate) fn connect(
     // after it go on at once, so that neither waits for the other.
     let accepting = {
         let addresses = addresses.to_vec();
+        let secret = secret.map(<[u8]>::to_vec);
         std::thread::Builder::new()
             .name("weir-accept".into())
-            .spawn(move || accept(&listener, &addresses, me, deadline))
+            .spawn(move || accept(&listener, &addresses, me, deadline, secret.as_deref()))
             .map_err(|e| startup(format!("cannot start a thread: {e}")))?
     };
     let mut sockets: Vec<Option<TcpStream>> = Vec::with_capacity(processes);
@@ -75,6 +140,7 @@ pub(crate) fn connect(
             me,
             processes,
             deadline,
+            secret,
         )?));
     }
     sockets.push(None);
@@ -114,8 +180,10 @@ fn dial(
     me: usize,
     processes: usize,
     deadline: Instant,
+    secret: Option<&[u8]>,
 ) -> Result<TcpStream, EngineError> {
     let mut last_error = None;
+    let line = k + 1;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -124,54 +192,118 @@ fn dial(
                 last_error.map_or("no answer".to_string(), |e: std::io::Error| e.to_string())
             )));
         }
-        match TcpStream::connect_timeout(&address, left.min(Duration::from_secs(1))) {
-            Ok(mut stream) => {
-                let shaken = hello(&mut stream, me, processes).and_then(|()| {
-                    let (magic, index) = read_reply(&mut stream)?;
-                    Ok((magic, index))
-                });
-                return match shaken {
-                    Ok((true, index)) if index == k as u64 => {
-                        stream.set_nodelay(true).ok();
-                        stream.set_read_timeout(None).ok();
-                        stream.set_write_timeout(None).ok();
-                        Ok(stream)
-                    }
-                    Ok((true, index)) => Err(startup(format!(
-                        "{shown} (line {} of the host file) is process {index} of a weir cluster, not process {k}",
-                        k + 1
-                    ))),
-                    Ok((false, _)) | Err(_) => Err(startup(format!(
-                        "{shown} (line {} of the host file) answered, but not as process {k} of this weir cluster: another program listens there",
-                        k + 1
-                    ))),
-                };
+        let mut stream =
+            match TcpStream::connect_timeout(&address, left.min(Duration::from_secs(1))) {
+                Ok(stream) => stream,
+                Err(e) => {
+                    last_error = Some(e);
+                    std::thread::sleep(RETRY);
+                    continue;
+                }
+            };
+        let stranger = || {
+            startup(format!(
+                "{shown} (line {line} of the host file) answered, but not as process {k} of this weir cluster: another program listens there"
+            ))
+        };
+        let mine = nonce()?;
+        hello(&mut stream, me, processes, secret.is_some(), &mine).map_err(|_| stranger())?;
+        let reply = read_reply(&mut stream).map_err(|_| stranger())?;
+        if !reply.magic {
+            return Err(stranger());
+        }
+        if reply.index != k as u64 {
+            return Err(startup(format!(
+                "{shown} (line {line} of the host file) is process {} of a weir cluster, not process {k}",
+                reply.index
+            )));
+        }
+        match (secret, reply.secret) {
+            (None, false) => {}
+            (Some(_), false) => {
+                return Err(startup(format!(
+                    "process {k} at {shown} has no cluster secret and this process has one: give every process the same WEIR_CLUSTER_SECRET or --secret-file"
+                )))
             }
-            Err(e) => {
-                last_error = Some(e);
-                std::thread::sleep(RETRY);
+            (None, true) => {
+                return Err(startup(format!(
+                    "process {k} at {shown} requires a cluster secret: set WEIR_CLUSTER_SECRET or --secret-file, the same on every process"
+                )))
+            }
+            (Some(secret), true) => {
+                if !proves(secret, b"weir-listen", &mine, &reply.nonce, me, k, &reply.proof) {
+                    return Err(startup(format!(
+                        "process {k} at {shown} does not know this cluster's secret: refused (the processes have different secrets, or a stranger listens there)"
+                    )));
+                }
+                let answer = proof(secret, b"weir-dial", &reply.nonce, &mine, me, k);
+                stream.write_all(&answer).map_err(|_| stranger())?;
+                // The listener closes a connection it refuses: wait for its
+                // word that the proof was taken.
+                let mut ok = [0u8; 1];
+                if stream.read_exact(&mut ok).is_err() || ok[0] != 1 {
+                    return Err(startup(format!(
+                        "process {k} at {shown} refused this process's proof of the cluster secret: the processes have different secrets"
+                    )));
+                }
             }
         }
+        stream.set_nodelay(true).ok();
+        stream.set_read_timeout(None).ok();
+        stream.set_write_timeout(None).ok();
+        return Ok(stream);
     }
 }
 
-/// The connecting side's half of the handshake.
-fn hello(stream: &mut TcpStream, me: usize, processes: usize) -> std::io::Result<()> {
+/// The connecting side's half of the handshake: magic, cluster size, its
+/// index, whether it has a secret, its nonce.
+fn hello(
+    stream: &mut TcpStream,
+    me: usize,
+    processes: usize,
+    secret: bool,
+    nonce: &[u8; PROOF],
+) -> std::io::Result<()> {
     stream.set_read_timeout(Some(HANDSHAKE))?;
     stream.set_write_timeout(Some(HANDSHAKE))?;
-    let mut message = Vec::with_capacity(24);
+    let mut message = Vec::with_capacity(HELLO);
     message.extend_from_slice(MAGIC);
     message.extend_from_slice(&(processes as u64).to_le_bytes());
     message.extend_from_slice(&(me as u64).to_le_bytes());
+    message.push(u8::from(secret));
+    message.extend_from_slice(nonce);
     stream.write_all(&message)
 }
 
-/// The listening side's answer: whether it began with [`MAGIC`], and its
-/// index.
-fn read_reply(stream: &mut TcpStream) -> std::io::Result<(bool, u64)> {
-    let mut reply = [0u8; 16];
+/// The length of a hello.
+const HELLO: usize = 8 + 8 + 8 + 1 + PROOF;
+
+/// The length of a reply.
+const REPLY: usize = 8 + 8 + 1 + PROOF + PROOF;
+
+/// The listening side's answer.
+struct Reply {
+    magic: bool,
+    index: u64,
+    secret: bool,
+    nonce: [u8; PROOF],
+    proof: [u8; PROOF],
+}
+
+fn read_reply(stream: &mut TcpStream) -> std::io::Result<Reply> {
+    let mut reply = [0u8; REPLY];
     stream.read_exact(&mut reply)?;
-    Ok((&reply[..8] == MAGIC, u64_at(&reply, 8)))
+    let mut nonce = [0u8; PROOF];
+    nonce.copy_from_slice(&reply[17..17 + PROOF]);
+    let mut proof = [0u8; PROOF];
+    proof.copy_from_slice(&reply[17 + PROOF..]);
+    Ok(Reply {
+        magic: &reply[..8] == MAGIC,
+        index: u64_at(&reply, 8),
+        secret: reply[16] == 1,
+        nonce,
+        proof,
+    })
 }
 
 fn u64_at(bytes: &[u8], at: usize) -> u64 {
@@ -187,6 +319,7 @@ fn accept(
     addresses: &[String],
     me: usize,
     deadline: Instant,
+    secret: Option<&[u8]>,
 ) -> Result<Vec<TcpStream>, EngineError> {
     let processes = addresses.len();
     let mut later: Vec<Option<TcpStream>> = (me + 1..processes).map(|_| None).collect();
@@ -209,8 +342,8 @@ fn accept(
                 missing.join(", ")
             )));
         }
-        let mut stream = match listener.accept() {
-            Ok((stream, _)) => stream,
+        let (mut stream, from) = match listener.accept() {
+            Ok(accepted) => accepted,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 std::thread::sleep(Duration::from_millis(5));
                 continue;
@@ -222,21 +355,23 @@ fn accept(
             }
         };
         stream.set_nonblocking(false).ok();
-        let Ok((magic, count, index)) = read_hello(&mut stream) else {
+        let Ok(hello) = read_hello(&mut stream) else {
             continue; // not a weir process (a port scanner, a stray client): ignored
         };
-        if !magic {
+        if !hello.magic {
             continue;
         }
-        if count != processes as u64 {
+        if hello.processes != processes as u64 {
             return Err(startup(format!(
-                "process {index} of a cluster of {count} processes connected to process {me} of a cluster of {processes}: start every process with the same --processes"
+                "process {} of a cluster of {} processes connected to process {me} of a cluster of {processes}: start every process with the same --processes",
+                hello.index, hello.processes
             )));
         }
-        let k = index as usize;
+        let k = hello.index as usize;
         if k <= me || k >= processes {
             return Err(startup(format!(
-                "process {me} was reached by a process saying it is process {index}: two processes have the same --process, or the host files differ"
+                "process {me} was reached by a process saying it is process {}: two processes have the same --process, or the host files differ",
+                hello.index
             )));
         }
         if later[k - me - 1].is_some() {
@@ -244,11 +379,50 @@ fn accept(
                 "two processes say they are process {k}: give each process its own --process"
             )));
         }
-        let mut reply = Vec::with_capacity(16);
+        let mine = nonce()?;
+        let my_proof = match secret {
+            Some(secret) if hello.secret => {
+                proof(secret, b"weir-listen", &hello.nonce, &mine, k, me)
+            }
+            _ => [0u8; PROOF],
+        };
+        let mut reply = Vec::with_capacity(REPLY);
         reply.extend_from_slice(MAGIC);
         reply.extend_from_slice(&(me as u64).to_le_bytes());
+        reply.push(u8::from(secret.is_some()));
+        reply.extend_from_slice(&mine);
+        reply.extend_from_slice(&my_proof);
         if stream.write_all(&reply).is_err() {
             continue;
+        }
+        match (secret, hello.secret) {
+            (None, false) => {}
+            (Some(_), false) | (None, true) => {
+                // The dialler sees the mismatch in the reply and stops.
+                eprintln!(
+                    "weir: process {me} refused a connection from {from} (as process {k}): {}",
+                    if secret.is_some() {
+                        "it has no cluster secret"
+                    } else {
+                        "it has a cluster secret and this process has none"
+                    }
+                );
+                continue;
+            }
+            (Some(secret), true) => {
+                let mut answer = [0u8; PROOF];
+                let proven = stream.read_exact(&mut answer).is_ok()
+                    && proves(secret, b"weir-dial", &mine, &hello.nonce, k, me, &answer);
+                if !proven {
+                    eprintln!(
+                        "weir: process {me} refused a connection from {from} (as process {k}): it does not know this cluster's secret"
+                    );
+                    continue;
+                }
+                if stream.write_all(&[1]).is_err() {
+                    continue;
+                }
+            }
         }
         stream.set_nodelay(true).ok();
         stream.set_read_timeout(None).ok();
@@ -258,12 +432,27 @@ fn accept(
     Ok(later.into_iter().flatten().collect())
 }
 
-/// The connecting side's hello: whether it began with [`MAGIC`], the
-/// number of processes and the index it sent.
-fn read_hello(stream: &mut TcpStream) -> std::io::Result<(bool, u64, u64)> {
+/// A dialler's hello.
+struct Hello {
+    magic: bool,
+    processes: u64,
+    index: u64,
+    secret: bool,
+    nonce: [u8; PROOF],
+}
+
+fn read_hello(stream: &mut TcpStream) -> std::io::Result<Hello> {
     stream.set_read_timeout(Some(HANDSHAKE))?;
     stream.set_write_timeout(Some(HANDSHAKE))?;
-    let mut hello = [0u8; 24];
+    let mut hello = [0u8; HELLO];
     stream.read_exact(&mut hello)?;
-    Ok((&hello[..8] == MAGIC, u64_at(&hello, 8), u64_at(&hello, 16)))
+    let mut nonce = [0u8; PROOF];
+    nonce.copy_from_slice(&hello[25..]);
+    Ok(Hello {
+        magic: &hello[..8] == MAGIC,
+        processes: u64_at(&hello, 8),
+        index: u64_at(&hello, 16),
+        secret: hello[24] == 1,
+        nonce,
+    })
 }

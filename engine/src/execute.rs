@@ -152,7 +152,13 @@ impl Cluster {
             // hands the sockets to timely.
             use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
             use timely::communication::allocator::{AllocatorBuilder, ProcessBuilder};
-            let sockets = connect::connect(&self.addresses()?, process, self.connect_timeout())?;
+            let secret = self.secret()?;
+            let sockets = connect::connect(
+                &self.addresses()?,
+                process,
+                self.connect_timeout(),
+                secret.as_deref(),
+            )?;
             let hooks = timely::communication::Hooks::default();
             let local_allocators =
                 ProcessBuilder::new_typed_vector(local, hooks.refill.clone(), hooks.spill.clone());

@@ -31,7 +31,7 @@ mod execute;
 pub mod failpoint;
 mod metrics;
 
-pub use cluster::Cluster;
+pub use cluster::{Cluster, SECRET_ENV};
 pub use error::{BoxError, EngineError, WorkerFailure};
 pub use execute::{Failure, WorkerContext};
 pub use metrics::{CheckpointStats, CounterKind, Metrics, Progress, RunSummary};
