@@ -370,6 +370,13 @@ fn a_failing_write_on_the_file_thread_stops_the_job() {
             .sink(TextFile::to("/dev/full"));
         check(p.run(cluster()).unwrap_err());
     }
+    // Output goes to a device as it is: /dev/full was never replaced by a
+    // published file.
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata("/dev/full")
+        .unwrap()
+        .file_type()
+        .is_char_device());
 }
 
 /// Reads a file cut into hundreds of splits on one worker in a child

@@ -1142,3 +1142,33 @@ fn a_cluster_secret_lets_in_only_processes_that_know_it() {
         }
     }
 }
+
+/// A job that fails on a bad row leaves the previous run's output as it
+/// was, and says where its partial output is; a job that completes
+/// replaces it.
+#[test]
+fn a_failed_run_leaves_the_previous_output_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = write_events(dir.path());
+    std::fs::write(dir.path().join("spec.toml"), SPEC).unwrap();
+    ok(&weir(&["run", "spec.toml", "-q"], dir.path()));
+    let good = std::fs::read(dir.path().join("out.jsonl")).unwrap();
+    assert_eq!(read_results(&dir.path().join("out.jsonl")), expected);
+
+    // The same events, a bad row at the end of the second file: windows
+    // fire before the job fails.
+    let mut csv = std::fs::read_to_string(dir.path().join("events1.csv")).unwrap();
+    csv.push_str("eu,1700000099000,u1,lots\n");
+    std::fs::write(dir.path().join("events1.csv"), csv).unwrap();
+    let out = weir(&["run", "spec.toml", "-q"], dir.path());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("field `amount`"), "{err}");
+    assert!(
+        err.contains("out.jsonl is left as it was; the partial output is in")
+            && err.contains(".out.jsonl.weir-partial"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(dir.path().join("out.jsonl")).unwrap(), good);
+    assert!(dir.path().join(".out.jsonl.weir-partial").exists());
+}

@@ -47,16 +47,30 @@ impl Target {
             path: path.to_path_buf(),
             error,
         };
-        let path = match ctx.staging() {
-            Some(staging) => staging.in_progress(),
-            None => self.path(ctx.worker(), ext),
+        // Without checkpoints the file is written beside its output file
+        // and published (renamed over it) once the sink has all its input:
+        // a job that fails leaves the previous output as it was.
+        let (path, publish) = match ctx.staging() {
+            Some(staging) => (staging.in_progress(), None),
+            None => {
+                let target = self.path(ctx.worker(), ext);
+                // Only a regular file (or none yet) is replaced this way: a
+                // device or a pipe (`/dev/stdout`) is written to directly.
+                let special = std::fs::metadata(&target).is_ok_and(|m| !m.is_file());
+                match special {
+                    true => (target, None),
+                    false => (partial_path(&target), Some(target)),
+                }
+            }
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
         }
         let file = File::create(&path).map_err(|e| fail(&path, e))?;
         let out = BufWriter::with_capacity(1 << 16, file);
-        FileOut::start(ctx.name(), path, out, ctx.staging().cloned())
+        let mut out = FileOut::start(ctx.name(), path, out, ctx.staging().cloned())?;
+        out.publish = publish;
+        Ok(out)
     }
 
     /// The output file of `worker`, for a sink staging its output.
@@ -66,6 +80,16 @@ impl Target {
             (Target::File(_), _) => None,
         }
     }
+}
+
+/// Where the output for file `target` is written until it is published:
+/// `.NAME.weir-partial` beside it.
+fn partial_path(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "output".into());
+    target.with_file_name(format!(".{name}.weir-partial"))
 }
 
 fn sink_error(name: &str, path: &Path, error: std::io::Error) -> BoxError {
@@ -463,6 +487,8 @@ struct FileOut {
     thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
     /// With checkpoints: where staged output goes.
     staging: Option<Staging>,
+    /// Without: the output file `path` is renamed to once complete.
+    publish: Option<PathBuf>,
 }
 
 /// What the writing thread of a [`FileOut`] is handed.
@@ -523,6 +549,7 @@ impl FileOut {
             queue: Some(queue),
             thread: Some(thread),
             staging,
+            publish: None,
         })
     }
 
@@ -590,7 +617,29 @@ impl FileOut {
             // Everything was staged: the file in progress is empty.
             let _ = std::fs::remove_file(&self.path);
         }
-        written
+        written?;
+        if let Some(target) = self.publish.take() {
+            std::fs::rename(&self.path, &target).map_err(|e| sink_error(&self.name, &target, e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for FileOut {
+    /// A sink that did not get all its input (its job failed or stopped)
+    /// leaves its output file as it was, and says where its partial output
+    /// is.
+    fn drop(&mut self) {
+        if let Some(target) = &self.publish {
+            if self.path.exists() {
+                eprintln!(
+                    "weir: sink `{}` did not complete: {} is left as it was; the partial output is in {}",
+                    self.name,
+                    target.display(),
+                    self.path.display()
+                );
+            }
+        }
     }
 }
 
