@@ -12,12 +12,8 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context};
 use clap::Parser;
-use futures_executor::block_on;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use weir_examples::amqp::QueuePublisher;
 
 /// Publishes JSON click events to a RabbitMQ queue.
 #[derive(Parser)]
@@ -44,29 +40,12 @@ struct Args {
     users: u64,
 }
 
-/// Publishes waiting at most this many unconfirmed messages.
-const IN_FLIGHT: usize = 1_000;
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let connection = block_on(Connection::connect(
-        &args.url,
-        ConnectionProperties::default(),
-    ))
-    .context("cannot connect to the broker")?;
-    let channel = block_on(connection.create_channel())?;
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    block_on(channel.queue_declare(args.queue.as_str().into(), durable, FieldTable::default()))
-        .with_context(|| format!("declaring queue `{}`", args.queue))?;
-    block_on(channel.confirm_select(ConfirmSelectOptions::default()))?;
+    let mut publisher = QueuePublisher::to_queue(&args.url, &args.queue)?;
     let start = Instant::now();
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
-    let run = format!("{now_ms}");
     let mut x = 0x2545_f491_4f6c_dd1du64;
-    let mut confirms = Vec::with_capacity(IN_FLIGHT);
     for i in 0..args.events {
         if args.rate > 0 {
             let due = Duration::from_secs_f64(i as f64 / args.rate as f64);
@@ -83,24 +62,9 @@ fn main() -> anyhow::Result<()> {
             (x >> 20) % 20,
             (now_ms + start.elapsed().as_millis() as u64).saturating_sub((x >> 32) % 500)
         );
-        let properties = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_message_id(format!("{run}-{i}").into());
-        confirms.push(block_on(channel.basic_publish(
-            "".into(),
-            args.queue.as_str().into(),
-            BasicPublishOptions::default(),
-            event.as_bytes(),
-            properties,
-        ))?);
-        if confirms.len() >= IN_FLIGHT || i + 1 == args.events {
-            for confirm in confirms.drain(..) {
-                if !block_on(confirm)?.is_ack() {
-                    bail!("the broker refused an event for queue `{}`", args.queue);
-                }
-            }
-        }
+        publisher.publish(event.as_bytes(), format!("{now_ms}-{i}"))?;
     }
+    publisher.confirm()?;
     eprintln!(
         "published {} events to `{}` in {:.2} s",
         args.events,

@@ -16,13 +16,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Parser;
-use serde::{Deserialize, Serialize};
 use weir::prelude::*;
 use weir::sinks::AmqpSink;
 use weir::sources::{Amqp, AmqpRecord};
-use weir::Checkpointing;
+use weir_examples::queue_clicks::{counts_per_user, run, Click};
 
 /// Counts clicks from a RabbitMQ queue per user and window.
 #[derive(Parser)]
@@ -60,14 +58,6 @@ struct Args {
     to_queue: Option<String>,
 }
 
-/// A click, as `amqp_produce` writes it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Click {
-    user: String,
-    page: u32,
-    ts: u64,
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut source = Amqp::new(&args.url, &args.queue)
@@ -77,27 +67,17 @@ fn main() -> anyhow::Result<()> {
         source = source.bounded();
     }
     let p = Pipeline::new("amqp-windows");
-    let counts = p
-        .source(source)
-        .event_time(
-            |r: &AmqpRecord<Click>| r.value.ts,
-            Watermark::bounded(Duration::from_millis(500)).idle_timeout(Duration::from_secs(2)),
-        )
-        .key_by(|r: &AmqpRecord<Click>| r.value.user.clone())
-        .window(Tumbling::of(Duration::from_millis(args.window_ms.max(1))))
-        .count();
+    let window = Duration::from_millis(args.window_ms);
+    let counts = counts_per_user(p.source(source), |r: &AmqpRecord<Click>| &r.value, window);
     let job = match (&args.output, &args.to_queue) {
         (_, Some(queue)) => counts.sink(AmqpSink::new(&args.url, "").routing_key(queue)),
         (Some(path), None) => counts.sink(JsonLinesFile::to(path)),
         (None, None) => counts.sink(Stdout::jsonl()),
     };
-    let job = match &args.checkpoints {
-        Some(dir) => job.checkpoint(Checkpointing::to(dir)),
-        None => job,
-    };
-    if !args.cluster.is_quiet() {
-        eprint!("{}", job.explain());
-    }
-    job.run(args.cluster).context("amqp_windows failed")?;
-    Ok(())
+    run(
+        job,
+        args.checkpoints.as_deref(),
+        args.cluster,
+        "amqp_windows",
+    )
 }

@@ -15,13 +15,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Parser;
-use serde::{Deserialize, Serialize};
 use weir::prelude::*;
 use weir::sinks::KafkaSink;
 use weir::sources::{Kafka, KafkaRecord, KafkaStart};
-use weir::Checkpointing;
+use weir_examples::queue_clicks::{counts_per_user, run, Click};
 
 /// Counts clicks from a Kafka topic per user and window.
 #[derive(Parser)]
@@ -57,14 +55,6 @@ struct Args {
     to_topic: Option<String>,
 }
 
-/// A click, as `kafka_produce` writes it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Click {
-    user: String,
-    page: u32,
-    ts: u64,
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let start = match args.latest {
@@ -79,15 +69,8 @@ fn main() -> anyhow::Result<()> {
         source = source.bounded();
     }
     let p = Pipeline::new("kafka-windows");
-    let counts = p
-        .source(source)
-        .event_time(
-            |r: &KafkaRecord<Click>| r.value.ts,
-            Watermark::bounded(Duration::from_millis(500)).idle_timeout(Duration::from_secs(2)),
-        )
-        .key_by(|r: &KafkaRecord<Click>| r.value.user.clone())
-        .window(Tumbling::of(Duration::from_millis(args.window_ms.max(1))))
-        .count();
+    let window = Duration::from_millis(args.window_ms);
+    let counts = counts_per_user(p.source(source), |r: &KafkaRecord<Click>| &r.value, window);
     let job = match (&args.output, &args.to_topic) {
         (_, Some(topic)) => counts.sink(
             KafkaSink::new(&args.brokers, topic)
@@ -96,13 +79,10 @@ fn main() -> anyhow::Result<()> {
         (Some(path), None) => counts.sink(JsonLinesFile::to(path)),
         (None, None) => counts.sink(Stdout::jsonl()),
     };
-    let job = match &args.checkpoints {
-        Some(dir) => job.checkpoint(Checkpointing::to(dir)),
-        None => job,
-    };
-    if !args.cluster.is_quiet() {
-        eprint!("{}", job.explain());
-    }
-    job.run(args.cluster).context("kafka_windows failed")?;
-    Ok(())
+    run(
+        job,
+        args.checkpoints.as_deref(),
+        args.cluster,
+        "kafka_windows",
+    )
 }

@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 pub mod nexmark;
+pub mod queues;
 
 /// Every benchmark binary, and every implementation in it, allocates through
 /// mimalloc: with glibc's allocator the weir pipelines' batches (about

@@ -7,7 +7,6 @@
 //! weir, and queues are inspected the same way.
 #![cfg(feature = "amqp")]
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -16,29 +15,19 @@ use futures_executor::block_on;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
-use serde::{Deserialize, Serialize};
 use weir::prelude::*;
 use weir::sinks::AmqpSink;
 use weir::sources::{Amqp, AmqpRecord};
 use weir::Checkpointing;
 
 mod processes;
+mod queues;
 use processes::{free_hostfile, wait};
+use queues::{clicks, reference, sorted_lines, Click};
 
 /// The broker to test against, or `None` (with a message) to skip.
 fn url() -> Option<String> {
-    match std::env::var("WEIR_AMQP_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but WEIR_AMQP_URL is not set: .ci/run must start a RabbitMQ broker")
-        }
-        _ => {
-            eprintln!(
-                "SKIPPED: no RabbitMQ broker (set WEIR_AMQP_URL=amqp://..., as .ci/run does)"
-            );
-            None
-        }
-    }
+    queues::broker("WEIR_AMQP_URL", "a RabbitMQ broker")
 }
 
 /// A channel of a connection of the test's own.
@@ -103,30 +92,6 @@ fn publish(url: &str, queue: &str, bodies: &[Vec<u8>], ids: bool) {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Click {
-    user: u32,
-    ts: u64,
-}
-
-/// `n` out-of-order clicks, at most 300 ms behind.
-fn clicks(n: u64, seed: u64) -> Vec<Click> {
-    let mut x = seed | 1;
-    let mut t = 1_700_000_000_000u64;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            t += x % 3;
-            Click {
-                user: (x % 50) as u32,
-                ts: t - (x >> 8) % 300,
-            }
-        })
-        .collect()
-}
-
 fn bodies(clicks: &[Click]) -> Vec<Vec<u8>> {
     clicks
         .iter()
@@ -134,31 +99,17 @@ fn bodies(clicks: &[Click]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// The counts the job must give, as sorted JSON lines.
-fn reference(clicks: &[Click]) -> Vec<String> {
-    let mut counts: BTreeMap<(u32, u64), u64> = BTreeMap::new();
-    for c in clicks {
-        *counts.entry((c.user, c.ts / 1000 * 1000)).or_default() += 1;
-    }
-    let mut lines: Vec<String> = counts
-        .into_iter()
-        .map(|((user, start), n)| serde_json::to_string(&(user, start, n)).unwrap())
-        .collect();
-    lines.sort();
-    lines
-}
-
-fn sorted_lines(path: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let mut lines: Vec<String> = text.lines().map(String::from).collect();
-    lines.sort();
-    lines
-}
-
 /// The job: clicks from `source`, counted per user in 1 s tumbling windows,
 /// into `out` as `(user, window start, count)`.
 fn job(source: Amqp<Click>, out: &Path) -> Pipeline {
     let p = Pipeline::new("amqp-counts");
+    counts(&p, source).sink(JsonLinesFile::to(out));
+    p
+}
+
+/// Clicks from `source` counted per user in 1 s tumbling windows, as
+/// `(user, window start, count)`.
+fn counts(p: &Pipeline, source: Amqp<Click>) -> Stream<(u32, u64, u64)> {
     p.source(source)
         .event_time(
             |r: &AmqpRecord<Click>| r.value.ts,
@@ -168,8 +119,6 @@ fn job(source: Amqp<Click>, out: &Path) -> Pipeline {
         .window(Tumbling::of(Duration::from_secs(1)))
         .count()
         .map(|w| (w.key, w.window_start, w.value))
-        .sink(JsonLinesFile::to(out));
-    p
 }
 
 /// A bounded queue read by one consumer on one worker and by three
@@ -306,20 +255,10 @@ fn a_windowed_job_publishes_its_results_to_an_exchange() {
     let clicks = clicks(10_000, 5);
     publish(&url, &input, &bodies(&clicks), true);
     let p = Pipeline::new("amqp-to-amqp");
-    p.source(
-        Amqp::new(url.as_str(), input.as_str())
-            .json::<Click>()
-            .bounded(),
-    )
-    .event_time(
-        |r: &AmqpRecord<Click>| r.value.ts,
-        Watermark::bounded(Duration::from_millis(300)),
-    )
-    .key_by(|r| r.value.user)
-    .window(Tumbling::of(Duration::from_secs(1)))
-    .count()
-    .map(|w| (w.key, w.window_start, w.value))
-    .sink(AmqpSink::new(url.as_str(), "").routing_key(results.as_str()));
+    let source = Amqp::new(url.as_str(), input.as_str())
+        .json::<Click>()
+        .bounded();
+    counts(&p, source).sink(AmqpSink::new(url.as_str(), "").routing_key(results.as_str()));
     p.run(Cluster::threads(2).quiet(true)).unwrap();
     let mut got: Vec<String> = drain(&url, &results);
     got.sort();
@@ -432,19 +371,9 @@ routing_key = "{results}"
 /// `None` (with a message) to skip: `.ci/rabbitmq` makes a self-signed CA
 /// and enables the listener when given a TLS port, as `.ci/run` does.
 fn tls() -> Option<(String, PathBuf)> {
-    match (
-        std::env::var("WEIR_AMQPS_URL"),
-        std::env::var("WEIR_AMQPS_CA"),
-    ) {
-        (Ok(u), Ok(ca)) if !u.is_empty() && !ca.is_empty() => Some((u, PathBuf::from(ca))),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but WEIR_AMQPS_URL / WEIR_AMQPS_CA are not set: .ci/run must start RabbitMQ with TLS")
-        }
-        _ => {
-            eprintln!("SKIPPED: no RabbitMQ TLS listener (set WEIR_AMQPS_URL and WEIR_AMQPS_CA)");
-            None
-        }
-    }
+    let url = queues::broker("WEIR_AMQPS_URL", "RabbitMQ's TLS listener")?;
+    let ca = queues::broker("WEIR_AMQPS_CA", "RabbitMQ's TLS listener (its CA)")?;
+    Some((url, PathBuf::from(ca)))
 }
 
 /// Over `amqps://`, checked against the test CA (`ca_file`), a queue is
@@ -460,25 +389,14 @@ fn an_amqps_broker_is_trusted_through_its_ca_file_only() {
     let clicks = clicks(2_000, 13);
     publish(&url, &input, &bodies(&clicks), true);
     let p = Pipeline::new("amqps");
-    p.source(
-        Amqp::new(tls_url.as_str(), input.as_str())
-            .json::<Click>()
-            .ca_file(&ca)
-            .bounded(),
-    )
-    .event_time(
-        |r: &AmqpRecord<Click>| r.value.ts,
-        Watermark::bounded(Duration::from_millis(300)),
-    )
-    .key_by(|r| r.value.user)
-    .window(Tumbling::of(Duration::from_secs(1)))
-    .count()
-    .map(|w| (w.key, w.window_start, w.value))
-    .sink(
-        AmqpSink::new(tls_url.as_str(), "")
-            .routing_key(results.as_str())
-            .ca_file(&ca),
-    );
+    let source = Amqp::new(tls_url.as_str(), input.as_str())
+        .json::<Click>()
+        .ca_file(&ca)
+        .bounded();
+    let sink = AmqpSink::new(tls_url.as_str(), "")
+        .routing_key(results.as_str())
+        .ca_file(&ca);
+    counts(&p, source).sink(sink);
     p.run(Cluster::threads(2).quiet(true)).unwrap();
     let mut got = drain(&url, &results);
     got.sort();

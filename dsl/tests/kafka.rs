@@ -24,28 +24,18 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
-use serde::{Deserialize, Serialize};
 use weir::prelude::*;
 use weir::sources::{Kafka, KafkaRecord};
 use weir::Checkpointing;
 
 mod processes;
+mod queues;
 use processes::{free_hostfile, wait};
+use queues::{clicks, reference, sorted_lines, Click};
 
 /// The broker to test against, or `None` (with a message) to skip.
 fn brokers() -> Option<String> {
-    match std::env::var("WEIR_KAFKA_BROKERS") {
-        Ok(b) if !b.is_empty() => Some(b),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but WEIR_KAFKA_BROKERS is not set: .ci/run must start a Kafka broker")
-        }
-        _ => {
-            eprintln!(
-                "SKIPPED: no Kafka broker (set WEIR_KAFKA_BROKERS=host:port, as .ci/run does)"
-            );
-            None
-        }
-    }
+    queues::broker("WEIR_KAFKA_BROKERS", "a Kafka broker")
 }
 
 /// A topic of its own for each test, with `partitions` partitions.
@@ -71,28 +61,12 @@ fn create_topic(brokers: &str, prefix: &str, partitions: i32) -> String {
     topic
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Click {
-    user: u32,
-    ts: u64,
-}
-
 /// Produces `n` out-of-order clicks (as JSON) to `topic`, spread over its
 /// partitions by key; returns them.
 fn produce(brokers: &str, topic: &str, partitions: i32, n: u64, seed: u64) -> Vec<Click> {
     let producer = producer(brokers);
-    let mut x = seed | 1;
-    let mut t = 1_700_000_000_000u64;
-    let mut clicks = Vec::new();
-    for _ in 0..n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        t += x % 3;
-        let click = Click {
-            user: (x % 50) as u32,
-            ts: t - (x >> 8) % 300,
-        };
+    let clicks = clicks(n, seed);
+    for click in &clicks {
         let value = serde_json::to_vec(&click).unwrap();
         let key = click.user.to_string();
         let partition = (click.user as i32) % partitions;
@@ -116,7 +90,6 @@ fn produce(brokers: &str, topic: &str, partitions: i32, n: u64, seed: u64) -> Ve
             }
         }
         producer.poll(Duration::ZERO);
-        clicks.push(click);
     }
     producer.flush(Duration::from_secs(30)).unwrap();
     clicks
@@ -157,28 +130,6 @@ fn producer(brokers: &str) -> BaseProducer {
         .set("batch.num.messages", "1")
         .create()
         .unwrap()
-}
-
-/// The counts the job must give, as sorted JSON lines. Records late by the
-/// job's watermark never occur: event times are at most 300 ms behind.
-fn reference(clicks: &[Click]) -> Vec<String> {
-    let mut counts: BTreeMap<(u32, u64), u64> = BTreeMap::new();
-    for c in clicks {
-        *counts.entry((c.user, c.ts / 1000 * 1000)).or_default() += 1;
-    }
-    let mut lines: Vec<String> = counts
-        .into_iter()
-        .map(|((user, start), n)| serde_json::to_string(&(user, start, n)).unwrap())
-        .collect();
-    lines.sort();
-    lines
-}
-
-fn sorted_lines(path: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let mut lines: Vec<String> = text.lines().map(String::from).collect();
-    lines.sort();
-    lines
 }
 
 /// A topic of 3 partitions read to its end by 1, 2 and 4 workers: every

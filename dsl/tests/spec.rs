@@ -958,7 +958,29 @@ fn the_run_summary_names_the_sink_as_the_spec_does() {
 /// `hosts`, waiting at most `timeout_s` for the other, and returns its exit
 /// code, stdout and stderr (it must end within 30 s).
 fn start_alone(dir: &Path, hosts: &Path, process: usize, timeout_s: u64) -> (i32, String, String) {
-    let child = Command::new(env!("CARGO_BIN_EXE_weir"))
+    let child = start_process(dir, hosts, process, timeout_s, None);
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Process `process` of 2 of the spec job in `dir`, with host file `hosts`,
+/// waiting at most `timeout_s` for the other, with the cluster secret
+/// `secret` in the environment (none if `None`).
+fn start_process(
+    dir: &Path,
+    hosts: &Path,
+    process: usize,
+    timeout_s: u64,
+    secret: Option<&str>,
+) -> std::process::Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
+    command
         .args([
             "run",
             "spec.toml",
@@ -970,19 +992,14 @@ fn start_alone(dir: &Path, hosts: &Path, process: usize, timeout_s: u64) -> (i32
         ])
         .args(["-H", &hosts.display().to_string()])
         .args(["--connect-timeout", &timeout_s.to_string()])
+        .env_remove("WEIR_CLUSTER_SECRET")
         .current_dir(dir)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    let out = child.wait_with_output().unwrap();
-    assert!(started.elapsed() < std::time::Duration::from_secs(30));
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+        .stderr(std::process::Stdio::piped());
+    if let Some(secret) = secret {
+        command.env("WEIR_CLUSTER_SECRET", secret);
+    }
+    command.spawn().unwrap()
 }
 
 /// Starting a cluster goes right or says why not, on stderr, within the
@@ -1064,36 +1081,6 @@ fn a_cluster_that_cannot_start_says_why() {
     );
 }
 
-/// Process `process` of 2 of the spec job in `dir`, started with the
-/// cluster secret `secret` in the environment (none if `None`).
-fn start_with_secret(
-    dir: &Path,
-    hosts: &Path,
-    process: usize,
-    secret: Option<&str>,
-) -> std::process::Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
-    command
-        .args([
-            "run",
-            "spec.toml",
-            "-q",
-            "-n",
-            "2",
-            "-p",
-            &process.to_string(),
-        ])
-        .args(["-H", &hosts.display().to_string(), "--connect-timeout", "4"])
-        .env_remove("WEIR_CLUSTER_SECRET")
-        .current_dir(dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    if let Some(secret) = secret {
-        command.env("WEIR_CLUSTER_SECRET", secret);
-    }
-    command.spawn().unwrap()
-}
-
 /// Waits for `child` (at most 30 s): its exit code and stderr.
 fn ended(child: std::process::Child) -> (i32, String) {
     processes::wait(child, std::time::Duration::from_secs(30))
@@ -1111,7 +1098,7 @@ fn a_cluster_secret_lets_in_only_processes_that_know_it() {
     let hosts = processes::free_hostfile(dir.path(), 2);
 
     let both: Vec<_> = (0..2)
-        .map(|p| start_with_secret(dir.path(), &hosts, p, Some("s3cret-one")))
+        .map(|p| start_process(dir.path(), &hosts, p, 4, Some("s3cret-one")))
         .collect();
     for child in both {
         let (code, err) = ended(child);
@@ -1122,8 +1109,8 @@ fn a_cluster_secret_lets_in_only_processes_that_know_it() {
         (Some("s3cret-two"), "does not know this cluster's secret"),
         (None, "requires a cluster secret"),
     ] {
-        let listener = start_with_secret(dir.path(), &hosts, 0, Some("s3cret-one"));
-        let dialler = start_with_secret(dir.path(), &hosts, 1, theirs);
+        let listener = start_process(dir.path(), &hosts, 0, 4, Some("s3cret-one"));
+        let dialler = start_process(dir.path(), &hosts, 1, 4, theirs);
         let (code, err) = ended(dialler);
         assert_eq!(code, 1, "{err}");
         assert!(

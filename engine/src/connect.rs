@@ -44,9 +44,28 @@ fn nonce() -> Result<[u8; PROOF], EngineError> {
     Ok(n)
 }
 
-/// The proof that the side `role` of the connection between `dialler`
-/// and `listener` knows `secret`, for nonces `first` (its peer's) and
-/// `second` (its own).
+/// The MAC by which side `role` of the connection between `dialler` and
+/// `listener` proves it knows `secret`, over the nonces `first` (its
+/// peer's) and `second` (its own).
+fn proof_mac(
+    secret: &[u8],
+    role: &[u8],
+    first: &[u8; PROOF],
+    second: &[u8; PROOF],
+    dialler: usize,
+    listener: usize,
+) -> Hmac<Sha256> {
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(role);
+    mac.update(first);
+    mac.update(second);
+    mac.update(&(dialler as u64).to_le_bytes());
+    mac.update(&(listener as u64).to_le_bytes());
+    mac
+}
+
+/// The proof itself (see [`proof_mac`]).
 fn proof(
     secret: &[u8],
     role: &[u8],
@@ -55,34 +74,8 @@ fn proof(
     dialler: usize,
     listener: usize,
 ) -> [u8; PROOF] {
-    let mut mac =
-        <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(role);
-    mac.update(first);
-    mac.update(second);
-    mac.update(&(dialler as u64).to_le_bytes());
-    mac.update(&(listener as u64).to_le_bytes());
+    let mac = proof_mac(secret, role, first, second, dialler, listener);
     mac.finalize().into_bytes().into()
-}
-
-/// Whether `got` is the proof `proof` would give, compared in constant time.
-fn proves(
-    secret: &[u8],
-    role: &[u8],
-    first: &[u8; PROOF],
-    second: &[u8; PROOF],
-    dialler: usize,
-    listener: usize,
-    got: &[u8],
-) -> bool {
-    let mut mac =
-        <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(role);
-    mac.update(first);
-    mac.update(second);
-    mac.update(&(dialler as u64).to_le_bytes());
-    mac.update(&(listener as u64).to_le_bytes());
-    mac.verify_slice(got).is_ok()
 }
 
 /// How long a handshake may take once a connection is open.
@@ -231,7 +224,9 @@ fn dial(
                 )))
             }
             (Some(secret), true) => {
-                if !proves(secret, b"weir-listen", &mine, &reply.nonce, me, k, &reply.proof) {
+                if proof_mac(secret, b"weir-listen", &mine, &reply.nonce, me, k)
+                    .verify_slice(&reply.proof)
+                    .is_err() {
                     return Err(startup(format!(
                         "process {k} at {shown} does not know this cluster's secret: refused (the processes have different secrets, or a stranger listens there)"
                     )));
@@ -412,7 +407,9 @@ fn accept(
             (Some(secret), true) => {
                 let mut answer = [0u8; PROOF];
                 let proven = stream.read_exact(&mut answer).is_ok()
-                    && proves(secret, b"weir-dial", &mine, &hello.nonce, k, me, &answer);
+                    && proof_mac(secret, b"weir-dial", &mine, &hello.nonce, k, me)
+                        .verify_slice(&answer)
+                        .is_ok();
                 if !proven {
                     eprintln!(
                         "weir: process {me} refused a connection from {from} (as process {k}): it does not know this cluster's secret"

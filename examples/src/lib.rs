@@ -2,4 +2,6 @@
 //! run the same pipelines as the example binaries.
 #![deny(missing_docs)]
 
+pub mod amqp;
 pub mod nexmark;
+pub mod queue_clicks;

@@ -237,8 +237,8 @@ struct Partition<D> {
     cut_capability: Capability<Time>,
     clock: Clock,
     /// With a [`Release`]: the cuts sent and not yet released, as (stamp,
-    /// position), oldest first.
-    unreleased: std::collections::VecDeque<(Time, u64)>,
+    /// position), oldest first; `None` without.
+    unreleased: Option<Unreleased>,
 }
 
 /// The cuts output of a source.
@@ -257,30 +257,32 @@ impl<D: 'static> Partition<D> {
     }
 
     /// Sends the partition's cut, stamped at its watermark, and notes its
-    /// position for a release if `releasing`.
-    fn send_cut(&mut self, done: bool, releasing: bool, cuts: &mut CutsOut<'_>) {
+    /// position for a release if the source releases.
+    fn send_cut(&mut self, done: bool, cuts: &mut CutsOut<'_>) {
         let cut = self.cut(done);
-        if let (true, Some(position)) = (releasing, cut.position) {
-            self.unreleased
-                .push_back((*self.cut_capability.time(), position));
+        if let (Some(unreleased), Some(position)) = (&mut self.unreleased, cut.position) {
+            unreleased.push_back((*self.cut_capability.time(), position));
         }
         cuts.session(&self.cut_capability).give(cut);
     }
 
     /// Moves the watermark to `to`, sending the cut there, stamped at the
     /// watermark it moves from.
-    fn advance(&mut self, to: Time, releasing: bool, cuts: &mut CutsOut<'_>) {
+    fn advance(&mut self, to: Time, cuts: &mut CutsOut<'_>) {
         if to <= *self.capability.time() {
             return;
         }
-        self.send_cut(false, releasing, cuts);
+        self.send_cut(false, cuts);
         self.capability.downgrade(&to);
         self.cut_capability.downgrade(&to);
     }
 
     /// Releases the newest position noted at a stamp `safe` says is safe.
     fn release(&mut self, safe: &dyn Fn(Time) -> bool) -> Result<(), BoxError> {
-        release_noted(&mut *self.reader, &mut self.unreleased, safe)
+        match &mut self.unreleased {
+            Some(unreleased) => release_noted(&mut *self.reader, unreleased, safe),
+            None => Ok(()),
+        }
     }
 }
 
@@ -288,7 +290,7 @@ impl<D: 'static> Partition<D> {
 /// pairs whose stamp `safe` says is safe, forgetting it and those before.
 fn release_noted<D: 'static>(
     reader: &mut dyn PartitionReader<D>,
-    unreleased: &mut std::collections::VecDeque<(Time, u64)>,
+    unreleased: &mut Unreleased,
     safe: &dyn Fn(Time) -> bool,
 ) -> Result<(), BoxError> {
     let mut newest = None;
@@ -446,6 +448,10 @@ where
         // One capability per output: the data's, the cuts'.
         let caps = initial.first().zip(initial.get(1));
         let SourceCheckpoints { ids, resume } = checkpoints;
+        // A queue (a source whose records are released) notes its cuts
+        // until they are released, and redelivers what it had not
+        // acknowledged to any of its partitions.
+        let releases = event_time.as_ref().is_some_and(|et| et.release.is_some());
         let mut partitions: Vec<Partition<D>> = readers
             .into_iter()
             .enumerate()
@@ -461,17 +467,14 @@ where
                         max_seen: None,
                         last_activity: now,
                     },
-                    unreleased: Default::default(),
+                    unreleased: releases.then(Unreleased::default),
                 })
             })
             .collect();
         drop(initial);
         if let Some((at, saved)) = resume {
             let bound = event_time.as_ref().map_or(0, |et| et.bound);
-            // A queue (a source whose records are released) redelivers what
-            // it had not acknowledged to any of its partitions.
-            let shared = event_time.as_ref().is_some_and(|et| et.release.is_some());
-            if let Err(e) = resume_at(&mut partitions, at, &saved, bound, shared) {
+            if let Err(e) = resume_at(&mut partitions, at, &saved, bound, releases) {
                 failure.raise(e);
                 partitions.clear();
             }
@@ -488,7 +491,6 @@ where
         let mut sent: std::collections::VecDeque<Time> = Default::default();
         let mut waited = false;
         let release = event_time.as_ref().and_then(|et| et.release.clone());
-        let releasing = release.is_some();
         // Exhausted partitions whose last records are not released yet.
         let mut finishing: Vec<(Box<dyn PartitionReader<D>>, Unreleased)> = Vec::new();
         move |_frontiers| {
@@ -601,24 +603,24 @@ where
                         sent.push_back(*partition.capability.time());
                     }
                     if let (Some(et), Some(max)) = (&event_time, partition.clock.max_seen) {
-                        partition.advance(max.saturating_sub(et.bound), releasing, &mut cuts);
+                        partition.advance(max.saturating_sub(et.bound), &mut cuts);
                     }
                 }
                 cursor = i + 1;
                 match status {
                     // Dropping the partition releases its capability.
                     ReadStatus::Done => {
-                        partition.send_cut(true, releasing, &mut cuts);
+                        partition.send_cut(true, &mut cuts);
                         let done = partitions.swap_remove(i);
                         idle.swap_remove(i);
-                        if !done.unreleased.is_empty() {
-                            finishing.push((done.reader, done.unreleased));
+                        if let Some(unreleased) = done.unreleased.filter(|u| !u.is_empty()) {
+                            finishing.push((done.reader, unreleased));
                         }
                     }
                     ReadStatus::More => {}
                     ReadStatus::Idle => {
                         if let Some(timeout) = event_time.as_ref().and_then(|et| et.idle_timeout) {
-                            advance_idle(partition, timeout, releasing, &mut cuts);
+                            advance_idle(partition, timeout, &mut cuts);
                         }
                         idle[i] = true;
                     }
@@ -679,7 +681,6 @@ fn next_partition<D>(partitions: &[Partition<D>], idle: &[bool], cursor: usize) 
 fn advance_idle<D: 'static>(
     partition: &mut Partition<D>,
     timeout: Duration,
-    releasing: bool,
     cuts: &mut CutsOut<'_>,
 ) {
     let idle = partition.clock.last_activity.elapsed();
@@ -688,7 +689,7 @@ fn advance_idle<D: 'static>(
     }
     let step = idle.as_millis() as u64;
     let next = partition.capability.time().saturating_add(step);
-    partition.advance(next, releasing, cuts);
+    partition.advance(next, cuts);
     partition.clock.last_activity = Instant::now();
 }
 

@@ -15,21 +15,16 @@
 //! cargo run --release -p weir-benches --bin amqp-bench -- --records 1000000 --consumers 2 -w 2
 //! ```
 
-use std::io::BufRead;
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Context};
+use anyhow::ensure;
 use clap::Parser;
-use futures_executor::block_on;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
-use serde::{Deserialize, Serialize};
-use weir::aggregate::Sum;
 use weir::prelude::*;
 use weir::sources::{Amqp, AmqpRecord};
 use weir::Checkpointing;
 use weir_benches::peak_rss_bytes;
+use weir_benches::queues::{check_sums, row_json, window_sums, Row};
+use weir_examples::amqp::QueuePublisher;
 
 /// Keyed window sum over a RabbitMQ queue.
 #[derive(Parser)]
@@ -61,54 +56,18 @@ struct Args {
     dir: std::path::PathBuf,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Row {
-    k: u64,
-    ts: u64,
-    v: u64,
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_nanos();
     let queue = format!("amqp-bench-{nanos}");
-    let connection = block_on(Connection::connect(
-        &args.url,
-        ConnectionProperties::default(),
-    ))
-    .context("cannot connect to the broker")?;
-    let channel = block_on(connection.create_channel())?;
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    block_on(channel.queue_declare(queue.as_str().into(), durable, FieldTable::default()))?;
-    block_on(channel.confirm_select(ConfirmSelectOptions::default()))?;
-
+    let mut publisher = QueuePublisher::to_queue(&args.url, &queue)?;
     let publishing = Instant::now();
-    let mut confirms = Vec::new();
     for i in 0..args.records {
-        let body = format!(
-            r#"{{"k":{},"ts":{},"v":1}}"#,
-            i % args.keys.max(1),
-            1_704_067_200_000 + i
-        );
-        let properties = BasicProperties::default().with_message_id(format!("{i}").into());
-        confirms.push(block_on(channel.basic_publish(
-            "".into(),
-            queue.as_str().into(),
-            BasicPublishOptions::default(),
-            body.as_bytes(),
-            properties,
-        ))?);
-        if confirms.len() >= 5_000 || i + 1 == args.records {
-            for confirm in confirms.drain(..) {
-                ensure!(block_on(confirm)?.is_ack(), "the broker refused a message");
-            }
-        }
+        publisher.publish(row_json(i, args.keys).as_bytes(), i.to_string())?;
     }
+    publisher.confirm()?;
     let publish_seconds = publishing.elapsed().as_secs_f64();
 
     std::fs::create_dir_all(&args.dir)?;
@@ -119,15 +78,7 @@ fn main() -> anyhow::Result<()> {
         .json::<Row>()
         .consumers(args.consumers)
         .bounded();
-    p.source(source)
-        .event_time(
-            |r: &AmqpRecord<Row>| r.value.ts,
-            Watermark::bounded(Duration::from_millis(0)),
-        )
-        .key_by(|r: &AmqpRecord<Row>| r.value.k)
-        .window(Tumbling::of(Duration::from_secs(1)))
-        .aggregate(Sum::of(|r: &AmqpRecord<Row>| r.value.v))
-        .sink(JsonLinesFile::to(&out));
+    window_sums(p.source(source), |r: &AmqpRecord<Row>| &r.value, &out);
     let p = match args.checkpoint_ms {
         0 => p,
         ms => p.checkpoint(
@@ -140,19 +91,8 @@ fn main() -> anyhow::Result<()> {
     let summary = p.run(args.cluster.clone().quiet(true))?;
     let seconds = start.elapsed().as_secs_f64();
     let read: u64 = summary.sources.iter().map(|(_, n)| n).sum();
-    let mut sum = 0;
-    for line in std::io::BufReader::new(std::fs::File::open(&out)?).lines() {
-        let v: serde_json::Value = serde_json::from_str(&line?)?;
-        sum += v["value"].as_u64().unwrap_or(0);
-    }
-    ensure!(sum == read, "the window sums add up to {sum}, not {read}");
-    let passive = QueueDeclareOptions {
-        passive: true,
-        ..Default::default()
-    };
-    let left =
-        block_on(channel.queue_declare(queue.as_str().into(), passive, FieldTable::default()))?
-            .message_count();
+    check_sums(&out, read)?;
+    let left = publisher.ready()?;
     ensure!(left == 0, "{left} messages left in the queue");
     println!(
         "{}",

@@ -13,21 +13,19 @@
 //! cargo run --release -p weir-benches --bin kafka-bench -- --brokers 127.0.0.1:9092 --records 2000000
 //! ```
 
-use std::io::BufRead;
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Context};
+use anyhow::Context;
 use clap::Parser;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
-use serde::{Deserialize, Serialize};
-use weir::aggregate::Sum;
 use weir::prelude::*;
 use weir::sources::{Kafka, KafkaRecord};
 use weir_benches::peak_rss_bytes;
+use weir_benches::queues::{check_sums, row_json, window_sums, Row};
 
 /// Keyed window sum over a Kafka topic.
 #[derive(Parser)]
@@ -49,13 +47,6 @@ struct Args {
     /// Where the results go.
     #[arg(long, default_value = "target/kafka-bench")]
     dir: std::path::PathBuf,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Row {
-    k: u64,
-    ts: u64,
-    v: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -80,14 +71,9 @@ fn main() -> anyhow::Result<()> {
         .set("linger.ms", "20")
         .set("batch.size", "1000000")
         .create()?;
-    let mut value = String::new();
     for i in 0..args.records {
-        value.clear();
         let k = i % args.keys.max(1);
-        value.push_str(&format!(
-            r#"{{"k":{k},"ts":{},"v":1}}"#,
-            1_704_067_200_000 + i
-        ));
+        let value = row_json(i, args.keys);
         let partition = (k % args.partitions as u64) as i32;
         loop {
             match producer.send(
@@ -110,25 +96,13 @@ fn main() -> anyhow::Result<()> {
     let out = args.dir.join("out.jsonl");
     let workers = args.cluster.total_workers();
     let p = Pipeline::new("kafka-bench");
-    p.source(Kafka::new(&args.brokers, &topic).json::<Row>().bounded())
-        .event_time(
-            |r: &KafkaRecord<Row>| r.value.ts,
-            Watermark::bounded(Duration::from_millis(0)),
-        )
-        .key_by(|r: &KafkaRecord<Row>| r.value.k)
-        .window(Tumbling::of(Duration::from_secs(1)))
-        .aggregate(Sum::of(|r: &KafkaRecord<Row>| r.value.v))
-        .sink(JsonLinesFile::to(&out));
+    let records = p.source(Kafka::new(&args.brokers, &topic).json::<Row>().bounded());
+    window_sums(records, |r: &KafkaRecord<Row>| &r.value, &out);
     let start = Instant::now();
     let summary = p.run(args.cluster.clone().quiet(true))?;
     let seconds = start.elapsed().as_secs_f64();
     let read: u64 = summary.sources.iter().map(|(_, n)| n).sum();
-    let mut sum = 0;
-    for line in std::io::BufReader::new(std::fs::File::open(&out)?).lines() {
-        let v: serde_json::Value = serde_json::from_str(&line?)?;
-        sum += v["value"].as_u64().unwrap_or(0);
-    }
-    ensure!(sum == read, "the window sums add up to {sum}, not {read}");
+    check_sums(&out, read)?;
     println!(
         "{}",
         serde_json::json!({

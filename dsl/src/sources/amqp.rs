@@ -594,6 +594,10 @@ impl<V: Data> PartitionReader<AmqpRecord<V>> for AmqpPartition<V> {
     fn read(&mut self, out: &mut Vec<AmqpRecord<V>>, max: usize) -> Result<ReadStatus, BoxError> {
         let mut read = 0;
         let mut cx = Context::from_waker(Waker::noop());
+        // Locked once per read, not per message (the lock is shared only
+        // with the job's end).
+        let acks = Arc::clone(&self.acks);
+        let mut acks = acks.lock().unwrap_or_else(|p| p.into_inner());
         while read < max.max(1) {
             if self.remaining == Some(0) {
                 return Ok(ReadStatus::Done);
@@ -622,14 +626,13 @@ impl<V: Data> PartitionReader<AmqpRecord<V>> for AmqpPartition<V> {
                 if self.restored.remove(id) {
                     // Counted in the checkpoint restored from: acknowledged
                     // now, not counted again.
-                    self.acks()
-                        .ack(delivery.delivery_tag, false)
+                    acks.ack(delivery.delivery_tag, false)
                         .map_err(|e| self.error(e))?;
                     continue;
                 }
             }
             let value = (self.decode)(&delivery.data).map_err(|reason| self.error(reason))?;
-            self.acks().pending.push_back(Pending {
+            acks.pending.push_back(Pending {
                 position: self.returned,
                 tag: delivery.delivery_tag,
                 id: id.clone(),
@@ -644,6 +647,7 @@ impl<V: Data> PartitionReader<AmqpRecord<V>> for AmqpPartition<V> {
             self.returned += 1;
             read += 1;
         }
+        drop(acks);
         if read > 0 {
             self.drained_check = None;
             return Ok(ReadStatus::More);

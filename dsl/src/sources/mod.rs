@@ -147,20 +147,11 @@ impl SourceContext {
         }
     }
 
-    /// What partition `partition` of the source kept beside its position
-    /// ([`PartitionReader::state`]) in the checkpoint the job restores
-    /// from; `None` without one (or if the partition kept nothing). Every
-    /// partition's state is here, not only this worker's: a queue source
+    /// What every partition of the source kept beside its position
+    /// ([`PartitionReader::state`]) in the checkpoint the job restores from,
+    /// by partition (those that kept something); nothing without one. All
+    /// partitions' states are here, not only this worker's: a queue source
     /// whose redeliveries may come to any partition looks in them all.
-    pub fn restored_state(&self, partition: usize) -> Option<&[u8]> {
-        self.restored
-            .get(&partition)
-            .map(Vec::as_slice)
-            .filter(|s| !s.is_empty())
-    }
-
-    /// Every partition's restored state (see
-    /// [`restored_state`](SourceContext::restored_state)), by partition.
     pub fn restored_states(&self) -> impl Iterator<Item = (usize, &[u8])> {
         self.restored
             .iter()

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use super::schema::{SinkSection, SourceSection};
 use super::{
-    field_err, queue_format, record_decoder, render, Fields, KeyedRow, Spec, SpecError, Values,
+    field_err, joined_key, key_positions, queue_format, record_decoder, render, Fields, KeyedRow,
+    Spec, SpecError, Values,
 };
 use crate::sources::{Amqp, AmqpRecord, Mapped};
 use crate::{Pipeline, WindowResult};
@@ -143,21 +144,7 @@ pub(super) fn amqp_output(sink: &SinkSection, keys: &[String]) -> Result<AmqpOut
             ))
         }
         (Some(fixed), None) => RoutingKey::Fixed(fixed.clone()),
-        (None, Some(fields)) => {
-            let mut at = Vec::new();
-            for field in fields.fields() {
-                at.push(keys.iter().position(|k| k == field).ok_or_else(|| {
-                    field_err(
-                        "sink.key",
-                        format!(
-                            "fields among the window's keys ({}), got `{field}`",
-                            keys.join(", ")
-                        ),
-                    )
-                })?);
-            }
-            RoutingKey::Fields(at)
-        }
+        (None, Some(fields)) => RoutingKey::Fields(key_positions(fields, keys)?),
         (None, None) => RoutingKey::Fixed(String::new()),
     };
     Ok(AmqpOutput {
@@ -176,20 +163,10 @@ pub(super) fn amqp_sink(
 ) -> Pipeline {
     let routing = out.routing_key.clone();
     let records = results.map(move |r: WindowResult<Values, Values>| {
-        let mut key = String::new();
-        match &routing {
-            RoutingKey::Fixed(fixed) => key.push_str(fixed),
-            RoutingKey::Fields(at) => {
-                for (i, &at) in at.iter().enumerate() {
-                    if i > 0 {
-                        key.push('|');
-                    }
-                    if let Some(v) = r.key.get(at) {
-                        key.push_str(&v.text());
-                    }
-                }
-            }
-        }
+        let key = match &routing {
+            RoutingKey::Fixed(fixed) => fixed.clone(),
+            RoutingKey::Fields(at) => joined_key(&r.key, at),
+        };
         let mut body = String::with_capacity(96);
         render::render(&spec, r, true, &mut body);
         (key, body)

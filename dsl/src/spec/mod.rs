@@ -189,6 +189,42 @@ fn kafka_rows(k: &KafkaInput, fields: &Arc<Fields>) -> Result<KafkaRows, SpecErr
     Ok(Mapped::new(source, |r| r.value))
 }
 
+/// Where the `fields` of a sink's `key` are among the window's `keys`.
+#[cfg(any(feature = "kafka", feature = "amqp"))]
+fn key_positions(fields: &schema::Keys, keys: &[String]) -> Result<Vec<usize>, SpecError> {
+    fields
+        .fields()
+        .iter()
+        .map(|field| {
+            keys.iter().position(|k| k == field).ok_or_else(|| {
+                field_err(
+                    "sink.key",
+                    format!(
+                        "fields among the window's keys ({}), got `{field}`",
+                        keys.join(", ")
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// A result's key fields at positions `at`, as text joined by `|`: a
+/// Kafka record key, an AMQP routing key.
+#[cfg(any(feature = "kafka", feature = "amqp"))]
+fn joined_key(key: &Values, at: &[usize]) -> String {
+    let mut joined = String::new();
+    for (i, &at) in at.iter().enumerate() {
+        if i > 0 {
+            joined.push('|');
+        }
+        if let Some(v) = key.get(at) {
+            joined.push_str(&v.text());
+        }
+    }
+    joined
+}
+
 /// Decodes one queue record (a Kafka value, an AMQP body) into a row: as
 /// JSON, or with `csv_fields` as a CSV line of these columns; `name` names
 /// the source in messages.
@@ -353,19 +389,10 @@ fn kafka_output(sink: &schema::SinkSection, keys: &[String]) -> Result<Output, S
         .topic
         .clone()
         .ok_or_else(|| field_err("sink.topic", "the Kafka topic to write"))?;
-    let mut key = Vec::new();
-    for field in sink.key.iter().flat_map(schema::Keys::fields) {
-        let at = keys.iter().position(|k| k == field).ok_or_else(|| {
-            field_err(
-                "sink.key",
-                format!(
-                    "fields among the window's keys ({}), got `{field}`",
-                    keys.join(", ")
-                ),
-            )
-        })?;
-        key.push(at);
-    }
+    let key = match &sink.key {
+        Some(fields) => key_positions(fields, keys)?,
+        None => Vec::new(),
+    };
     Ok(Output::Kafka {
         brokers,
         topic,
@@ -391,15 +418,7 @@ fn kafka_sink(
     let key = key.to_vec();
     let keyed = !key.is_empty();
     let records = results.map(move |r: WindowResult<Values, Values>| {
-        let mut record_key = String::new();
-        for (i, &at) in key.iter().enumerate() {
-            if i > 0 {
-                record_key.push('|');
-            }
-            if let Some(v) = r.key.get(at) {
-                record_key.push_str(&v.text());
-            }
-        }
+        let record_key = joined_key(&r.key, &key);
         let mut value = String::with_capacity(96);
         render::render(&spec, r, true, &mut value);
         (record_key, value)
