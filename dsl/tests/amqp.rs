@@ -334,6 +334,13 @@ routing_key = "{results}"
             String::from_utf8_lossy(&out.stderr),
         );
         assert!(out.status.success(), "{command}: {stderr}");
+        if command == "run" {
+            // The source is named with the format the spec gave.
+            assert!(
+                stderr.contains(&format!("source amqp({input}, json): 5000 events read")),
+                "{stderr}"
+            );
+        }
         assert!(
             !stdout.contains(":guest@") && !stderr.contains(":guest@"),
             "{command} shows the password: {stdout}{stderr}"

@@ -247,7 +247,8 @@ impl Amqp<Vec<u8>> {
 }
 
 impl<V> Amqp<V> {
-    fn with_decode<U>(self, format: &'static str, decode: Decode<U>) -> Amqp<U> {
+    /// Values decoded by `decode`, shown as `format` (`json`, `csv`, ...).
+    pub(crate) fn with_decode<U>(self, format: &'static str, decode: Decode<U>) -> Amqp<U> {
         Amqp {
             queue: self.queue,
             format,

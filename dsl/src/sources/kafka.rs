@@ -187,7 +187,8 @@ impl Kafka<Vec<u8>> {
 }
 
 impl<V> Kafka<V> {
-    fn with_decode<U>(self, format: &'static str, decode: Decode<U>) -> Kafka<U> {
+    /// Values decoded by `decode`, shown as `format` (`json`, `csv`, ...).
+    pub(crate) fn with_decode<U>(self, format: &'static str, decode: Decode<U>) -> Kafka<U> {
         Kafka {
             topic: self.topic,
             format,

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use super::schema::{SinkSection, SourceSection};
 use super::{
-    field_err, joined_key, key_positions, queue_format, record_decoder, render, Fields, KeyedRow,
-    Spec, SpecError, Values,
+    field_err, joined_key, key_positions, queue_format, queue_format_name, record_decoder, render,
+    Fields, KeyedRow, Spec, SpecError, Values,
 };
 use crate::sources::{Amqp, AmqpRecord, Mapped};
 use crate::{Pipeline, WindowResult};
@@ -118,7 +118,11 @@ pub(super) fn amqp_rows(a: &AmqpInput, fields: &Arc<Fields>) -> Result<AmqpRows,
         fields,
         &format!("amqp({})", a.queue),
     )?;
-    Ok(Mapped::new(source.decode_with(decode), |r| r.value))
+    let format = queue_format_name(a.csv_fields.as_deref());
+    Ok(Mapped::new(
+        source.with_decode(format, Arc::new(decode)),
+        |r| r.value,
+    ))
 }
 
 /// An AMQP `[sink]`, checked; `keys` are the window's key fields.

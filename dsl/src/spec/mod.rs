@@ -185,7 +185,7 @@ fn kafka_rows(k: &KafkaInput, fields: &Arc<Fields>) -> Result<KafkaRows, SpecErr
         fields,
         &format!("kafka({})", k.topic),
     )?;
-    let source = source.decode_with(decode);
+    let source = source.with_decode(queue_format_name(k.csv_fields.as_deref()), Arc::new(decode));
     Ok(Mapped::new(source, |r| r.value))
 }
 
@@ -256,6 +256,16 @@ fn record_decoder(
         };
         row.ok_or_else(|| "an empty record".to_string())
     })
+}
+
+/// The name of a queue source's format (`csv` with columns, else
+/// `json`), as its description shows it.
+#[cfg(any(feature = "kafka", feature = "amqp"))]
+fn queue_format_name(csv_fields: Option<&[String]>) -> &'static str {
+    match csv_fields {
+        Some(_) => "csv",
+        None => "json",
+    }
 }
 
 /// The columns of a queue source's CSV records, or `None` for JSON, from
