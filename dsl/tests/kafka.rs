@@ -25,7 +25,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use weir::prelude::*;
-use weir::sources::{Kafka, KafkaRecord};
+use weir::sources::{Kafka, KafkaRecord, KafkaStart};
 use weir::Checkpointing;
 
 mod processes;
@@ -155,6 +155,40 @@ fn a_bounded_topic_is_counted_exactly_once_on_any_number_of_workers() {
             summary.late
         );
     }
+}
+
+/// A completed job without checkpoints commits where its partitions
+/// ended to its group, so a run that starts at the committed offsets reads
+/// only what came after.
+#[test]
+fn a_completed_job_commits_its_end_offsets_to_its_group() {
+    let Some(brokers) = brokers() else { return };
+    let topic = create_topic(&brokers, "group-end", 3);
+    produce(&brokers, &topic, 3, 5_000, 5);
+    let group = format!("{topic}-group");
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first.jsonl");
+    job(&brokers, &topic, &first, Some(&group))
+        .run(Cluster::threads(2).quiet(true))
+        .unwrap();
+    assert!(!sorted_lines(&first).is_empty());
+    assert_group_at_ends(&brokers, &topic, &group, 3);
+
+    let later = produce(&brokers, &topic, 3, 1_000, 6);
+    let second = dir.path().join("second.jsonl");
+    let p = Pipeline::new("kafka-counts");
+    let source = Kafka::new(&brokers, &topic)
+        .json::<Click>()
+        .bounded()
+        .group(&group)
+        .start(KafkaStart::Committed);
+    counts(&p, source).sink(JsonLinesFile::to(&second));
+    p.run(Cluster::threads(2).quiet(true)).unwrap();
+    assert!(
+        sorted_lines(&second) == reference(&later),
+        "the second run read more than the new records"
+    );
+    assert_group_at_ends(&brokers, &topic, &group, 3);
 }
 
 /// A missing topic and an unreachable broker are errors naming what was
@@ -312,23 +346,30 @@ fn a_killed_job_resumes_at_its_checkpointed_offsets() {
 
     // The group's committed offsets are the partitions' ends (the next
     // offset to read after the last record).
+    assert_group_at_ends(&brokers, &topic, &topic, 3);
+}
+
+/// Asserts that `group`'s committed offsets of the `partitions` partitions
+/// of `topic` are their ends (the next offset to read after the last
+/// record).
+fn assert_group_at_ends(brokers: &str, topic: &str, group: &str, partitions: i32) {
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", &topic)
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
-    for p in 0..3 {
-        tpl.add_partition(&topic, p);
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
     }
     let offsets = consumer
         .committed_offsets(tpl, Duration::from_secs(10))
         .unwrap();
-    for p in 0..3 {
+    for p in 0..partitions {
         let (_, high) = consumer
-            .fetch_watermarks(&topic, p, Duration::from_secs(10))
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
             .unwrap();
-        let got = offsets.find_partition(&topic, p).unwrap().offset();
+        let got = offsets.find_partition(topic, p).unwrap().offset();
         assert_eq!(got, Offset::Offset(high), "partition {p}");
     }
 }

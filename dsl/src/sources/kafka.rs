@@ -8,9 +8,10 @@
 //! offsets saved in weir's checkpoints, and a restored job seeks every
 //! partition back to them. With a group ([`Kafka::group`]), the offsets of
 //! each completed checkpoint are also committed to the group (the next
-//! offset to read, as Kafka expects), so that the usual tools show the lag.
+//! offset to read, as Kafka expects), so that the usual tools show the lag,
+//! and so are the positions a completed job ended at.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -237,8 +238,8 @@ impl<V> Kafka<V> {
     }
 
     /// The consumer group whose committed offsets [`KafkaStart::Committed`]
-    /// starts from, and to which the offsets of each completed checkpoint
-    /// are committed.
+    /// starts from, and to which the offsets of each completed checkpoint,
+    /// and those a completed job ended at, are committed.
     pub fn group(mut self, group: impl Into<String>) -> Self {
         self.topic.group = Some(group.into());
         self
@@ -261,6 +262,42 @@ impl<V> Kafka<V> {
 }
 
 impl Topic {
+    /// Commits each partition's position (the next offset to read) to the
+    /// consumer group through `consumer`.
+    fn commit(&self, consumer: &BaseConsumer, positions: &[(usize, u64)]) -> Result<(), BoxError> {
+        let mut tpl = TopicPartitionList::new();
+        for &(partition, position) in positions {
+            tpl.add_partition_offset(
+                &self.topic,
+                partition as i32,
+                Offset::Offset(position as i64),
+            )?;
+        }
+        consumer.commit(&tpl, CommitMode::Sync)?;
+        Ok(())
+    }
+
+    /// Commits where the partitions of a completed job ended, which the
+    /// job's last regular checkpoint may not hold (it may end before the
+    /// next one); a failure is a warning, as after a checkpoint.
+    fn commit_end(&self, reached: &[(usize, Arc<AtomicI64>)]) {
+        let positions: Vec<(usize, u64)> = reached
+            .iter()
+            .map(|(p, next)| (*p, next.load(Ordering::Relaxed).max(0) as u64))
+            .collect();
+        let committed = self
+            .consumer()
+            .map_err(BoxError::from)
+            .and_then(|consumer| self.commit(&consumer, &positions));
+        if let Err(e) = committed {
+            eprintln!(
+                "weir: warning: topic `{}`: could not commit the job's end positions to group `{}`: {e}",
+                self.topic,
+                self.group.as_deref().unwrap_or_default()
+            );
+        }
+    }
+
     /// A consumer with this source's settings.
     fn consumer(&self) -> Result<BaseConsumer, String> {
         let group = self
@@ -365,16 +402,7 @@ impl<V: Data> Source for Kafka<V> {
             None => self.topic.consumer()?,
         };
         let consumer = committer.insert(consumer);
-        let mut tpl = TopicPartitionList::new();
-        for &(partition, position) in positions {
-            tpl.add_partition_offset(
-                &self.topic.topic,
-                partition as i32,
-                Offset::Offset(position as i64),
-            )?;
-        }
-        consumer.commit(&tpl, CommitMode::Sync)?;
-        Ok(())
+        self.topic.commit(consumer, positions)
     }
 
     fn open(
@@ -388,21 +416,33 @@ impl<V: Data> Source for Kafka<V> {
         let consumer = self.topic.consumer().map_err(broker_error)?;
         let partitions = self.topic.partitions(&consumer).map_err(broker_error)?;
         let mut readers: Vec<Box<dyn PartitionReader<KafkaRecord<V>>>> = Vec::new();
+        let mut reached = Vec::new();
         for p in (ctx.worker() as i32..partitions).step_by(ctx.peers()) {
             let (next, end) = self.topic.range(&consumer, p).map_err(broker_error)?;
             if let Some(end) = end {
                 ctx.expect_work(end.saturating_sub(next).max(0) as u64);
             }
+            let shown = Arc::new(AtomicI64::new(next));
+            reached.push((p as usize, Arc::clone(&shown)));
             readers.push(Box::new(KafkaPartition {
                 consumer: None,
                 topic: self.topic.clone(),
                 decode: Arc::clone(&self.decode),
                 partition: p,
                 next,
+                reached: shown,
                 end,
                 name: ctx.name().to_string(),
                 work: ctx.work_done(),
             }));
+        }
+        if self.topic.group.is_some() && !reached.is_empty() {
+            let topic = self.topic.clone();
+            ctx.at_end(move |completed| {
+                if completed {
+                    topic.commit_end(&reached);
+                }
+            });
         }
         Ok(readers)
     }
@@ -417,6 +457,8 @@ struct KafkaPartition<V> {
     partition: i32,
     /// The offset of the next record to return.
     next: i64,
+    /// `next`, as the job's end commits it to the group.
+    reached: Arc<AtomicI64>,
     /// Bounded: the offset it ends at.
     end: Option<i64>,
     name: String,
@@ -477,6 +519,7 @@ impl<V> KafkaPartition<V> {
                 value,
             });
             self.next = offset + 1;
+            self.reached.store(self.next, Ordering::Relaxed);
             read += 1;
             if self.end.is_some_and(|end| self.next >= end) {
                 return Ok((read, true));
@@ -518,6 +561,7 @@ impl<V: Data> PartitionReader<KafkaRecord<V>> for KafkaPartition<V> {
             return Err(self.error(format!("asked to seek to {position} after reading")));
         }
         self.next = position as i64;
+        self.reached.store(self.next, Ordering::Relaxed);
         Ok(())
     }
 }
