@@ -167,7 +167,7 @@ impl<T: Data> Stream<T> {
         let up = self.upstream();
         let pass = builder(move |ctx| up.build(ctx));
         self.pipeline.set_build(node, single_output(node, pass));
-        let stream = Stream::of(self.pipeline.clone(), Port::main(node), true);
+        let mut stream = Stream::of(self.pipeline.clone(), Port::main(node), true);
         let Some(slot) = self.source.clone() else {
             self.pipeline.record_error(PlanError::InvalidParameter {
                 stage: self.pipeline.describe(node),
@@ -176,8 +176,8 @@ impl<T: Data> Stream<T> {
             });
             return stream;
         };
-        let source = Arc::clone(&slot.source);
-        let source_node = self.at.node;
+        let source = Arc::clone(&slot);
+        let source_node = slot.node;
         let extract = Arc::new(extract);
         let bound = watermark.bound.as_millis() as u64;
         let idle_timeout = watermark.idle_timeout;
@@ -199,7 +199,7 @@ impl<T: Data> Stream<T> {
                 checkpoints: Default::default(),
                 release: None,
             };
-            open_source(ctx, source_node, &*source, Some(time))
+            open_source(ctx, &source, Some(time))
         });
         if slot.source.resumable() {
             self.pipeline.set_blocker(source_node, None);
@@ -212,11 +212,12 @@ impl<T: Data> Stream<T> {
                 stage: self.pipeline.describe(node),
                 field: "event_time".into(),
                 expected: format!(
-                    "event time assigned once per source; source #{} already has it",
-                    self.at.node
+                    "event time assigned once per source; source #{source_node} already has it"
                 ),
             });
         }
+        // Still the source's stream, for its error policy.
+        stream.source = Some(slot);
         stream
     }
 }

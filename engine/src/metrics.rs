@@ -15,6 +15,10 @@ pub enum CounterKind {
     Sink,
     /// Late records of a window stage (dropped, or sent to its late-data stream).
     Late,
+    /// Records a source could not read and skipped.
+    Skipped,
+    /// Records a source could not read and sent to its dead letters.
+    DeadLettered,
 }
 
 /// Counters of one job in one process, shared by its workers.
@@ -135,6 +139,8 @@ impl Metrics {
                 late.sort_by_key(|(name, _)| plan_order(name));
                 late
             },
+            skipped: pick(CounterKind::Skipped),
+            dead_letters: pick(CounterKind::DeadLettered),
             checkpoints: self
                 .checkpoints
                 .lock()
@@ -159,6 +165,12 @@ pub struct RunSummary {
     pub sinks: Vec<(String, u64)>,
     /// `(window stage, late records)`.
     pub late: Vec<(String, u64)>,
+    /// `(source name, records it could not read and skipped)`, for the
+    /// sources that skip them.
+    pub skipped: Vec<(String, u64)>,
+    /// `(source name, records it could not read and sent to its dead
+    /// letters)`, for the sources that do.
+    pub dead_letters: Vec<(String, u64)>,
     /// With checkpoints: what was taken and restored.
     pub checkpoints: Option<CheckpointStats>,
 }
@@ -187,6 +199,16 @@ impl fmt::Display for RunSummary {
         )?;
         for (name, n) in &self.sources {
             writeln!(f, "  source {name}: {} read", counted(*n, "event"))?;
+        }
+        for (name, n) in &self.skipped {
+            writeln!(f, "  source {name}: {} skipped", counted(*n, "bad record"))?;
+        }
+        for (name, n) in &self.dead_letters {
+            writeln!(
+                f,
+                "  source {name}: {} sent to its dead letters",
+                counted(*n, "bad record")
+            )?;
         }
         for (name, n) in &self.sinks {
             writeln!(f, "  sink {name}: {} written", counted(*n, "record"))?;

@@ -7,7 +7,7 @@
 //! on how partitions interleave (DESIGN.md, "Coming later").
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use timely::container::CapacityContainerBuilder;
@@ -220,6 +220,57 @@ pub struct Align {
     pub batches: usize,
 }
 
+/// Where the readers of a source set aside the records they could not
+/// read and did not stop for (a dead-letter policy): shared by the readers
+/// of one source on one worker, emptied by the source operator after each
+/// read call of a partition, so every rejected record goes out on the
+/// rejected stream with the number of the partition that read it, at the
+/// time that partition's records of the same read went out at.
+pub struct Rejects<R>(Arc<Mutex<Vec<R>>>);
+
+impl<R> Rejects<R> {
+    /// An empty set.
+    pub fn new() -> Self {
+        Rejects(Arc::default())
+    }
+
+    /// Sets `record` aside.
+    pub fn push(&self, record: R) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(record);
+    }
+
+    /// Moves what was set aside into `out`.
+    fn drain_into(&self, out: &mut Vec<R>) {
+        let mut held = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        out.append(&mut held);
+    }
+}
+
+impl<R> Default for Rejects<R> {
+    fn default() -> Self {
+        Rejects::new()
+    }
+}
+
+impl<R> Clone for Rejects<R> {
+    fn clone(&self) -> Self {
+        Rejects(Arc::clone(&self.0))
+    }
+}
+
+/// The streams of a source operator.
+pub struct SourceStreams<'scope, D, R> {
+    /// Its records, as `(event time, record)`.
+    pub records: VecStream<'scope, (Time, D)>,
+    /// Its cuts (see [`PartitionCut`]).
+    pub cuts: VecStream<'scope, PartitionCut>,
+    /// What its readers set aside ([`Rejects`]), as `(partition, record)`.
+    pub rejected: VecStream<'scope, (usize, R)>,
+}
+
 /// The watermark of one partition.
 struct Clock {
     /// The highest event time seen.
@@ -235,6 +286,8 @@ struct Partition<D> {
     capability: Capability<Time>,
     /// Its capability on the cuts output, at the same time.
     cut_capability: Capability<Time>,
+    /// Its capability on the rejected output, at the same time.
+    reject_capability: Capability<Time>,
     clock: Clock,
     /// With a [`Release`]: the cuts sent and not yet released, as (stamp,
     /// position), oldest first; `None` without.
@@ -273,8 +326,14 @@ impl<D: 'static> Partition<D> {
             return;
         }
         self.send_cut(false, cuts);
+        self.downgrade(to);
+    }
+
+    /// Moves the partition's capabilities on every output to `to`.
+    fn downgrade(&mut self, to: Time) {
         self.capability.downgrade(&to);
         self.cut_capability.downgrade(&to);
+        self.reject_capability.downgrade(&to);
     }
 
     /// Releases the newest position noted at a stamp `safe` says is safe.
@@ -409,27 +468,36 @@ where
     D: ExchangeData,
     F: Fn(&D) -> Time + 'static,
 {
-    partitioned_source_with_cuts(scope, name, readers, event_time, counter, failure).0
+    partitioned_source_with_cuts::<D, F, ()>(
+        scope,
+        name,
+        readers,
+        event_time,
+        counter,
+        failure,
+        Rejects::new(),
+    )
+    .records
 }
 
 /// As [`partitioned_source_with_time`], and the source's cuts: whenever a
 /// partition's watermark moves, and when it ends, where it stood
-/// ([`PartitionCut`]), stamped at the watermark it moved from. The cuts
-/// stream's frontier is the source's.
-pub fn partitioned_source_with_cuts<'scope, D, F>(
+/// ([`PartitionCut`]), stamped at the watermark it moved from; and what its
+/// readers set aside in `rejects`, stamped as the records of the same read.
+/// The frontiers of all three streams are the source's.
+pub fn partitioned_source_with_cuts<'scope, D, F, R>(
     scope: Scope<'scope, Time>,
     name: &str,
     readers: Vec<Box<dyn PartitionReader<D>>>,
     event_time: Option<EventTime<F>>,
     counter: Arc<AtomicU64>,
     failure: Failure,
-) -> (
-    VecStream<'scope, (Time, D)>,
-    VecStream<'scope, PartitionCut>,
-)
+    rejects: Rejects<R>,
+) -> SourceStreams<'scope, D, R>
 where
     D: ExchangeData,
     F: Fn(&D) -> Time + 'static,
+    R: ExchangeData,
 {
     let mut event_time = event_time;
     let checkpoints = event_time
@@ -440,13 +508,20 @@ where
     let address = builder.operator_info().address;
     let (data, data_stream) = builder.new_output::<Vec<(Time, D)>>();
     let (cuts, cuts_stream) = builder.new_output::<Vec<PartitionCut>>();
+    let (rejected, rejected_stream) = builder.new_output::<Vec<(usize, R)>>();
     let mut data = OutputBuilder::<_, CapacityContainerBuilder<Vec<(Time, D)>>>::from(data);
     let mut cuts = OutputBuilder::<_, CapacityContainerBuilder<Vec<PartitionCut>>>::from(cuts);
+    let mut rejected =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<(usize, R)>>>::from(rejected);
     builder.build(move |initial| {
         let activator = scope.activator_for(address);
         let now = Instant::now();
-        // One capability per output: the data's, the cuts'.
-        let caps = initial.first().zip(initial.get(1));
+        // One capability per output: the data's, the cuts', the rejected's.
+        let caps = initial
+            .first()
+            .zip(initial.get(1))
+            .zip(initial.get(2))
+            .map(|((d, c), r)| (d, c, r));
         let SourceCheckpoints { ids, resume } = checkpoints;
         // A queue (a source whose records are released) notes its cuts
         // until they are released, and redelivers what it had not
@@ -457,12 +532,13 @@ where
             .enumerate()
             .zip(std::iter::repeat(caps))
             .filter_map(|((index, reader), caps)| {
-                let (capability, cut_capability) = caps?;
+                let (capability, cut_capability, reject_capability) = caps?;
                 Some(Partition {
                     id: ids.get(index).copied().unwrap_or(index),
                     reader,
                     capability: capability.clone(),
                     cut_capability: cut_capability.clone(),
+                    reject_capability: reject_capability.clone(),
                     clock: Clock {
                         max_seen: None,
                         last_activity: now,
@@ -482,6 +558,7 @@ where
         let batch = event_time.as_ref().map_or(BATCH, |et| et.batch.max(1));
         let mut buffer: Vec<D> = Vec::with_capacity(batch);
         let mut stamped: Vec<(Time, D)> = Vec::with_capacity(batch);
+        let mut set_aside: Vec<R> = Vec::new();
         // Where the search for the next partition starts, so that partitions
         // at the same watermark take turns.
         let mut cursor = 0;
@@ -496,6 +573,7 @@ where
         move |_frontiers| {
             let mut output = data.activate();
             let mut cuts = cuts.activate();
+            let mut rejected = rejected.activate();
             if let Some(release) = &release {
                 if let Err(e) = release_safe(release, &mut partitions, &mut finishing) {
                     failure.raise(e);
@@ -573,6 +651,13 @@ where
                         return;
                     }
                 };
+                rejects.drain_into(&mut set_aside);
+                if !set_aside.is_empty() {
+                    let id = partition.id;
+                    rejected
+                        .session(&partition.reject_capability)
+                        .give_iterator(set_aside.drain(..).map(|r| (id, r)));
+                }
                 if !stamped.is_empty() {
                     counter.fetch_add(stamped.len() as u64, Ordering::Relaxed);
                     if event_time.is_some() {
@@ -635,7 +720,11 @@ where
             }
         }
     });
-    (data_stream, cuts_stream)
+    SourceStreams {
+        records: data_stream,
+        cuts: cuts_stream,
+        rejected: rejected_stream,
+    }
 }
 
 /// Cuts sent and not yet released, as (stamp, position), oldest first.
@@ -731,8 +820,7 @@ fn resume_at<D: 'static>(
             .clock
             .max_seen
             .map_or(at, |m| m.saturating_sub(bound).max(at));
-        p.capability.downgrade(&watermark);
-        p.cut_capability.downgrade(&watermark);
+        p.downgrade(watermark);
         kept.push(p);
     }
     *partitions = kept;
@@ -832,15 +920,16 @@ mod tests {
                 },
                 release: None,
             };
-            let (data, cuts) = partitioned_source_with_cuts(
+            let streams = partitioned_source_with_cuts::<_, _, ()>(
                 scope,
                 "values",
                 readers,
                 Some(time),
                 Arc::default(),
                 Failure::default(),
+                Rejects::new(),
             );
-            (data.capture(), cuts.capture())
+            (streams.records.capture(), streams.cuts.capture())
         });
         let mut sent: Sent = sent
             .extract()
@@ -880,5 +969,86 @@ mod tests {
             assert_eq!(got, expected, "resumed at {at}");
         }
         assert!(after_an_end, "no checkpoint after partition 3 ended");
+    }
+
+    /// Odd values set aside as rejected by a reader of 0..100 whose event
+    /// time is the value.
+    struct Picky {
+        next: u64,
+        rejects: Rejects<u64>,
+    }
+
+    impl PartitionReader<u64> for Picky {
+        fn read(&mut self, out: &mut Vec<u64>, max: usize) -> Result<ReadStatus, BoxError> {
+            for _ in 0..max {
+                if self.next >= 100 {
+                    break;
+                }
+                match self.next % 2 {
+                    0 => out.push(self.next),
+                    _ => self.rejects.push(self.next),
+                }
+                self.next += 1;
+            }
+            Ok(match self.next >= 100 {
+                true => ReadStatus::Done,
+                false => ReadStatus::More,
+            })
+        }
+    }
+
+    /// Rejected records go out with their partition's id, each at the time
+    /// the records of its read went out at, and none is lost.
+    #[test]
+    fn rejected_records_go_out_with_their_partition_at_its_time() {
+        let (records, rejected) = timely::example(|scope| {
+            let rejects = Rejects::new();
+            let readers: Vec<Box<dyn PartitionReader<u64>>> = vec![Box::new(Picky {
+                next: 0,
+                rejects: rejects.clone(),
+            })];
+            let time = EventTime {
+                extract: |v: &u64| *v,
+                bound: 0,
+                idle_timeout: None,
+                batch: 10,
+                align: None,
+                checkpoints: SourceCheckpoints {
+                    ids: vec![7],
+                    resume: None,
+                },
+                release: None,
+            };
+            let streams = partitioned_source_with_cuts(
+                scope,
+                "picky",
+                readers,
+                Some(time),
+                Arc::default(),
+                Failure::default(),
+                rejects,
+            );
+            (streams.records.capture(), streams.rejected.capture())
+        });
+        let records: Vec<(Time, u64)> = records
+            .extract()
+            .into_iter()
+            .flat_map(|(t, b)| b.into_iter().map(move |(_, v)| (t, v)))
+            .collect();
+        let rejected: Vec<(Time, (usize, u64))> = rejected
+            .extract()
+            .into_iter()
+            .flat_map(|(t, b)| b.into_iter().map(move |r| (t, r)))
+            .collect();
+        assert_eq!(records.len(), 50);
+        assert_eq!(rejected.len(), 50);
+        for (t, (partition, v)) in rejected {
+            assert_eq!(partition, 7);
+            // Reads after the first are of values 10k+1 ..= 10k+10: the
+            // even value after (before, for the last) is of the same read.
+            let same_read = if v == 99 { 98 } else { v + 1 };
+            let (sent_at, _) = records.iter().find(|(_, r)| *r == same_read).unwrap();
+            assert_eq!(t, *sent_at, "value {v}");
+        }
     }
 }

@@ -58,6 +58,8 @@ pub(crate) type CommitHook =
 struct Graph {
     name: String,
     nodes: Vec<Node>,
+    /// Outputs that must be read by a later stage, and what reads them.
+    must_read: Vec<(Port, &'static str)>,
     errors: Vec<PlanError>,
     checkpointing: Option<Checkpointing>,
 }
@@ -119,6 +121,7 @@ impl Pipeline {
             graph: Arc::new(Mutex::new(Graph {
                 name: name.into(),
                 nodes: Vec::new(),
+                must_read: Vec::new(),
                 errors: Vec::new(),
                 checkpointing: None,
             })),
@@ -167,6 +170,15 @@ impl Pipeline {
             committed: None,
         });
         g.nodes.len() - 1
+    }
+
+    /// Notes that output `port` must be read by a later stage (`what`
+    /// says why), or the plan is not valid.
+    pub(crate) fn must_read(&self, port: Port, what: &'static str) {
+        let mut g = self.lock();
+        if !g.must_read.iter().any(|(p, _)| *p == port) {
+            g.must_read.push((port, what));
+        }
     }
 
     /// Takes checkpoints as `checkpointing` says: the job's state, its
@@ -324,6 +336,13 @@ impl Pipeline {
             return Err(PlanError::Dangling {
                 stage: describe(&g.nodes, id),
             });
+        }
+        for (port, what) in &g.must_read {
+            if !g.nodes.iter().any(|n| n.inputs.contains(port)) {
+                return Err(PlanError::Dangling {
+                    stage: format!("{} ({what})", port_text(&g.nodes, *port)),
+                });
+            }
         }
         if g.checkpointing.is_some() {
             for (id, n) in g.nodes.iter().enumerate() {

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use weir_engine::BoxError;
 
 use super::decode::{self, Decode};
-use super::{PartitionReader, ReadStatus, Source, SourceContext};
+use super::{BadRecords, Origin, PartitionReader, ReadStatus, Source, SourceContext};
 use crate::error::SourceError;
 use crate::Data;
 
@@ -481,6 +481,7 @@ impl<V: Data> Amqp<V> {
             restored,
             name: ctx.name().to_string(),
             work: ctx.work_done(),
+            bad: ctx.bad_records(),
         })
     }
 }
@@ -537,6 +538,7 @@ struct AmqpPartition<V> {
     restored: HashSet<String>,
     name: String,
     work: Arc<AtomicU64>,
+    bad: BadRecords,
 }
 
 impl<V> AmqpPartition<V> {
@@ -593,7 +595,9 @@ impl<V> AmqpPartition<V> {
 
 impl<V: Data> PartitionReader<AmqpRecord<V>> for AmqpPartition<V> {
     fn read(&mut self, out: &mut Vec<AmqpRecord<V>>, max: usize) -> Result<ReadStatus, BoxError> {
-        let mut read = 0;
+        // Records returned, and messages taken (records and those that do
+        // not decode).
+        let (mut read, mut taken) = (0, 0);
         let mut cx = Context::from_waker(Waker::noop());
         // Locked once per read, not per message (the lock is shared only
         // with the job's end).
@@ -632,24 +636,42 @@ impl<V: Data> PartitionReader<AmqpRecord<V>> for AmqpPartition<V> {
                     continue;
                 }
             }
-            let value = (self.decode)(&delivery.data).map_err(|reason| self.error(reason))?;
+            // A message that does not decode is acknowledged as a record
+            // is, once the job is done with it (skipped, or its dead
+            // letter written).
+            let value = match (self.decode)(&delivery.data) {
+                Ok(value) => Some(value),
+                Err(reason) => {
+                    let origin = Origin::Queue {
+                        queue: self.queue.queue.clone(),
+                        consumer: self.partition,
+                        delivery: delivery.delivery_tag,
+                        message_id: id.clone(),
+                    };
+                    self.bad.reject(origin, &delivery.data, reason)?;
+                    None
+                }
+            };
             acks.pending.push_back(Pending {
                 position: self.returned,
                 tag: delivery.delivery_tag,
                 id: id.clone(),
             });
-            out.push(AmqpRecord {
-                message_id: id,
-                routing_key: delivery.routing_key.to_string(),
-                timestamp: *delivery.properties.timestamp(),
-                redelivered: delivery.redelivered,
-                value,
-            });
             self.returned += 1;
-            read += 1;
+            taken += 1;
+            if let Some(value) = value {
+                out.push(AmqpRecord {
+                    message_id: id,
+                    routing_key: delivery.routing_key.to_string(),
+                    timestamp: *delivery.properties.timestamp(),
+                    redelivered: delivery.redelivered,
+                    value,
+                });
+                read += 1;
+            }
         }
         drop(acks);
-        if read > 0 {
+        if taken > 0 {
             self.drained_check = None;
             return Ok(ReadStatus::More);
         }

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use weir_engine::BoxError;
 
-use super::{Each, PartitionReader, ReadEach, ReadStatus, Source, SourceContext};
+use super::{
+    BadRecords, Each, Origin, PartitionReader, ReadEach, ReadStatus, Source, SourceContext,
+};
 use crate::error::SourceError;
 use crate::Data;
 
@@ -168,6 +170,11 @@ fn open_budget() -> OpenBudget {
 struct SplitFile {
     name: String,
     split: Split,
+    /// What to do with a line that does not read.
+    bad: BadRecords,
+    /// A byte offset at a line start and that line's number, where
+    /// counting lines for the next bad record starts.
+    counted: (u64, u64),
     /// The position of the next line, once aligned.
     pos: Option<u64>,
     reader: Option<BufReader<File>>,
@@ -185,10 +192,12 @@ impl Drop for SplitFile {
 }
 
 impl SplitFile {
-    fn new(name: &str, split: Split, budget: &OpenBudget) -> Self {
+    fn new(name: &str, split: Split, budget: &OpenBudget, bad: BadRecords) -> Self {
         SplitFile {
             name: name.to_string(),
             split,
+            bad,
+            counted: (0, 1),
             pos: None,
             reader: None,
             budget: Rc::clone(budget),
@@ -248,6 +257,23 @@ impl SplitFile {
         Ok(())
     }
 
+    /// Hands the line at byte `offset` (`raw`, with its line break) that
+    /// does not read, for `reason`, to the source's policy.
+    fn reject(&mut self, offset: u64, raw: &[u8], reason: String) -> Result<(), BoxError> {
+        let (from, line) = match self.counted {
+            (at, line) if at <= offset => (at, line),
+            _ => (0, 1),
+        };
+        let line = line + lines_between(&self.split.path, from, offset);
+        self.counted = (offset, line);
+        let origin = Origin::File {
+            path: self.split.path.clone(),
+            line,
+            offset,
+        };
+        self.bad.reject(origin, trim_line_break(raw), reason)
+    }
+
     /// Records that reading has reached `pos`, and keeps `reader` (at
     /// `pos`) if the file may stay open between reads.
     fn release(&mut self, pos: u64, reader: Option<BufReader<File>>) {
@@ -256,13 +282,18 @@ impl SplitFile {
     }
 }
 
-/// The 1-based number of the line starting at byte `offset` of `path`.
-/// Counted only when reporting an error, so the reading path need not.
-fn line_at(path: &Path, offset: u64) -> u64 {
-    let Ok(file) = File::open(path) else { return 0 };
-    let mut reader = BufReader::new(file).take(offset);
+/// The number of line breaks in bytes `from..to` of `path`: counted only
+/// for records that do not read, so the reading path need not.
+fn lines_between(path: &Path, from: u64, to: u64) -> u64 {
+    let Ok(mut file) = File::open(path) else {
+        return 0;
+    };
+    if file.seek(SeekFrom::Start(from)).is_err() {
+        return 0;
+    }
+    let mut reader = BufReader::new(file).take(to.saturating_sub(from));
     let mut buf = [0u8; 1 << 16];
-    let mut lines = 1;
+    let mut lines = 0;
     while let Ok(n) = reader.read(&mut buf) {
         if n == 0 {
             break;
@@ -270,6 +301,28 @@ fn line_at(path: &Path, offset: u64) -> u64 {
         lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
     }
     lines
+}
+
+/// The 1-based number of the line starting at byte `offset` of `path`.
+fn line_at(path: &Path, offset: u64) -> u64 {
+    1 + lines_between(path, 0, offset)
+}
+
+/// `line` without its line break (`\n` or `\r\n`).
+fn trim_line_break(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// Bytes `from..to` of `path` (a CSV row that did not read, read again).
+fn bytes_at(path: &Path, from: u64, to: u64) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    if let Ok(mut file) = File::open(path) {
+        if file.seek(SeekFrom::Start(from)).is_ok() {
+            let _ = file.take(to.saturating_sub(from)).read_to_end(&mut bytes);
+        }
+    }
+    bytes
 }
 
 fn bad_record(name: &str, path: &Path, offset: u64, reason: String) -> BoxError {
@@ -494,7 +547,7 @@ where
     for split in splits {
         let parse = make(&split.path)?;
         readers.push(Box::new(Each(LinesReader {
-            file: SplitFile::new(ctx.name(), split, &budget),
+            file: SplitFile::new(ctx.name(), split, &budget, ctx.bad_records()),
             line: Vec::new(),
             work: ctx.work_done(),
             parse,
@@ -596,13 +649,10 @@ where
                 }
                 Ok(None) => {}
                 Err(reason) => {
-                    failure = Some(bad_record(
-                        &self.file.name,
-                        &self.file.split.path,
-                        at,
-                        reason,
-                    ));
-                    break;
+                    if let Err(e) = self.file.reject(at, &self.line, reason) {
+                        failure = Some(e);
+                        break;
+                    }
                 }
             }
         }
@@ -869,7 +919,7 @@ impl<T, D> CsvReader<T, D> {
             base: 0,
             reported: None,
             skip_header: split.start == 0,
-            file: SplitFile::new(ctx.name(), split, budget),
+            file: SplitFile::new(ctx.name(), split, budget, ctx.bad_records()),
             decoder,
             record: csv::ByteRecord::new(),
             work: ctx.work_done(),
@@ -951,17 +1001,17 @@ impl<T, D: CsvDecode<T>> CsvReader<T, D> {
         mut push: impl FnMut(T),
         max: usize,
     ) -> Result<ReadStatus, BoxError> {
-        let split = &self.file.split;
+        let end = self.file.split.end;
         let mut read = 0;
         while read < max {
             let at = self.base + csv.position().byte();
-            if at >= split.end {
+            if at >= end {
                 return Ok(ReadStatus::Done);
             }
             let more = csv.read_byte_record(&mut self.record).map_err(|e| {
                 bad_record(
                     &self.file.name,
-                    &split.path,
+                    &self.file.split.path,
                     at,
                     describe_csv_error(None, &e),
                 )
@@ -979,7 +1029,11 @@ impl<T, D: CsvDecode<T>> CsvReader<T, D> {
                     read += 1;
                 }
                 Ok(None) => {}
-                Err(reason) => return Err(bad_record(&self.file.name, &split.path, at, reason)),
+                Err(reason) => {
+                    let next = self.base + csv.position().byte();
+                    let raw = bytes_at(&self.file.split.path, at, next);
+                    self.file.reject(at, &raw, reason)?;
+                }
             }
         }
         Ok(ReadStatus::More)
@@ -1005,7 +1059,7 @@ mod tests {
         for w in 0..peers {
             for split in splits_for("t", files, split, w, peers).unwrap() {
                 let mut r = Each(LinesReader {
-                    file: SplitFile::new("t", split, &budget),
+                    file: SplitFile::new("t", split, &budget, BadRecords::for_test()),
                     line: Vec::new(),
                     work: Arc::new(AtomicU64::new(0)),
                     parse: |l: &[u8], _| Ok(Some(serde_json::from_slice::<u64>(l).unwrap())),

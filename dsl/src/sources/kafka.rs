@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use weir_engine::BoxError;
 
 use super::decode::{self, Decode};
-use super::{PartitionReader, ReadStatus, Source, SourceContext};
+use super::{BadRecords, Origin, PartitionReader, ReadStatus, Source, SourceContext};
 use crate::error::SourceError;
 use crate::Data;
 
@@ -432,6 +432,7 @@ impl<V: Data> Source for Kafka<V> {
                 next,
                 reached: shown,
                 end,
+                bad: ctx.bad_records(),
                 name: ctx.name().to_string(),
                 work: ctx.work_done(),
             }));
@@ -461,6 +462,7 @@ struct KafkaPartition<V> {
     reached: Arc<AtomicI64>,
     /// Bounded: the offset it ends at.
     end: Option<i64>,
+    bad: BadRecords,
     name: String,
     work: Arc<AtomicU64>,
 }
@@ -484,7 +486,8 @@ impl<V> KafkaPartition<V> {
         Ok(consumer)
     }
 
-    /// Appends at most `max` records polled from `consumer`: how many, and
+    /// Appends at most `max` records polled from `consumer`: how many
+    /// messages it took (records, and those that do not decode), and
     /// whether the partition's end was reached.
     fn poll(
         &mut self,
@@ -492,7 +495,7 @@ impl<V> KafkaPartition<V> {
         out: &mut Vec<KafkaRecord<V>>,
         max: usize,
     ) -> Result<(usize, bool), BoxError> {
-        let mut read = 0;
+        let (mut read, mut taken) = (0, 0);
         while read < max.max(1) {
             let message = match consumer.poll(Duration::ZERO) {
                 None => break,
@@ -507,25 +510,36 @@ impl<V> KafkaPartition<V> {
                 Some(bytes) => (self.decode)(bytes),
                 None => Err("a record without a value".to_string()),
             };
-            let value = value.map_err(|reason| {
-                self.next = offset;
-                self.error(reason)
-            })?;
-            out.push(KafkaRecord {
-                partition: self.partition,
-                offset,
-                timestamp: message.timestamp().to_millis(),
-                key: message.key().map(<[u8]>::to_vec),
-                value,
-            });
+            match value {
+                Ok(value) => {
+                    out.push(KafkaRecord {
+                        partition: self.partition,
+                        offset,
+                        timestamp: message.timestamp().to_millis(),
+                        key: message.key().map(<[u8]>::to_vec),
+                        value,
+                    });
+                    read += 1;
+                }
+                Err(reason) => {
+                    self.next = offset;
+                    let origin = Origin::Topic {
+                        topic: self.topic.topic.clone(),
+                        partition: self.partition,
+                        offset,
+                    };
+                    let raw = message.payload().unwrap_or_default();
+                    self.bad.reject(origin, raw, reason)?;
+                }
+            }
             self.next = offset + 1;
             self.reached.store(self.next, Ordering::Relaxed);
-            read += 1;
+            taken += 1;
             if self.end.is_some_and(|end| self.next >= end) {
-                return Ok((read, true));
+                return Ok((taken, true));
             }
         }
-        Ok((read, false))
+        Ok((taken, false))
     }
 }
 

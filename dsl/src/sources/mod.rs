@@ -9,6 +9,7 @@
 
 #[cfg(feature = "amqp")]
 mod amqp;
+mod bad;
 #[cfg(any(feature = "kafka", feature = "amqp"))]
 mod decode;
 mod files;
@@ -28,6 +29,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 pub(crate) use amqp::{within as within_amqp, AmqpClient};
 #[cfg(feature = "amqp")]
 pub use amqp::{Amqp, AmqpRecord};
+pub use bad::{BadRecords, DeadLetter, OnError, Origin};
 #[cfg(feature = "cli")]
 pub(crate) use files::{list_files, read_header, CsvDecode, CsvRows, LineSource};
 pub use files::{Csv, JsonLines, TextLines};
@@ -48,10 +50,12 @@ pub use stdin::Stdin;
 pub use weir_operators::{PartitionReader, ReadStatus};
 
 use weir_engine::{CounterKind, Metrics};
-use weir_operators::source::{partitioned_source_with_cuts, EventTime, Release, SourceCheckpoints};
+use weir_operators::source::{
+    partitioned_source_with_cuts, EventTime, Rejects, Release, SourceCheckpoints,
+};
 use weir_operators::Time;
 
-use crate::error::SourceError;
+use crate::error::{PlanError, SourceError};
 use crate::plan::{builder, Builder, Pipeline, Port};
 use crate::stream::single_output;
 use crate::{BoxError, Data, Stream};
@@ -129,6 +133,7 @@ pub struct SourceContext {
     metrics: Arc<Metrics>,
     restored: HashMap<usize, Vec<u8>>,
     at_end: AtEnd,
+    bad: BadRecords,
 }
 
 impl SourceContext {
@@ -136,6 +141,7 @@ impl SourceContext {
         ctx: &crate::plan::Ctx<'_>,
         name: &str,
         restored: HashMap<usize, Vec<u8>>,
+        bad: BadRecords,
     ) -> Self {
         SourceContext {
             worker: ctx.scope.index(),
@@ -144,7 +150,16 @@ impl SourceContext {
             metrics: Arc::clone(&ctx.metrics),
             restored,
             at_end: Arc::clone(&ctx.at_end),
+            bad,
         }
+    }
+
+    /// What the readers do with a record they cannot read, as the source's
+    /// [`OnError`] policy says: each reader keeps a clone and hands it every
+    /// such record ([`BadRecords::reject`]), which stops the job, skips the
+    /// record or sends it to the dead letters.
+    pub fn bad_records(&self) -> BadRecords {
+        self.bad.clone()
     }
 
     /// What every partition of the source kept beside its position
@@ -203,6 +218,7 @@ impl SourceContext {
             metrics,
             restored: HashMap::new(),
             at_end: AtEnd::default(),
+            bad: BadRecords::for_test(),
         }
     }
 
@@ -212,16 +228,21 @@ impl SourceContext {
     }
 }
 
-/// The event time of one source: empty until `event_time` is called on its
-/// stream, then the build of the source with event time. The source node
-/// reads it when it is built, so the source is one operator however many
-/// streams read it.
+/// The settings of one source its stream can still change: its event time
+/// (empty until `event_time` is called on its stream, then the build of the
+/// source with event time) and its error policy. The source node reads them
+/// when it is built, so the source is one operator however many streams
+/// read it.
 pub(crate) struct EventTimeSlot<T> {
     /// The source, for `event_time` to open it with event time.
     pub(crate) source: Arc<dyn Source<Item = T>>,
+    /// The source's node.
+    pub(crate) node: usize,
     /// The source operator with event time and watermarks, set at most once
     /// by `Stream::event_time` right after the source.
     build: OnceLock<Builder<T>>,
+    /// What its readers do with records they cannot read, set at most once.
+    policy: OnceLock<OnError>,
 }
 
 impl<T> EventTimeSlot<T> {
@@ -229,21 +250,41 @@ impl<T> EventTimeSlot<T> {
     pub(crate) fn assign(&self, build: Builder<T>) -> bool {
         self.build.set(build).is_ok()
     }
+
+    /// Sets the error policy; false if another one was set before.
+    pub(crate) fn set_policy(&self, policy: OnError) -> bool {
+        *self.policy.get_or_init(|| policy) == policy
+    }
+
+    /// The error policy.
+    fn policy(&self) -> OnError {
+        self.policy.get().copied().unwrap_or_default()
+    }
 }
 
-/// The source operator of `source` on this worker: its partitions, with
-/// event time and per-partition watermarks if `time` is given.
+/// The source operator of `slot`'s source on this worker: its partitions,
+/// with event time and per-partition watermarks if `time` is given. With
+/// the dead-letter policy it also provides the source's dead letters, as
+/// its second output.
 pub(crate) fn open_source<'s, T, F>(
     ctx: &mut crate::plan::Ctx<'s>,
-    node: usize,
-    source: &dyn Source<Item = T>,
+    slot: &EventTimeSlot<T>,
     time: Option<EventTime<F>>,
 ) -> Result<crate::plan::Timed<'s, T>, crate::BoxError>
 where
     T: Data,
     F: Fn(&T) -> u64 + 'static,
 {
+    let (source, node) = (&*slot.source, slot.node);
     let name = source.describe();
+    let policy = slot.policy();
+    let counter = match policy {
+        OnError::Fail => None,
+        OnError::Skip => Some(ctx.metrics.counter(CounterKind::Skipped, &name)),
+        OnError::DeadLetter => Some(ctx.metrics.counter(CounterKind::DeadLettered, &name)),
+    };
+    let rejects = Rejects::new();
+    let bad = BadRecords::new(policy, &name, rejects.clone(), counter);
     let resume = match (ctx.checkpoints.as_ref(), time.is_some()) {
         (Some(c), true) => c.run.cuts(node)?,
         _ => None,
@@ -253,7 +294,7 @@ where
         .flat_map(|(_, cuts)| cuts)
         .map(|cut| (cut.partition, cut.state.clone()))
         .collect();
-    let sctx = SourceContext::new(ctx, &name, restored);
+    let sctx = SourceContext::new(ctx, &name, restored, bad);
     let readers = source.open(&sctx)?;
     let counter = ctx.metrics.counter(CounterKind::Source, &name);
     let mut time = time;
@@ -274,16 +315,32 @@ where
             });
         }
     }
-    let (records, cuts) = partitioned_source_with_cuts(
+    let streams = partitioned_source_with_cuts(
         ctx.scope,
         &name,
         readers,
         time,
         counter,
         ctx.failure.clone(),
+        rejects,
     );
-    ctx.add_cuts(node, cuts);
-    Ok(records)
+    ctx.add_cuts(node, streams.cuts);
+    if policy == OnError::DeadLetter {
+        use timely::dataflow::operators::vec::Map;
+        let letters = streams
+            .rejected
+            .map(|(partition, mut letter): (usize, DeadLetter)| {
+                letter.partition = partition;
+                (0, letter)
+            });
+        ctx.provide(dead_letters_port(node), letters);
+    }
+    Ok(streams.records)
+}
+
+/// The port of a source's dead letters.
+pub(crate) fn dead_letters_port(node: usize) -> Port {
+    Port { node, port: 1 }
 }
 
 /// Why a source cannot take part in checkpoints: it cannot resume, or (a
@@ -314,16 +371,17 @@ impl Pipeline {
     /// ```
     pub fn source<S: Source>(&self, source: S) -> Stream<S::Item> {
         let name = source.describe();
-        let node = self.add_node("source", name.clone(), &[]);
-        let source = Arc::new(source);
+        let node = self.add_node_with_outputs("source", name.clone(), &[], &["", "dead_letters"]);
         let slot = Arc::new(EventTimeSlot {
-            source: source.clone() as Arc<dyn Source<Item = S::Item>>,
+            source: Arc::new(source) as Arc<dyn Source<Item = S::Item>>,
+            node,
             build: OnceLock::new(),
+            policy: OnceLock::new(),
         });
         let timed = Arc::clone(&slot);
         let build = builder(move |ctx| match timed.build.get() {
             Some(with_time) => with_time(ctx),
-            None => open_source::<S::Item, fn(&S::Item) -> u64>(ctx, node, &*source, None),
+            None => open_source::<S::Item, fn(&S::Item) -> u64>(ctx, &timed, None),
         });
         self.set_build(node, single_output(node, build));
         self.set_blocker(node, Some(source_blocker(slot.source.resumable())));
@@ -335,6 +393,109 @@ impl Pipeline {
         let mut stream = Stream::of(self.clone(), Port::main(node), false);
         stream.source = Some(slot);
         stream
+    }
+}
+
+impl<T: Data> Stream<T> {
+    /// Sets what the source of this stream does with a record it cannot
+    /// read (a line that does not parse, a message that does not decode):
+    /// stop the job ([`OnError::Fail`], the default), leave it out
+    /// ([`OnError::Skip`]) or send it to the source's dead letters
+    /// ([`OnError::DeadLetter`], which [`dead_letters`](Stream::dead_letters)
+    /// also sets, and whose stream must then be read). The run summary
+    /// counts what is skipped or dead-lettered. Called on the source's
+    /// stream (before or after `event_time`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weir::prelude::*;
+    /// use weir::sources::OnError;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("n.jsonl");
+    /// std::fs::write(&path, "1\n2\nthree\n4\n").unwrap();
+    /// let out = Collect::new();
+    /// let summary = Pipeline::new("numbers")
+    ///     .source(JsonLines::<u64>::new(&path))
+    ///     .on_error(OnError::Skip)
+    ///     .sink(out.clone())
+    ///     .run(Cluster::threads(1).quiet(true))
+    ///     .unwrap();
+    /// let mut got = out.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![1, 2, 4]);
+    /// assert_eq!(summary.skipped[0].1, 1);
+    /// ```
+    pub fn on_error(self, policy: OnError) -> Stream<T> {
+        let Some(slot) = &self.source else {
+            self.pipeline.record_error(PlanError::InvalidParameter {
+                stage: self.pipeline.describe(self.at.node),
+                field: "on_error".into(),
+                expected:
+                    "an error policy set on a source's stream (`pipeline.source(..).on_error(..)`)"
+                        .into(),
+            });
+            return self;
+        };
+        if !slot.set_policy(policy) {
+            self.pipeline.record_error(PlanError::InvalidParameter {
+                stage: self.pipeline.describe(slot.node),
+                field: "on_error".into(),
+                expected: format!(
+                    "one error policy per source; it already has `{}`",
+                    slot.policy().name()
+                ),
+            });
+        }
+        if policy == OnError::DeadLetter {
+            self.pipeline
+                .must_read(dead_letters_port(slot.node), "the source's dead letters");
+        }
+        self
+    }
+
+    /// The dead letters of this stream's source: each record it could not
+    /// read, with where it was and why ([`DeadLetter`]), instead of an
+    /// error that stops the job. Sets the source's policy to
+    /// [`OnError::DeadLetter`]; the stream must be read, usually into a
+    /// sink ([`JsonLinesFile`](crate::sinks::JsonLinesFile) writes one JSON
+    /// object per line). With checkpoints the dead letters are written
+    /// exactly once, as any output.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// use weir::prelude::*;
+    /// use weir::sources::Origin;
+    ///
+    /// #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    /// struct Reading { sensor: String, value: f64 }
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("r.csv");
+    /// std::fs::write(&path, "sensor,value\na,1.5\nb,oops\nc,2\n").unwrap();
+    /// let p = Pipeline::new("readings");
+    /// let readings = p.source(Csv::<Reading>::new(&path));
+    /// let (good, bad) = (Collect::new(), Collect::new());
+    /// readings.dead_letters().sink(bad.clone());
+    /// let summary = readings.sink(good.clone()).run(Cluster::threads(2).quiet(true)).unwrap();
+    /// assert_eq!(good.take().len(), 2);
+    /// let bad = bad.take();
+    /// assert_eq!(bad.len(), 1);
+    /// assert_eq!(bad[0].raw, b"b,oops");
+    /// assert!(matches!(bad[0].origin, Origin::File { line: 3, .. }), "{:?}", bad[0]);
+    /// assert!(bad[0].reason.contains("value"), "{}", bad[0].reason);
+    /// assert_eq!(summary.dead_letters[0].1, 1);
+    /// ```
+    pub fn dead_letters(&self) -> Stream<DeadLetter> {
+        let node = match &self.source {
+            Some(slot) => slot.node,
+            None => self.at.node,
+        };
+        let _ = self.clone().on_error(OnError::DeadLetter);
+        Stream::of(self.pipeline.clone(), dead_letters_port(node), false)
     }
 }
 

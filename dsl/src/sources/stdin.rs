@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use weir_engine::BoxError;
 
-use super::{PartitionReader, ReadStatus, Source, SourceContext};
+use super::{BadRecords, Origin, PartitionReader, ReadStatus, Source, SourceContext};
 use crate::error::SourceError;
 use crate::Data;
 
@@ -134,6 +134,7 @@ fn open_stdin<T: Data>(
         line: 0,
         offset: 0,
         parse,
+        bad: ctx.bad_records(),
     })])
 }
 
@@ -150,6 +151,7 @@ struct StdinReader<T> {
     line: u64,
     offset: u64,
     parse: LineParse<T>,
+    bad: BadRecords,
 }
 
 impl<T: Data> StdinReader<T> {
@@ -194,14 +196,21 @@ impl<T: Data> PartitionReader<T> for StdinReader<T> {
             let mut text = &rest[..len];
             text = text.strip_suffix(b"\n").unwrap_or(text);
             text = text.strip_suffix(b"\r").unwrap_or(text);
-            let line = match std::str::from_utf8(text) {
-                Ok(line) => line,
-                Err(e) => return Err(self.bad(at, format!("invalid UTF-8: {e}"))),
+            let parsed = match std::str::from_utf8(text) {
+                Ok(line) => (self.parse)(line, self.line),
+                Err(e) => Err(format!("invalid UTF-8: {e}")),
             };
-            match (self.parse)(line, self.line) {
+            match parsed {
                 Ok(Some(record)) => out.push(record),
                 Ok(None) => {}
-                Err(reason) => return Err(self.bad(at, reason)),
+                Err(reason) => {
+                    let origin = Origin::File {
+                        path: "<stdin>".into(),
+                        line: self.line,
+                        offset: at,
+                    };
+                    self.bad.reject(origin, text, reason)?;
+                }
             }
         }
         Ok(ReadStatus::More)
