@@ -1159,3 +1159,261 @@ fn a_failed_run_leaves_the_previous_output_untouched() {
     assert_eq!(std::fs::read(dir.path().join("out.jsonl")).unwrap(), good);
     assert!(dir.path().join(".out.jsonl.weir-partial").exists());
 }
+
+/// Events with bad rows mixed in (a word for a number, a missing field, an
+/// event time that is not one): `(csv, bad lines as (line, raw))`.
+fn events_with_bad_rows(n: u64) -> (String, Vec<(u64, String)>) {
+    let mut csv = String::from("ts,user,amount\n");
+    let mut bad = Vec::new();
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut t = 1_700_000_000_000u64;
+    for i in 0..n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        t += x % 3;
+        let row = match i % 997 {
+            13 => format!("{t},u{},lots", x % 50),
+            500 => format!("{t},u{}", x % 50),
+            900 => format!("soon,u{},{}", x % 50, x % 100),
+            _ => format!("{},u{},{}", t - x % 300, x % 50, x % 100),
+        };
+        if matches!(i % 997, 13 | 500 | 900) {
+            bad.push((i + 2, row.clone()));
+        }
+        csv.push_str(&row);
+        csv.push('\n');
+    }
+    (csv, bad)
+}
+
+/// A spec counting per user in tumbling windows of the events in
+/// `events.csv` into `out`, with `extra` added to `[source]` and `tail` at
+/// the end.
+fn policy_spec(out: &str, extra: &str, tail: &str) -> String {
+    format!(
+        r#"
+name = "policies"
+[source]
+type = "csv"
+path = "events.csv"
+event_time = {{ field = "ts", max_out_of_orderness_ms = 400 }}
+{extra}
+[window]
+key = "user"
+type = "tumbling"
+size_ms = 1000
+[aggregate]
+n = "count(*)"
+total = "sum(amount)"
+[sink]
+type = "csv"
+path = "{out}"
+{tail}
+"#
+    )
+}
+
+/// The dead letters in `path`, as sorted `(line, raw)`, each checked to
+/// name the file and a reason.
+fn dead_letter_lines(path: &Path) -> Vec<(u64, String)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut got: Vec<(u64, String)> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert!(v["file"].as_str().unwrap().ends_with("events.csv"), "{l}");
+            assert_eq!(v["source"], "csv(events.csv)", "{l}");
+            assert!(!v["reason"].as_str().unwrap().is_empty(), "{l}");
+            (
+                v["line"].as_u64().unwrap(),
+                v["raw"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    got
+}
+
+/// `on_error = "dead_letter"` sends every bad row once to the
+/// `[dead_letter]` file and counts the rest as a run without them would,
+/// on 1 and 2 workers and 2 processes; `skip` counts them in the summary;
+/// the default names the first.
+#[test]
+fn bad_rows_go_to_the_dead_letters_or_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, bad) = events_with_bad_rows(40_000);
+    std::fs::write(dir.path().join("events.csv"), &csv).unwrap();
+    let good: String = csv
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| !bad.iter().any(|(line, _)| *line == *i as u64 + 1))
+        .map(|(_, l)| format!("{l}\n"))
+        .collect();
+    let clean = tempfile::tempdir().unwrap();
+    std::fs::write(clean.path().join("events.csv"), good).unwrap();
+    std::fs::write(
+        clean.path().join("spec.toml"),
+        policy_spec("want.csv", "", ""),
+    )
+    .unwrap();
+    ok(&weir(&["run", "spec.toml", "-q"], clean.path()));
+    let sorted = |path: &Path| {
+        let mut lines: Vec<String> = std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let want = sorted(&clean.path().join("want.csv"));
+
+    let letters = "[dead_letter]\ntype = \"jsonl\"\npath = \"bad.jsonl\"\n";
+    std::fs::write(
+        dir.path().join("dead.toml"),
+        policy_spec("out.csv", "on_error = \"dead_letter\"", letters),
+    )
+    .unwrap();
+    for workers in ["1", "2"] {
+        let out = weir(&["run", "dead.toml", "-w", workers], dir.path());
+        ok(&out);
+        assert!(
+            sorted(&dir.path().join("out.csv")) == want,
+            "{workers} workers"
+        );
+        assert_eq!(dead_letter_lines(&dir.path().join("bad.jsonl")), bad);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let said = format!("{} bad records sent to its dead letters", bad.len());
+        assert!(err.contains(&said), "{err}");
+    }
+    let hosts = processes::free_hostfile(dir.path(), 2);
+    let children: Vec<_> = (0..2)
+        .map(|p| {
+            Command::new(env!("CARGO_BIN_EXE_weir"))
+                .args([
+                    "run",
+                    "dead.toml",
+                    "-q",
+                    "-w",
+                    "2",
+                    "-n",
+                    "2",
+                    "-p",
+                    &p.to_string(),
+                ])
+                .arg("-H")
+                .arg(&hosts)
+                .current_dir(dir.path())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        ok(&c.wait_with_output().unwrap());
+    }
+    assert!(sorted(&dir.path().join("out.csv")) == want, "2 processes");
+    assert_eq!(dead_letter_lines(&dir.path().join("bad.jsonl")), bad);
+
+    std::fs::write(
+        dir.path().join("skip.toml"),
+        policy_spec("out.csv", "on_error = \"skip\"", ""),
+    )
+    .unwrap();
+    let out = weir(&["run", "skip.toml", "-w", "2"], dir.path());
+    ok(&out);
+    assert!(sorted(&dir.path().join("out.csv")) == want, "skipped");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let said = format!("{} bad records skipped", bad.len());
+    assert!(err.contains(&said), "{err}");
+
+    std::fs::write(dir.path().join("fail.toml"), policy_spec("out.csv", "", "")).unwrap();
+    let out = weir(&["run", "fail.toml", "-q"], dir.path());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("events.csv:{} ", bad[0].0)), "{err}");
+}
+
+/// With checkpoints, a job killed and run again writes each dead letter
+/// once, as its results.
+#[test]
+fn dead_letters_are_written_once_across_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, bad) = events_with_bad_rows(300_000);
+    std::fs::write(dir.path().join("events.csv"), &csv).unwrap();
+    let letters = "[dead_letter]\ntype = \"jsonl\"\npath = \"bad.jsonl\"\n";
+    let checkpoint = "[checkpoint]\ndir = \"checkpoints\"\ninterval_ms = 50\n";
+    std::fs::write(
+        dir.path().join("ck.toml"),
+        policy_spec(
+            "out.csv",
+            "on_error = \"dead_letter\"",
+            &format!("{letters}{checkpoint}"),
+        ),
+    )
+    .unwrap();
+    let committed = || {
+        std::fs::read_dir(dir.path().join("checkpoints"))
+            .into_iter()
+            .flatten()
+            .filter(|e| e.as_ref().unwrap().path().join("MANIFEST.json").exists())
+            .count()
+    };
+    for workers in ["2", "1"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["run", "ck.toml", "-q", "-w", workers])
+            .current_dir(dir.path())
+            .spawn()
+            .unwrap();
+        let before = committed();
+        let start = std::time::Instant::now();
+        while committed() <= before && start.elapsed().as_secs() < 60 {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let out = weir(&["run", "ck.toml", "-w", "2"], dir.path());
+    ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("restored from the checkpoint at"), "{err}");
+    assert_eq!(dead_letter_lines(&dir.path().join("bad.jsonl")), bad);
+}
+
+/// Policy mistakes in a spec name the field and what is expected.
+#[test]
+fn policy_mistakes_name_the_field() {
+    let letters = "[dead_letter]\ntype = \"jsonl\"\npath = \"bad.jsonl\"\n";
+    let cases = [
+        (policy_spec("o.csv", "on_error = \"ignore\"", ""), "fail"),
+        (
+            policy_spec("o.csv", "on_error = \"dead_letter\"", ""),
+            "`dead_letter`",
+        ),
+        (policy_spec("o.csv", "", letters), "`source.on_error`"),
+        (
+            policy_spec(
+                "o.csv",
+                "on_error = \"dead_letter\"",
+                "[dead_letter]\ntype = \"csv\"\npath = \"b.csv\"\n",
+            ),
+            "`dead_letter.type`",
+        ),
+        (
+            policy_spec(
+                "o.csv",
+                "on_error = \"dead_letter\"",
+                "[dead_letter]\ntype = \"jsonl\"\n",
+            ),
+            "`dead_letter.path`",
+        ),
+    ];
+    for (spec, names) in cases {
+        let err = spec_error(&spec, GOOD_CSV);
+        assert!(err.contains(names), "{names}: {err}");
+    }
+}

@@ -44,9 +44,9 @@ pub use nexmark::{
     Auction, Bid, Event, EventGenerator, EventType, Nexmark, NexmarkConfig, Person, Text,
     NEXMARK_BASE_TIME,
 };
-#[cfg(feature = "cli")]
-pub(crate) use stdin::ParsedStdin;
 pub use stdin::Stdin;
+#[cfg(feature = "cli")]
+pub(crate) use stdin::{LineError, ParsedStdin};
 pub use weir_operators::{PartitionReader, ReadStatus};
 
 use weir_engine::{CounterKind, Metrics};
@@ -298,16 +298,15 @@ where
     let readers = source.open(&sctx)?;
     let counter = ctx.metrics.counter(CounterKind::Source, &name);
     let mut time = time;
+    // Partition `k` of this worker is the source's `worker + k * peers`
+    // (see `Source::resumable`): its id in cuts and dead letters.
+    let (worker, peers) = (ctx.scope.index(), ctx.scope.peers());
+    let timed = time.is_some();
     if let Some(et) = time.as_mut() {
-        if ctx.checkpoints.is_some() {
-            // Partition `k` of this worker is the source's `worker + k *
-            // peers` (see `Source::resumable`).
-            let (worker, peers) = (ctx.scope.index(), ctx.scope.peers());
-            et.checkpoints = SourceCheckpoints {
-                ids: (0..readers.len()).map(|k| worker + k * peers).collect(),
-                resume,
-            };
-        }
+        et.checkpoints = SourceCheckpoints {
+            ids: (0..readers.len()).map(|k| worker + k * peers).collect(),
+            resume,
+        };
         if source.acknowledges() {
             et.release = Some(match ctx.checkpoints.as_ref() {
                 Some(c) => Release::Checkpoints(c.run.completed_watch()),
@@ -329,8 +328,10 @@ where
         use timely::dataflow::operators::vec::Map;
         let letters = streams
             .rejected
-            .map(|(partition, mut letter): (usize, DeadLetter)| {
-                letter.partition = partition;
+            .map(move |(id, mut letter): (usize, DeadLetter)| {
+                // Without event time the operator numbers partitions per
+                // worker.
+                letter.partition = if timed { id } else { worker + id * peers };
                 (0, letter)
             });
         ctx.provide(dead_letters_port(node), letters);

@@ -50,7 +50,29 @@ impl Source for Stdin {
 
 /// Parses one line of standard input (with its 1-based number); `Ok(None)`
 /// skips it.
-pub(crate) type LineParse<T> = Arc<dyn Fn(&str, u64) -> Result<Option<T>, String> + Send + Sync>;
+pub(crate) type LineParse<T> = Arc<dyn Fn(&str, u64) -> Result<Option<T>, LineError> + Send + Sync>;
+
+/// Why a line of standard input does not parse.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
+pub(crate) enum LineError {
+    /// The line is a bad record: the source's policy says what follows.
+    Bad(String),
+    /// The input cannot be read at all (a CSV header without the fields
+    /// the job reads): the job stops, whatever the policy.
+    Fatal(String),
+}
+
+impl From<String> for LineError {
+    fn from(reason: String) -> Self {
+        LineError::Bad(reason)
+    }
+}
+
+impl From<&str> for LineError {
+    fn from(reason: &str) -> Self {
+        LineError::Bad(reason.to_string())
+    }
+}
 
 /// Standard input parsed line by line into records (for the text spec).
 #[cfg_attr(not(feature = "cli"), allow(dead_code))]
@@ -198,12 +220,13 @@ impl<T: Data> PartitionReader<T> for StdinReader<T> {
             text = text.strip_suffix(b"\r").unwrap_or(text);
             let parsed = match std::str::from_utf8(text) {
                 Ok(line) => (self.parse)(line, self.line),
-                Err(e) => Err(format!("invalid UTF-8: {e}")),
+                Err(e) => Err(LineError::Bad(format!("invalid UTF-8: {e}"))),
             };
             match parsed {
                 Ok(Some(record)) => out.push(record),
                 Ok(None) => {}
-                Err(reason) => {
+                Err(LineError::Fatal(reason)) => return Err(self.bad(at, reason)),
+                Err(LineError::Bad(reason)) => {
                     let origin = Origin::File {
                         path: "<stdin>".into(),
                         line: self.line,

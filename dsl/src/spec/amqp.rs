@@ -126,24 +126,28 @@ pub(super) fn amqp_rows(a: &AmqpInput, fields: &Arc<Fields>) -> Result<AmqpRows,
 }
 
 /// An AMQP `[sink]`, checked; `keys` are the window's key fields.
-pub(super) fn amqp_output(sink: &SinkSection, keys: &[String]) -> Result<AmqpOutput, SpecError> {
+pub(super) fn amqp_output(
+    section: &str,
+    sink: &SinkSection,
+    keys: &[String],
+) -> Result<AmqpOutput, SpecError> {
     if sink.path.is_some() {
         return Err(field_err(
-            "sink.path",
+            format!("{section}.path"),
             "no `path` for a sink of type `amqp`, which takes `url`, `exchange` and `routing_key` or `key`",
         ));
     }
-    let url = url("sink", sink.url.as_ref(), sink.url_env.as_ref())?;
+    let url = url(section, sink.url.as_ref(), sink.url_env.as_ref())?;
     let exchange = sink.exchange.clone().ok_or_else(|| {
         field_err(
-            "sink.exchange",
+            format!("{section}.exchange"),
             "the exchange to publish to (`\"\"`: the default exchange, which routes to the queue the routing key names)",
         )
     })?;
     let routing_key = match (&sink.routing_key, &sink.key) {
         (Some(_), Some(_)) => {
             return Err(field_err(
-                "sink.key",
+                format!("{section}.key"),
                 "either a fixed `routing_key` or the `key` fields that make it, not both",
             ))
         }
@@ -185,4 +189,21 @@ pub(super) fn amqp_sink(
         sink = sink.ca_file(ca);
     }
     records.sink(sink)
+}
+
+/// Dead letters published as JSON objects with the output's fixed routing
+/// key.
+pub(super) fn amqp_letters(
+    letters: crate::Stream<crate::sources::DeadLetter>,
+    out: &AmqpOutput,
+) -> Pipeline {
+    let key = match &out.routing_key {
+        RoutingKey::Fixed(fixed) => fixed.clone(),
+        RoutingKey::Fields(_) => String::new(),
+    };
+    let mut sink = crate::sinks::AmqpSink::new(&out.url, &out.exchange).routing_key(key);
+    if let Some(ca) = &out.ca_file {
+        sink = sink.ca_file(ca);
+    }
+    letters.sink(sink)
 }

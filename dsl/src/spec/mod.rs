@@ -47,7 +47,9 @@ pub use value::{KeyedRow, Row, Value, Values};
 use self::aggregate::{AggSpec, Func, SpecAggregator};
 use self::rows::{csv_header, json_row, BidRows, CsvRowDecoder, Fields, LineSplitter, BID_FIELDS};
 use self::schema::{FieldType, Format, SinkKind, SourceKind, SpecFile, TimeFormat, WindowKind};
-use crate::sources::{list_files, CsvDecode, CsvRows, LineSource, Mapped, Nexmark, ParsedStdin};
+use crate::sources::{
+    list_files, CsvDecode, CsvRows, LineError, LineSource, Mapped, Nexmark, OnError, ParsedStdin,
+};
 use crate::{
     Pipeline, Session, Sliding, StdoutLines, TextFile, Tumbling, Watermark, WindowResult,
     WindowSpec,
@@ -162,6 +164,10 @@ pub struct Spec {
     json_keys: Vec<String>,
     /// Checkpoints, if the spec takes them.
     checkpoint: Option<crate::Checkpointing>,
+    /// What the source does with a record that does not read.
+    on_error: OnError,
+    /// Where its dead letters go, with [`OnError::DeadLetter`].
+    dead_letter: Option<Output>,
 }
 
 /// A Kafka input's source of rows.
@@ -298,8 +304,12 @@ fn amqp_input(src: &schema::SourceSection) -> Result<Input, SpecError> {
 
 /// An AMQP `[sink]`, checked.
 #[cfg(feature = "amqp")]
-fn amqp_output(sink: &schema::SinkSection, keys: &[String]) -> Result<Output, SpecError> {
-    amqp::amqp_output(sink, keys).map(Output::Amqp)
+fn amqp_output(
+    section: &str,
+    sink: &schema::SinkSection,
+    keys: &[String],
+) -> Result<Output, SpecError> {
+    amqp::amqp_output(section, sink, keys).map(Output::Amqp)
 }
 
 /// The `amqp` feature, missing from this build, for `field`.
@@ -317,8 +327,8 @@ fn amqp_input(_: &schema::SourceSection) -> Result<Input, SpecError> {
 }
 
 #[cfg(not(feature = "amqp"))]
-fn amqp_output(_: &schema::SinkSection, _: &[String]) -> Result<Output, SpecError> {
-    Err(needs_amqp("sink.type"))
+fn amqp_output(section: &str, _: &schema::SinkSection, _: &[String]) -> Result<Output, SpecError> {
+    Err(needs_amqp(&format!("{section}.type")))
 }
 
 /// The `kafka` feature, missing from this build, for `field`.
@@ -382,23 +392,27 @@ fn kafka_input(_: &schema::SourceSection) -> Result<Input, SpecError> {
 
 /// A Kafka `[sink]`, checked; `keys` are the window's key fields.
 #[cfg(feature = "kafka")]
-fn kafka_output(sink: &schema::SinkSection, keys: &[String]) -> Result<Output, SpecError> {
+fn kafka_output(
+    section: &str,
+    sink: &schema::SinkSection,
+    keys: &[String],
+) -> Result<Output, SpecError> {
     if sink.path.is_some() {
         return Err(field_err(
-            "sink.path",
+            format!("{section}.path"),
             "no `path` for a sink of type `kafka`, which takes `brokers`, `topic` and `key`",
         ));
     }
     let brokers = sink.brokers.clone().ok_or_else(|| {
         field_err(
-            "sink.brokers",
+            format!("{section}.brokers"),
             "the Kafka brokers, `host:port[,host:port...]`",
         )
     })?;
     let topic = sink
         .topic
         .clone()
-        .ok_or_else(|| field_err("sink.topic", "the Kafka topic to write"))?;
+        .ok_or_else(|| field_err(format!("{section}.topic"), "the Kafka topic to write"))?;
     let key = match &sink.key {
         Some(fields) => key_positions(fields, keys)?,
         None => Vec::new(),
@@ -411,8 +425,8 @@ fn kafka_output(sink: &schema::SinkSection, keys: &[String]) -> Result<Output, S
 }
 
 #[cfg(not(feature = "kafka"))]
-fn kafka_output(_: &schema::SinkSection, _: &[String]) -> Result<Output, SpecError> {
-    Err(needs_kafka("sink.type"))
+fn kafka_output(section: &str, _: &schema::SinkSection, _: &[String]) -> Result<Output, SpecError> {
+    Err(needs_kafka(&format!("{section}.type")))
 }
 
 /// Window results as Kafka records: a key made of the `key` fields (joined
@@ -443,6 +457,87 @@ fn kafka_sink(
         sink = sink.key(|(key, _): &(String, String)| key.clone().into_bytes());
     }
     records.sink(sink)
+}
+
+/// The output a sink table says, checked: `section` is its name (`sink`,
+/// `dead_letter`), `keys` the window's key fields.
+fn check_sink(
+    section: &str,
+    sink: &schema::SinkSection,
+    keys: &[String],
+) -> Result<Output, SpecError> {
+    let sink_path = || {
+        sink.path
+            .clone()
+            .ok_or_else(|| field_err(format!("{section}.path"), "the output file"))
+    };
+    let (to_kafka, to_amqp) = (sink.kind == SinkKind::Kafka, sink.kind == SinkKind::Amqp);
+    for (field, given, applies) in [
+        ("brokers", sink.brokers.is_some(), to_kafka),
+        ("topic", sink.topic.is_some(), to_kafka),
+        ("key", sink.key.is_some(), to_kafka || to_amqp),
+        ("url", sink.url.is_some(), to_amqp),
+        ("url_env", sink.url_env.is_some(), to_amqp),
+        ("exchange", sink.exchange.is_some(), to_amqp),
+        ("routing_key", sink.routing_key.is_some(), to_amqp),
+        ("ca_file", sink.ca_file.is_some(), to_amqp),
+    ] {
+        if given && !applies {
+            return Err(field_err(
+                format!("{section}.{field}"),
+                format!("no `{field}` for a sink of type `{:?}`", sink.kind).to_lowercase(),
+            ));
+        }
+    }
+    Ok(match sink.kind {
+        SinkKind::Kafka => kafka_output(section, sink, keys)?,
+        SinkKind::Amqp => amqp_output(section, sink, keys)?,
+        SinkKind::Jsonl => Output::Jsonl(sink_path()?),
+        SinkKind::Csv => Output::Csv(sink_path()?),
+        SinkKind::Stdout if sink.path.is_some() => {
+            return Err(field_err(
+                format!("{section}.path"),
+                "no `path` for a sink of type `stdout`",
+            ))
+        }
+        SinkKind::Stdout => Output::Stdout,
+    })
+}
+
+/// The `[dead_letter]` table, checked: a JSON-lines file, a Kafka topic or
+/// an AMQP exchange, each dead letter one JSON object.
+fn dead_letter_output(section: &schema::SinkSection) -> Result<Output, SpecError> {
+    if matches!(section.kind, SinkKind::Csv | SinkKind::Stdout) {
+        return Err(field_err(
+            "dead_letter.type",
+            "`jsonl` (a file, with `path`), `kafka` (`brokers`, `topic`) or `amqp` (`url`, `exchange`, `routing_key`): dead letters are JSON objects, and standard output carries the results",
+        ));
+    }
+    if section.key.is_some() {
+        return Err(field_err(
+            "dead_letter.key",
+            "no `key` for dead letters, which have no window key",
+        ));
+    }
+    check_sink("dead_letter", section, &[])
+}
+
+/// Sends the dead letters of `rows`' source to `output`.
+fn sink_dead_letters(rows: &crate::Stream<KeyedRow>, output: &Output) -> Result<(), SpecError> {
+    let letters = rows.dead_letters();
+    let _job = match output {
+        Output::Jsonl(path) => letters.sink(crate::sinks::JsonLinesFile::to(path)),
+        #[cfg(feature = "kafka")]
+        Output::Kafka { brokers, topic, .. } => {
+            letters.sink(crate::sinks::KafkaSink::new(brokers, topic))
+        }
+        #[cfg(feature = "amqp")]
+        Output::Amqp(out) => amqp::amqp_letters(letters, out),
+        Output::Csv(_) | Output::Stdout => {
+            return Err(field_err("dead_letter.type", "`jsonl`, `kafka` or `amqp`"))
+        }
+    };
+    Ok(())
 }
 
 impl Spec {
@@ -498,6 +593,7 @@ impl Spec {
             message: e.to_string(),
         })?;
         let src = file.source;
+        let src_on_error: OnError = src.on_error.into();
         let kind = src.kind;
         let not_for = |field: &str, given: bool, takes: &str| -> Result<(), SpecError> {
             if given {
@@ -728,42 +824,23 @@ impl Spec {
             });
         }
 
-        let sink = file.sink;
-        let sink_path = || {
-            sink.path
-                .clone()
-                .ok_or_else(|| field_err("sink.path", "the output file"))
-        };
-        let (to_kafka, to_amqp) = (sink.kind == SinkKind::Kafka, sink.kind == SinkKind::Amqp);
-        for (field, given, applies) in [
-            ("brokers", sink.brokers.is_some(), to_kafka),
-            ("topic", sink.topic.is_some(), to_kafka),
-            ("key", sink.key.is_some(), to_kafka || to_amqp),
-            ("url", sink.url.is_some(), to_amqp),
-            ("url_env", sink.url_env.is_some(), to_amqp),
-            ("exchange", sink.exchange.is_some(), to_amqp),
-            ("routing_key", sink.routing_key.is_some(), to_amqp),
-            ("ca_file", sink.ca_file.is_some(), to_amqp),
-        ] {
-            if given && !applies {
+        let output = check_sink("sink", &file.sink, &keys)?;
+        let on_error = src_on_error;
+        let dead_letter = match (on_error, &file.dead_letter) {
+            (OnError::DeadLetter, Some(section)) => Some(dead_letter_output(section)?),
+            (OnError::DeadLetter, None) => {
                 return Err(field_err(
-                    format!("sink.{field}"),
-                    format!("no `{field}` for a sink of type `{:?}`", sink.kind).to_lowercase(),
-                ));
-            }
-        }
-        let output = match sink.kind {
-            SinkKind::Kafka => kafka_output(&sink, &keys)?,
-            SinkKind::Amqp => amqp_output(&sink, &keys)?,
-            SinkKind::Jsonl => Output::Jsonl(sink_path()?),
-            SinkKind::Csv => Output::Csv(sink_path()?),
-            SinkKind::Stdout if sink.path.is_some() => {
-                return Err(field_err(
-                    "sink.path",
-                    "no `path` for a sink of type `stdout`",
+                    "dead_letter",
+                    "a `[dead_letter]` table saying where the bad records go (`type = \"jsonl\"` and `path`, or a Kafka topic or an AMQP exchange), since `source.on_error` is `dead_letter`",
                 ))
             }
-            SinkKind::Stdout => Output::Stdout,
+            (_, Some(_)) => {
+                return Err(field_err(
+                    "source.on_error",
+                    "`dead_letter`, to send bad records to the `[dead_letter]` table's output (or remove the table)",
+                ))
+            }
+            (_, None) => None,
         };
         let mut header = keys.clone();
         header.push("window_start".into());
@@ -805,6 +882,8 @@ impl Spec {
         let spec = Spec {
             json_keys,
             checkpoint,
+            on_error,
+            dead_letter,
             name: file.name,
             input,
             time_field: event_time.field,
@@ -935,7 +1014,7 @@ impl Spec {
                         return Ok(None);
                     }
                     if !csv {
-                        return json_row(&fields, line.as_bytes());
+                        return Ok(json_row(&fields, line.as_bytes())?);
                     }
                     let mut splitter = splitter.lock().unwrap_or_else(|p| p.into_inner());
                     let record = splitter.split(line.as_bytes());
@@ -944,16 +1023,19 @@ impl Spec {
                             .iter()
                             .map(|h| String::from_utf8_lossy(h).trim().to_string())
                             .collect();
+                        let fatal = |e: SpecError| LineError::Fatal(e.to_string());
                         s.check_fields(&names, "the header on standard input")
-                            .map_err(|e| e.to_string())?;
+                            .map_err(fatal)?;
                         let made =
                             CsvRowDecoder::new(&fields, "stdin(csv)", Path::new("<stdin>"), record)
-                                .map_err(|e| e.to_string())?;
+                                .map_err(|e| LineError::Fatal(e.to_string()))?;
                         let _ = decoder.set(made);
                         return Ok(None);
                     }
-                    let decoder = decoder.get().ok_or("no CSV header line")?;
-                    decoder.decode(record)
+                    let decoder = decoder
+                        .get()
+                        .ok_or_else(|| LineError::Fatal("no CSV header line".into()))?;
+                    Ok(decoder.decode(record)?)
                 };
                 let format = if csv { "csv" } else { "jsonl" };
                 p.source(ParsedStdin::new(format, Arc::new(parse)))
@@ -963,6 +1045,10 @@ impl Spec {
             #[cfg(feature = "amqp")]
             Input::Amqp(a) => p.source(amqp::amqp_rows(a, &fields)?),
         };
+        let rows = rows.on_error(self.on_error);
+        if let Some(output) = &self.dead_letter {
+            sink_dead_letters(&rows, output)?;
+        }
         let mut watermark = Watermark::bounded(Duration::from_millis(self.bound));
         if let Some(idle) = self.idle_timeout {
             watermark = watermark.idle_timeout(Duration::from_millis(idle));

@@ -17,6 +17,8 @@ pub(super) struct SpecFile {
     pub(super) window: WindowSection,
     pub(super) aggregate: toml::Table,
     pub(super) sink: SinkSection,
+    /// Where the source's bad records go, with `on_error = "dead_letter"`.
+    pub(super) dead_letter: Option<SinkSection>,
     pub(super) checkpoint: Option<CheckpointSection>,
 }
 
@@ -65,6 +67,32 @@ pub(super) struct SourceSection {
     pub(super) prefetch: Option<u64>,
     /// AMQP: the CA certificates an `amqps://` broker is checked against.
     pub(super) ca_file: Option<PathBuf>,
+    /// What to do with a record that does not read (default `fail`).
+    #[serde(default)]
+    pub(super) on_error: OnErrorName,
+}
+
+/// `on_error` of a source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum OnErrorName {
+    /// Stop the job.
+    #[default]
+    Fail,
+    /// Leave the record out.
+    Skip,
+    /// Send it to the `[dead_letter]` output.
+    DeadLetter,
+}
+
+impl From<OnErrorName> for crate::sources::OnError {
+    fn from(name: OnErrorName) -> Self {
+        match name {
+            OnErrorName::Fail => crate::sources::OnError::Fail,
+            OnErrorName::Skip => crate::sources::OnError::Skip,
+            OnErrorName::DeadLetter => crate::sources::OnError::DeadLetter,
+        }
+    }
 }
 
 /// Where a Kafka source starts: a name or a timestamp in milliseconds.
