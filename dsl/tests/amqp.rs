@@ -191,8 +191,11 @@ fn broker_mistakes_and_bad_messages_are_errors_naming_them() {
         .run(Cluster::threads(1).quiet(true))
         .unwrap_err()
         .to_string();
+    // The 51st delivery on the consumer's channel, with its id.
     assert!(
-        err.contains(&format!("queue `{queue}` consumer 0 message 50")),
+        err.contains(&format!(
+            "queue `{queue}` consumer 0 message 51 (id `{queue}-50`)"
+        )),
         "{err}"
     );
     assert!(err.contains("bad JSON"), "{err}");
@@ -551,4 +554,75 @@ fn a_crashed_job_loses_and_repeats_no_message() {
     assert_eq!(got.len(), want.len());
     assert!(got == want, "the counts differ from a run without failure");
     assert_eq!(ready(&url, &queue), 0, "messages left after the restart");
+}
+
+/// Bodies that do not decode, with the dead-letter policy, go to the dead
+/// letters naming the queue and consumer, the rest is counted as without
+/// them, and every message is acknowledged, on 2 workers and 2 consumers.
+#[test]
+fn bad_messages_go_to_the_dead_letters_and_are_acknowledged() {
+    use weir::sources::{DeadLetter, Origin};
+    let Some(url) = url() else { return };
+    let clicks = clicks(5_000, 13);
+    let queue = create_queue(&url, "letters");
+    let mut all = bodies(&clicks);
+    let bad: Vec<Vec<u8>> = (0..15u8)
+        .map(|i| format!("{{\"user\": {i}").into_bytes())
+        .collect();
+    // Bad bodies spread through the good ones.
+    for (i, body) in bad.iter().enumerate() {
+        all.insert(i * 300, body.clone());
+    }
+    publish(&url, &queue, &all, true);
+    let dir = tempfile::tempdir().unwrap();
+    let (out, letters) = (dir.path().join("out.jsonl"), Collect::new());
+    let p = Pipeline::new("amqp-letters");
+    let source = Amqp::new(url.as_str(), queue.as_str())
+        .json::<Click>()
+        .consumers(2)
+        .bounded();
+    let stream = p.source(source);
+    stream.dead_letters().sink(letters.clone());
+    stream
+        .event_time(
+            |r: &AmqpRecord<Click>| r.value.ts,
+            Watermark::bounded(Duration::from_millis(300)),
+        )
+        .key_by(|r| r.value.user)
+        .window(Tumbling::of(Duration::from_secs(1)))
+        .count()
+        .map(|w| (w.key, w.window_start, w.value))
+        .sink(JsonLinesFile::to(&out))
+        .run(Cluster::threads(2).quiet(true))
+        .unwrap();
+    assert!(
+        sorted_lines(&out) == reference(&clicks),
+        "the counts differ"
+    );
+    let mut got: Vec<Vec<u8>> = letters
+        .take()
+        .into_iter()
+        .map(|d: DeadLetter| {
+            assert!(d.reason.contains("bad JSON"), "{d:?}");
+            match d.origin {
+                Origin::Queue {
+                    queue: q,
+                    consumer,
+                    message_id,
+                    ..
+                } => {
+                    assert_eq!(q, queue);
+                    assert_eq!(consumer, d.partition);
+                    assert!(message_id.is_some());
+                }
+                other => panic!("a queue's dead letter at {other:?}"),
+            }
+            d.raw
+        })
+        .collect();
+    got.sort();
+    let mut want = bad;
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(ready(&url, &queue), 0, "messages left in the queue");
 }

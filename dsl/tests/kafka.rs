@@ -591,3 +591,80 @@ fn a_windowed_job_writes_its_results_to_a_topic() {
         .to_string();
     assert!(err.contains("kafka("), "{err}");
 }
+
+/// Values that do not decode, with the dead-letter policy, go to a
+/// dead-letter topic naming their topic, partition and offset, while the
+/// rest is counted as without them, on 2 workers.
+#[test]
+fn bad_records_go_to_a_dead_letter_topic() {
+    use weir::sinks::KafkaSink;
+    use weir::sources::{DeadLetter, Origin};
+    let Some(brokers) = brokers() else { return };
+    let topic = create_topic(&brokers, "letters-in", 2);
+    let letters = create_topic(&brokers, "letters-out", 1);
+    let clicks = produce(&brokers, &topic, 2, 5_000, 9);
+    let bad: Vec<(i32, Vec<u8>)> = (0..20u8)
+        .map(|i| match i % 3 {
+            0 => (i32::from(i % 2), vec![0xff, i]),
+            _ => (i32::from(i % 2), format!("not json {i}").into_bytes()),
+        })
+        .collect();
+    let producer = producer(&brokers);
+    for (partition, value) in &bad {
+        let record = BaseRecord::<(), _>::to(&topic)
+            .payload(value)
+            .partition(*partition);
+        producer.send(record).map_err(|(e, _)| e).unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let p = Pipeline::new("kafka-letters");
+    let source = p.source(Kafka::new(&brokers, &topic).json::<Click>().bounded());
+    source
+        .dead_letters()
+        .sink(KafkaSink::new(&brokers, &letters));
+    let summary = source
+        .event_time(
+            |r: &KafkaRecord<Click>| r.value.ts,
+            Watermark::bounded(Duration::from_millis(300)),
+        )
+        .key_by(|r: &KafkaRecord<Click>| r.value.user)
+        .window(Tumbling::of(Duration::from_secs(1)))
+        .count()
+        .map(|w| (w.key, w.window_start, w.value))
+        .sink(JsonLinesFile::to(&out))
+        .run(Cluster::threads(2).quiet(true))
+        .unwrap();
+    assert!(
+        sorted_lines(&out) == reference(&clicks),
+        "the counts differ"
+    );
+    assert_eq!(summary.dead_letters[0].1, bad.len() as u64);
+
+    let mut got: Vec<(i32, Vec<u8>)> = read_topic(&brokers, &letters, 1, bad.len())
+        .into_iter()
+        .map(|(_, _, value)| {
+            let letter: DeadLetter = serde_json::from_slice(&value).unwrap();
+            assert!(letter.reason.contains("bad JSON"), "{letter:?}");
+            match letter.origin {
+                Origin::Topic {
+                    topic: t,
+                    partition,
+                    offset,
+                } => {
+                    assert_eq!(t, topic);
+                    assert_eq!(letter.partition, partition as usize);
+                    assert!(offset >= 0);
+                    (partition, letter.raw)
+                }
+                other => panic!("a topic's dead letter at {other:?}"),
+            }
+        })
+        .collect();
+    got.sort();
+    let mut want = bad;
+    want.sort();
+    assert_eq!(got, want);
+}
