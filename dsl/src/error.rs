@@ -127,6 +127,29 @@ pub enum RunError {
     /// The job's checkpoints could not be read, or restoring one failed.
     #[error("checkpoints: {0}")]
     Checkpoint(#[from] weir_engine::checkpoint::StoreError),
+    /// The job was asked to stop (SIGINT, SIGTERM, a
+    /// [`StopHandle`](weir_engine::StopHandle)) and has no checkpoints: its
+    /// sources stopped reading and what they had read went through, so its
+    /// output is that of the input read until then, partial. (With
+    /// checkpoints a stop ends the run at a checkpoint and is not an error:
+    /// see [`RunSummary::stopped`](weir_engine::RunSummary).)
+    #[error("stopped{} before the end of its input: the output holds the results of what was read until then, partial", signal_name(*signal))]
+    Stopped {
+        /// The signal that asked (2: SIGINT, 15: SIGTERM), if one did.
+        signal: Option<i32>,
+        /// What the run did until it stopped.
+        summary: Box<weir_engine::RunSummary>,
+    },
+}
+
+/// ` by SIGINT` and the like, for messages.
+fn signal_name(signal: Option<i32>) -> String {
+    match signal {
+        Some(2) => " by SIGINT".into(),
+        Some(15) => " by SIGTERM".into(),
+        Some(s) => format!(" by signal {s}"),
+        None => String::new(),
+    }
 }
 
 impl RunError {
@@ -134,7 +157,7 @@ impl RunError {
     pub fn source_error(&self) -> Option<&SourceError> {
         match self {
             RunError::Engine(e) => e.operator_error()?.downcast_ref(),
-            RunError::Plan(_) | RunError::Checkpoint(_) => None,
+            RunError::Plan(_) | RunError::Checkpoint(_) | RunError::Stopped { .. } => None,
         }
     }
 
@@ -142,7 +165,7 @@ impl RunError {
     pub fn sink_error(&self) -> Option<&SinkError> {
         match self {
             RunError::Engine(e) => e.operator_error()?.downcast_ref(),
-            RunError::Plan(_) | RunError::Checkpoint(_) => None,
+            RunError::Plan(_) | RunError::Checkpoint(_) | RunError::Stopped { .. } => None,
         }
     }
 }

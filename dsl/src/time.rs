@@ -176,8 +176,8 @@ impl<T: Data> Stream<T> {
             });
             return stream;
         };
-        let source = Arc::clone(&slot);
-        let source_node = slot.node;
+        let source = slot.parts.clone();
+        let source_node = slot.parts.node;
         let extract = Arc::new(extract);
         let bound = watermark.bound.as_millis() as u64;
         let idle_timeout = watermark.idle_timeout;
@@ -201,7 +201,7 @@ impl<T: Data> Stream<T> {
             };
             open_source(ctx, &source, Some(time))
         });
-        if slot.source.resumable() {
+        if slot.parts.source.resumable() {
             self.pipeline.set_blocker(source_node, None);
         } else {
             let blocker = crate::sources::source_blocker(false);

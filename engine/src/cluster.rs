@@ -58,6 +58,13 @@ pub struct Cluster {
     /// connect (or set WEIR_CLUSTER_SECRET); the same on every process
     #[arg(long = "secret-file", value_name = "FILE")]
     secret_file: Option<PathBuf>,
+    /// Whether SIGINT and SIGTERM stop a run cleanly (on for clusters made
+    /// from flags, the way programs run).
+    #[arg(skip = true)]
+    signals: bool,
+    /// Asks a run of this cluster to stop.
+    #[arg(skip)]
+    stop: crate::StopHandle,
 }
 
 /// The environment variable holding the cluster secret.
@@ -95,6 +102,8 @@ impl Cluster {
             quiet: false,
             connect_timeout: 60,
             secret_file: None,
+            signals: false,
+            stop: crate::StopHandle::new(),
         }
     }
 
@@ -114,6 +123,8 @@ impl Cluster {
             quiet: false,
             connect_timeout: 60,
             secret_file: None,
+            signals: false,
+            stop: crate::StopHandle::new(),
         }
     }
 
@@ -173,6 +184,43 @@ impl Cluster {
             Some((bytes, _)) => Ok(Some(bytes)),
             None => Ok(None),
         }
+    }
+
+    /// Whether SIGINT (Ctrl-C) and SIGTERM stop a run cleanly, a second
+    /// one at once: on for a cluster made from flags ([`Cluster::from_args`],
+    /// or flattened into a program's own parser), off for
+    /// [`Cluster::threads`] and [`Cluster::multi_process`], which a
+    /// library or a test makes.
+    pub fn handle_signals(mut self, on: bool) -> Self {
+        self.signals = on;
+        self
+    }
+
+    /// The handle that asks a run of this cluster (and of its clones) to
+    /// stop cleanly, as SIGTERM does.
+    pub fn stop_handle(&self) -> crate::StopHandle {
+        self.stop.clone()
+    }
+
+    /// The handles a run listens to, each reset: its own and, with
+    /// [`handle_signals`](Cluster::handle_signals), the process's signal
+    /// handle (installed now).
+    ///
+    /// # Errors
+    ///
+    /// The signal handlers cannot be installed.
+    pub fn stop_handles(&self) -> Result<Vec<crate::StopHandle>, EngineError> {
+        let mut handles = vec![self.stop.clone()];
+        if self.signals {
+            let signals = crate::StopHandle::signals().map_err(|e| {
+                EngineError::Startup(format!("cannot handle SIGINT and SIGTERM: {e}"))
+            })?;
+            handles.push(signals);
+        }
+        for h in &handles {
+            h.reset();
+        }
+        Ok(handles)
     }
 
     /// The same cluster without progress bar and run summary.

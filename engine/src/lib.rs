@@ -30,11 +30,13 @@ mod error;
 mod execute;
 pub mod failpoint;
 mod metrics;
+mod stop;
 
 pub use cluster::{Cluster, SECRET_ENV};
 pub use error::{BoxError, EngineError, WorkerFailure};
 pub use execute::{Failure, WorkerContext};
-pub use metrics::{CheckpointStats, CounterKind, Metrics, Progress, RunSummary};
+pub use metrics::{CheckpointStats, CounterKind, Metrics, Progress, RunSummary, Stopped};
+pub use stop::StopHandle;
 
 /// The timely crate weir runs on, re-exported for the operator and DSL crates.
 pub use timely;

@@ -44,6 +44,20 @@ pub struct Metrics {
     expected: AtomicU64,
     done: Arc<AtomicU64>,
     checkpoints: Mutex<Option<CheckpointStats>>,
+    stopped: Mutex<Option<Stopped>>,
+}
+
+/// How a job asked to stop (SIGINT, SIGTERM, a
+/// [`StopHandle`](crate::StopHandle)) stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Stopped {
+    /// At the checkpoint at this time, committed after the request: a run
+    /// of the job resumes from there, nothing lost or repeated.
+    AtCheckpoint(u64),
+    /// Its sources stopped reading and what they had read went through to
+    /// the sinks: the output is that of the input read until then, partial.
+    Drained,
 }
 
 /// What a job with checkpoints did about them in this process.
@@ -69,6 +83,7 @@ impl Metrics {
             expected: AtomicU64::new(0),
             done: Arc::new(AtomicU64::new(0)),
             checkpoints: Mutex::new(None),
+            stopped: Mutex::new(None),
         }
     }
 
@@ -77,6 +92,11 @@ impl Metrics {
     pub fn checkpointing(&self, restored: Option<String>) {
         let mut c = self.checkpoints.lock().unwrap_or_else(|p| p.into_inner());
         c.get_or_insert_with(Default::default).restored = restored;
+    }
+
+    /// Notes that the job stopped on request, and how.
+    pub fn set_stopped(&self, stopped: Stopped) {
+        *self.stopped.lock().unwrap_or_else(|p| p.into_inner()) = Some(stopped);
     }
 
     /// Notes a committed checkpoint: its time, size and commit duration.
@@ -139,6 +159,7 @@ impl Metrics {
                 late.sort_by_key(|(name, _)| plan_order(name));
                 late
             },
+            stopped: *self.stopped.lock().unwrap_or_else(|p| p.into_inner()),
             skipped: pick(CounterKind::Skipped),
             dead_letters: pick(CounterKind::DeadLettered),
             checkpoints: self
@@ -173,6 +194,8 @@ pub struct RunSummary {
     pub dead_letters: Vec<(String, u64)>,
     /// With checkpoints: what was taken and restored.
     pub checkpoints: Option<CheckpointStats>,
+    /// If the job was asked to stop before its end: how it stopped.
+    pub stopped: Option<Stopped>,
 }
 
 impl RunSummary {
@@ -215,6 +238,17 @@ impl fmt::Display for RunSummary {
         }
         for (name, n) in &self.late {
             writeln!(f, "  window {name}: {}", counted(*n, "late record"))?;
+        }
+        match self.stopped {
+            Some(Stopped::AtCheckpoint(at)) => writeln!(
+                f,
+                "  stopped at the checkpoint at {at}: run the job again to resume from there"
+            )?,
+            Some(Stopped::Drained) => writeln!(
+                f,
+                "  stopped before the end of its input: the output holds the results of what was read until then, partial"
+            )?,
+            None => {}
         }
         if let Some(c) = &self.checkpoints {
             if let Some(restored) = &c.restored {

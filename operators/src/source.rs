@@ -261,6 +261,21 @@ impl<R> Clone for Rejects<R> {
     }
 }
 
+/// What a source operator reports to and listens to beside its data: the
+/// counter of records it read, the failure slot its readers' errors go to,
+/// where they set aside what they reject, and when to stop early.
+pub struct SourceRun<R> {
+    /// The number of records read is added here.
+    pub counter: Arc<AtomicU64>,
+    /// Reader errors are raised here, and release every capability.
+    pub failure: Failure,
+    /// What the readers set aside (see [`Rejects`]).
+    pub rejects: Rejects<R>,
+    /// Once a stop is requested here, every partition ends where it is (as
+    /// if exhausted), so the job drains what was read and completes.
+    pub stop: Option<weir_engine::StopHandle>,
+}
+
 /// The streams of a source operator.
 pub struct SourceStreams<'scope, D, R> {
     /// Its records, as `(event time, record)`.
@@ -468,37 +483,38 @@ where
     D: ExchangeData,
     F: Fn(&D) -> Time + 'static,
 {
-    partitioned_source_with_cuts::<D, F, ()>(
-        scope,
-        name,
-        readers,
-        event_time,
+    let run = SourceRun::<()> {
         counter,
         failure,
-        Rejects::new(),
-    )
-    .records
+        rejects: Rejects::new(),
+        stop: None,
+    };
+    partitioned_source_with_cuts(scope, name, readers, event_time, run).records
 }
 
 /// As [`partitioned_source_with_time`], and the source's cuts: whenever a
 /// partition's watermark moves, and when it ends, where it stood
 /// ([`PartitionCut`]), stamped at the watermark it moved from; and what its
-/// readers set aside in `rejects`, stamped as the records of the same read.
-/// The frontiers of all three streams are the source's.
+/// readers set aside in `run.rejects`, stamped as the records of the same
+/// read. The frontiers of all three streams are the source's.
 pub fn partitioned_source_with_cuts<'scope, D, F, R>(
     scope: Scope<'scope, Time>,
     name: &str,
     readers: Vec<Box<dyn PartitionReader<D>>>,
     event_time: Option<EventTime<F>>,
-    counter: Arc<AtomicU64>,
-    failure: Failure,
-    rejects: Rejects<R>,
+    run: SourceRun<R>,
 ) -> SourceStreams<'scope, D, R>
 where
     D: ExchangeData,
     F: Fn(&D) -> Time + 'static,
     R: ExchangeData,
 {
+    let SourceRun {
+        counter,
+        failure,
+        rejects,
+        stop,
+    } = run;
     let mut event_time = event_time;
     let checkpoints = event_time
         .as_mut()
@@ -574,6 +590,16 @@ where
             let mut output = data.activate();
             let mut cuts = cuts.activate();
             let mut rejected = rejected.activate();
+            if stop.as_ref().is_some_and(|s| s.is_requested()) {
+                // Every partition ends where it is, as an exhausted one
+                // does; those with unreleased cuts finish releasing.
+                for mut partition in partitions.drain(..) {
+                    partition.send_cut(true, &mut cuts);
+                    if let Some(unreleased) = partition.unreleased.filter(|u| !u.is_empty()) {
+                        finishing.push((partition.reader, unreleased));
+                    }
+                }
+            }
             if let Some(release) = &release {
                 if let Err(e) = release_safe(release, &mut partitions, &mut finishing) {
                     failure.raise(e);
@@ -920,15 +946,13 @@ mod tests {
                 },
                 release: None,
             };
-            let streams = partitioned_source_with_cuts::<_, _, ()>(
-                scope,
-                "values",
-                readers,
-                Some(time),
-                Arc::default(),
-                Failure::default(),
-                Rejects::new(),
-            );
+            let run = SourceRun::<()> {
+                counter: Arc::default(),
+                failure: Failure::default(),
+                rejects: Rejects::new(),
+                stop: None,
+            };
+            let streams = partitioned_source_with_cuts(scope, "values", readers, Some(time), run);
             (streams.records.capture(), streams.cuts.capture())
         });
         let mut sent: Sent = sent
@@ -1019,15 +1043,13 @@ mod tests {
                 },
                 release: None,
             };
-            let streams = partitioned_source_with_cuts(
-                scope,
-                "picky",
-                readers,
-                Some(time),
-                Arc::default(),
-                Failure::default(),
+            let run = SourceRun {
+                counter: Arc::default(),
+                failure: Failure::default(),
                 rejects,
-            );
+                stop: None,
+            };
+            let streams = partitioned_source_with_cuts(scope, "picky", readers, Some(time), run);
             (streams.records.capture(), streams.rejected.capture())
         });
         let records: Vec<(Time, u64)> = records

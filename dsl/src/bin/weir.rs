@@ -46,11 +46,26 @@ enum Command {
 
 /// Runs the command; a failure is a message on stderr (the error and its
 /// causes, never a backtrace, whatever `RUST_BACKTRACE` says: a mistake in
-/// a spec is not a crash) and exit status 1.
+/// a spec is not a crash) and exit status 1, or 130 / 143 for a job without
+/// checkpoints stopped by SIGINT / SIGTERM (its output partial). A job with
+/// checkpoints stopped by a signal stops at a checkpoint and exits 0.
 fn main() -> std::process::ExitCode {
     match command(Cli::parse().command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
+            let stopped = e
+                .chain()
+                .find_map(|c| match c.downcast_ref::<weir::RunError>() {
+                    Some(weir::RunError::Stopped { signal, .. }) => Some(*signal),
+                    _ => None,
+                });
+            if let Some(signal) = stopped {
+                eprintln!("weir: {}", e.root_cause());
+                return std::process::ExitCode::from(match signal {
+                    Some(s) => (128 + s).clamp(1, 255) as u8,
+                    None => 1,
+                });
+            }
             eprintln!("Error: {e}");
             let mut causes = e.chain().skip(1).peekable();
             if causes.peek().is_some() {

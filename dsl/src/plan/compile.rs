@@ -60,6 +60,10 @@ pub struct Ctx<'s> {
     pub(crate) checkpoints: Option<WorkerCheckpoints<'s>>,
     /// What sources' readers leave for the job's end.
     pub(crate) at_end: AtEnd,
+    /// How the run stops on request.
+    pub(crate) stop: Option<Arc<super::stop::StopState>>,
+    /// Every source's cuts, for the stop watch.
+    stop_cuts: Vec<VecStream<'s, PartitionCut>>,
 }
 
 /// One worker's part in the checkpoints of a run.
@@ -95,7 +99,28 @@ impl<'s> Ctx<'s> {
             builds,
             built: HashMap::new(),
             checkpoints: None,
+            stop: None,
+            stop_cuts: Vec::new(),
         }
+    }
+
+    /// The handle the sources end their partitions at, when the run drains
+    /// on a stop (it has no checkpoints).
+    pub(crate) fn drain_stop(&self) -> Option<weir_engine::StopHandle> {
+        self.stop
+            .as_ref()
+            .filter(|s| s.drain)
+            .map(|s| s.process.clone())
+    }
+
+    /// Builds this worker's stop watch, once every source is built.
+    pub(super) fn watch_stop(&mut self) {
+        let Some(state) = self.stop.clone() else {
+            return;
+        };
+        let newest = self.checkpoints.as_ref().map(|c| c.run.completed_watch());
+        let cuts = std::mem::take(&mut self.stop_cuts);
+        super::stop::watch(self.scope, cuts, state, newest, self.failure.clone());
     }
 
     /// Starts this worker's part in the checkpoints of `run`: builds the
@@ -180,6 +205,9 @@ impl<'s> Ctx<'s> {
 
     /// Adds the cuts of source `node`.
     pub(crate) fn add_cuts(&mut self, node: NodeId, cuts: VecStream<'s, PartitionCut>) {
+        if self.stop.is_some() {
+            self.stop_cuts.push(cuts.clone());
+        }
         if let Some(c) = self.checkpoints.as_mut() {
             c.cuts.push((node, cuts));
         }

@@ -4,10 +4,11 @@
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use weir_engine::{Cluster, Metrics, Progress, RunSummary};
+use weir_engine::{Cluster, Metrics, Progress, RunSummary, Stopped};
 use weir_operators::Time;
 
 use super::compile::{Ctx, NodeBuild};
+use super::stop::StopState;
 use crate::checkpoint::{Checkpointing, Run};
 use crate::error::{PlanError, RunError};
 use crate::sources::AtEnd;
@@ -519,6 +520,11 @@ impl Pipeline {
             )),
             None => None,
         };
+        let stop = Arc::new(StopState::new(
+            cluster.stop_handles()?,
+            checkpoints.is_none(),
+        ));
+        let stopping = Arc::clone(&stop);
         let progress = Progress::start(Arc::clone(&metrics), cluster.is_quiet());
         let shared = Arc::clone(&metrics);
         let at_end = AtEnd::default();
@@ -535,22 +541,41 @@ impl Pipeline {
                     Arc::clone(&sources_of),
                     Arc::clone(&ending),
                 );
+                ctx.stop = Some(Arc::clone(&stopping));
                 if let Some(run) = &checkpoints {
                     ctx.start_checkpoints(Arc::clone(run), &sources)?;
                 }
                 sinks.iter().try_for_each(|&sink| ctx.build(sink))?;
+                ctx.watch_stop();
                 ctx.finish_checkpoints()
             })
         });
         progress.finish();
         let ends = std::mem::take(&mut *at_end.lock().unwrap_or_else(|p| p.into_inner()));
         if !ends.is_empty() {
-            let completed = result.is_ok() && run.is_none_or(|run| run.await_final(FINAL_WAIT));
+            let completed =
+                result.is_ok() && run.as_ref().is_none_or(|run| run.await_final(FINAL_WAIT));
             for end in ends {
                 end(completed);
             }
         }
-        result?;
+        // A stop: with checkpoints the run ended (on this process, or on
+        // another whose end this one saw as a lost peer) once the
+        // checkpoint it stops at was committed; without, it drained.
+        let stopped = match (stop.process.is_requested(), &run, &result) {
+            (false, _, _) => None,
+            (true, Some(run), _) => stop
+                .stopped_at(run.completed_watch()())
+                .map(Stopped::AtCheckpoint),
+            (true, None, Ok(_)) => Some(Stopped::Drained),
+            (true, None, Err(_)) => None,
+        };
+        if stopped.is_none() {
+            result?;
+        }
+        if let Some(stopped) = stopped {
+            metrics.set_stopped(stopped);
+        }
         let summary = metrics.summary();
         if !cluster.is_quiet() {
             if cluster.processes() > 1 {
@@ -562,7 +587,19 @@ impl Pipeline {
             }
             eprint!("{summary}");
         }
-        Ok(summary)
+        match stopped {
+            Some(Stopped::AtCheckpoint(at)) => {
+                if cluster.is_quiet() {
+                    eprintln!("weir: stopped at the checkpoint at {at}: run the job again to resume from there");
+                }
+                Ok(summary)
+            }
+            Some(_) => Err(RunError::Stopped {
+                signal: stop.signal(),
+                summary: Box::new(summary),
+            }),
+            None => Ok(summary),
+        }
     }
 }
 

@@ -51,7 +51,7 @@ pub use weir_operators::{PartitionReader, ReadStatus};
 
 use weir_engine::{CounterKind, Metrics};
 use weir_operators::source::{
-    partitioned_source_with_cuts, EventTime, Rejects, Release, SourceCheckpoints,
+    partitioned_source_with_cuts, EventTime, Rejects, Release, SourceCheckpoints, SourceRun,
 };
 use weir_operators::Time;
 
@@ -228,29 +228,29 @@ impl SourceContext {
     }
 }
 
-/// The settings of one source its stream can still change: its event time
-/// (empty until `event_time` is called on its stream, then the build of the
-/// source with event time) and its error policy. The source node reads them
-/// when it is built, so the source is one operator however many streams
-/// read it.
-pub(crate) struct EventTimeSlot<T> {
-    /// The source, for `event_time` to open it with event time.
+/// One source as its builds need it: the source, its node, and its error
+/// policy (set at most once, read when the source is built). Cheap to
+/// clone; it holds no build, so a build may hold it without a cycle.
+pub(crate) struct SourceParts<T> {
+    /// The source.
     pub(crate) source: Arc<dyn Source<Item = T>>,
     /// The source's node.
     pub(crate) node: usize,
-    /// The source operator with event time and watermarks, set at most once
-    /// by `Stream::event_time` right after the source.
-    build: OnceLock<Builder<T>>,
-    /// What its readers do with records they cannot read, set at most once.
-    policy: OnceLock<OnError>,
+    /// What its readers do with records they cannot read.
+    policy: Arc<OnceLock<OnError>>,
 }
 
-impl<T> EventTimeSlot<T> {
-    /// Sets the timed build; false if event time was already assigned.
-    pub(crate) fn assign(&self, build: Builder<T>) -> bool {
-        self.build.set(build).is_ok()
+impl<T> Clone for SourceParts<T> {
+    fn clone(&self) -> Self {
+        SourceParts {
+            source: Arc::clone(&self.source),
+            node: self.node,
+            policy: Arc::clone(&self.policy),
+        }
     }
+}
 
+impl<T> SourceParts<T> {
     /// Sets the error policy; false if another one was set before.
     pub(crate) fn set_policy(&self, policy: OnError) -> bool {
         *self.policy.get_or_init(|| policy) == policy
@@ -262,22 +262,43 @@ impl<T> EventTimeSlot<T> {
     }
 }
 
-/// The source operator of `slot`'s source on this worker: its partitions,
+/// The settings of one source its stream can still change: its event time
+/// (empty until `event_time` is called on its stream, then the build of the
+/// source with event time) and its error policy. The source node reads them
+/// when it is built, so the source is one operator however many streams
+/// read it.
+pub(crate) struct EventTimeSlot<T> {
+    /// The source, its node and its policy.
+    pub(crate) parts: SourceParts<T>,
+    /// The source operator with event time and watermarks, set at most once
+    /// by `Stream::event_time` right after the source (it holds the parts,
+    /// not the slot: no cycle).
+    build: Arc<OnceLock<Builder<T>>>,
+}
+
+impl<T> EventTimeSlot<T> {
+    /// Sets the timed build; false if event time was already assigned.
+    pub(crate) fn assign(&self, build: Builder<T>) -> bool {
+        self.build.set(build).is_ok()
+    }
+}
+
+/// The source operator of `parts`' source on this worker: its partitions,
 /// with event time and per-partition watermarks if `time` is given. With
 /// the dead-letter policy it also provides the source's dead letters, as
 /// its second output.
 pub(crate) fn open_source<'s, T, F>(
     ctx: &mut crate::plan::Ctx<'s>,
-    slot: &EventTimeSlot<T>,
+    parts: &SourceParts<T>,
     time: Option<EventTime<F>>,
 ) -> Result<crate::plan::Timed<'s, T>, crate::BoxError>
 where
     T: Data,
     F: Fn(&T) -> u64 + 'static,
 {
-    let (source, node) = (&*slot.source, slot.node);
+    let (source, node) = (&*parts.source, parts.node);
     let name = source.describe();
-    let policy = slot.policy();
+    let policy = parts.policy();
     let counter = match policy {
         OnError::Fail => None,
         OnError::Skip => Some(ctx.metrics.counter(CounterKind::Skipped, &name)),
@@ -314,15 +335,13 @@ where
             });
         }
     }
-    let streams = partitioned_source_with_cuts(
-        ctx.scope,
-        &name,
-        readers,
-        time,
+    let run = SourceRun {
         counter,
-        ctx.failure.clone(),
+        failure: ctx.failure.clone(),
         rejects,
-    );
+        stop: ctx.drain_stop(),
+    };
+    let streams = partitioned_source_with_cuts(ctx.scope, &name, readers, time, run);
     ctx.add_cuts(node, streams.cuts);
     if policy == OnError::DeadLetter {
         use timely::dataflow::operators::vec::Map;
@@ -373,20 +392,23 @@ impl Pipeline {
     pub fn source<S: Source>(&self, source: S) -> Stream<S::Item> {
         let name = source.describe();
         let node = self.add_node_with_outputs("source", name.clone(), &[], &["", "dead_letters"]);
-        let slot = Arc::new(EventTimeSlot {
+        let parts = SourceParts {
             source: Arc::new(source) as Arc<dyn Source<Item = S::Item>>,
             node,
-            build: OnceLock::new(),
-            policy: OnceLock::new(),
+            policy: Arc::default(),
+        };
+        let slot = Arc::new(EventTimeSlot {
+            parts: parts.clone(),
+            build: Arc::default(),
         });
-        let timed = Arc::clone(&slot);
-        let build = builder(move |ctx| match timed.build.get() {
+        let timed = Arc::clone(&slot.build);
+        let build = builder(move |ctx| match timed.get() {
             Some(with_time) => with_time(ctx),
-            None => open_source::<S::Item, fn(&S::Item) -> u64>(ctx, &timed, None),
+            None => open_source::<S::Item, fn(&S::Item) -> u64>(ctx, &parts, None),
         });
         self.set_build(node, single_output(node, build));
-        self.set_blocker(node, Some(source_blocker(slot.source.resumable())));
-        let hook = Arc::clone(&slot.source);
+        self.set_blocker(node, Some(source_blocker(slot.parts.source.resumable())));
+        let hook = Arc::clone(&slot.parts.source);
         self.set_commit_hook(
             node,
             Arc::new(move |positions| hook.checkpoint_committed(positions)),
@@ -439,19 +461,20 @@ impl<T: Data> Stream<T> {
             });
             return self;
         };
-        if !slot.set_policy(policy) {
+        let parts = &slot.parts;
+        if !parts.set_policy(policy) {
             self.pipeline.record_error(PlanError::InvalidParameter {
-                stage: self.pipeline.describe(slot.node),
+                stage: self.pipeline.describe(parts.node),
                 field: "on_error".into(),
                 expected: format!(
                     "one error policy per source; it already has `{}`",
-                    slot.policy().name()
+                    parts.policy().name()
                 ),
             });
         }
         if policy == OnError::DeadLetter {
             self.pipeline
-                .must_read(dead_letters_port(slot.node), "the source's dead letters");
+                .must_read(dead_letters_port(parts.node), "the source's dead letters");
         }
         self
     }
@@ -492,7 +515,7 @@ impl<T: Data> Stream<T> {
     /// ```
     pub fn dead_letters(&self) -> Stream<DeadLetter> {
         let node = match &self.source {
-            Some(slot) => slot.node,
+            Some(slot) => slot.parts.node,
             None => self.at.node,
         };
         let _ = self.clone().on_error(OnError::DeadLetter);

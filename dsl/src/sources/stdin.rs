@@ -118,7 +118,7 @@ fn open_stdin<T: Data>(
     std::thread::Builder::new()
         .name("weir:stdin".into())
         .spawn(move || {
-            let mut stdin = std::io::stdin().lock();
+            let mut stdin = std::io::BufReader::with_capacity(CHUNK, std::io::stdin());
             loop {
                 let mut chunk = Vec::with_capacity(CHUNK + 256);
                 let mut end = false;
@@ -128,6 +128,10 @@ fn open_stdin<T: Data>(
                             end = true;
                             break;
                         }
+                        // Nothing more is buffered: the next read may
+                        // wait for input, so what was read goes now (a
+                        // slow producer's lines are not held back).
+                        Ok(_) if stdin.buffer().is_empty() => break,
                         Ok(_) => {}
                         Err(e) => {
                             let _ = tx.send(Err(e));
