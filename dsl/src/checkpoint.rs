@@ -158,6 +158,11 @@ pub(crate) struct Run {
     hooks: Vec<(usize, CommitHook)>,
     /// The newest complete checkpoint's time as last looked up, and when.
     newest: Arc<Mutex<Option<Looked>>>,
+    /// Raised once the job is asked to stop (on this process): the next
+    /// checkpoint committed is marked stopped, and is the last.
+    stop: Option<weir_engine::StopHandle>,
+    /// The checkpoint the job stopped at, once committed (by this process).
+    stopped_at: Mutex<Option<Time>>,
 }
 
 /// When the store was looked in, and the newest complete checkpoint's time
@@ -258,6 +263,8 @@ impl Run {
             metrics,
             hooks: Vec::new(),
             newest: Arc::default(),
+            stop: None,
+            stopped_at: Mutex::new(None),
         })
     }
 
@@ -301,6 +308,31 @@ impl Run {
             }
             std::thread::sleep(WATCH_EVERY);
         }
+    }
+
+    /// Stops at the first checkpoint committed once `stop` is asked.
+    pub(crate) fn with_stop(mut self, stop: weir_engine::StopHandle) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
+    /// The checkpoint the job stopped at on request, as the store says
+    /// (the process that commits may be another), looked up at most every
+    /// 20 ms.
+    pub(crate) fn stopped_watch(&self) -> Arc<dyn Fn() -> Option<Time> + Send + Sync> {
+        let store = self.store.clone();
+        let looked: Mutex<Option<Looked>> = Mutex::new(None);
+        Arc::new(move || {
+            let mut looked = looked.lock().unwrap_or_else(|p| p.into_inner());
+            match *looked {
+                Some((at, time)) if at.elapsed() < WATCH_EVERY || time.is_some() => time,
+                _ => {
+                    let time = store.stopped_at().ok().flatten();
+                    *looked = Some((Instant::now(), time));
+                    time
+                }
+            }
+        })
     }
 
     /// Tells the sources `hooks` name (by stage) of each complete
@@ -413,12 +445,19 @@ impl Run {
         outputs: &mut BTreeMap<PathBuf, u64>,
     ) -> Result<(), BoxError> {
         let started = Instant::now();
+        if self.stopped().is_some() {
+            // The job stopped at a checkpoint: nothing after it is kept.
+            return Ok(());
+        }
         let (id, time) = match step {
             Commit::Checkpoint(at) => (at, at),
             Commit::Final => (FINAL, Time::MAX),
         };
+        let stopping =
+            step != Commit::Final && self.stop.as_ref().is_some_and(|s| s.is_requested());
         let files = self.store.seal(id)?;
         let mut manifest = Manifest::new(&self.job, self.plan, id, time, workers, files);
+        manifest.stopped = stopping;
         for (file, target) in targets {
             let Some(entry) = manifest.files.iter().find(|f| &f.name == file) else {
                 continue;
@@ -456,7 +495,15 @@ impl Run {
             self.metrics
                 .checkpoint_committed(time, manifest.bytes(), started.elapsed());
         }
+        if stopping {
+            *self.stopped_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(time);
+        }
         Ok(())
+    }
+
+    /// The checkpoint this process committed as the one the job stopped at.
+    pub(crate) fn stopped(&self) -> Option<Time> {
+        *self.stopped_at.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The committed output lengths a committer starts from: those of the

@@ -90,6 +90,11 @@ pub struct Manifest {
     /// published.
     #[serde(default)]
     pub outputs: Vec<OutputLen>,
+    /// Whether the job stopped here on request: it took no checkpoint
+    /// after this one and published nothing more, and a run of it resumes
+    /// from here.
+    #[serde(default)]
+    pub stopped: bool,
 }
 
 /// A file of staged output and where it goes: written at byte `at` of
@@ -135,6 +140,7 @@ impl Manifest {
             stages: Vec::new(),
             publish: Vec::new(),
             outputs: Vec::new(),
+            stopped: false,
         }
     }
 
@@ -347,6 +353,19 @@ impl DirStore {
             .ids()?
             .into_iter()
             .find(|&id| self.checkpoint_dir(id).join(MANIFEST).exists()))
+    }
+
+    /// The newest complete checkpoint, if the job stopped at it on request
+    /// ([`Manifest::stopped`]): its time.
+    ///
+    /// # Errors
+    ///
+    /// The directory cannot be listed, or the manifest read.
+    pub fn stopped_at(&self) -> Result<Option<u64>, StoreError> {
+        let Some(id) = self.newest_complete()? else {
+            return Ok(None);
+        };
+        Ok(self.manifest(id)?.filter(|m| m.stopped).map(|m| m.time))
     }
 
     /// Deletes checkpoint `id`, its manifest first: a half-deleted

@@ -104,13 +104,9 @@ impl<'s> Ctx<'s> {
         }
     }
 
-    /// The handle the sources end their partitions at, when the run drains
-    /// on a stop (it has no checkpoints).
-    pub(crate) fn drain_stop(&self) -> Option<weir_engine::StopHandle> {
-        self.stop
-            .as_ref()
-            .filter(|s| s.drain)
-            .map(|s| s.process.clone())
+    /// The handle the sources end their partitions at when the run stops.
+    pub(crate) fn source_stop(&self) -> Option<weir_engine::StopHandle> {
+        self.stop.as_ref().map(|s| s.end_sources.clone())
     }
 
     /// Builds this worker's stop watch, once every source is built.
@@ -118,9 +114,9 @@ impl<'s> Ctx<'s> {
         let Some(state) = self.stop.clone() else {
             return;
         };
-        let newest = self.checkpoints.as_ref().map(|c| c.run.completed_watch());
+        let stopped = self.checkpoints.as_ref().map(|c| c.run.stopped_watch());
         let cuts = std::mem::take(&mut self.stop_cuts);
-        super::stop::watch(self.scope, cuts, state, newest, self.failure.clone());
+        super::stop::watch(self.scope, cuts, state, stopped);
     }
 
     /// Starts this worker's part in the checkpoints of `run`: builds the

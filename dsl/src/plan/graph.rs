@@ -505,6 +505,10 @@ impl Pipeline {
             )
         };
         let metrics = Arc::new(Metrics::new(name.clone()));
+        let stop = Arc::new(StopState::new(
+            cluster.stop_handles()?,
+            checkpointing.is_none(),
+        ));
         let checkpoints = match &checkpointing {
             Some(c) => Some(Arc::new(
                 Run::open(
@@ -516,14 +520,11 @@ impl Pipeline {
                     cluster.is_quiet(),
                     Arc::clone(&metrics),
                 )?
-                .with_hooks(hooks),
+                .with_hooks(hooks)
+                .with_stop(stop.process.clone()),
             )),
             None => None,
         };
-        let stop = Arc::new(StopState::new(
-            cluster.stop_handles()?,
-            checkpoints.is_none(),
-        ));
         let stopping = Arc::clone(&stop);
         let progress = Progress::start(Arc::clone(&metrics), cluster.is_quiet());
         let shared = Arc::clone(&metrics);
@@ -551,28 +552,28 @@ impl Pipeline {
             })
         });
         progress.finish();
+        // A stop: with checkpoints the run ended at the checkpoint it
+        // stopped at; without, it drained.
+        let stopped = match (stop.process.is_requested(), &run, &result) {
+            (true, Some(run), Ok(_)) => run
+                .stopped()
+                .or_else(|| run.stopped_watch()())
+                .map(Stopped::AtCheckpoint),
+            (true, None, Ok(_)) => Some(Stopped::Drained),
+            _ => None,
+        };
         let ends = std::mem::take(&mut *at_end.lock().unwrap_or_else(|p| p.into_inner()));
         if !ends.is_empty() {
-            let completed =
-                result.is_ok() && run.as_ref().is_none_or(|run| run.await_final(FINAL_WAIT));
+            // What a job stopped at a checkpoint read after it is not done
+            // with: its queue messages go back.
+            let completed = result.is_ok()
+                && !matches!(stopped, Some(Stopped::AtCheckpoint(_)))
+                && run.as_ref().is_none_or(|run| run.await_final(FINAL_WAIT));
             for end in ends {
                 end(completed);
             }
         }
-        // A stop: with checkpoints the run ended (on this process, or on
-        // another whose end this one saw as a lost peer) once the
-        // checkpoint it stops at was committed; without, it drained.
-        let stopped = match (stop.process.is_requested(), &run, &result) {
-            (false, _, _) => None,
-            (true, Some(run), _) => stop
-                .stopped_at(run.completed_watch()())
-                .map(Stopped::AtCheckpoint),
-            (true, None, Ok(_)) => Some(Stopped::Drained),
-            (true, None, Err(_)) => None,
-        };
-        if stopped.is_none() {
-            result?;
-        }
+        result?;
         if let Some(stopped) = stopped {
             metrics.set_stopped(stopped);
         }

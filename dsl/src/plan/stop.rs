@@ -7,16 +7,17 @@
 //! the cluster's handles is asked, the worker broadcasts the request, so
 //! every worker of every process learns of it, and raises the run's
 //! process-wide handle. Then:
-//! - without checkpoints, the sources end every partition where it is
-//!   (they watch that handle), the job drains what was read, and the run
-//!   says its output is partial;
-//! - with checkpoints, the sources go on until a checkpoint newer than the
-//!   one complete when the stop was learned is committed; every worker then
-//!   raises [`StoppedAt`], which ends the run without a final checkpoint,
-//!   so the next run resumes from that one.
+//! - without checkpoints, the sources end every partition where it is, the
+//!   job drains what was read, and the run says its output is partial;
+//! - with checkpoints, the next checkpoint committed is marked stopped in
+//!   its manifest and is the last one committed (nor is the job's final
+//!   output published); once a worker sees it in the store, its sources
+//!   end, so every process completes its dataflow cleanly (no process
+//!   exits while another still talks to it), and the next run resumes
+//!   from that checkpoint.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use timely::container::CapacityContainerBuilder;
@@ -26,7 +27,7 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::operators::{Capability, Concatenate};
 use timely::dataflow::Scope;
-use weir_engine::{Failure, StopHandle};
+use weir_engine::StopHandle;
 use weir_operators::source::PartitionCut;
 use weir_operators::{Time, VecStream};
 
@@ -40,12 +41,12 @@ pub(crate) struct StopState {
     /// Raised once this process knows the job stops (asked here, or
     /// broadcast by another process).
     pub(crate) process: StopHandle,
+    /// Raised when the sources end where they are: at once without
+    /// checkpoints, once the checkpoint stopped at is committed with.
+    pub(crate) end_sources: StopHandle,
     /// Whether the job drains (no checkpoints) rather than stopping at a
     /// checkpoint.
-    pub(crate) drain: bool,
-    /// With checkpoints: the newest complete checkpoint when this process
-    /// learned of the stop (the inner `None`: none yet).
-    pub(crate) baseline: Mutex<Option<Option<Time>>>,
+    drain: bool,
     /// Whether this process has said that it stops.
     said: AtomicBool,
 }
@@ -55,8 +56,8 @@ impl StopState {
         StopState {
             asked,
             process: StopHandle::new(),
+            end_sources: StopHandle::new(),
             drain,
-            baseline: Mutex::new(None),
             said: AtomicBool::new(false),
         }
     }
@@ -65,32 +66,16 @@ impl StopState {
     pub(crate) fn signal(&self) -> Option<i32> {
         self.asked.iter().find_map(StopHandle::signal)
     }
-
-    /// Whether a checkpoint newer than the one complete when the stop was
-    /// learned is complete now (`newest`): the one the job stopped at.
-    pub(crate) fn stopped_at(&self, newest: Option<Time>) -> Option<Time> {
-        let baseline = *self.baseline.lock().unwrap_or_else(|p| p.into_inner());
-        match (baseline, newest) {
-            (Some(before), Some(now)) if Some(now) > before && now != Time::MAX => Some(now),
-            _ => None,
-        }
-    }
 }
 
-/// Raised on every worker once the checkpoint a stopped job stops at is
-/// committed.
-#[derive(Debug, thiserror::Error)]
-#[error("stopped at the checkpoint at {0}")]
-pub(crate) struct StoppedAt(pub(crate) Time);
-
 /// Builds this worker's stop watch over the job's sources' `cuts`; with
-/// checkpoints, `newest` gives the newest complete checkpoint.
+/// checkpoints, `stopped` gives the checkpoint the job stopped at, once
+/// one is committed.
 pub(crate) fn watch<'s>(
     scope: Scope<'s, Time>,
     cuts: Vec<VecStream<'s, PartitionCut>>,
     state: Arc<StopState>,
-    newest: Option<Arc<dyn Fn() -> Option<Time> + Send + Sync>>,
-    failure: Failure,
+    stopped: Option<Arc<dyn Fn() -> Option<Time> + Send + Sync>>,
 ) {
     let sources = scope.concatenate(cuts);
     let mut builder = OperatorBuilder::new("StopWatch".to_owned(), scope);
@@ -124,7 +109,7 @@ pub(crate) fn watch<'s>(
                 state.process.request();
             }
             if state.process.is_requested() {
-                learned(state, newest.as_deref(), &failure);
+                learned(state, stopped.as_deref());
             }
             activator.activate_after(LOOK_EVERY);
         }
@@ -142,30 +127,16 @@ pub(crate) fn watch<'s>(
 }
 
 /// What a worker does once its process knows the job stops: says so (once
-/// per process), and with checkpoints notes the newest complete one or,
-/// once a newer one is complete, ends the run at it.
-fn learned(
-    state: &StopState,
-    newest: Option<&(dyn Fn() -> Option<Time> + Send + Sync)>,
-    failure: &Failure,
-) {
-    let Some(newest) = newest else {
-        if !state.said.swap(true, Ordering::SeqCst) {
-            eprintln!("weir: stopping: the sources end where they are and what they read goes through (Ctrl-C again to stop at once)");
-        }
-        return;
-    };
-    let now = newest();
-    {
-        let mut baseline = state.baseline.lock().unwrap_or_else(|p| p.into_inner());
-        if baseline.is_none() {
-            *baseline = Some(now);
-        }
-    }
+/// per process), and ends the sources, at once without checkpoints, with
+/// checkpoints once the checkpoint stopped at is committed.
+fn learned(state: &StopState, stopped: Option<&(dyn Fn() -> Option<Time> + Send + Sync)>) {
     if !state.said.swap(true, Ordering::SeqCst) {
-        eprintln!("weir: stopping at the next checkpoint (Ctrl-C again to stop at once)");
+        match state.drain {
+            true => eprintln!("weir: stopping: the sources end where they are and what they read goes through (Ctrl-C again to stop at once)"),
+            false => eprintln!("weir: stopping at the next checkpoint (Ctrl-C again to stop at once)"),
+        }
     }
-    if let Some(at) = state.stopped_at(now) {
-        failure.raise(StoppedAt(at));
+    if state.drain || stopped.is_some_and(|at| at().is_some()) {
+        state.end_sources.request();
     }
 }

@@ -339,7 +339,7 @@ where
         counter,
         failure: ctx.failure.clone(),
         rejects,
-        stop: ctx.drain_stop(),
+        stop: ctx.source_stop(),
     };
     let streams = partitioned_source_with_cuts(ctx.scope, &name, readers, time, run);
     ctx.add_cuts(node, streams.cuts);
