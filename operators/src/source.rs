@@ -27,6 +27,9 @@ pub const BATCH: usize = 1024;
 /// of the dataflow.
 const SLICE: Duration = Duration::from_millis(1);
 
+/// Batches a paced partition (without event time) sends at one time.
+const PACE_EVERY: u64 = 8;
+
 /// How long an aligned source that is ahead waits before it looks again,
 /// after it found itself ahead twice in a row.
 const PAUSE: Duration = Duration::from_millis(1);
@@ -274,6 +277,14 @@ pub struct SourceRun<R> {
     /// Once a stop is requested here, every partition ends where it is (as
     /// if exhausted), so the job drains what was read and completes.
     pub stop: Option<weir_engine::StopHandle>,
+    /// Without event time: flow control by batches. Each partition sends
+    /// each batch at a time one past its previous batch's (every record
+    /// still carries event time 0), so the job's progress can be seen and
+    /// the source sends at most `batches` batches beyond it, as an aligned
+    /// source with event time does. For jobs whose stages read no time
+    /// (no updating aggregation or join downstream): those would see the
+    /// batches as versions. `None`: every batch at time 0, unpaced.
+    pub paced: Option<Align>,
 }
 
 /// The streams of a source operator.
@@ -307,6 +318,8 @@ struct Partition<D> {
     /// With a [`Release`]: the cuts sent and not yet released, as (stamp,
     /// position), oldest first; `None` without.
     unreleased: Option<Unreleased>,
+    /// Batches sent (for pacing without event time).
+    batches: u64,
 }
 
 /// The cuts output of a source.
@@ -488,6 +501,7 @@ where
         failure,
         rejects: Rejects::new(),
         stop: None,
+        paced: None,
     };
     partitioned_source_with_cuts(scope, name, readers, event_time, run).records
 }
@@ -514,7 +528,15 @@ where
         failure,
         rejects,
         stop,
+        paced,
     } = run;
+    // Paced (without event time) or aligned (with): how far ahead of the
+    // job's progress the source may go.
+    let paced = paced.filter(|_| event_time.is_none());
+    let align = event_time
+        .as_ref()
+        .and_then(|et| et.align.clone())
+        .or_else(|| paced.clone());
     let mut event_time = event_time;
     let checkpoints = event_time
         .as_mut()
@@ -560,6 +582,7 @@ where
                         last_activity: now,
                     },
                     unreleased: releases.then(Unreleased::default),
+                    batches: 0,
                 })
             })
             .collect();
@@ -618,7 +641,7 @@ where
             idle.resize(partitions.len(), false);
             while let Some(i) = next_partition(&partitions, &idle, cursor) {
                 let partition = &mut partitions[i];
-                if let Some(align) = event_time.as_ref().and_then(|et| et.align.as_ref()) {
+                if let Some(align) = align.as_ref() {
                     let oldest = (sent.len() >= align.batches)
                         .then(|| sent.front())
                         .flatten();
@@ -707,7 +730,7 @@ where
                             return;
                         }
                     }
-                    if let Some(align) = event_time.as_ref().and_then(|et| et.align.as_ref()) {
+                    if let Some(align) = align.as_ref() {
                         if sent.len() >= align.batches {
                             sent.pop_front();
                         }
@@ -715,6 +738,16 @@ where
                     }
                     if let (Some(et), Some(max)) = (&event_time, partition.clock.max_seen) {
                         partition.advance(max.saturating_sub(et.bound), &mut cuts);
+                    }
+                    if paced.is_some() {
+                        // Every PACE_EVERY batches, the next go out one time
+                        // later (a new time per batch costs progress
+                        // messages enough to slow a pass-through job).
+                        partition.batches += 1;
+                        if partition.batches.is_multiple_of(PACE_EVERY) {
+                            let next = partition.capability.time().saturating_add(1);
+                            partition.downgrade(next);
+                        }
                     }
                 }
                 cursor = i + 1;
@@ -951,6 +984,7 @@ mod tests {
                 failure: Failure::default(),
                 rejects: Rejects::new(),
                 stop: None,
+                paced: None,
             };
             let streams = partitioned_source_with_cuts(scope, "values", readers, Some(time), run);
             (streams.records.capture(), streams.cuts.capture())
@@ -1048,6 +1082,7 @@ mod tests {
                 failure: Failure::default(),
                 rejects,
                 stop: None,
+                paced: None,
             };
             let streams = partitioned_source_with_cuts(scope, "picky", readers, Some(time), run);
             (streams.records.capture(), streams.rejected.capture())

@@ -66,6 +66,37 @@ struct Graph {
 }
 
 impl Graph {
+    /// The sources with no stage that reads timely times downstream (the
+    /// updating ones: `count`, `fold`, `join`, `reduce_updates`, which take
+    /// times as versions): without event time they may send their batches
+    /// at increasing times, for flow control.
+    fn paceable_sources(&self) -> std::collections::HashSet<NodeId> {
+        const UPDATING: [&str; 4] = ["count", "fold", "join", "reduce_updates"];
+        let mut consumers: Vec<Vec<NodeId>> = vec![Vec::new(); self.nodes.len()];
+        for (id, n) in self.nodes.iter().enumerate() {
+            for i in &n.inputs {
+                consumers[i.node].push(id);
+            }
+        }
+        (0..self.nodes.len())
+            .filter(|&n| self.nodes[n].kind == "source")
+            .filter(|&source| {
+                let mut seen = vec![false; self.nodes.len()];
+                let mut todo = vec![source];
+                while let Some(n) = todo.pop() {
+                    if std::mem::replace(&mut seen[n], true) {
+                        continue;
+                    }
+                    if UPDATING.contains(&self.nodes[n].kind) {
+                        return false;
+                    }
+                    todo.extend(&consumers[n]);
+                }
+                true
+            })
+            .collect()
+    }
+
     /// The sources upstream of `node`, each once.
     fn sources_of(&self, node: NodeId) -> Vec<NodeId> {
         let mut seen = vec![false; self.nodes.len()];
@@ -472,8 +503,9 @@ impl Pipeline {
     /// does not parse (see [`RunError::source_error`]).
     pub fn run(&self, cluster: Cluster) -> Result<RunSummary, RunError> {
         self.validate()?;
-        let (name, builds, sinks, sources_of, sources, checkpointing, stages, hooks) = {
+        let (name, builds, sinks, sources_of, sources, checkpointing, stages, hooks, paced) = {
             let g = self.lock();
+            let paced = Arc::new(g.paceable_sources());
             let hooks: Vec<(NodeId, CommitHook)> = (0..g.nodes.len())
                 .filter_map(|i| Some((i, g.nodes[i].committed.clone()?)))
                 .collect();
@@ -502,6 +534,7 @@ impl Pipeline {
                 g.checkpointing.clone(),
                 stages,
                 hooks,
+                paced,
             )
         };
         let metrics = Arc::new(Metrics::new(name.clone()));
@@ -543,6 +576,7 @@ impl Pipeline {
                     Arc::clone(&ending),
                 );
                 ctx.stop = Some(Arc::clone(&stopping));
+                ctx.paceable = Arc::clone(&paced);
                 if let Some(run) = &checkpoints {
                     ctx.start_checkpoints(Arc::clone(run), &sources)?;
                 }

@@ -335,11 +335,16 @@ where
             });
         }
     }
+    let paced = match timed {
+        false => ctx.pacing(node),
+        true => None,
+    };
     let run = SourceRun {
         counter,
         failure: ctx.failure.clone(),
         rejects,
         stop: ctx.source_stop(),
+        paced,
     };
     let streams = partitioned_source_with_cuts(ctx.scope, &name, readers, time, run);
     ctx.add_cuts(node, streams.cuts);

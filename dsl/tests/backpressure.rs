@@ -1,0 +1,91 @@
+//! Backpressure: a fast source feeding a slow sink on another worker keeps
+//! the records in flight inside weir (read by the source, not yet written
+//! by the sink) under a bound for the whole run, with event time (aligned
+//! sources: `Watermark::max_batches_ahead`, 64 batches) and without (paced
+//! sources: 256 batches). Without either, the test measured about half of
+//! a 2 M-record input in flight.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use weir::prelude::*;
+use weir::sources::Mapped;
+
+/// Runs `n` records from a generator through a sink on worker 0 that sleeps
+/// 1 ms per 512 records, on `workers`; returns the most records ever read
+/// and not yet written, sampled every millisecond.
+fn most_in_flight(workers: usize, n: u64, event_time: bool) -> u64 {
+    let read = Arc::new(AtomicU64::new(0));
+    let written = Arc::new(AtomicU64::new(0));
+    let counting = Arc::clone(&read);
+    let source = Mapped::new(Generator::new(n, |i| i), move |i: u64| {
+        counting.fetch_add(1, Ordering::Relaxed);
+        i
+    });
+    let p = Pipeline::new("slow-sink");
+    let mut stream = p.source(source);
+    if event_time {
+        stream = stream.event_time(|i: &u64| *i, Watermark::ascending());
+    }
+    let w = Arc::clone(&written);
+    let job = stream
+        .key_by(|_| 0u8)
+        .values()
+        .sink(ForEach::new(move |_: &u64| {
+            if w.fetch_add(1, Ordering::Relaxed).is_multiple_of(512) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }));
+    let done = Arc::new(AtomicBool::new(false));
+    let (r, wr, d) = (Arc::clone(&read), Arc::clone(&written), Arc::clone(&done));
+    let sampler = std::thread::spawn(move || {
+        let mut most = 0;
+        while !d.load(Ordering::Relaxed) {
+            let ahead = r
+                .load(Ordering::Relaxed)
+                .saturating_sub(wr.load(Ordering::Relaxed));
+            most = most.max(ahead);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        most
+    });
+    job.run(Cluster::threads(workers).quiet(true)).unwrap();
+    done.store(true, Ordering::Relaxed);
+    assert_eq!(written.load(Ordering::Relaxed), n);
+    sampler.join().unwrap()
+}
+
+/// Records per batch a source sends at most (`weir_operators::source::BATCH`).
+const BATCH: u64 = 1024;
+
+#[test]
+fn a_slow_sink_holds_back_an_aligned_source() {
+    for workers in [2, 3] {
+        let most = most_in_flight(workers, 3_000_000, true);
+        // Each worker's source: 64 batches beyond the sinks, and the one
+        // it is reading.
+        let bound = workers as u64 * 66 * BATCH;
+        assert!(
+            most <= bound,
+            "{workers} workers: {most} records in flight, bound {bound}"
+        );
+    }
+}
+
+#[test]
+fn a_slow_sink_holds_back_a_source_without_event_time() {
+    for workers in [2, 3] {
+        let most = most_in_flight(workers, 3_000_000, false);
+        // Each worker's source: 256 batches beyond the sinks, paced 8
+        // batches to a time, and the one it is reading.
+        let bound = workers as u64 * (256 + 8 + 1) * BATCH;
+        assert!(
+            most <= bound,
+            "{workers} workers: {most} records in flight, bound {bound}"
+        );
+    }
+    // One worker runs the sink between the source's reads.
+    let most = most_in_flight(1, 1_000_000, false);
+    assert!(most <= 64 * BATCH, "1 worker: {most} records in flight");
+}
