@@ -32,6 +32,54 @@ pub fn peak_rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// The resident set size of this process now (`VmRSS`), in bytes; 0
+/// where `/proc` is not available.
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Samples [`rss_bytes`] every `every` on a thread of its own until the
+/// returned guard is finished: the samples, in MB.
+pub struct RssSampler {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<f64>>,
+}
+
+impl RssSampler {
+    /// Starts sampling.
+    pub fn start(every: std::time::Duration) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut samples = vec![rss_bytes() as f64 / 1e6];
+            let started = std::time::Instant::now();
+            let mut next = every;
+            while !stopping.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                if started.elapsed() >= next {
+                    samples.push(rss_bytes() as f64 / 1e6);
+                    next += every;
+                }
+            }
+            samples
+        });
+        RssSampler { stop, thread }
+    }
+
+    /// Stops sampling: the samples, in MB, the first at the start.
+    pub fn finish(self) -> Vec<f64> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
+}
+
 /// Where a benchmarked job's results go: counted, and with
 /// [`Results::keeping`] also kept as `Debug` strings so that implementations
 /// can be compared. Clones share the same tally.

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use weir::prelude::*;
 use weir::sources::Mapped;
-use weir_benches::peak_rss_bytes;
+use weir_benches::{peak_rss_bytes, rss_bytes};
 
 /// A fast source into a slow sink, for a while.
 #[derive(Parser)]
@@ -44,18 +44,6 @@ struct Args {
     /// ... every this many records.
     #[arg(long, default_value_t = 512)]
     per_sleep: u64,
-}
-
-/// The resident set size now (`VmRSS`), in bytes.
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
 }
 
 fn mb(bytes: u64) -> f64 {

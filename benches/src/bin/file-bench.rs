@@ -12,7 +12,16 @@
 //! cargo run --release -p weir-benches --bin file-bench -- --impl spec --format csv --rows 2000000
 //! cargo run --release -p weir-benches --bin file-bench -- --impl typed --format jsonl -w 2
 //! cargo run --release -p weir-benches --bin file-bench -- --impl spec --checkpoint-ms 1000
+//! cargo run --release -p weir-benches --bin file-bench -- --impl spec --rows 100000000 \
+//!     --bad-every 100000 --on-error dead-letter --checkpoint-ms 1000 -w 2     # the soak
 //! ```
+//!
+//! With `--bad-every N` every N-th row has `oops` for `v`; the spec's
+//! `--on-error` policy skips those rows or sends them to
+//! `<dir>/dead-letters.jsonl`, and the check expects the sums of the other
+//! rows (and as many dead letters as bad rows). The resident set is sampled
+//! every second and reported at the start, every tenth of the run and at
+//! the end.
 
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -25,7 +34,7 @@ use weir::aggregate::Sum;
 use weir::prelude::*;
 use weir::spec::Spec;
 use weir::Checkpointing;
-use weir_benches::peak_rss_bytes;
+use weir_benches::{peak_rss_bytes, RssSampler};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Impl {
@@ -74,6 +83,32 @@ struct Args {
     /// `<dir>/checkpoints`, emptied first); none if not given.
     #[arg(long)]
     checkpoint_ms: Option<u64>,
+    /// Every this many rows, one whose `v` is not a number.
+    #[arg(long)]
+    bad_every: Option<u64>,
+    /// The spec's policy for bad rows.
+    #[arg(long, value_enum, default_value = "fail")]
+    on_error: OnErrorArg,
+}
+
+/// `on_error` of the spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum OnErrorArg {
+    Fail,
+    Skip,
+    DeadLetter,
+}
+
+impl Args {
+    /// How many rows are bad.
+    fn bad_rows(&self) -> u64 {
+        self.bad_every.map_or(0, |n| self.rows / n.max(1))
+    }
+
+    /// Whether row `i` is bad.
+    fn is_bad(&self, i: u64) -> bool {
+        self.bad_every.is_some_and(|n| i % n.max(1) == n.max(1) - 1)
+    }
 }
 
 /// A row of the input, for the typed DSL.
@@ -93,9 +128,10 @@ fn input(args: &Args) -> anyhow::Result<PathBuf> {
         Format::Jsonl => "jsonl",
     };
     std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {:?}", args.dir))?;
+    let bad = args.bad_every.map_or(String::new(), |n| format!("-bad{n}"));
     let path = args
         .dir
-        .join(format!("rows-{}-{}.{ext}", args.rows, args.keys));
+        .join(format!("rows-{}-{}{bad}.{ext}", args.rows, args.keys));
     let done = path.with_extension(format!("{ext}.done"));
     if done.exists() {
         return Ok(path);
@@ -106,9 +142,10 @@ fn input(args: &Args) -> anyhow::Result<PathBuf> {
     }
     for i in 0..args.rows {
         let (k, ts) = (i % args.keys, BASE + i);
+        let v = if args.is_bad(i) { "\"oops\"" } else { "1" };
         match args.format {
-            Format::Csv => writeln!(out, "{k},{ts},1")?,
-            Format::Jsonl => writeln!(out, "{{\"k\":{k},\"ts\":{ts},\"v\":1}}")?,
+            Format::Csv => writeln!(out, "{k},{ts},{}", v.trim_matches('"'))?,
+            Format::Jsonl => writeln!(out, "{{\"k\":{k},\"ts\":{ts},\"v\":{v}}}")?,
         }
     }
     out.flush()?;
@@ -121,12 +158,25 @@ fn spec_text(args: &Args, path: &Path, out: &Path) -> String {
         Format::Csv => "csv",
         Format::Jsonl => "jsonl",
     };
+    let (policy, letters) = match args.on_error {
+        OnErrorArg::Fail => ("fail", String::new()),
+        OnErrorArg::Skip => ("skip", String::new()),
+        OnErrorArg::DeadLetter => (
+            "dead_letter",
+            format!(
+                "[dead_letter]\ntype = \"jsonl\"\npath = \"{}\"\n",
+                args.dir.join("dead-letters.jsonl").display()
+            ),
+        ),
+    };
     format!(
         r#"name = "file-bench"
 [source]
 type = "{kind}"
 path = "{}"
 event_time = {{ field = "ts", max_out_of_orderness_ms = 0 }}
+on_error = "{policy}"
+{letters}
 [window]
 key = ["k"]
 type = "tumbling"
@@ -170,6 +220,11 @@ fn main() -> anyhow::Result<()> {
     ));
     let cluster = args.cluster.clone().quiet(true);
     let workers = cluster.total_workers();
+    ensure!(
+        args.on_error == OnErrorArg::Fail || args.implementation == Impl::Spec,
+        "--on-error is for --impl spec"
+    );
+    let sampler = RssSampler::start(Duration::from_secs(1));
     let start = Instant::now();
     let pipeline = match args.implementation {
         Impl::Spec => Spec::parse(&spec_text(&args, &path, &out))?.pipeline()?,
@@ -206,6 +261,7 @@ fn main() -> anyhow::Result<()> {
         None => pipeline,
     };
     let summary = pipeline.run(cluster)?;
+    let rss = sampler.finish();
     let checkpoints = summary.checkpoints.unwrap_or_default();
     let (last_bytes, last_commit_ms) = checkpoints.last.map_or((0, 0.0), |(_, bytes, took)| {
         (bytes, took.as_secs_f64() * 1e3)
@@ -221,11 +277,25 @@ fn main() -> anyhow::Result<()> {
     } else {
         check(&out)?
     };
-    ensure!(
-        sum == args.rows,
-        "the window sums add up to {sum}, not {}",
-        args.rows
-    );
+    let good = args.rows - args.bad_rows();
+    ensure!(sum == good, "the window sums add up to {sum}, not {good}");
+    let dead_letters: u64 = summary.dead_letters.iter().map(|(_, n)| n).sum();
+    let skipped: u64 = summary.skipped.iter().map(|(_, n)| n).sum();
+    if args.on_error == OnErrorArg::DeadLetter {
+        let written = std::fs::read_to_string(args.dir.join("dead-letters.jsonl"))?
+            .lines()
+            .count() as u64;
+        ensure!(
+            written == args.bad_rows() && dead_letters == written,
+            "{written} dead letters written, {dead_letters} counted, for {} bad rows",
+            args.bad_rows()
+        );
+    }
+    // The resident set at the start, at every tenth of the run, at the end.
+    let tenths: Vec<f64> = (0..=10)
+        .map(|t| rss[(t * (rss.len() - 1)) / 10])
+        .map(|mb| (mb * 10.0).round() / 10.0)
+        .collect();
     println!(
         "{}",
         serde_json::json!({
@@ -244,6 +314,10 @@ fn main() -> anyhow::Result<()> {
             "checkpoints": checkpoints.taken,
             "last_checkpoint_bytes": last_bytes,
             "last_commit_ms": last_commit_ms,
+            "bad_rows": args.bad_rows(),
+            "skipped": skipped,
+            "dead_letters": dead_letters,
+            "rss_mb_by_tenths": tenths,
         })
     );
     Ok(())
