@@ -89,3 +89,114 @@ fn a_slow_sink_holds_back_a_source_without_event_time() {
     let most = most_in_flight(1, 1_000_000, false);
     assert!(most <= 64 * BATCH, "1 worker: {most} records in flight");
 }
+
+/// Counts the pauses and resumes of its readers, and fails a read of a
+/// paused partition.
+struct Pausing {
+    n: u64,
+    pauses: Arc<AtomicU64>,
+    resumes: Arc<AtomicU64>,
+}
+
+struct PausingReader {
+    next: u64,
+    end: u64,
+    step: u64,
+    paused: bool,
+    pauses: Arc<AtomicU64>,
+    resumes: Arc<AtomicU64>,
+}
+
+impl weir::Source for Pausing {
+    type Item = u64;
+
+    fn describe(&self) -> String {
+        "pausing".into()
+    }
+
+    fn open(
+        &self,
+        ctx: &weir::sources::SourceContext,
+    ) -> Result<Vec<Box<dyn weir::sources::PartitionReader<u64>>>, weir::SourceError> {
+        Ok(vec![Box::new(PausingReader {
+            next: ctx.worker() as u64,
+            end: self.n,
+            step: ctx.peers() as u64,
+            paused: false,
+            pauses: Arc::clone(&self.pauses),
+            resumes: Arc::clone(&self.resumes),
+        })])
+    }
+}
+
+impl weir::sources::PartitionReader<u64> for PausingReader {
+    fn read(
+        &mut self,
+        out: &mut Vec<u64>,
+        max: usize,
+    ) -> Result<weir::sources::ReadStatus, weir::BoxError> {
+        if self.paused {
+            return Err("read while paused".into());
+        }
+        for _ in 0..max {
+            if self.next >= self.end {
+                return Ok(weir::sources::ReadStatus::Done);
+            }
+            out.push(self.next);
+            self.next += self.step;
+        }
+        Ok(weir::sources::ReadStatus::More)
+    }
+
+    fn pause(&mut self) -> Result<(), weir::BoxError> {
+        if self.paused {
+            return Err("paused twice".into());
+        }
+        self.paused = true;
+        self.pauses.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn resume(&mut self) -> Result<(), weir::BoxError> {
+        if !self.paused {
+            return Err("resumed without a pause".into());
+        }
+        self.paused = false;
+        self.resumes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// A source held back by a slow sink pauses its readers while it waits
+/// (Kafka stops fetching then) and resumes each before reading it again.
+#[test]
+fn a_held_back_source_pauses_its_readers() {
+    let (pauses, resumes) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let source = Pausing {
+        n: 1_000_000,
+        pauses: Arc::clone(&pauses),
+        resumes: Arc::clone(&resumes),
+    };
+    let written = Arc::new(AtomicU64::new(0));
+    let w = Arc::clone(&written);
+    Pipeline::new("pausing")
+        .source(source)
+        .event_time(|i: &u64| *i, Watermark::ascending())
+        .key_by(|_| 0u8)
+        .values()
+        .sink(ForEach::new(move |_: &u64| {
+            if w.fetch_add(1, Ordering::Relaxed).is_multiple_of(512) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }))
+        .run(Cluster::threads(2).quiet(true))
+        .unwrap();
+    assert_eq!(written.load(Ordering::Relaxed), 1_000_000);
+    let (pauses, resumes) = (
+        pauses.load(Ordering::Relaxed),
+        resumes.load(Ordering::Relaxed),
+    );
+    assert!(pauses > 0, "never paused");
+    // Every partition read to its end: each pause was resumed.
+    assert_eq!(pauses, resumes);
+}

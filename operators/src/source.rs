@@ -108,6 +108,28 @@ pub trait PartitionReader<D>: 'static {
         Vec::new()
     }
 
+    /// The source will not read this partition for a while: it is ahead
+    /// of what the job has finished (flow control) and waits. A queue
+    /// reader can stop fetching meanwhile (Kafka pauses the partition, so
+    /// its client does not fill its queue); [`resume`](PartitionReader::resume)
+    /// comes before the next read. By default nothing.
+    ///
+    /// # Errors
+    ///
+    /// The broker refused: it stops the job.
+    fn pause(&mut self) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    /// The source reads this paused partition again. By default nothing.
+    ///
+    /// # Errors
+    ///
+    /// The broker refused: it stops the job.
+    fn resume(&mut self) -> Result<(), BoxError> {
+        Ok(())
+    }
+
     /// The records returned up to `position` (a value
     /// [`position`](PartitionReader::position) gave) are safe: a checkpoint
     /// holding them is complete or, without checkpoints, every result
@@ -320,6 +342,8 @@ struct Partition<D> {
     unreleased: Option<Unreleased>,
     /// Batches sent (for pacing without event time).
     batches: u64,
+    /// Whether its reader is paused (see [`PartitionReader::pause`]).
+    paused: bool,
 }
 
 /// The cuts output of a source.
@@ -583,6 +607,7 @@ where
                     },
                     unreleased: releases.then(Unreleased::default),
                     batches: 0,
+                    paused: false,
                 })
             })
             .collect();
@@ -640,7 +665,6 @@ where
             idle.clear();
             idle.resize(partitions.len(), false);
             while let Some(i) = next_partition(&partitions, &idle, cursor) {
-                let partition = &mut partitions[i];
                 if let Some(align) = align.as_ref() {
                     let oldest = (sent.len() >= align.batches)
                         .then(|| sent.front())
@@ -650,13 +674,28 @@ where
                     // this worker ran ahead of while it had nothing, such as
                     // a queue that had not yet delivered): it is read, or
                     // the source would wait for itself.
-                    let holds_back = !align.progress.less_than(partition.capability.time());
+                    let holds_back = !align.progress.less_than(partitions[i].capability.time());
                     if !holds_back && oldest.is_some_and(|t| align.progress.less_than(t)) {
                         // The first time, the next step may well catch up
                         // (this worker's own records in flight); after
                         // that, others are behind: look again a little later
                         // (records arriving wake the worker sooner).
                         if waited {
+                            // Ahead twice in a row: the readers may stop
+                            // fetching until the job catches up.
+                            let paused =
+                                partitions
+                                    .iter_mut()
+                                    .filter(|p| !p.paused)
+                                    .try_for_each(|p| {
+                                        p.paused = true;
+                                        p.reader.pause()
+                                    });
+                            if let Err(e) = paused {
+                                failure.raise(e);
+                                partitions.clear();
+                                return;
+                            }
                             activator.activate_after(PAUSE);
                         } else {
                             activator.activate();
@@ -665,6 +704,15 @@ where
                         return;
                     }
                     waited = false;
+                }
+                let partition = &mut partitions[i];
+                if partition.paused {
+                    partition.paused = false;
+                    if let Err(e) = partition.reader.resume() {
+                        failure.raise(e);
+                        partitions.clear();
+                        return;
+                    }
                 }
                 // With event time, a partition's first read is one record:
                 // it sets the partition's watermark before more of its

@@ -591,6 +591,10 @@ where
         self.inner.checkpoint_committed(positions)
     }
 
+    fn acknowledges(&self) -> bool {
+        self.inner.acknowledges()
+    }
+
     fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<U>>>, SourceError> {
         Ok(self
             .inner
@@ -626,6 +630,22 @@ impl<T: 'static, U, F: Fn(T) -> U + 'static> PartitionReader<U> for MappedReader
 
     fn seek(&mut self, position: u64) -> Result<(), BoxError> {
         self.reader.seek(position)
+    }
+
+    fn state(&self) -> Vec<u8> {
+        self.reader.state()
+    }
+
+    fn release(&mut self, position: u64) -> Result<(), BoxError> {
+        self.reader.release(position)
+    }
+
+    fn pause(&mut self) -> Result<(), BoxError> {
+        self.reader.pause()
+    }
+
+    fn resume(&mut self) -> Result<(), BoxError> {
+        self.reader.resume()
     }
 }
 
