@@ -110,7 +110,12 @@ fn job(source: Amqp<Click>, out: &Path) -> Pipeline {
 /// Clicks from `source` counted per user in 1 s tumbling windows, as
 /// `(user, window start, count)`.
 fn counts(p: &Pipeline, source: Amqp<Click>) -> Stream<(u32, u64, u64)> {
-    p.source(source)
+    counts_of(p.source(source))
+}
+
+/// The clicks of a source's stream counted as [`counts`] does.
+fn counts_of(records: Stream<AmqpRecord<Click>>) -> Stream<(u32, u64, u64)> {
+    records
         .event_time(
             |r: &AmqpRecord<Click>| r.value.ts,
             Watermark::bounded(Duration::from_millis(300)),
@@ -583,15 +588,7 @@ fn bad_messages_go_to_the_dead_letters_and_are_acknowledged() {
         .bounded();
     let stream = p.source(source);
     stream.dead_letters().sink(letters.clone());
-    stream
-        .event_time(
-            |r: &AmqpRecord<Click>| r.value.ts,
-            Watermark::bounded(Duration::from_millis(300)),
-        )
-        .key_by(|r| r.value.user)
-        .window(Tumbling::of(Duration::from_secs(1)))
-        .count()
-        .map(|w| (w.key, w.window_start, w.value))
+    counts_of(stream)
         .sink(JsonLinesFile::to(&out))
         .run(Cluster::threads(2).quiet(true))
         .unwrap();

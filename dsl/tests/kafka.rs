@@ -110,7 +110,12 @@ fn job(brokers: &str, topic: &str, out: &Path, group: Option<&str>) -> Pipeline 
 /// Clicks from `source` counted per user in 1 s tumbling windows, as
 /// `(user, window start, count)`.
 fn counts(p: &Pipeline, source: Kafka<Click>) -> Stream<(u32, u64, u64)> {
-    p.source(source)
+    counts_of(p.source(source))
+}
+
+/// The clicks of a source's stream counted as [`counts`] does.
+fn counts_of(records: Stream<KafkaRecord<Click>>) -> Stream<(u32, u64, u64)> {
+    records
         .event_time(
             |r: &KafkaRecord<Click>| r.value.ts,
             Watermark::bounded(Duration::from_millis(300)),
@@ -625,15 +630,7 @@ fn bad_records_go_to_a_dead_letter_topic() {
     source
         .dead_letters()
         .sink(KafkaSink::new(&brokers, &letters));
-    let summary = source
-        .event_time(
-            |r: &KafkaRecord<Click>| r.value.ts,
-            Watermark::bounded(Duration::from_millis(300)),
-        )
-        .key_by(|r: &KafkaRecord<Click>| r.value.user)
-        .window(Tumbling::of(Duration::from_secs(1)))
-        .count()
-        .map(|w| (w.key, w.window_start, w.value))
+    let summary = counts_of(source)
         .sink(JsonLinesFile::to(&out))
         .run(Cluster::threads(2).quiet(true))
         .unwrap();
