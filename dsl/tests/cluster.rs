@@ -56,6 +56,58 @@ fn endless(marker: std::path::PathBuf) -> Pipeline {
         .sink(Collect::new())
 }
 
+/// Records of [`slow_sink`].
+const SLOW_RECORDS: u64 = 3_000_000;
+
+/// An aligned generator whose records all go to one worker, whose sink
+/// sleeps 1 ms per 512 records; this process's records read and written
+/// are sampled every 5 ms into `samples` as `millis read written` lines,
+/// written when the job ends.
+fn slow_sink(samples: std::path::PathBuf) -> (Pipeline, Box<dyn FnOnce()>) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let (read, written) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let counting = Arc::clone(&read);
+    let source = weir::sources::Mapped::new(Generator::new(SLOW_RECORDS, |i| i), move |i: u64| {
+        counting.fetch_add(1, Ordering::Relaxed);
+        i
+    });
+    let w = Arc::clone(&written);
+    let job = Pipeline::new("slow-sink")
+        .source(source)
+        .event_time(|i: &u64| *i, Watermark::ascending())
+        .key_by(|_| 0u8)
+        .values()
+        .sink(ForEach::new(move |_: &u64| {
+            if w.fetch_add(1, Ordering::Relaxed).is_multiple_of(512) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }));
+    let done = Arc::new(AtomicBool::new(false));
+    let stop = Arc::clone(&done);
+    let sampler = std::thread::spawn(move || {
+        let mut lines = String::new();
+        while !done.load(Ordering::Relaxed) {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis();
+            let (r, w) = (
+                read.load(Ordering::Relaxed),
+                written.load(Ordering::Relaxed),
+            );
+            lines.push_str(&format!("{now} {r} {w}\n"));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::fs::write(samples, lines).unwrap();
+    });
+    let finish = move || {
+        stop.store(true, Ordering::Relaxed);
+        sampler.join().unwrap();
+    };
+    (job, Box::new(finish))
+}
+
 /// A job whose map panics on one record.
 fn panicking() -> Pipeline {
     Pipeline::new("panicking")
@@ -91,6 +143,7 @@ fn child() {
     };
     let process: usize = process.parse().unwrap();
     let mut cluster = Cluster::multi_process(2, 2, process, hosts).quiet(true);
+    let mut finish: Option<Box<dyn FnOnce()>> = None;
     let pipeline = match job.as_str() {
         "stdin" => {
             cluster = Cluster::threads(2).quiet(true);
@@ -104,9 +157,20 @@ fn child() {
             Path::new(&std::env::var(CHILD_OUT).unwrap()).with_extension(format!("p{process}")),
         ),
         "panicking" => panicking(),
+        "slow-sink" => {
+            let samples =
+                Path::new(&std::env::var(CHILD_OUT).unwrap()).with_extension(format!("p{process}"));
+            let (job, done) = slow_sink(samples);
+            finish = Some(done);
+            job
+        }
         other => panic!("unknown job {other}"),
     };
-    match pipeline.run(cluster) {
+    let result = pipeline.run(cluster);
+    if let Some(finish) = finish {
+        finish();
+    }
+    match result {
         Ok(_) => std::process::exit(0),
         Err(e) => {
             eprintln!("child error: {e}");
@@ -191,6 +255,62 @@ fn same_results_on_one_worker_two_workers_and_two_processes() {
     assert_eq!(total, 6 * 20_000);
     assert_eq!(sorted_lines(&two), expected);
     assert_eq!(sorted_lines(&procs), expected);
+}
+
+/// Backpressure across processes: an aligned source on each of 2
+/// processes of 2 workers, every record keyed to one worker whose sink is
+/// slow. The records read by both processes and not yet written, merged
+/// from each process's samples by time, stay under the bound: 4 workers'
+/// sources, 64 batches of 1024 beyond the sinks each, and the one each is
+/// reading, plus what 5 ms of sampling lag can add.
+#[test]
+fn a_slow_sink_holds_back_the_sources_of_every_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = free_hostfile(dir.path(), 2);
+    let out = dir.path().join("samples");
+    let children = [
+        spawn("slow-sink", 0, &hosts, &out),
+        spawn("slow-sink", 1, &hosts, &out),
+    ];
+    for child in children {
+        let (code, err) = wait(child, Duration::from_secs(300));
+        assert_eq!(code, 0, "child failed: {err}");
+    }
+    // Per process, (millis, read, written), in time order.
+    let samples: Vec<Vec<(u128, u64, u64)>> = (0..2)
+        .map(|p| {
+            std::fs::read_to_string(out.with_extension(format!("p{p}")))
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    let f: Vec<&str> = l.split(' ').collect();
+                    (
+                        f[0].parse().unwrap(),
+                        f[1].parse().unwrap(),
+                        f[2].parse().unwrap(),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let last = |p: usize, t: u128| {
+        samples[p]
+            .iter()
+            .take_while(|s| s.0 <= t)
+            .last()
+            .map_or((0, 0), |s| (s.1, s.2))
+    };
+    let mut most = 0;
+    for &(t, _, _) in samples.iter().flatten() {
+        let (r0, w0) = last(0, t);
+        let (r1, w1) = last(1, t);
+        most = most.max((r0 + r1).saturating_sub(w0 + w1));
+    }
+    let total = |p: usize| samples[p].last().map_or((0, 0), |s| (s.1, s.2));
+    assert_eq!(total(0).0 + total(1).0, SLOW_RECORDS);
+    assert_eq!(total(0).1 + total(1).1, SLOW_RECORDS);
+    let bound = 4 * 66 * 1024 + 20_000;
+    assert!(most <= bound, "{most} records in flight, bound {bound}");
 }
 
 #[test]
