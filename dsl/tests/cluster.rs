@@ -87,22 +87,24 @@ fn slow_sink(samples: std::path::PathBuf) -> (Pipeline, Box<dyn FnOnce()>) {
     let stop = Arc::clone(&done);
     let sampler = std::thread::spawn(move || {
         let mut lines = String::new();
-        while !done.load(Ordering::Relaxed) {
+        loop {
+            // The last sample is taken after the job ended: its totals.
+            let ended = done.load(Ordering::SeqCst);
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
                 .as_millis();
-            let (r, w) = (
-                read.load(Ordering::Relaxed),
-                written.load(Ordering::Relaxed),
-            );
+            let (r, w) = (read.load(Ordering::SeqCst), written.load(Ordering::SeqCst));
             lines.push_str(&format!("{now} {r} {w}\n"));
+            if ended {
+                break;
+            }
             std::thread::sleep(Duration::from_millis(5));
         }
         std::fs::write(samples, lines).unwrap();
     });
     let finish = move || {
-        stop.store(true, Ordering::Relaxed);
+        stop.store(true, Ordering::SeqCst);
         sampler.join().unwrap();
     };
     (job, Box::new(finish))
