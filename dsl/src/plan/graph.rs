@@ -119,7 +119,7 @@ impl Graph {
 /// value and compiled onto timely on every worker when it runs.
 ///
 /// Stages are added through [`Pipeline::source`] and the methods of
-/// [`Stream`]; [`Stream::sink`] ends a stream and hands back the pipeline.
+/// [`Stream`](crate::Stream); [`Stream::sink`](crate::Stream::sink) ends a stream and hands back the pipeline.
 /// Mistakes are collected as they are made and reported by
 /// [`run`](Pipeline::run) (and [`validate`](Pipeline::validate)), naming the
 /// stage.
