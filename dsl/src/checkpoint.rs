@@ -172,6 +172,29 @@ type Looked = (Instant, Option<Time>);
 /// How often [`Run::completed_watch`] looks in the store at most.
 const WATCH_EVERY: Duration = Duration::from_millis(20);
 
+/// `look` (a look in the store), asked at most every [`WATCH_EVERY`]
+/// through `cache`, which answers in between; with `found_stays`, a time
+/// once found is answered from then on without looking again.
+fn watch_store(
+    cache: Arc<Mutex<Option<Looked>>>,
+    found_stays: bool,
+    look: impl Fn() -> Option<Time> + Send + Sync + 'static,
+) -> Arc<dyn Fn() -> Option<Time> + Send + Sync> {
+    Arc::new(move || {
+        let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+        match *cache {
+            Some((at, time)) if at.elapsed() < WATCH_EVERY || (found_stays && time.is_some()) => {
+                time
+            }
+            _ => {
+                let time = look();
+                *cache = Some((Instant::now(), time));
+                time
+            }
+        }
+    })
+}
+
 impl Run {
     /// Opens a run of job `job` with plan `stages` in process `process` of a
     /// cluster of `workers` workers (saying on stderr which newer
@@ -275,23 +298,9 @@ impl Run {
     /// checkpoint.
     pub(crate) fn completed_watch(&self) -> Arc<dyn Fn() -> Option<Time> + Send + Sync> {
         let store = self.store.clone();
-        let newest = Arc::clone(&self.newest);
-        Arc::new(move || {
-            let mut newest = newest.lock().unwrap_or_else(|p| p.into_inner());
-            match *newest {
-                Some((at, time)) if at.elapsed() < WATCH_EVERY => time,
-                _ => {
-                    let time = store.newest_complete().ok().flatten().map(|id| {
-                        if id == FINAL {
-                            Time::MAX
-                        } else {
-                            id
-                        }
-                    });
-                    *newest = Some((Instant::now(), time));
-                    time
-                }
-            }
+        watch_store(Arc::clone(&self.newest), false, move || {
+            let id = store.newest_complete().ok().flatten()?;
+            Some(if id == FINAL { Time::MAX } else { id })
         })
     }
 
@@ -321,17 +330,8 @@ impl Run {
     /// 20 ms.
     pub(crate) fn stopped_watch(&self) -> Arc<dyn Fn() -> Option<Time> + Send + Sync> {
         let store = self.store.clone();
-        let looked: Mutex<Option<Looked>> = Mutex::new(None);
-        Arc::new(move || {
-            let mut looked = looked.lock().unwrap_or_else(|p| p.into_inner());
-            match *looked {
-                Some((at, time)) if at.elapsed() < WATCH_EVERY || time.is_some() => time,
-                _ => {
-                    let time = store.stopped_at().ok().flatten();
-                    *looked = Some((Instant::now(), time));
-                    time
-                }
-            }
+        watch_store(Arc::default(), true, move || {
+            store.stopped_at().ok().flatten()
         })
     }
 

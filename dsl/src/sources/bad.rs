@@ -164,13 +164,23 @@ impl DeadLetter {
 }
 
 /// A dead letter as it travels between workers.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Wire {
     source: String,
     partition: usize,
     origin: Origin,
     raw: Vec<u8>,
     reason: String,
+}
+
+/// A [`Wire`] to serialize, borrowing the letter's fields (the same layout).
+#[derive(Serialize)]
+struct WireRef<'a> {
+    source: &'a String,
+    partition: usize,
+    origin: &'a Origin,
+    raw: &'a Vec<u8>,
+    reason: &'a String,
 }
 
 /// A dead letter as JSON: one flat object.
@@ -308,12 +318,12 @@ impl Serialize for DeadLetter {
         if serializer.is_human_readable() {
             Flat::of(self).serialize(serializer)
         } else {
-            Wire {
-                source: self.source.clone(),
+            WireRef {
+                source: &self.source,
                 partition: self.partition,
-                origin: self.origin.clone(),
-                raw: self.raw.clone(),
-                reason: self.reason.clone(),
+                origin: &self.origin,
+                raw: &self.raw,
+                reason: &self.reason,
             }
             .serialize(serializer)
         }

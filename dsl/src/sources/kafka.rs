@@ -548,7 +548,6 @@ impl<V> KafkaPartition<V> {
                 }
             }
             self.next = offset + 1;
-            self.reached.store(self.next, Ordering::Relaxed);
             taken += 1;
             if self.end.is_some_and(|end| self.next >= end) {
                 return Ok((taken, true));
@@ -570,6 +569,8 @@ impl<V: Data> PartitionReader<KafkaRecord<V>> for KafkaPartition<V> {
         };
         let polled = self.poll(&consumer, out, max);
         self.consumer = Some(consumer);
+        // Once per read, not per record.
+        self.reached.store(self.next, Ordering::Relaxed);
         let (read, ended) = polled?;
         if self.end.is_some() {
             self.work.fetch_add(read as u64, Ordering::Relaxed);
