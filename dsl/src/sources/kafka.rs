@@ -476,21 +476,6 @@ impl<V> KafkaPartition<V> {
         .into()
     }
 
-    /// Pauses or resumes fetching, once the consumer is made (before, it
-    /// fetches nothing).
-    fn set_paused(&self, paused: bool) -> Result<(), BoxError> {
-        let Some(consumer) = &self.consumer else {
-            return Ok(());
-        };
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(&self.topic.topic, self.partition);
-        let done = match paused {
-            true => consumer.pause(&tpl),
-            false => consumer.resume(&tpl),
-        };
-        done.map_err(|e| self.error(format!("cannot pause or resume the partition: {e}")))
-    }
-
     /// A consumer assigned the partition at its next offset.
     fn connect(&self) -> Result<BaseConsumer, BoxError> {
         let consumer = self.topic.consumer().map_err(|e| self.error(e))?;
@@ -584,16 +569,6 @@ impl<V: Data> PartitionReader<KafkaRecord<V>> for KafkaPartition<V> {
 
     fn position(&self) -> Option<u64> {
         Some(self.next.max(0) as u64)
-    }
-
-    /// Pauses fetching the partition while the source waits for the job,
-    /// so that the client's queue does not fill up meanwhile.
-    fn pause(&mut self) -> Result<(), BoxError> {
-        self.set_paused(true)
-    }
-
-    fn resume(&mut self) -> Result<(), BoxError> {
-        self.set_paused(false)
     }
 
     fn seek(&mut self, position: u64) -> Result<(), BoxError> {
