@@ -452,7 +452,8 @@ impl<K: Key, T: Data> KeyedStream<K, T> {
     /// [`Update`] retracting the previous result (`diff = -1`) and one adding
     /// the new result (`diff = +1`). Records are folded as their timestamps
     /// complete; on a bounded stream without event time each key gets one
-    /// final result.
+    /// final result, on an unbounded one the changes of each
+    /// [`update_interval`](crate::Pipeline::update_interval).
     ///
     /// # Examples
     ///
@@ -499,7 +500,10 @@ impl<K: Key, T: Data> KeyedStream<K, T> {
     /// Counts the records of each key with differential dataflow, as a
     /// changelog: when a key's count changes at a watermark, an [`Update`]
     /// retracting the old count (`diff = -1`) and one adding the new count.
-    /// On a bounded stream without event time each key gets one final count.
+    /// On a bounded stream without event time each key gets one final count;
+    /// on an unbounded one (see [`Source::bounded`](crate::sources::Source::bounded))
+    /// the counts change once per
+    /// [`update_interval`](crate::Pipeline::update_interval).
     ///
     /// # Examples
     ///

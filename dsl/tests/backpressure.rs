@@ -90,6 +90,80 @@ fn a_slow_sink_holds_back_a_source_without_event_time() {
     assert!(most <= 64 * BATCH, "1 worker: {most} records in flight");
 }
 
+/// An unbounded source without event time (it says it may never end) into
+/// a `fold` of one key (on one worker) that sleeps 1 ms per 512 records, on
+/// `workers`: the source sends
+/// at processing-time ticks of 10 ms, so the fold emits as it goes, and is
+/// held back by the job's progress. Returns the most records ever read and
+/// not yet folded.
+fn most_in_flight_to_a_fold(workers: usize, n: u64) -> u64 {
+    let read = Arc::new(AtomicU64::new(0));
+    let folded = Arc::new(AtomicU64::new(0));
+    let counting = Arc::clone(&read);
+    let unbounded = Pausing {
+        n,
+        pauses: Arc::default(),
+        resumes: Arc::default(),
+    };
+    let source = Mapped::new(unbounded, move |i: u64| {
+        counting.fetch_add(1, Ordering::Relaxed);
+        i
+    });
+    let f = Arc::clone(&folded);
+    let p = Pipeline::new("slow-fold").update_interval(Duration::from_millis(10));
+    let results = Arc::new(AtomicU64::new(0));
+    let r = Arc::clone(&results);
+    p.source(source)
+        .key_by(|_| 0u8)
+        .fold(
+            || 0u64,
+            move |sum, i| {
+                *sum += i;
+                if f.fetch_add(1, Ordering::Relaxed).is_multiple_of(512) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            },
+        )
+        .sink(ForEach::new(move |_: &Update<u8, u64>| {
+            r.fetch_add(1, Ordering::Relaxed);
+        }));
+    let done = Arc::new(AtomicBool::new(false));
+    let (rd, fd, d) = (Arc::clone(&read), Arc::clone(&folded), Arc::clone(&done));
+    let sampler = std::thread::spawn(move || {
+        let mut most = 0;
+        while !d.load(Ordering::Relaxed) {
+            let ahead = rd
+                .load(Ordering::Relaxed)
+                .saturating_sub(fd.load(Ordering::Relaxed));
+            most = most.max(ahead);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        most
+    });
+    p.run(Cluster::threads(workers).quiet(true)).unwrap();
+    done.store(true, Ordering::Relaxed);
+    assert_eq!(folded.load(Ordering::Relaxed), n);
+    // The one key's sum changed at many ticks.
+    let results = results.load(Ordering::Relaxed);
+    assert!(results > 10, "{workers} workers: {results} results");
+    sampler.join().unwrap()
+}
+
+#[test]
+fn a_slow_fold_holds_back_an_unbounded_source_without_event_time() {
+    for workers in [2, 3] {
+        let most = most_in_flight_to_a_fold(workers, 2_000_000);
+        // Each worker's source: 256 batches beyond the sinks, what it read
+        // in one 10 ms tick, and the batch it is reading.
+        let bound = workers as u64 * (256 + 16 + 1) * BATCH;
+        eprintln!("{workers} workers: {most} in flight, bound {bound}");
+        assert!(
+            most <= bound,
+            "{workers} workers: {most} records in flight, bound {bound}"
+        );
+    }
+}
+
 /// Counts the pauses and resumes of its readers, and fails a read of a
 /// paused partition.
 struct Pausing {

@@ -299,14 +299,61 @@ pub struct SourceRun<R> {
     /// Once a stop is requested here, every partition ends where it is (as
     /// if exhausted), so the job drains what was read and completes.
     pub stop: Option<weir_engine::StopHandle>,
-    /// Without event time: flow control by batches. Each partition sends
-    /// each batch at a time one past its previous batch's (every record
-    /// still carries event time 0), so the job's progress can be seen and
-    /// the source sends at most `batches` batches beyond it, as an aligned
-    /// source with event time does. For jobs whose stages read no time
-    /// (no updating aggregation or join downstream): those would see the
-    /// batches as versions. `None`: every batch at time 0, unpaced.
-    pub paced: Option<Align>,
+    /// Without event time: the times its batches go out at ([`Pacing`]).
+    pub pacing: Pacing,
+}
+
+/// The times a source without event time sends its batches at (every record
+/// still carries event time 0).
+#[derive(Default)]
+pub enum Pacing {
+    /// Every batch at time 0: the stages downstream see the whole input as
+    /// one version (an updating aggregation gives each key one result, once
+    /// the input ends).
+    #[default]
+    Unpaced,
+    /// Flow control by batches: each partition sends every 8 batches at a
+    /// time one past its previous ones, so the job's progress can be seen,
+    /// and the source sends at most `batches` batches beyond it, as an
+    /// aligned source with event time does. For jobs whose stages read no
+    /// time (no updating aggregation or join downstream): those would see
+    /// the batches as versions.
+    Batches(Align),
+    /// Processing-time ticks, for an input that may never end feeding
+    /// stages that take times as versions (updating aggregations and
+    /// joins): each partition sends at the current tick (milliseconds since
+    /// the Unix epoch, rounded down to a multiple of `every`), and moves to
+    /// it whenever it is read, with records or without, so those stages
+    /// emit what changed once per tick while the input goes on. With
+    /// `align`, the source also sends at most `align.batches` batches
+    /// beyond the job's progress (a tick's batches count as one time).
+    Ticks {
+        /// The tick.
+        every: Duration,
+        /// Flow control, as for [`Pacing::Batches`].
+        align: Option<Align>,
+    },
+}
+
+impl Pacing {
+    /// The flow control of this pacing, if any.
+    fn align(&self) -> Option<&Align> {
+        match self {
+            Pacing::Unpaced => None,
+            Pacing::Batches(align) => Some(align),
+            Pacing::Ticks { align, .. } => align.as_ref(),
+        }
+    }
+}
+
+/// The processing-time tick of `every` that holds now: milliseconds since the
+/// Unix epoch, rounded down to a multiple of `every` (at least 1 ms).
+fn current_tick(every: Duration) -> Time {
+    let every = (every.as_millis() as u64).max(1);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    now / every * every
 }
 
 /// The streams of a source operator.
@@ -525,7 +572,7 @@ where
         failure,
         rejects: Rejects::new(),
         stop: None,
-        paced: None,
+        pacing: Pacing::Unpaced,
     };
     partitioned_source_with_cuts(scope, name, readers, event_time, run).records
 }
@@ -552,15 +599,23 @@ where
         failure,
         rejects,
         stop,
-        paced,
+        pacing,
     } = run;
     // Paced (without event time) or aligned (with): how far ahead of the
     // job's progress the source may go.
-    let paced = paced.filter(|_| event_time.is_none());
+    let pacing = match event_time {
+        Some(_) => Pacing::Unpaced,
+        None => pacing,
+    };
     let align = event_time
         .as_ref()
         .and_then(|et| et.align.clone())
-        .or_else(|| paced.clone());
+        .or_else(|| pacing.align().cloned());
+    let batches_paced = matches!(pacing, Pacing::Batches(_));
+    let ticks = match pacing {
+        Pacing::Ticks { every, .. } => Some(every),
+        _ => None,
+    };
     let mut event_time = event_time;
     let checkpoints = event_time
         .as_mut()
@@ -706,6 +761,14 @@ where
                     waited = false;
                 }
                 let partition = &mut partitions[i];
+                if let Some(every) = ticks {
+                    // Read or not, the partition moves to the tick of now,
+                    // so what it sent at earlier ticks can complete.
+                    let now = current_tick(every);
+                    if now > *partition.capability.time() {
+                        partition.downgrade(now);
+                    }
+                }
                 if partition.paused {
                     partition.paused = false;
                     if let Err(e) = partition.reader.resume() {
@@ -787,7 +850,7 @@ where
                     if let (Some(et), Some(max)) = (&event_time, partition.clock.max_seen) {
                         partition.advance(max.saturating_sub(et.bound), &mut cuts);
                     }
-                    if paced.is_some() {
+                    if batches_paced {
                         // Every PACE_EVERY batches, the next go out one time
                         // later (a new time per batch costs progress
                         // messages enough to slow a pass-through job).
@@ -1032,7 +1095,7 @@ mod tests {
                 failure: Failure::default(),
                 rejects: Rejects::new(),
                 stop: None,
-                paced: None,
+                pacing: Pacing::Unpaced,
             };
             let streams = partitioned_source_with_cuts(scope, "values", readers, Some(time), run);
             (streams.records.capture(), streams.cuts.capture())
@@ -1130,7 +1193,7 @@ mod tests {
                 failure: Failure::default(),
                 rejects,
                 stop: None,
-                paced: None,
+                pacing: Pacing::Unpaced,
             };
             let streams = partitioned_source_with_cuts(scope, "picky", readers, Some(time), run);
             (streams.records.capture(), streams.rejected.capture())

@@ -10,6 +10,7 @@ use timely::dataflow::operators::{Concatenate, Probe};
 use timely::dataflow::{ProbeHandle, Scope};
 use weir_engine::{Failure, Metrics};
 use weir_operators::checkpoint::{announce, commit, Control, SourceCuts};
+use weir_operators::source::{Align, Pacing};
 use weir_operators::{
     Checkpoints, GroupStates, KeyGroups, PartitionCut, Start, Stateful, Time, VecStream,
 };
@@ -72,6 +73,9 @@ pub struct Ctx<'s> {
     /// The sources that may pace their batches by time without event time
     /// (no updating stage downstream).
     pub(crate) paceable: Arc<std::collections::HashSet<NodeId>>,
+    /// The tick of unbounded sources without event time feeding updating
+    /// stages ([`Pipeline::update_interval`](crate::Pipeline::update_interval)).
+    pub(crate) update_interval: std::time::Duration,
 }
 
 /// One worker's part in the checkpoints of a run.
@@ -110,19 +114,30 @@ impl<'s> Ctx<'s> {
             stop: None,
             stop_cuts: Vec::new(),
             paceable: Arc::default(),
+            update_interval: super::graph::UPDATE_INTERVAL,
         }
     }
 
-    /// Flow control of source `node` without event time, on several
-    /// workers and if no updating stage is downstream of it.
-    pub(crate) fn pacing(&mut self, node: NodeId) -> Option<weir_operators::source::Align> {
-        if self.scope.peers() < 2 || !self.paceable.contains(&node) {
-            return None;
-        }
-        Some(weir_operators::source::Align {
+    /// The times source `node`, without event time, sends its batches at:
+    /// paced by batches for flow control on several workers where no
+    /// updating stage is downstream; at processing-time ticks where one is
+    /// and the source may never end (so the stage emits as the input goes);
+    /// otherwise all at time 0.
+    pub(crate) fn pacing(&mut self, node: NodeId, bounded: bool) -> Pacing {
+        let several = self.scope.peers() > 1;
+        let (paceable, every) = (self.paceable.contains(&node), self.update_interval);
+        let mut align = || Align {
             progress: self.progress_of(node),
             batches: PACED_BATCHES_AHEAD,
-        })
+        };
+        match (paceable, bounded) {
+            (true, _) if several => Pacing::Batches(align()),
+            (false, false) => Pacing::Ticks {
+                every,
+                align: several.then(align),
+            },
+            _ => Pacing::Unpaced,
+        }
     }
 
     /// The handle the sources end their partitions at when the run stops.

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use weir_engine::{Cluster, Metrics, Progress, RunSummary, Stopped};
 use weir_operators::Time;
@@ -63,7 +64,12 @@ struct Graph {
     must_read: Vec<(Port, &'static str)>,
     errors: Vec<PlanError>,
     checkpointing: Option<Checkpointing>,
+    /// See [`Pipeline::update_interval`].
+    update_interval: Duration,
 }
+
+/// The default [`Pipeline::update_interval`].
+pub(crate) const UPDATE_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Graph {
     /// The sources with no stage that reads timely times downstream (the
@@ -156,6 +162,7 @@ impl Pipeline {
                 must_read: Vec::new(),
                 errors: Vec::new(),
                 checkpointing: None,
+                update_interval: UPDATE_INTERVAL,
             })),
         }
     }
@@ -258,6 +265,44 @@ impl Pipeline {
     /// ```
     pub fn checkpoint(&self, checkpointing: Checkpointing) -> Pipeline {
         self.lock().checkpointing = Some(checkpointing);
+        self.clone()
+    }
+
+    /// How often updating stages (`count`, `fold`, `join`,
+    /// `reduce_updates`) emit what changed when they read a source without
+    /// event time that may never end (standard input, a queue followed as
+    /// it grows; see [`Source::bounded`](crate::sources::Source::bounded)):
+    /// such a source sends its records at processing-time ticks of this
+    /// length, and the stage emits once per tick, as Kafka Streams does at
+    /// each commit interval. Default 1 s. Over a bounded source each key
+    /// gets one final result when the input ends; with event time, results
+    /// follow the watermark.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weir::prelude::*;
+    ///
+    /// // Over a bounded source, one final count per key whatever the interval.
+    /// let out = Collect::new();
+    /// Pipeline::new("counts")
+    ///     .update_interval(Duration::from_millis(200))
+    ///     .source(Iter::new(vec!["a", "b", "a"]))
+    ///     .key_by(|w: &&str| w.to_string())
+    ///     .count()
+    ///     .sink(out.clone())
+    ///     .run(Cluster::threads(2).quiet(true))
+    ///     .unwrap();
+    /// let mut got = out.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![
+    ///     Update { key: "a".to_string(), value: 2, diff: 1 },
+    ///     Update { key: "b".to_string(), value: 1, diff: 1 },
+    /// ]);
+    /// ```
+    pub fn update_interval(&self, every: Duration) -> Pipeline {
+        self.lock().update_interval = every.max(Duration::from_millis(1));
         self.clone()
     }
 
@@ -503,6 +548,7 @@ impl Pipeline {
     /// does not parse (see [`RunError::source_error`]).
     pub fn run(&self, cluster: Cluster) -> Result<RunSummary, RunError> {
         self.validate()?;
+        let update_interval = self.lock().update_interval;
         let (name, builds, sinks, sources_of, sources, checkpointing, stages, hooks, paced) = {
             let g = self.lock();
             let paced = Arc::new(g.paceable_sources());
@@ -577,6 +623,7 @@ impl Pipeline {
                 );
                 ctx.stop = Some(Arc::clone(&stopping));
                 ctx.paceable = Arc::clone(&paced);
+                ctx.update_interval = update_interval;
                 if let Some(run) = &checkpoints {
                     ctx.start_checkpoints(Arc::clone(run), &sources)?;
                 }

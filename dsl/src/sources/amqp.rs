@@ -363,6 +363,10 @@ impl<V: Data> Source for Amqp<V> {
         format!("amqp({}, {})", self.queue.queue, self.format)
     }
 
+    fn bounded(&self) -> bool {
+        self.queue.bounded
+    }
+
     fn resumable(&self) -> bool {
         true
     }

@@ -426,6 +426,10 @@ impl<T: Data> Source for JsonLines<T> {
         format!("jsonl({})", self.spec.path.display())
     }
 
+    fn bounded(&self) -> bool {
+        true
+    }
+
     fn resumable(&self) -> bool {
         true
     }
@@ -492,6 +496,10 @@ impl Source for TextLines {
 
     fn describe(&self) -> String {
         format!("text({})", self.spec.path.display())
+    }
+
+    fn bounded(&self) -> bool {
+        true
     }
 
     fn resumable(&self) -> bool {
@@ -590,6 +598,10 @@ where
 
     fn describe(&self) -> String {
         format!("{}({})", self.format, self.spec.path.display())
+    }
+
+    fn bounded(&self) -> bool {
+        true
     }
 
     fn resumable(&self) -> bool {
@@ -755,6 +767,10 @@ impl<T: Data> Source for Csv<T> {
         format!("csv({})", self.spec.path.display())
     }
 
+    fn bounded(&self) -> bool {
+        true
+    }
+
     fn resumable(&self) -> bool {
         true
     }
@@ -852,6 +868,10 @@ where
 
     fn describe(&self) -> String {
         format!("csv({})", self.spec.path.display())
+    }
+
+    fn bounded(&self) -> bool {
+        true
     }
 
     fn resumable(&self) -> bool {

@@ -73,6 +73,10 @@ where
         format!("generator({} events)", self.count)
     }
 
+    fn bounded(&self) -> bool {
+        true
+    }
+
     fn resumable(&self) -> bool {
         true
     }

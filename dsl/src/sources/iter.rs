@@ -55,6 +55,10 @@ impl<T: Data> Source for Iter<T> {
         format!("iter({} records)", self.items.len())
     }
 
+    fn bounded(&self) -> bool {
+        true
+    }
+
     fn resumable(&self) -> bool {
         true
     }

@@ -386,6 +386,10 @@ impl<V: Data> Source for Kafka<V> {
         format!("kafka({}, {})", self.topic.topic, self.format)
     }
 
+    fn bounded(&self) -> bool {
+        self.topic.bounded
+    }
+
     fn resumable(&self) -> bool {
         true
     }

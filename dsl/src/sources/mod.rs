@@ -51,7 +51,7 @@ pub use weir_operators::{PartitionReader, ReadStatus};
 
 use weir_engine::{CounterKind, Metrics};
 use weir_operators::source::{
-    partitioned_source_with_cuts, EventTime, Rejects, Release, SourceCheckpoints, SourceRun,
+    partitioned_source_with_cuts, EventTime, Pacing, Rejects, Release, SourceCheckpoints, SourceRun,
 };
 use weir_operators::Time;
 
@@ -107,6 +107,20 @@ pub trait Source: Send + Sync + 'static {
     fn checkpoint_committed(&self, positions: &[(usize, u64)]) -> Result<(), BoxError> {
         let _ = positions;
         Ok(())
+    }
+
+    /// Whether every partition of the source ends by itself (a file, a
+    /// vector, a generator of `n` records, a queue read to the end it had
+    /// at the start) rather than possibly never (standard input, a queue
+    /// followed as it grows). Without event time this decides when updating
+    /// stages downstream (`count`, `fold`, `join`, `reduce_updates`) emit:
+    /// over a bounded source, once, with each key's final result, when the
+    /// input ends; over an unbounded one, once per
+    /// [`update_interval`](crate::Pipeline::update_interval) of processing
+    /// time while it runs. By default false: results come out as the input
+    /// goes.
+    fn bounded(&self) -> bool {
+        false
     }
 
     /// Whether its readers acknowledge what they read
@@ -335,16 +349,16 @@ where
             });
         }
     }
-    let paced = match timed {
-        false => ctx.pacing(node),
-        true => None,
+    let pacing = match timed {
+        false => ctx.pacing(node, source.bounded()),
+        true => Pacing::Unpaced,
     };
     let run = SourceRun {
         counter,
         failure: ctx.failure.clone(),
         rejects,
         stop: ctx.source_stop(),
-        paced,
+        pacing,
     };
     let streams = partitioned_source_with_cuts(ctx.scope, &name, readers, time, run);
     ctx.add_cuts(node, streams.cuts);
@@ -593,6 +607,10 @@ where
 
     fn acknowledges(&self) -> bool {
         self.inner.acknowledges()
+    }
+
+    fn bounded(&self) -> bool {
+        self.inner.bounded()
     }
 
     fn open(&self, ctx: &SourceContext) -> Result<Vec<Box<dyn PartitionReader<U>>>, SourceError> {

@@ -190,6 +190,10 @@ impl<T: Data> Source for Nexmark<T> {
         }
     }
 
+    fn bounded(&self) -> bool {
+        true
+    }
+
     fn resumable(&self) -> bool {
         true
     }
