@@ -288,8 +288,8 @@ impl Pipeline {
     /// let out = Collect::new();
     /// Pipeline::new("counts")
     ///     .update_interval(Duration::from_millis(200))
-    ///     .source(Iter::new(vec!["a", "b", "a"]))
-    ///     .key_by(|w: &&str| w.to_string())
+    ///     .source(Iter::new(["a", "b", "a"].map(String::from)))
+    ///     .key_by(|w: &String| w.clone())
     ///     .count()
     ///     .sink(out.clone())
     ///     .run(Cluster::threads(2).quiet(true))
