@@ -58,6 +58,10 @@ pub struct Cluster {
     /// connect (or set WEIR_CLUSTER_SECRET); the same on every process
     #[arg(long = "secret-file", value_name = "FILE")]
     secret_file: Option<PathBuf>,
+    /// Serve live metrics at this address (host:port, port 0 for any free
+    /// one): GET /metrics in the OpenMetrics text format Prometheus scrapes
+    #[arg(long = "metrics", value_name = "ADDR")]
+    metrics: Option<String>,
     /// Whether SIGINT and SIGTERM stop a run cleanly (on for clusters made
     /// from flags, the way programs run).
     #[arg(skip = true)]
@@ -102,6 +106,7 @@ impl Cluster {
             quiet: false,
             connect_timeout: 60,
             secret_file: None,
+            metrics: None,
             signals: false,
             stop: crate::StopHandle::new(),
         }
@@ -123,6 +128,7 @@ impl Cluster {
             quiet: false,
             connect_timeout: 60,
             secret_file: None,
+            metrics: None,
             signals: false,
             stop: crate::StopHandle::new(),
         }
@@ -266,6 +272,18 @@ impl Cluster {
     /// The host file, if one was given.
     pub fn hostfile(&self) -> Option<&Path> {
         self.hostfile.as_deref()
+    }
+
+    /// Serves the metrics of runs of this cluster at `addr` (see
+    /// [`MetricsServer`](crate::MetricsServer)), as `--metrics ADDR` does.
+    pub fn with_metrics(mut self, addr: impl Into<String>) -> Self {
+        self.metrics = Some(addr.into());
+        self
+    }
+
+    /// Where the metrics of a run are served, if anywhere.
+    pub fn metrics_addr(&self) -> Option<&str> {
+        self.metrics.as_deref()
     }
 
     /// True if progress bar and run summary are off.

@@ -30,12 +30,18 @@ mod error;
 mod execute;
 pub mod failpoint;
 mod metrics;
+mod process;
+mod serve;
 mod stop;
 
 pub use cluster::{Cluster, SECRET_ENV};
 pub use error::{BoxError, EngineError, WorkerFailure};
 pub use execute::{Failure, WorkerContext};
-pub use metrics::{CheckpointStats, CounterKind, Metrics, Progress, RunSummary, Stopped};
+pub use metrics::{
+    CheckpointStats, CounterKind, Metrics, Progress, RunSummary, Stopped, NO_WATERMARK,
+};
+pub use process::Usage;
+pub use serve::MetricsServer;
 pub use stop::StopHandle;
 
 /// The timely crate weir runs on, re-exported for the operator and DSL crates.

@@ -45,7 +45,13 @@ pub struct Metrics {
     done: Arc<AtomicU64>,
     checkpoints: Mutex<Option<CheckpointStats>>,
     stopped: Mutex<Option<Stopped>>,
+    /// `(source, partition, watermark)`, [`NO_WATERMARK`] until it has one.
+    watermarks: Mutex<Vec<(String, usize, Arc<AtomicU64>)>>,
 }
+
+/// The value of a watermark gauge whose partition has no watermark: none
+/// yet, or it ended.
+pub const NO_WATERMARK: u64 = u64::MAX;
 
 /// How a job asked to stop (SIGINT, SIGTERM, a
 /// [`StopHandle`](crate::StopHandle)) stopped.
@@ -84,6 +90,7 @@ impl Metrics {
             done: Arc::new(AtomicU64::new(0)),
             checkpoints: Mutex::new(None),
             stopped: Mutex::new(None),
+            watermarks: Mutex::new(Vec::new()),
         }
     }
 
@@ -116,6 +123,36 @@ impl Metrics {
         let c = Arc::new(AtomicU64::new(0));
         counters.push((kind, name.to_string(), Arc::clone(&c)));
         c
+    }
+
+    /// The watermark gauge of partition `partition` of source `source`
+    /// (milliseconds since the Unix epoch, [`NO_WATERMARK`] while it has
+    /// none), created the first time: its source operator stores each
+    /// watermark it moves to.
+    pub fn watermark(&self, source: &str, partition: usize) -> Arc<AtomicU64> {
+        let mut marks = self.watermarks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, _, w)) = marks
+            .iter()
+            .find(|(s, p, _)| *p == partition && s == source)
+        {
+            return Arc::clone(w);
+        }
+        let w = Arc::new(AtomicU64::new(NO_WATERMARK));
+        marks.push((source.to_string(), partition, Arc::clone(&w)));
+        w
+    }
+
+    /// The watermarks of the source partitions of this process that have
+    /// one, as `(source, partition, milliseconds since the Unix epoch)`.
+    pub fn watermarks(&self) -> Vec<(String, usize, u64)> {
+        let marks = self.watermarks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut now: Vec<_> = marks
+            .iter()
+            .map(|(s, p, w)| (s.clone(), *p, w.load(Ordering::Relaxed)))
+            .filter(|(_, _, w)| *w != NO_WATERMARK)
+            .collect();
+        now.sort();
+        now
     }
 
     /// Announces `units` more of work for bounded sources of this process (events

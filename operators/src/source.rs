@@ -301,6 +301,12 @@ pub struct SourceRun<R> {
     pub stop: Option<weir_engine::StopHandle>,
     /// Without event time: the times its batches go out at ([`Pacing`]).
     pub pacing: Pacing,
+    /// With event time, the watermark gauges of its partitions, in reader
+    /// order (see [`Metrics::watermark`](weir_engine::Metrics::watermark)):
+    /// each partition stores every watermark it moves to, and
+    /// [`NO_WATERMARK`](weir_engine::NO_WATERMARK) when it ends. Empty: not
+    /// reported.
+    pub watermarks: Vec<Arc<AtomicU64>>,
 }
 
 /// The times a source without event time sends its batches at (every record
@@ -391,6 +397,8 @@ struct Partition<D> {
     batches: u64,
     /// Whether its reader is paused (see [`PartitionReader::pause`]).
     paused: bool,
+    /// Its watermark gauge, if reported ([`SourceRun::watermarks`]).
+    watermark: Option<Arc<AtomicU64>>,
 }
 
 /// The cuts output of a source.
@@ -430,6 +438,9 @@ impl<D: 'static> Partition<D> {
 
     /// Moves the partition's capabilities on every output to `to`.
     fn downgrade(&mut self, to: Time) {
+        if let Some(gauge) = &self.watermark {
+            gauge.store(to, Ordering::Relaxed);
+        }
         self.capability.downgrade(&to);
         self.cut_capability.downgrade(&to);
         self.reject_capability.downgrade(&to);
@@ -573,6 +584,7 @@ where
         rejects: Rejects::new(),
         stop: None,
         pacing: Pacing::Unpaced,
+        watermarks: Vec::new(),
     };
     partitioned_source_with_cuts(scope, name, readers, event_time, run).records
 }
@@ -600,6 +612,7 @@ where
         rejects,
         stop,
         pacing,
+        watermarks,
     } = run;
     // Paced (without event time) or aligned (with): how far ahead of the
     // job's progress the source may go.
@@ -663,6 +676,7 @@ where
                     unreleased: releases.then(Unreleased::default),
                     batches: 0,
                     paused: false,
+                    watermark: watermarks.get(index).cloned(),
                 })
             })
             .collect();
@@ -866,6 +880,9 @@ where
                     // Dropping the partition releases its capability.
                     ReadStatus::Done => {
                         partition.send_cut(true, &mut cuts);
+                        if let Some(gauge) = &partition.watermark {
+                            gauge.store(weir_engine::NO_WATERMARK, Ordering::Relaxed);
+                        }
                         let done = partitions.swap_remove(i);
                         idle.swap_remove(i);
                         if let Some(unreleased) = done.unreleased.filter(|u| !u.is_empty()) {
@@ -1096,6 +1113,7 @@ mod tests {
                 rejects: Rejects::new(),
                 stop: None,
                 pacing: Pacing::Unpaced,
+                watermarks: Vec::new(),
             };
             let streams = partitioned_source_with_cuts(scope, "values", readers, Some(time), run);
             (streams.records.capture(), streams.cuts.capture())
@@ -1194,6 +1212,7 @@ mod tests {
                 rejects,
                 stop: None,
                 pacing: Pacing::Unpaced,
+                watermarks: Vec::new(),
             };
             let streams = partitioned_source_with_cuts(scope, "picky", readers, Some(time), run);
             (streams.records.capture(), streams.rejected.capture())

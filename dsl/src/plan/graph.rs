@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use weir_engine::{Cluster, Metrics, Progress, RunSummary, Stopped};
+use weir_engine::{Cluster, Metrics, MetricsServer, Progress, RunSummary, Stopped};
 use weir_operators::Time;
 
 use super::compile::{Ctx, NodeBuild};
@@ -584,6 +584,16 @@ impl Pipeline {
             )
         };
         let metrics = Arc::new(Metrics::new(name.clone()));
+        // Served until the run returns; the address goes to stderr (port 0
+        // picks one), quiet or not.
+        let _endpoint = match cluster.metrics_addr() {
+            Some(addr) => {
+                let server = MetricsServer::start(addr, Arc::clone(&metrics))?;
+                eprintln!("weir: metrics at http://{}/metrics", server.local_addr());
+                Some(server)
+            }
+            None => None,
+        };
         let stop = Arc::new(StopState::new(
             cluster.stop_handles()?,
             checkpointing.is_none(),

@@ -359,6 +359,12 @@ where
         rejects,
         stop: ctx.source_stop(),
         pacing,
+        watermarks: match timed {
+            true => (0..readers.len())
+                .map(|k| ctx.metrics.watermark(&name, worker + k * peers))
+                .collect(),
+            false => Vec::new(),
+        },
     };
     let streams = partitioned_source_with_cuts(ctx.scope, &name, readers, time, run);
     ctx.add_cuts(node, streams.cuts);

@@ -1,0 +1,270 @@
+//! The live metrics endpoint (`--metrics ADDR`): scraped while a `weir run`
+//! job reads standard input, each scrape parsed by the Prometheus project's
+//! own OpenMetrics parser (Debian's `python3-prometheus-client`, installed
+//! by `.ci/run`); counters only grow, the watermark follows the input, and
+//! the last scrape equals the run summary. Without the parser the test says
+//! it was skipped; under CI (`CI=true`) it fails.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Debian's Python, which `python3-prometheus-client` installs for.
+const PYTHON: &str = "/usr/bin/python3";
+
+/// Parses OpenMetrics text with `prometheus_client`'s parser and prints
+/// every sample as `[name, labels, value]` JSON.
+const PARSE: &str = r#"
+import json, sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+out = []
+for family in text_string_to_metric_families(sys.stdin.read()):
+    for s in family.samples:
+        out.append([s.name, s.labels, s.value, family.type])
+print(json.dumps(out))
+"#;
+
+/// Whether the reference parser is installed; under CI it must be.
+fn parser_installed() -> bool {
+    let found = Command::new(PYTHON)
+        .args(["-c", "import prometheus_client.openmetrics.parser"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "CI=true but {PYTHON} has no prometheus_client: .ci/run must install python3-prometheus-client"
+        );
+        eprintln!("SKIPPED: no OpenMetrics parser (apt-get install python3-prometheus-client)");
+    }
+    found
+}
+
+/// `(sample name, sorted labels)` → value, for one scrape.
+type Samples = BTreeMap<(String, Vec<(String, String)>), (f64, String)>;
+
+/// The body of `GET path` at `addr`, with its status code.
+fn get(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut http = TcpStream::connect(addr).unwrap();
+    write!(
+        http,
+        "{method} {path} HTTP/1.1\r\nHost: weir\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    http.read_to_string(&mut reply).unwrap();
+    let status = reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, body.to_string())
+}
+
+/// Scrapes `/metrics` and parses it with the reference parser.
+fn scrape(addr: SocketAddr) -> Samples {
+    let (status, text) = get(addr, "GET", "/metrics");
+    assert_eq!(status, 200, "{text}");
+    let mut python = Command::new(PYTHON)
+        .args(["-c", PARSE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{PYTHON} (apt-get install python3-prometheus-client): {e}"));
+    python
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = python.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the OpenMetrics parser rejected the scrape: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parsed: Vec<(String, BTreeMap<String, String>, f64, String)> =
+        serde_json::from_slice(&out.stdout).unwrap();
+    parsed
+        .into_iter()
+        .map(|(name, labels, value, kind)| ((name, labels.into_iter().collect()), (value, kind)))
+        .collect()
+}
+
+fn value(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut labels: Vec<(String, String)> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    labels.sort();
+    samples.get(&(name.to_string(), labels)).map(|(v, _)| *v)
+}
+
+const SPEC: &str = r#"
+name = "watched"
+
+[source]
+type = "stdin"
+format = "csv"
+event_time = { field = "ts", max_out_of_orderness_ms = 1000 }
+
+[window]
+key = ["user"]
+type = "tumbling"
+size_ms = 1000
+
+[aggregate]
+n = "count(*)"
+
+[sink]
+type = "jsonl"
+path = "out.jsonl"
+"#;
+
+/// Rows `from..to`: ten milliseconds of event time apart, five users.
+fn rows(from: u64, to: u64) -> String {
+    (from..to)
+        .map(|i| format!("{},u{}\n", T0 + i * 10, i % 5))
+        .collect()
+}
+
+const T0: u64 = 1_700_000_000_000;
+
+#[test]
+fn the_endpoint_follows_a_running_job_and_ends_at_its_summary() {
+    if !parser_installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("spec.toml"), SPEC).unwrap();
+    let mut job = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", "spec.toml", "-w", "2", "--metrics", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The address is the first thing said on stderr.
+    let mut stderr = BufReader::new(job.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("weir: metrics at http://")
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no address: {line}"))
+        .parse()
+        .unwrap();
+    let mut input = job.stdin.take().unwrap();
+    input.write_all(b"ts,user\n").unwrap();
+    let source = [("source", "stdin(csv)")];
+    let mut last = Samples::new();
+    let mut scrapes = 0;
+    // Scrapes until `until` holds of a scrape, checking every scrape.
+    let mut watch = |until: &dyn Fn(&Samples) -> bool| {
+        let start = Instant::now();
+        loop {
+            let now = scrape(addr);
+            scrapes += 1;
+            for ((name, labels), (v, kind)) in &now {
+                if kind == "counter" {
+                    let before = last
+                        .get(&(name.clone(), labels.clone()))
+                        .map_or(0.0, |p| p.0);
+                    assert!(*v >= before, "{name} {labels:?} went from {before} to {v}");
+                }
+            }
+            last = now;
+            if until(&last) {
+                return last.clone();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "after 30 s: {last:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    for (from, to) in [(0, 3_000), (3_000, 10_000)] {
+        input.write_all(rows(from, to).as_bytes()).unwrap();
+        input.flush().unwrap();
+        let wm = (T0 + (to - 1) * 10 - 1000) as f64 / 1000.0;
+        let seen = watch(&|s| {
+            value(s, "weir_source_records_total", &source) == Some(to as f64)
+                && value(
+                    s,
+                    "weir_watermark_seconds",
+                    &[("source", "stdin(csv)"), ("partition", "0")],
+                )
+                .is_some_and(|w| (w - wm).abs() < 1e-6)
+        });
+        // Event time is from 2023: the lag is the time since then.
+        let lag = value(
+            &seen,
+            "weir_watermark_lag_seconds",
+            &[("source", "stdin(csv)"), ("partition", "0")],
+        )
+        .unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!(
+            (lag - (now - wm)).abs() < 5.0,
+            "lag {lag}, expected about {}",
+            now - wm
+        );
+        assert!(value(&seen, "process_resident_memory_bytes", &[]).unwrap() > 1e6);
+        assert!(value(&seen, "process_cpu_seconds_total", &[]).unwrap() > 0.0);
+        assert!(value(&seen, "weir_uptime_seconds", &[]).unwrap() > 0.0);
+    }
+    let before_end = last.clone();
+    // Read-only: nothing but GET, and only /metrics.
+    assert_eq!(get(addr, "POST", "/metrics").0, 405);
+    assert_eq!(get(addr, "GET", "/secrets").0, 404);
+    drop(input);
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(job.wait().unwrap().success(), "{rest}");
+    assert!(scrapes >= 2);
+    // The summary says what the last scrape said: every record read.
+    assert!(
+        rest.contains("source stdin(csv): 10000 events read"),
+        "{rest}"
+    );
+    assert_eq!(
+        value(&before_end, "weir_source_records_total", &source),
+        Some(10_000.0)
+    );
+    let written = std::fs::read_to_string(dir.path().join("out.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert!(
+        rest.contains(&format!(": {written} records written")),
+        "{rest}"
+    );
+}
+
+#[test]
+fn a_metrics_address_in_use_is_an_error_naming_the_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("spec.toml"), SPEC).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", "spec.toml", "--metrics", &addr])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("--metrics") && err.contains(&addr), "{err}");
+}
