@@ -32,6 +32,7 @@ pub mod failpoint;
 mod metrics;
 mod process;
 mod serve;
+mod stages;
 mod stop;
 
 pub use cluster::{Cluster, SECRET_ENV};
@@ -42,6 +43,7 @@ pub use metrics::{
 };
 pub use process::Usage;
 pub use serve::MetricsServer;
+pub use stages::{log_stages, QueueFigures, StageFigures, StageOf, StageSnapshot, Stages};
 pub use stop::StopHandle;
 
 /// The timely crate weir runs on, re-exported for the operator and DSL crates.

@@ -47,6 +47,8 @@ pub struct Metrics {
     stopped: Mutex<Option<Stopped>>,
     /// `(source, partition, watermark)`, [`NO_WATERMARK`] until it has one.
     watermarks: Mutex<Vec<(String, usize, Arc<AtomicU64>)>>,
+    /// Per-stage figures, when they are kept (see [`Metrics::set_stages`]).
+    stages: Mutex<Option<Arc<crate::Stages>>>,
 }
 
 /// The value of a watermark gauge whose partition has no watermark: none
@@ -91,6 +93,7 @@ impl Metrics {
             checkpoints: Mutex::new(None),
             stopped: Mutex::new(None),
             watermarks: Mutex::new(Vec::new()),
+            stages: Mutex::new(None),
         }
     }
 
@@ -123,6 +126,20 @@ impl Metrics {
         let c = Arc::new(AtomicU64::new(0));
         counters.push((kind, name.to_string(), Arc::clone(&c)));
         c
+    }
+
+    /// Keeps per-stage figures in `stages` (filled by [`log_stages`](crate::log_stages)
+    /// on each worker): the metrics endpoint and the run summary show them.
+    pub fn set_stages(&self, stages: Arc<crate::Stages>) {
+        *self.stages.lock().unwrap_or_else(|p| p.into_inner()) = Some(stages);
+    }
+
+    /// The per-stage figures, if kept.
+    pub fn stages(&self) -> Option<Arc<crate::Stages>> {
+        self.stages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The watermark gauge of partition `partition` of source `source`
@@ -204,6 +221,25 @@ impl Metrics {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
+            stages: self.stages().map_or_else(Vec::new, |stages| {
+                let elapsed = self.started.elapsed();
+                stages
+                    .names()
+                    .iter()
+                    .zip(stages.snapshot())
+                    .filter(|(_, now)| now.total() != crate::StageFigures::default())
+                    .map(|(name, now)| {
+                        let from = crate::StageSnapshot {
+                            workers: vec![Default::default(); now.workers.len()],
+                            backlog: 0,
+                        };
+                        (
+                            name.clone(),
+                            crate::QueueFigures::between(&from, &now, elapsed),
+                        )
+                    })
+                    .collect()
+            }),
         }
     }
 }
@@ -233,6 +269,9 @@ pub struct RunSummary {
     pub checkpoints: Option<CheckpointStats>,
     /// If the job was asked to stop before its end: how it stopped.
     pub stopped: Option<Stopped>,
+    /// With per-stage figures (metrics served): each stage that did
+    /// anything, with its queueing figures over the whole run.
+    pub stages: Vec<(String, crate::QueueFigures)>,
 }
 
 impl RunSummary {
@@ -286,6 +325,30 @@ impl fmt::Display for RunSummary {
                 "  stopped before the end of its input: the output holds the results of what was read until then, partial"
             )?,
             None => {}
+        }
+        if !self.stages.is_empty() {
+            let width = self
+                .stages
+                .iter()
+                .map(|(n, _)| n.chars().count())
+                .max()
+                .unwrap_or(0);
+            writeln!(
+                f,
+                "  {:width$}  {:>12}  {:>12}  {:>5}  {:>8}  {:>9}",
+                "stage", "λ (rec/s)", "μ (rec/s)", "ρ", "L (rec)", "W (ms)"
+            )?;
+            for (name, q) in &self.stages {
+                writeln!(
+                    f,
+                    "  {name:width$}  {:>12.0}  {:>12.0}  {:>5.2}  {:>8}  {:>9.1}",
+                    q.arrival_rate,
+                    q.service_rate,
+                    q.utilization,
+                    q.backlog,
+                    q.waiting * 1000.0
+                )?;
+            }
         }
         if let Some(c) = &self.checkpoints {
             if let Some(restored) = &c.restored {

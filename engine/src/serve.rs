@@ -2,10 +2,11 @@
 //! OpenMetrics text format (which Prometheus scrapes), served by a small
 //! HTTP server on a thread of its own, only at the address it is given.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -15,6 +16,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::process::Usage;
+use crate::stages::{QueueFigures, StageFigures, StageSnapshot};
 
 use crate::error::EngineError;
 use crate::metrics::Metrics;
@@ -45,6 +47,9 @@ pub struct MetricsServer {
     server: Arc<tiny_http::Server>,
     addr: SocketAddr,
     thread: Option<JoinHandle<()>>,
+    /// Dropped to stop the sampler.
+    stop_sampling: Option<std::sync::mpsc::Sender<()>>,
+    sampler: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for MetricsServer {
@@ -79,8 +84,15 @@ impl MetricsServer {
             .ok_or_else(|| bind_error("not an IP address".into()))?;
         let server = Arc::new(server);
         let serving = Arc::clone(&server);
+        let history = Arc::new(History::default());
+        let (stop_sampling, stopped) = std::sync::mpsc::channel();
+        let sampling = (Arc::clone(&metrics), Arc::clone(&history));
+        let sampler = std::thread::Builder::new()
+            .name("weir-metrics-sampler".into())
+            .spawn(move || sample(&sampling.0, &sampling.1, &stopped))
+            .map_err(|e| bind_error(e.to_string()))?;
         let mut registry = Registry::default();
-        registry.register_collector(Box::new(Collect(metrics)));
+        registry.register_collector(Box::new(Collect { metrics, history }));
         let thread = std::thread::Builder::new()
             .name("weir-metrics".into())
             .spawn(move || serve(&serving, &registry))
@@ -89,6 +101,8 @@ impl MetricsServer {
             server,
             addr: local,
             thread: Some(thread),
+            stop_sampling: Some(stop_sampling),
+            sampler: Some(sampler),
         })
     }
 
@@ -101,7 +115,11 @@ impl MetricsServer {
 impl Drop for MetricsServer {
     fn drop(&mut self) {
         self.server.unblock();
-        if let Some(thread) = self.thread.take() {
+        drop(self.stop_sampling.take());
+        for thread in [self.thread.take(), self.sampler.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = thread.join();
         }
     }
@@ -143,9 +161,144 @@ fn respond(
     response
 }
 
+/// How far back the rates look.
+const RATE_WINDOW: Duration = Duration::from_secs(5);
+
+/// Samples of the per-stage figures, one a second, the last ten minutes.
+#[derive(Debug, Default)]
+struct History {
+    samples: Mutex<VecDeque<(Instant, Vec<StageSnapshot>)>>,
+}
+
+impl History {
+    /// The newest sample at least [`RATE_WINDOW`] older than `now`, or the
+    /// oldest one.
+    fn before(&self, now: Instant) -> Option<(Instant, Vec<StageSnapshot>)> {
+        let samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        samples
+            .iter()
+            .rev()
+            .find(|(at, _)| now.duration_since(*at) >= RATE_WINDOW)
+            .or_else(|| samples.front())
+            .cloned()
+    }
+}
+
+/// Samples the stage figures of `metrics` every second until `stop` is
+/// dropped.
+fn sample(metrics: &Metrics, history: &History, stop: &std::sync::mpsc::Receiver<()>) {
+    loop {
+        if let Some(stages) = metrics.stages() {
+            let mut samples = history.samples.lock().unwrap_or_else(|p| p.into_inner());
+            if samples.len() >= 600 {
+                samples.pop_front();
+            }
+            samples.push_back((Instant::now(), stages.snapshot()));
+        }
+        match stop.recv_timeout(Duration::from_secs(1)) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+    }
+}
+
 /// Reads a job's [`Metrics`] at each scrape.
 #[derive(Debug)]
-struct Collect(Arc<Metrics>);
+struct Collect {
+    metrics: Arc<Metrics>,
+    history: Arc<History>,
+}
+
+/// A family of gauges with one label.
+fn labelled_gauges(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: impl Iterator<Item = (String, f64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (value, v) in values {
+        let labels = [(label, value.as_str())];
+        ConstGauge::new(v).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// The per-stage families: counters per stage and worker, queueing
+/// figures per stage over the last [`RATE_WINDOW`].
+fn stage_families(
+    e: &mut DescriptorEncoder<'_>,
+    stages: &crate::Stages,
+    history: &History,
+) -> Result<(), std::fmt::Error> {
+    let first_worker = stages.first_worker();
+    let now = (Instant::now(), stages.snapshot());
+    let names = stages.names();
+    for (name, help, pick) in [
+        (
+            "weir_stage_records_in",
+            "Records a stage took from its input channels (from other stages)",
+            (|f: &StageFigures| f.records_in as f64) as fn(&StageFigures) -> f64,
+        ),
+        (
+            "weir_stage_records_out",
+            "Records a stage sent to other stages",
+            |f: &StageFigures| f.records_out as f64,
+        ),
+        (
+            "weir_stage_busy_seconds",
+            "Time the operators of a stage were scheduled",
+            |f: &StageFigures| f.busy.as_secs_f64(),
+        ),
+    ] {
+        let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for (stage, snapshot) in names.iter().zip(&now.1) {
+            for (w, figures) in snapshot.workers.iter().enumerate() {
+                let worker = (first_worker + w).to_string();
+                let labels = [("stage", stage.as_str()), ("worker", worker.as_str())];
+                ConstCounter::new(pick(figures)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+    }
+    let (then, before) = history.before(now.0).unwrap_or_else(|| now.clone());
+    let span = now.0.duration_since(then);
+    let figures: Vec<(String, QueueFigures)> = names
+        .iter()
+        .zip(before.iter().zip(&now.1))
+        .map(|(name, (b, n))| (name.clone(), QueueFigures::between(b, n, span)))
+        .collect();
+    for (name, help, pick) in [
+        (
+            "weir_stage_arrival_rate",
+            "λ: records per second arriving at a stage (a source: records it reads), over the last 5 s",
+            (|q: &QueueFigures| q.arrival_rate) as fn(&QueueFigures) -> f64,
+        ),
+        (
+            "weir_stage_service_rate",
+            "μ: records per second a stage handles while busy, on all its workers, over the last 5 s",
+            |q: &QueueFigures| q.service_rate,
+        ),
+        (
+            "weir_stage_utilization",
+            "ρ = λ/μ: the share of its workers' time a stage is busy, over the last 5 s",
+            |q: &QueueFigures| q.utilization,
+        ),
+        (
+            "weir_stage_backlog_records",
+            "L: records waiting in the input channels of a stage (sent within this process)",
+            |q: &QueueFigures| q.backlog as f64,
+        ),
+        (
+            "weir_stage_waiting_seconds",
+            "W = L/λ: how long a record waits for a stage (Little's law)",
+            |q: &QueueFigures| q.waiting,
+        ),
+    ] {
+        labelled_gauges(e, name, help, "stage", figures.iter().map(|(n, q)| (n.clone(), pick(q))))?;
+    }
+    Ok(())
+}
 
 /// A family of counters, one per `(label value, count)`.
 fn counters(
@@ -188,7 +341,7 @@ fn counter(
 impl Collector for Collect {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let e = &mut encoder;
-        let s = self.0.summary();
+        let s = self.metrics.summary();
         gauge(
             e,
             "weir_uptime_seconds",
@@ -234,7 +387,7 @@ impl Collector for Collect {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis() as u64;
-        let watermarks = self.0.watermarks();
+        let watermarks = self.metrics.watermarks();
         for (name, help, of) in [
             (
                 "weir_watermark_seconds",
@@ -282,6 +435,9 @@ impl Collector for Collect {
                     took.as_secs_f64(),
                 )?;
             }
+        }
+        if let Some(stages) = self.metrics.stages() {
+            stage_families(e, &stages, &self.history)?;
         }
         let process = Usage::now();
         if let Some(rss) = process.resident_bytes {

@@ -76,6 +76,9 @@ pub struct Ctx<'s> {
     /// The tick of unbounded sources without event time feeding updating
     /// stages ([`Pipeline::update_interval`](crate::Pipeline::update_interval)).
     pub(crate) update_interval: std::time::Duration,
+    /// With per-stage metrics: the stage of each operator, by id, noted as
+    /// each stage is built.
+    pub(crate) stage_of: Option<weir_engine::StageOf>,
 }
 
 /// One worker's part in the checkpoints of a run.
@@ -115,6 +118,7 @@ impl<'s> Ctx<'s> {
             stop_cuts: Vec::new(),
             paceable: Arc::default(),
             update_interval: super::graph::UPDATE_INTERVAL,
+            stage_of: None,
         }
     }
 
@@ -314,7 +318,22 @@ impl<'s> Ctx<'s> {
             .cloned()
             .flatten()
             .ok_or_else(|| format!("stage #{node} has nothing to build it"))?;
-        build(self)
+        let first = self.scope.worker().peek_identifier();
+        let built = build(self);
+        // The operators made since `first` are this stage's, but for those
+        // of the stages its build built on the way (they claimed theirs
+        // when their builds ended).
+        if let Some(stage_of) = &self.stage_of {
+            let end = self.scope.worker().peek_identifier();
+            let mut owners = stage_of.borrow_mut();
+            if owners.len() < end {
+                owners.resize(end, None);
+            }
+            for owner in owners.iter_mut().take(end).skip(first) {
+                owner.get_or_insert(node);
+            }
+        }
+        built
     }
 
     /// The job's progress downstream of source `source` (its sinks' inputs).

@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use weir_engine::{Cluster, Metrics, MetricsServer, Progress, RunSummary, Stopped};
+use weir_engine::{
+    log_stages, Cluster, Metrics, MetricsServer, Progress, RunSummary, StageOf, Stages, Stopped,
+};
 use weir_operators::Time;
 
 use super::compile::{Ctx, NodeBuild};
@@ -549,6 +551,12 @@ impl Pipeline {
     pub fn run(&self, cluster: Cluster) -> Result<RunSummary, RunError> {
         self.validate()?;
         let update_interval = self.lock().update_interval;
+        let stage_names: Vec<String> = {
+            let g = self.lock();
+            (0..g.nodes.len())
+                .map(|i| format!("#{i} {}", node_text(&g.nodes[i])))
+                .collect()
+        };
         let (name, builds, sinks, sources_of, sources, checkpointing, stages, hooks, paced) = {
             let g = self.lock();
             let paced = Arc::new(g.paceable_sources());
@@ -594,6 +602,16 @@ impl Pipeline {
             }
             None => None,
         };
+        // With the endpoint, per-stage figures from timely's event log.
+        let stage_figures = _endpoint.as_ref().map(|_| {
+            let stages = Arc::new(Stages::new(
+                stage_names,
+                cluster.process() * cluster.workers(),
+                cluster.workers(),
+            ));
+            metrics.set_stages(Arc::clone(&stages));
+            stages
+        });
         let stop = Arc::new(StopState::new(
             cluster.stop_handles()?,
             checkpointing.is_none(),
@@ -622,6 +640,11 @@ impl Pipeline {
         let result = cluster.execute(move |worker, wctx| {
             let failure = wctx.failure().clone();
             let metrics = Arc::clone(&shared);
+            let stage_of = stage_figures.as_ref().map(|stages| {
+                let stage_of = StageOf::default();
+                log_stages(worker, Arc::clone(stages), std::rc::Rc::clone(&stage_of));
+                stage_of
+            });
             worker.dataflow_named::<Time, _, _>(&name, |scope| {
                 let mut ctx = Ctx::new(
                     scope,
@@ -634,6 +657,7 @@ impl Pipeline {
                 ctx.stop = Some(Arc::clone(&stopping));
                 ctx.paceable = Arc::clone(&paced);
                 ctx.update_interval = update_interval;
+                ctx.stage_of = stage_of;
                 if let Some(run) = &checkpoints {
                     ctx.start_checkpoints(Arc::clone(run), &sources)?;
                 }
