@@ -22,8 +22,11 @@ use std::time::Duration;
 use timely::logging::{StartStop, TimelyEvent, TimelyEventBuilder};
 use timely::worker::Worker;
 
-/// The counters of one stage on one worker.
+/// The counters of one stage on one worker, on a cache line pair of their
+/// own (workers publish to their own counters, never to a line another
+/// worker writes).
 #[derive(Debug, Default)]
+#[repr(align(128))]
 struct Counters {
     /// Records that came in from other stages (pulled from its input channels).
     records_in: AtomicU64,
@@ -244,9 +247,43 @@ struct Log {
     channels: Vec<Option<Channel>>,
     /// Per operator id: when its current schedule started.
     started: Vec<Option<Duration>>,
+    /// Per stage: what this worker counted since it last published (the
+    /// shared counters are added to once per batch of events).
+    pending: Vec<Pending>,
+}
+
+/// Counts not yet added to a stage's [`Counters`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Pending {
+    records_in: u64,
+    records_out: u64,
+    busy_ns: u64,
+    sent_to: u64,
+    taken: u64,
 }
 
 impl Log {
+    /// Adds what this worker counted to its shared counters.
+    fn publish(&mut self) {
+        for (stage, p) in self.pending.iter_mut().enumerate() {
+            let Some(c) = self.stages.at(self.worker, stage) else {
+                continue;
+            };
+            for (counter, n) in [
+                (&c.records_in, p.records_in),
+                (&c.records_out, p.records_out),
+                (&c.busy_ns, p.busy_ns),
+                (&c.sent_to, p.sent_to),
+                (&c.taken, p.taken),
+            ] {
+                if n > 0 {
+                    counter.fetch_add(n, Ordering::Relaxed);
+                }
+            }
+            *p = Pending::default();
+        }
+    }
+
     fn stage(&self, op: Option<usize>) -> Option<usize> {
         self.stage_of.borrow().get(op?).copied().flatten()
     }
@@ -278,12 +315,11 @@ impl Log {
                         if !self.top.get(s.id).copied().unwrap_or(false) {
                             return;
                         }
-                        if let Some(c) = self
+                        if let Some(p) = self
                             .stage(Some(s.id))
-                            .and_then(|st| self.stages.at(self.worker, st))
+                            .and_then(|st| self.pending.get_mut(st))
                         {
-                            let ns = at.saturating_sub(start).as_nanos() as u64;
-                            c.busy_ns.fetch_add(ns, Ordering::Relaxed);
+                            p.busy_ns += at.saturating_sub(start).as_nanos() as u64;
                         }
                     }
                 }
@@ -309,19 +345,20 @@ impl Log {
                     return;
                 }
                 let n = m.record_count.max(0) as u64;
+                let local = self
+                    .local
+                    .contains(if m.is_send { &m.target } else { &m.source });
                 if m.is_send {
-                    if let Some(c) = self.stages.at(self.worker, from) {
-                        c.records_out.fetch_add(n, Ordering::Relaxed);
+                    if let Some(p) = self.pending.get_mut(from) {
+                        p.records_out += n;
                     }
-                    if self.local.contains(&m.target) {
-                        if let Some(c) = self.stages.at(self.worker, to) {
-                            c.sent_to.fetch_add(n, Ordering::Relaxed);
-                        }
+                    if let Some(p) = self.pending.get_mut(to).filter(|_| local) {
+                        p.sent_to += n;
                     }
-                } else if let Some(c) = self.stages.at(self.worker, to) {
-                    c.records_in.fetch_add(n, Ordering::Relaxed);
-                    if self.local.contains(&m.source) {
-                        c.taken.fetch_add(n, Ordering::Relaxed);
+                } else if let Some(p) = self.pending.get_mut(to) {
+                    p.records_in += n;
+                    if local {
+                        p.taken += n;
                     }
                 }
             }
@@ -351,6 +388,7 @@ pub fn log_stages(worker: &mut Worker, stages: Arc<Stages>, stage_of: StageOf) {
     let local = stages.first..stages.first + stages.workers;
     let mut log = Log {
         worker: worker.index().saturating_sub(stages.first),
+        pending: vec![Pending::default(); stages.names.len()],
         stages,
         stage_of,
         local,
@@ -365,6 +403,7 @@ pub fn log_stages(worker: &mut Worker, stages: Arc<Stages>, stage_of: StageOf) {
                 for (at, event) in events.iter() {
                     log.event(*at, event);
                 }
+                log.publish();
             }
         });
     }
