@@ -92,10 +92,13 @@ impl MetricsServer {
             .spawn(move || sample(&sampling.0, &sampling.1, &stopped))
             .map_err(|e| bind_error(e.to_string()))?;
         let mut registry = Registry::default();
-        registry.register_collector(Box::new(Collect { metrics, history }));
+        registry.register_collector(Box::new(Collect {
+            metrics: Arc::clone(&metrics),
+            history: Arc::clone(&history),
+        }));
         let thread = std::thread::Builder::new()
             .name("weir-metrics".into())
-            .spawn(move || serve(&serving, &registry))
+            .spawn(move || serve(&serving, &registry, &metrics, &history))
             .map_err(|e| bind_error(e.to_string()))?;
         Ok(MetricsServer {
             server,
@@ -125,9 +128,15 @@ impl Drop for MetricsServer {
     }
 }
 
-/// Answers requests until the server is unblocked: `GET /metrics` gets the
-/// metrics, anything else a 404 (or 405 for other methods): read-only.
-fn serve(server: &tiny_http::Server, registry: &Registry) {
+/// The dashboard's page, script and style, served from the binary.
+const PAGE: &str = include_str!("dashboard/index.html");
+const SCRIPT: &str = include_str!("dashboard/dashboard.js");
+const STYLE: &str = include_str!("dashboard/dashboard.css");
+
+/// Answers requests until the server is unblocked: `GET /metrics` the
+/// metrics, `GET /` the dashboard (its script, style and `/api/state`),
+/// anything else a 404 (or 405 for other methods): read-only.
+fn serve(server: &tiny_http::Server, registry: &Registry, metrics: &Metrics, history: &History) {
     for request in server.incoming_requests() {
         let response = match (request.method(), request.url()) {
             (tiny_http::Method::Get, "/metrics") => {
@@ -141,6 +150,16 @@ fn serve(server: &tiny_http::Server, registry: &Registry) {
                     ),
                 }
             }
+            (tiny_http::Method::Get, "/") => respond(PAGE.into(), 200, "text/html; charset=utf-8"),
+            (tiny_http::Method::Get, "/dashboard.js") => {
+                respond(SCRIPT.into(), 200, "text/javascript; charset=utf-8")
+            }
+            (tiny_http::Method::Get, "/dashboard.css") => {
+                respond(STYLE.into(), 200, "text/css; charset=utf-8")
+            }
+            (tiny_http::Method::Get, "/api/state") => {
+                respond(state(metrics, history).to_string(), 200, "application/json")
+            }
             (tiny_http::Method::Get, _) => respond("not found\n".into(), 404, "text/plain"),
             _ => respond("read-only: GET only\n".into(), 405, "text/plain"),
         };
@@ -149,14 +168,105 @@ fn serve(server: &tiny_http::Server, registry: &Registry) {
     }
 }
 
+/// What the dashboard shows, as JSON: the job, its plan (stages with their
+/// queueing figures, edges, whether records crossed workers on each), the
+/// last ten minutes of throughput and event-time lag, and the counters.
+fn state(metrics: &Metrics, history: &History) -> serde_json::Value {
+    let summary = metrics.summary();
+    let (stages, edges) = match metrics.stages() {
+        Some(stages) => {
+            let current = stages.snapshot();
+            let figures = history.queue_figures(Instant::now(), &current);
+            let list: Vec<serde_json::Value> = stages
+                .names()
+                .iter()
+                .zip(current.iter().zip(&figures))
+                .enumerate()
+                .map(|(id, (name, (now, q)))| {
+                    let total = now.total();
+                    serde_json::json!({
+                        "id": id,
+                        "name": name,
+                        "records_in": total.records_in,
+                        "records_out": total.records_out,
+                        "arrival_rate": q.arrival_rate,
+                        "service_rate": q.service_rate,
+                        "utilization": q.utilization,
+                        "backlog": q.backlog,
+                        "waiting_seconds": q.waiting,
+                    })
+                })
+                .collect();
+            let edges: Vec<serde_json::Value> = stages
+                .edges()
+                .into_iter()
+                .map(|(from, to, exchange)| {
+                    serde_json::json!({ "from": from, "to": to, "exchange": exchange })
+                })
+                .collect();
+            (list, edges)
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    let series: Vec<serde_json::Value> = history
+        .series()
+        .into_iter()
+        .map(|(t, rate, lag)| serde_json::json!({ "t": t, "throughput": rate, "lag": lag }))
+        .collect();
+    let total = |list: &[(String, u64)]| list.iter().map(|(_, n)| n).sum::<u64>();
+    let now = unix_ms();
+    let watermarks: Vec<serde_json::Value> = metrics
+        .watermarks()
+        .into_iter()
+        .map(|(source, partition, w)| {
+            serde_json::json!({
+                "source": source,
+                "partition": partition,
+                "watermark_ms": w,
+                "lag_seconds": now.saturating_sub(w) as f64 / 1000.0,
+            })
+        })
+        .collect();
+    let usage = Usage::now();
+    serde_json::json!({
+        "job": summary.job,
+        "uptime_seconds": summary.elapsed.as_secs_f64(),
+        "stages": stages,
+        "edges": edges,
+        "series": series,
+        "watermarks": watermarks,
+        "counters": {
+            "read": summary.events(),
+            "written": total(&summary.sinks),
+            "late": total(&summary.late),
+            "skipped": total(&summary.skipped),
+            "dead_letters": total(&summary.dead_letters),
+            "checkpoints": summary.checkpoints.as_ref().map_or(0, |c| c.taken),
+        },
+        "process": {
+            "resident_bytes": usage.resident_bytes,
+            "cpu_seconds": usage.cpu_seconds,
+        },
+    })
+}
+
+/// A response with `body` and its content type, and headers that keep a
+/// browser to this server: nothing from another origin may load.
 fn respond(
     body: String,
     status: u16,
     content_type: &str,
 ) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
     let mut response = tiny_http::Response::from_string(body).with_status_code(status);
-    if let Ok(header) = tiny_http::Header::from_bytes("Content-Type", content_type) {
-        response = response.with_header(header);
+    for (name, value) in [
+        ("Content-Type", content_type),
+        ("Content-Security-Policy", "default-src 'self'"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Cache-Control", "no-store"),
+    ] {
+        if let Ok(header) = tiny_http::Header::from_bytes(name, value) {
+            response = response.with_header(header);
+        }
     }
     response
 }
@@ -164,36 +274,108 @@ fn respond(
 /// How far back the rates look.
 const RATE_WINDOW: Duration = Duration::from_secs(5);
 
-/// Samples of the per-stage figures, one a second, the last ten minutes.
+/// One sample of the job's figures.
+#[derive(Debug, Clone)]
+struct Sample {
+    at: Instant,
+    /// Milliseconds since the Unix epoch.
+    unix_ms: u64,
+    /// Per-stage figures, if kept.
+    stages: Vec<StageSnapshot>,
+    /// Records read by all sources so far.
+    read: u64,
+    /// The greatest event-time lag of any source partition, in seconds.
+    lag: Option<f64>,
+}
+
+impl Sample {
+    fn of(metrics: &Metrics) -> Sample {
+        let unix_ms = unix_ms();
+        Sample {
+            at: Instant::now(),
+            unix_ms,
+            stages: metrics.stages().map_or_else(Vec::new, |s| s.snapshot()),
+            read: metrics.summary().events(),
+            lag: metrics
+                .watermarks()
+                .iter()
+                .map(|(_, _, w)| unix_ms.saturating_sub(*w) as f64 / 1000.0)
+                .reduce(f64::max),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+/// Samples of the job's figures, one a second, the last ten minutes.
 #[derive(Debug, Default)]
 struct History {
-    samples: Mutex<VecDeque<(Instant, Vec<StageSnapshot>)>>,
+    samples: Mutex<VecDeque<Sample>>,
 }
 
 impl History {
     /// The newest sample at least [`RATE_WINDOW`] older than `now`, or the
     /// oldest one.
-    fn before(&self, now: Instant) -> Option<(Instant, Vec<StageSnapshot>)> {
+    fn before(&self, now: Instant) -> Option<Sample> {
         let samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
         samples
             .iter()
             .rev()
-            .find(|(at, _)| now.duration_since(*at) >= RATE_WINDOW)
+            .find(|s| now.duration_since(s.at) >= RATE_WINDOW)
             .or_else(|| samples.front())
             .cloned()
     }
+
+    /// Each stage's queueing figures between the sample [`RATE_WINDOW`]
+    /// before `now` and `current`, the stages' figures at `now`.
+    fn queue_figures(&self, now: Instant, current: &[StageSnapshot]) -> Vec<QueueFigures> {
+        let (then, before) = self
+            .before(now)
+            .filter(|s| s.stages.len() == current.len())
+            .map_or_else(|| (now, current.to_vec()), |s| (s.at, s.stages));
+        let span = now.duration_since(then);
+        before
+            .iter()
+            .zip(current)
+            .map(|(b, n)| QueueFigures::between(b, n, span))
+            .collect()
+    }
+
+    /// Per second sampled: `(unix ms, records read per second, greatest
+    /// event-time lag in seconds)`.
+    fn series(&self) -> Vec<(u64, f64, Option<f64>)> {
+        let samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        samples
+            .iter()
+            .zip(samples.iter().skip(1))
+            .map(|(a, b)| {
+                let span = b.at.duration_since(a.at).as_secs_f64();
+                let rate = match span > 0.0 {
+                    true => b.read.saturating_sub(a.read) as f64 / span,
+                    false => 0.0,
+                };
+                (b.unix_ms, rate, b.lag)
+            })
+            .collect()
+    }
 }
 
-/// Samples the stage figures of `metrics` every second until `stop` is
-/// dropped.
+/// Samples the figures of `metrics` every second until `stop` is dropped.
 fn sample(metrics: &Metrics, history: &History, stop: &std::sync::mpsc::Receiver<()>) {
     loop {
-        if let Some(stages) = metrics.stages() {
+        let sample = Sample::of(metrics);
+        {
             let mut samples = history.samples.lock().unwrap_or_else(|p| p.into_inner());
             if samples.len() >= 600 {
                 samples.pop_front();
             }
-            samples.push_back((Instant::now(), stages.snapshot()));
+            samples.push_back(sample);
         }
         match stop.recv_timeout(Duration::from_secs(1)) {
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
@@ -261,12 +443,10 @@ fn stage_families(
             }
         }
     }
-    let (then, before) = history.before(now.0).unwrap_or_else(|| now.clone());
-    let span = now.0.duration_since(then);
     let figures: Vec<(String, QueueFigures)> = names
         .iter()
-        .zip(before.iter().zip(&now.1))
-        .map(|(name, (b, n))| (name.clone(), QueueFigures::between(b, n, span)))
+        .cloned()
+        .zip(history.queue_figures(now.0, &now.1))
         .collect();
     for (name, help, pick) in [
         (

@@ -61,6 +61,11 @@ pub struct Stages {
     workers: usize,
     /// `workers × stages` counters, worker-major.
     counters: Vec<Counters>,
+    /// The plan's edges, `(from stage, to stage)`.
+    edges: Vec<(usize, usize)>,
+    /// Per `from × stages + to`: whether records went between workers
+    /// from an operator of stage `from` to one of stage `to`.
+    exchanged: Vec<std::sync::atomic::AtomicBool>,
 }
 
 /// One stage's figures at one moment, on one worker or summed.
@@ -105,12 +110,43 @@ impl Stages {
         let counters = (0..names.len() * workers)
             .map(|_| Counters::default())
             .collect();
+        let n = names.len();
         Stages {
             names,
             first,
             workers,
             counters,
+            edges: Vec::new(),
+            exchanged: (0..n * n).map(|_| Default::default()).collect(),
         }
+    }
+
+    /// The same stages, with the plan's edges `(from stage, to stage)`.
+    pub fn with_edges(mut self, edges: Vec<(usize, usize)>) -> Self {
+        self.edges = edges;
+        self
+    }
+
+    /// The plan's edges with, for each, whether records went between
+    /// workers on the way so far (an exchange): on the edge itself, inside
+    /// the stage it leads to, or from a stage further up through stages
+    /// without operators of their own (`event_time` is part of its
+    /// source's operator): `(from, to, exchanged)`.
+    pub fn edges(&self) -> Vec<(usize, usize, bool)> {
+        let n = self.names.len();
+        let crossed = |a: usize, b: usize| {
+            self.exchanged
+                .get(a * n + b)
+                .is_some_and(|x| x.load(Ordering::Relaxed))
+        };
+        let direct = |a: usize, b: usize| self.edges.contains(&(a, b));
+        self.edges
+            .iter()
+            .map(|&(from, to)| {
+                let through = (0..n).any(|x| x != to && !direct(x, to) && crossed(x, to));
+                (from, to, crossed(from, to) || crossed(to, to) || through)
+            })
+            .collect()
     }
 
     /// The global index of this process's first worker.
@@ -247,6 +283,8 @@ struct Log {
     channels: Vec<Option<Channel>>,
     /// Per operator id: when its current schedule started.
     started: Vec<Option<Duration>>,
+    /// The stage pairs this worker has seen records cross workers on.
+    exchanged: Vec<bool>,
     /// Per stage: what this worker counted since it last published (the
     /// shared counters are added to once per batch of events).
     pending: Vec<Pending>,
@@ -341,6 +379,15 @@ impl Log {
                 let (Some(from), Some(to)) = (from, to) else {
                     return;
                 };
+                if m.is_send && m.source != m.target {
+                    let pair = from * self.stages.names.len() + to;
+                    grow(&mut self.exchanged, pair, false);
+                    if !std::mem::replace(&mut self.exchanged[pair], true) {
+                        if let Some(x) = self.stages.exchanged.get(pair) {
+                            x.store(true, Ordering::Relaxed);
+                        }
+                    }
+                }
                 if from == to {
                     return;
                 }
@@ -389,6 +436,7 @@ pub fn log_stages(worker: &mut Worker, stages: Arc<Stages>, stage_of: StageOf) {
     let mut log = Log {
         worker: worker.index().saturating_sub(stages.first),
         pending: vec![Pending::default(); stages.names.len()],
+        exchanged: Vec::new(),
         stages,
         stage_of,
         local,

@@ -551,11 +551,16 @@ impl Pipeline {
     pub fn run(&self, cluster: Cluster) -> Result<RunSummary, RunError> {
         self.validate()?;
         let update_interval = self.lock().update_interval;
-        let stage_names: Vec<String> = {
+        let (stage_names, stage_edges): (Vec<String>, Vec<(usize, usize)>) = {
             let g = self.lock();
-            (0..g.nodes.len())
-                .map(|i| format!("#{i} {}", node_text(&g.nodes[i])))
-                .collect()
+            (
+                (0..g.nodes.len())
+                    .map(|i| format!("#{i} {}", node_text(&g.nodes[i])))
+                    .collect(),
+                (0..g.nodes.len())
+                    .flat_map(|i| g.nodes[i].inputs.iter().map(move |p| (p.node, i)))
+                    .collect(),
+            )
         };
         let (name, builds, sinks, sources_of, sources, checkpointing, stages, hooks, paced) = {
             let g = self.lock();
@@ -604,11 +609,14 @@ impl Pipeline {
         };
         // With the endpoint, per-stage figures from timely's event log.
         let stage_figures = _endpoint.as_ref().map(|_| {
-            let stages = Arc::new(Stages::new(
-                stage_names,
-                cluster.process() * cluster.workers(),
-                cluster.workers(),
-            ));
+            let stages = Arc::new(
+                Stages::new(
+                    stage_names,
+                    cluster.process() * cluster.workers(),
+                    cluster.workers(),
+                )
+                .with_edges(stage_edges),
+            );
             metrics.set_stages(Arc::clone(&stages));
             stages
         });
