@@ -11,6 +11,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod processes;
+
 /// Debian's Python, which `python3-prometheus-client` installs for.
 const PYTHON: &str = "/usr/bin/python3";
 
@@ -366,4 +368,98 @@ fn stage_rates_follow_a_paced_input() {
         window_in <= sent as f64 && window_in >= sent as f64 - 2_000.0,
         "{window_in} of {sent}"
     );
+}
+
+/// On two processes, process 0's dashboard state shows the whole cluster:
+/// the other process reports its state through the dataflow once a
+/// second, and the window stage's records in, summed over both processes,
+/// are every row read (process 1 alone shows only its share).
+#[test]
+fn process_0_shows_the_whole_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("spec.toml"), SPEC).unwrap();
+    let hosts = processes::free_hostfile(dir.path(), 2);
+    let start = |p: usize, stdin: Stdio| {
+        Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args([
+                "run",
+                "spec.toml",
+                "-w",
+                "2",
+                "-n",
+                "2",
+                "-p",
+                &p.to_string(),
+            ])
+            .arg("-H")
+            .arg(&hosts)
+            .args(["--metrics", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .stdin(stdin)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut zero = start(0, Stdio::piped());
+    let mut one = start(1, Stdio::null());
+    let address = |child: &mut std::process::Child| {
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        let addr: SocketAddr = line
+            .trim()
+            .strip_prefix("weir: metrics at http://")
+            .and_then(|rest| rest.strip_suffix("/metrics"))
+            .unwrap_or_else(|| panic!("no address: {line}"))
+            .parse()
+            .unwrap();
+        (addr, stderr)
+    };
+    let (addr0, err0) = address(&mut zero);
+    let (addr1, err1) = address(&mut one);
+    let mut input = zero.stdin.take().unwrap();
+    input.write_all(b"ts,user\n").unwrap();
+    input.write_all(rows(0, 20_000).as_bytes()).unwrap();
+    input.flush().unwrap();
+    let window_in = |state: &serde_json::Value| {
+        state["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "#3 window tumbling(1000 ms)")
+            .and_then(|s| s["records_in"].as_f64())
+            .unwrap()
+    };
+    let state = |addr| {
+        serde_json::from_str::<serde_json::Value>(&get(addr, "GET", "/api/state").1).unwrap()
+    };
+    let started = Instant::now();
+    let (whole, alone) = loop {
+        let (whole, alone) = (state(addr0), state(addr1));
+        if window_in(&whole) == 20_000.0 && whole["processes"].as_array().unwrap().len() == 2 {
+            break (whole, alone);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "after 30 s: {whole}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Process 1 shows its own share only, and process 0 counts it in.
+    let share = window_in(&alone);
+    assert!(
+        share > 0.0 && share < 20_000.0,
+        "process 1's share: {share}"
+    );
+    assert_eq!(whole["counters"]["read"], 20_000);
+    let marks = whole["watermarks"].as_array().unwrap();
+    assert!(marks.iter().all(|m| m["process"].is_u64()), "{marks:?}");
+    drop(input);
+    for (child, stderr) in [(zero, err0), (one, err1)] {
+        let mut child = child;
+        child.stderr = Some(stderr.into_inner());
+        let (code, err) = processes::wait(child, Duration::from_secs(60));
+        assert_eq!(code, 0, "{err}");
+    }
 }

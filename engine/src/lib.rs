@@ -42,7 +42,7 @@ pub use metrics::{
     CheckpointStats, CounterKind, Metrics, Progress, RunSummary, Stopped, NO_WATERMARK,
 };
 pub use process::Usage;
-pub use serve::MetricsServer;
+pub use serve::{process_state, MetricsServer};
 pub use stages::{log_stages, QueueFigures, StageFigures, StageOf, StageSnapshot, Stages};
 pub use stop::StopHandle;
 

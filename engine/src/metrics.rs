@@ -49,6 +49,13 @@ pub struct Metrics {
     watermarks: Mutex<Vec<(String, usize, Arc<AtomicU64>)>>,
     /// Per-stage figures, when they are kept (see [`Metrics::set_stages`]).
     stages: Mutex<Option<Arc<crate::Stages>>>,
+    /// The index of this process in its cluster.
+    process: std::sync::atomic::AtomicUsize,
+    /// The last state each other process reported, and when it came (see
+    /// [`Metrics::set_peer`]).
+    peers: Mutex<std::collections::BTreeMap<usize, (String, Instant)>>,
+    /// While metrics are served: the sampled history of the figures.
+    pub(crate) history: Mutex<Option<Arc<crate::serve::History>>>,
 }
 
 /// The value of a watermark gauge whose partition has no watermark: none
@@ -94,6 +101,9 @@ impl Metrics {
             stopped: Mutex::new(None),
             watermarks: Mutex::new(Vec::new()),
             stages: Mutex::new(None),
+            process: Default::default(),
+            peers: Mutex::new(Default::default()),
+            history: Mutex::new(None),
         }
     }
 
@@ -132,6 +142,33 @@ impl Metrics {
     /// on each worker): the metrics endpoint and the run summary show them.
     pub fn set_stages(&self, stages: Arc<crate::Stages>) {
         *self.stages.lock().unwrap_or_else(|p| p.into_inner()) = Some(stages);
+    }
+
+    /// Notes which process of its cluster this is.
+    pub fn set_process(&self, process: usize) {
+        self.process.store(process, Ordering::Relaxed);
+    }
+
+    /// The index of this process in its cluster.
+    pub fn process(&self) -> usize {
+        self.process.load(Ordering::Relaxed)
+    }
+
+    /// Keeps `state`, what process `process` reported of itself (the JSON of
+    /// its [`process_state`](crate::process_state)): process 0's dashboard
+    /// shows the cluster as the sum of its own state and its peers'.
+    pub fn set_peer(&self, process: usize, state: &str) {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers.insert(process, (state.to_string(), Instant::now()));
+    }
+
+    /// The other processes' last reports: `(process, state, its age)`.
+    pub fn peers(&self) -> Vec<(usize, String, Duration)> {
+        let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers
+            .iter()
+            .map(|(p, (state, at))| (*p, state.clone(), at.elapsed()))
+            .collect()
     }
 
     /// The per-stage figures, if kept.
@@ -231,7 +268,7 @@ impl Metrics {
                     .map(|(name, now)| {
                         let from = crate::StageSnapshot {
                             workers: vec![Default::default(); now.workers.len()],
-                            backlog: 0,
+                            ..Default::default()
                         };
                         (
                             name.clone(),

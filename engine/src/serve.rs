@@ -85,6 +85,7 @@ impl MetricsServer {
         let server = Arc::new(server);
         let serving = Arc::clone(&server);
         let history = Arc::new(History::default());
+        *metrics.history.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&history));
         let (stop_sampling, stopped) = std::sync::mpsc::channel();
         let sampling = (Arc::clone(&metrics), Arc::clone(&history));
         let sampler = std::thread::Builder::new()
@@ -157,15 +158,47 @@ fn serve(server: &tiny_http::Server, registry: &Registry, metrics: &Metrics, his
             (tiny_http::Method::Get, "/dashboard.css") => {
                 respond(STYLE.into(), 200, "text/css; charset=utf-8")
             }
-            (tiny_http::Method::Get, "/api/state") => {
-                respond(state(metrics, history).to_string(), 200, "application/json")
-            }
+            (tiny_http::Method::Get, "/api/state") => respond(
+                cluster_state(metrics, history).to_string(),
+                200,
+                "application/json",
+            ),
             (tiny_http::Method::Get, _) => respond("not found\n".into(), 404, "text/plain"),
             _ => respond("read-only: GET only\n".into(), 405, "text/plain"),
         };
         // A client that went away is its own concern.
         let _ = request.respond(response);
     }
+}
+
+/// What this process's dashboard shows of it, as JSON (see
+/// [`MetricsServer`]): what a process reports to process 0, which shows the
+/// whole cluster. `null` while metrics are not served.
+pub fn process_state(metrics: &Metrics) -> serde_json::Value {
+    let history = metrics
+        .history
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    match history {
+        Some(history) => state(metrics, &history),
+        None => serde_json::Value::Null,
+    }
+}
+
+/// What the dashboard shows: this process's state, and on process 0 the
+/// other processes' last reports added in (see [`merge`]).
+fn cluster_state(metrics: &Metrics, history: &History) -> serde_json::Value {
+    let local = state(metrics, history);
+    let peers: Vec<(usize, serde_json::Value, f64)> = metrics
+        .peers()
+        .into_iter()
+        .filter_map(|(p, text, age)| {
+            let state = serde_json::from_str(&text).ok()?;
+            Some((p, state, age.as_secs_f64()))
+        })
+        .collect();
+    merge(local, metrics.process(), &peers)
 }
 
 /// What the dashboard shows, as JSON: the job, its plan (stages with their
@@ -194,6 +227,8 @@ fn state(metrics: &Metrics, history: &History) -> serde_json::Value {
                         "utilization": q.utilization,
                         "backlog": q.backlog,
                         "waiting_seconds": q.waiting,
+                        "sent_away": now.sent_away,
+                        "taken_from_afar": now.taken_from_afar,
                     })
                 })
                 .collect();
@@ -248,6 +283,126 @@ fn state(metrics: &Metrics, history: &History) -> serde_json::Value {
             "cpu_seconds": usage.cpu_seconds,
         },
     })
+}
+
+/// The state of the whole cluster, as process 0 sees it: its own `local`
+/// state with each peer process's last reported state (`(process, state,
+/// seconds since it came)`) added in. Stages are the same plan on every
+/// process: their records, rates and backlogs add up (ρ = Σλ / Σμ, W =
+/// ΣL / Σλ); counters add up; watermarks are listed with their process;
+/// the throughput series add up second by second from the newest; the
+/// lag series take the greatest.
+fn merge(
+    mut local: serde_json::Value,
+    process: usize,
+    peers: &[(usize, serde_json::Value, f64)],
+) -> serde_json::Value {
+    let usage = |p: usize, state: &serde_json::Value, age: f64| {
+        serde_json::json!({
+            "process": p,
+            "resident_bytes": state["process"]["resident_bytes"],
+            "cpu_seconds": state["process"]["cpu_seconds"],
+            "age_seconds": age,
+        })
+    };
+    let mut processes = vec![usage(process, &local, 0.0)];
+    if let Some(marks) = local["watermarks"].as_array_mut() {
+        for m in marks {
+            m["process"] = process.into();
+        }
+    }
+    for (p, peer, age) in peers {
+        processes.push(usage(*p, peer, *age));
+        if let (Some(mine), Some(theirs)) =
+            (local["stages"].as_array_mut(), peer["stages"].as_array())
+        {
+            for (m, t) in mine.iter_mut().zip(theirs) {
+                for field in [
+                    "records_in",
+                    "records_out",
+                    "arrival_rate",
+                    "service_rate",
+                    "backlog",
+                    "sent_away",
+                    "taken_from_afar",
+                ] {
+                    let sum = m[field].as_f64().unwrap_or(0.0) + t[field].as_f64().unwrap_or(0.0);
+                    m[field] = sum.into();
+                }
+            }
+        }
+        if let (Some(mine), Some(theirs)) =
+            (local["edges"].as_array_mut(), peer["edges"].as_array())
+        {
+            for (m, t) in mine.iter_mut().zip(theirs) {
+                let crossed = m["exchange"].as_bool().unwrap_or(false)
+                    || t["exchange"].as_bool().unwrap_or(false);
+                m["exchange"] = crossed.into();
+            }
+        }
+        if let (Some(mine), Some(theirs)) =
+            (local["series"].as_array_mut(), peer["series"].as_array())
+        {
+            for (m, t) in mine.iter_mut().rev().zip(theirs.iter().rev()) {
+                let sum = m["throughput"].as_f64().unwrap_or(0.0)
+                    + t["throughput"].as_f64().unwrap_or(0.0);
+                m["throughput"] = sum.into();
+                let lag = match (m["lag"].as_f64(), t["lag"].as_f64()) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
+                m["lag"] = lag.into();
+            }
+        }
+        if let (Some(counters), Some(theirs)) = (
+            local["counters"].as_object_mut(),
+            peer["counters"].as_object(),
+        ) {
+            for (k, v) in counters.iter_mut() {
+                let sum = v.as_u64().unwrap_or(0)
+                    + theirs
+                        .get(k)
+                        .and_then(serde_json::Value::as_u64)
+                        .unwrap_or(0);
+                *v = sum.into();
+            }
+        }
+        if let Some(theirs) = peer["watermarks"].as_array() {
+            let theirs: Vec<serde_json::Value> = theirs
+                .iter()
+                .cloned()
+                .map(|mut m| {
+                    m["process"] = (*p).into();
+                    m
+                })
+                .collect();
+            if let Some(marks) = local["watermarks"].as_array_mut() {
+                marks.extend(theirs);
+            }
+        }
+    }
+    if peers.is_empty() {
+        local["processes"] = processes.into();
+        return local;
+    }
+    // Over the cluster, what one process sent to a stage on another and
+    // the stage did not take yet is waiting too.
+    if let Some(stages) = local["stages"].as_array_mut() {
+        for s in stages {
+            let away = s["sent_away"].as_f64().unwrap_or(0.0)
+                - s["taken_from_afar"].as_f64().unwrap_or(0.0);
+            let backlog = s["backlog"].as_f64().unwrap_or(0.0) + away.max(0.0);
+            s["backlog"] = backlog.into();
+            let (lambda, mu) = (
+                s["arrival_rate"].as_f64().unwrap_or(0.0),
+                s["service_rate"].as_f64().unwrap_or(0.0),
+            );
+            s["utilization"] = (if mu > 0.0 { lambda / mu } else { 0.0 }).into();
+            s["waiting_seconds"] = (if lambda > 0.0 { backlog / lambda } else { 0.0 }).into();
+        }
+    }
+    local["processes"] = processes.into();
+    local
 }
 
 /// A response with `body` and its content type, and headers that keep a
@@ -315,7 +470,7 @@ fn unix_ms() -> u64 {
 
 /// Samples of the job's figures, one a second, the last ten minutes.
 #[derive(Debug, Default)]
-struct History {
+pub(crate) struct History {
     samples: Mutex<VecDeque<Sample>>,
 }
 

@@ -38,6 +38,10 @@ struct Counters {
     sent_to: AtomicU64,
     /// Records it took from workers of this process (counted where taken).
     taken: AtomicU64,
+    /// Records sent to it on workers of other processes (counted where sent).
+    sent_away: AtomicU64,
+    /// Records it took from workers of other processes.
+    taken_from_afar: AtomicU64,
 }
 
 /// The per-stage counters of a job's workers in one process.
@@ -87,6 +91,10 @@ pub struct StageSnapshot {
     /// Records sent to the stage by workers of this process and not yet
     /// taken by it: waiting in its input channels.
     pub backlog: u64,
+    /// Records this process sent to the stage on other processes.
+    pub sent_away: u64,
+    /// Records the stage took here from other processes.
+    pub taken_from_afar: u64,
 }
 
 impl StageSnapshot {
@@ -195,6 +203,14 @@ impl Stages {
                         })
                         .collect(),
                     backlog: sent.saturating_sub(taken),
+                    sent_away: counters
+                        .iter()
+                        .map(|c| c.sent_away.load(Ordering::Relaxed))
+                        .sum(),
+                    taken_from_afar: counters
+                        .iter()
+                        .map(|c| c.taken_from_afar.load(Ordering::Relaxed))
+                        .sum(),
                 }
             })
             .collect()
@@ -298,6 +314,8 @@ struct Pending {
     busy_ns: u64,
     sent_to: u64,
     taken: u64,
+    sent_away: u64,
+    taken_from_afar: u64,
 }
 
 impl Log {
@@ -313,6 +331,8 @@ impl Log {
                 (&c.busy_ns, p.busy_ns),
                 (&c.sent_to, p.sent_to),
                 (&c.taken, p.taken),
+                (&c.sent_away, p.sent_away),
+                (&c.taken_from_afar, p.taken_from_afar),
             ] {
                 if n > 0 {
                     counter.fetch_add(n, Ordering::Relaxed);
@@ -399,13 +419,17 @@ impl Log {
                     if let Some(p) = self.pending.get_mut(from) {
                         p.records_out += n;
                     }
-                    if let Some(p) = self.pending.get_mut(to).filter(|_| local) {
-                        p.sent_to += n;
+                    if let Some(p) = self.pending.get_mut(to) {
+                        match local {
+                            true => p.sent_to += n,
+                            false => p.sent_away += n,
+                        }
                     }
                 } else if let Some(p) = self.pending.get_mut(to) {
                     p.records_in += n;
-                    if local {
-                        p.taken += n;
+                    match local {
+                        true => p.taken += n,
+                        false => p.taken_from_afar += n,
                     }
                 }
             }

@@ -149,6 +149,16 @@ impl<'s> Ctx<'s> {
         self.stop.as_ref().map(|s| s.end_sources.clone())
     }
 
+    /// With metrics served on several processes: this worker's part in
+    /// reporting each process's state to process 0 (see [`super::share`]).
+    pub(super) fn share_metrics(&mut self, workers: usize) {
+        if self.stage_of.is_none() || self.scope.peers() <= workers {
+            return;
+        }
+        let cuts = self.stop_cuts.clone();
+        super::share::share(self.scope, cuts, Arc::clone(&self.metrics), workers);
+    }
+
     /// Builds this worker's stop watch, once every source is built.
     pub(super) fn watch_stop(&mut self) {
         let Some(state) = self.stop.clone() else {

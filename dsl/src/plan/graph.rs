@@ -608,6 +608,8 @@ impl Pipeline {
             None => None,
         };
         // With the endpoint, per-stage figures from timely's event log.
+        metrics.set_process(cluster.process());
+        let local_workers = cluster.workers();
         let stage_figures = _endpoint.as_ref().map(|_| {
             let stages = Arc::new(
                 Stages::new(
@@ -670,6 +672,7 @@ impl Pipeline {
                     ctx.start_checkpoints(Arc::clone(run), &sources)?;
                 }
                 sinks.iter().try_for_each(|&sink| ctx.build(sink))?;
+                ctx.share_metrics(local_workers);
                 ctx.watch_stop();
                 ctx.finish_checkpoints()
             })

@@ -12,6 +12,7 @@
 mod compile;
 mod erased;
 mod graph;
+mod share;
 pub(crate) mod stop;
 
 pub(crate) use compile::{builder, Builder, Ctx, NodeBuild, Timed};

@@ -115,6 +115,12 @@ function drawCounters(state) {
     ["resident memory", `${num((state.process.resident_bytes || 0) / 1048576, 1)} MiB`],
     ["CPU time", `${num(state.process.cpu_seconds, 1)} s`],
   ];
+  for (const p of state.processes || []) {
+    if ((state.processes || []).length < 2) break;
+    const age = p.age_seconds > 3 ? ` (reported ${num(p.age_seconds, 0)} s ago)` : "";
+    rows.push([`process ${p.process}`,
+      `${num((p.resident_bytes || 0) / 1048576, 1)} MiB, ${num(p.cpu_seconds, 1)} s CPU${age}`]);
+  }
   for (const [k, v] of rows) {
     const dt = document.createElement("dt"); dt.textContent = k;
     const dd = document.createElement("dd"); dd.textContent = v;
@@ -124,7 +130,8 @@ function drawCounters(state) {
   wm.replaceChildren();
   for (const w of state.watermarks) {
     const tr = document.createElement("tr");
-    for (const v of [w.source, w.partition, new Date(w.watermark_ms).toISOString(), num(w.lag_seconds, 1)]) {
+    const where = w.process === undefined ? w.partition : `${w.partition} (process ${w.process})`;
+    for (const v of [w.source, where, new Date(w.watermark_ms).toISOString(), num(w.lag_seconds, 1)]) {
       const td = document.createElement("td"); td.textContent = v; tr.appendChild(td);
     }
     wm.appendChild(tr);
@@ -136,7 +143,9 @@ async function refresh() {
     const state = await (await fetch("/api/state", { cache: "no-store" })).json();
     document.getElementById("job").textContent = state.job;
     document.getElementById("status").textContent =
-      `running for ${num(state.uptime_seconds, 0)} s · ${num(state.counters.read)} records read · updated ${new Date().toLocaleTimeString()}`;
+      `running for ${num(state.uptime_seconds, 0)} s · ${num(state.counters.read)} records read` +
+      ((state.processes || []).length > 1 ? ` · ${state.processes.length} processes` : "") +
+      ` · updated ${new Date().toLocaleTimeString()}`;
     drawPlan(state);
     drawTable(state);
     drawChart("throughput", state.series.map((p) => [p.t, p.throughput]));
