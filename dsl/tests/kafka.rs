@@ -665,3 +665,71 @@ fn bad_records_go_to_a_dead_letter_topic() {
     want.sort();
     assert_eq!(got, want);
 }
+
+/// The lag gauges of the metrics endpoint, summed: `None` until they show.
+fn scraped_lag(addr: &str) -> Option<u64> {
+    use std::io::{Read, Write};
+    let mut http = std::net::TcpStream::connect(addr).ok()?;
+    write!(
+        http,
+        "GET /metrics HTTP/1.1\r\nHost: weir\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut reply = String::new();
+    http.read_to_string(&mut reply).ok()?;
+    let lags: Vec<u64> = reply
+        .lines()
+        .filter(|l| l.starts_with("weir_kafka_consumer_lag_records{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .collect();
+    (!lags.is_empty()).then(|| lags.iter().sum())
+}
+
+/// With metrics served, each partition's consumer lag (high watermark minus
+/// the next offset) is a gauge: well above 0 while a slow job is behind the
+/// topic, 0 once it has read it all.
+#[test]
+fn the_consumer_lag_shows_while_a_slow_job_is_behind() {
+    let Some(brokers) = brokers() else { return };
+    let topic = create_topic(&brokers, "lag", 2);
+    produce(&brokers, &topic, 2, 3_000, 11);
+    let addr = {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        free.local_addr().unwrap().to_string()
+    };
+    let cluster = Cluster::threads(2).quiet(true).with_metrics(&addr);
+    let stop = cluster.stop_handle();
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let w = std::sync::Arc::clone(&written);
+    let p = Pipeline::new("lagging");
+    p.source(Kafka::new(&brokers, &topic).json::<Click>())
+        .sink(ForEach::new(move |_: &KafkaRecord<Click>| {
+            w.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(1));
+        }));
+    let job = std::thread::spawn(move || p.run(cluster));
+    let start = std::time::Instant::now();
+    let mut most = 0;
+    loop {
+        let done = written.load(std::sync::atomic::Ordering::Relaxed);
+        let lag = scraped_lag(&addr);
+        if let Some(lag) = lag {
+            most = most.max(lag);
+            if done == 3_000 && lag == 0 {
+                break;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "lag {lag:?}, {done} written, most {most}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        most >= 500,
+        "the lag never showed the job behind: at most {most}"
+    );
+    stop.request();
+    let _ = job.join().unwrap();
+}

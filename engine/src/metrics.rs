@@ -56,6 +56,22 @@ pub struct Metrics {
     peers: Mutex<std::collections::BTreeMap<usize, (String, Instant)>>,
     /// While metrics are served: the sampled history of the figures.
     pub(crate) history: Mutex<Option<Arc<crate::serve::History>>>,
+    /// Gauges that connectors keep (see [`Metrics::gauge`]).
+    gauges: Mutex<Vec<Gauge>>,
+}
+
+/// A gauge a connector keeps: its metric name, help and labels, and its
+/// value.
+#[derive(Debug, Clone)]
+pub struct Gauge {
+    /// The metric's name, e.g. `weir_kafka_consumer_lag_records`.
+    pub name: &'static str,
+    /// What it measures.
+    pub help: &'static str,
+    /// Its labels, e.g. `[("source", ...), ("partition", "2")]`.
+    pub labels: Vec<(&'static str, String)>,
+    /// Its value now.
+    pub value: Arc<AtomicU64>,
 }
 
 /// The value of a watermark gauge whose partition has no watermark: none
@@ -104,6 +120,7 @@ impl Metrics {
             process: Default::default(),
             peers: Mutex::new(Default::default()),
             history: Mutex::new(None),
+            gauges: Mutex::new(Vec::new()),
         }
     }
 
@@ -142,6 +159,48 @@ impl Metrics {
     /// on each worker): the metrics endpoint and the run summary show them.
     pub fn set_stages(&self, stages: Arc<crate::Stages>) {
         *self.stages.lock().unwrap_or_else(|p| p.into_inner()) = Some(stages);
+    }
+
+    /// Whether the job's metrics are served (`--metrics`): connectors keep
+    /// gauges that cost something to measure (a broker round trip) only
+    /// then.
+    pub fn is_served(&self) -> bool {
+        self.history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// The gauge `name` with `labels` (created at zero the first time),
+    /// which a connector keeps up to date: Kafka's consumer lag per
+    /// partition, RabbitMQ's unacknowledged deliveries per consumer. The
+    /// endpoint shows it as a gauge with its labels.
+    pub fn gauge(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: Vec<(&'static str, String)>,
+    ) -> Arc<AtomicU64> {
+        let mut gauges = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(g) = gauges.iter().find(|g| g.name == name && g.labels == labels) {
+            return Arc::clone(&g.value);
+        }
+        let value = Arc::new(AtomicU64::new(0));
+        gauges.push(Gauge {
+            name,
+            help,
+            labels,
+            value: Arc::clone(&value),
+        });
+        value
+    }
+
+    /// Every connector gauge, as it is now.
+    pub fn gauges(&self) -> Vec<Gauge> {
+        self.gauges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Notes which process of its cluster this is.

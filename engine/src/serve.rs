@@ -270,6 +270,15 @@ fn state(metrics: &Metrics, history: &History) -> serde_json::Value {
         "edges": edges,
         "series": series,
         "watermarks": watermarks,
+        "gauges": metrics
+            .gauges()
+            .into_iter()
+            .map(|g| serde_json::json!({
+                "name": g.name,
+                "labels": g.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "),
+                "value": g.value.load(std::sync::atomic::Ordering::Relaxed),
+            }))
+            .collect::<Vec<_>>(),
         "counters": {
             "read": summary.events(),
             "written": total(&summary.sinks),
@@ -773,6 +782,20 @@ impl Collector for Collect {
         }
         if let Some(stages) = self.metrics.stages() {
             stage_families(e, &stages, &self.history)?;
+        }
+        let gauges = self.metrics.gauges();
+        let mut names: Vec<(&str, &str)> = gauges.iter().map(|g| (g.name, g.help)).collect();
+        names.dedup();
+        names.sort();
+        names.dedup();
+        for (name, help) in names {
+            let mut family = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for g in gauges.iter().filter(|g| g.name == name) {
+                let labels: Vec<(&str, &str)> =
+                    g.labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let value = g.value.load(std::sync::atomic::Ordering::Relaxed) as f64;
+                ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+            }
         }
         let process = Usage::now();
         if let Some(rss) = process.resident_bytes {

@@ -486,6 +486,11 @@ impl<V: Data> Amqp<V> {
             name: ctx.name().to_string(),
             work: ctx.work_done(),
             bad: ctx.bad_records(),
+            unacked: ctx.gauge(
+                "weir_amqp_unacked_messages",
+                "Messages a RabbitMQ consumer was delivered and has not acknowledged yet",
+                vec![("queue", q.queue.clone()), ("consumer", c.to_string())],
+            ),
         })
     }
 }
@@ -520,6 +525,8 @@ impl Acks {
 
 /// One consumer of a queue.
 struct AmqpPartition<V> {
+    /// While metrics are served: its unacknowledged deliveries.
+    unacked: Option<Arc<std::sync::atomic::AtomicU64>>,
     queue: Queue,
     decode: Decode<V>,
     consumer: Consumer,
@@ -674,6 +681,12 @@ impl<V: Data> PartitionReader<AmqpRecord<V>> for AmqpPartition<V> {
                 read += 1;
             }
         }
+        if let Some(gauge) = &self.unacked {
+            gauge.store(
+                acks.pending.len() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
         drop(acks);
         if taken > 0 {
             self.drained_check = None;
@@ -736,6 +749,12 @@ impl<V: Data> PartitionReader<AmqpRecord<V>> for AmqpPartition<V> {
             Some(tag) => acks.ack(tag, true),
             None => Ok(()),
         };
+        if let Some(gauge) = &self.unacked {
+            gauge.store(
+                acks.pending.len() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
         drop(acks);
         acked.map_err(|e| self.error(format!("cannot acknowledge: {e}")))
     }

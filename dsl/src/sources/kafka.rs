@@ -441,6 +441,7 @@ impl<V: Data> Source for Kafka<V> {
                 work: ctx.work_done(),
             }));
         }
+        watch_lag(ctx, &self.topic, &reached);
         if self.topic.group.is_some() && !reached.is_empty() {
             let topic = self.topic.clone();
             ctx.at_end(move |completed| {
@@ -450,6 +451,57 @@ impl<V: Data> Source for Kafka<V> {
             });
         }
         Ok(readers)
+    }
+}
+
+/// While the job's metrics are served: keeps each partition's consumer lag
+/// (its high watermark minus the next offset to read,
+/// `weir_kafka_consumer_lag_records`) up to date from a thread that asks the
+/// broker for the partitions' high watermarks once a second, until the job
+/// ends. `reached`: `(partition, next offset)` of this worker's partitions.
+fn watch_lag(ctx: &SourceContext, topic: &Topic, reached: &[(usize, Arc<AtomicI64>)]) {
+    let lags: Vec<(i32, Arc<AtomicI64>, Arc<AtomicU64>)> = reached
+        .iter()
+        .filter_map(|(p, next)| {
+            let gauge = ctx.gauge(
+                "weir_kafka_consumer_lag_records",
+                "Records of a Kafka partition not read yet: its high watermark minus the next offset",
+                vec![("topic", topic.topic.clone()), ("partition", p.to_string())],
+            )?;
+            Some((*p as i32, Arc::clone(next), gauge))
+        })
+        .collect();
+    if lags.is_empty() {
+        return;
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (watching, topic) = (Arc::clone(&stop), topic.clone());
+    let spawned = std::thread::Builder::new()
+        .name("weir-kafka-lag".into())
+        .spawn(move || {
+            let Ok(consumer) = topic.consumer() else {
+                return;
+            };
+            while !watching.load(Ordering::Relaxed) {
+                for (p, next, gauge) in &lags {
+                    // A broker that does not answer leaves the last figure.
+                    if let Ok((_, high)) =
+                        consumer.fetch_watermarks(&topic.topic, *p, Duration::from_secs(2))
+                    {
+                        let lag = high.saturating_sub(next.load(Ordering::Relaxed)).max(0);
+                        gauge.store(lag as u64, Ordering::Relaxed);
+                    }
+                }
+                for _ in 0..10 {
+                    if watching.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        });
+    if spawned.is_ok() {
+        ctx.at_end(move |_| stop.store(true, Ordering::Relaxed));
     }
 }
 

@@ -168,6 +168,25 @@ impl SourceContext {
         }
     }
 
+    /// While the job's metrics are served (`--metrics`), a gauge named
+    /// `name` with this source's name and `labels` as labels, for the
+    /// reader to keep up to date (Kafka's consumer lag, RabbitMQ's
+    /// unacknowledged deliveries); `None` otherwise, so that a reader
+    /// measures nothing nobody reads.
+    pub fn gauge(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: Vec<(&'static str, String)>,
+    ) -> Option<Arc<AtomicU64>> {
+        if !self.metrics.is_served() {
+            return None;
+        }
+        let mut all = vec![("source", self.name.clone())];
+        all.extend(labels);
+        Some(self.metrics.gauge(name, help, all))
+    }
+
     /// What the readers do with a record they cannot read, as the source's
     /// [`OnError`] policy says: each reader keeps a clone and hands it every
     /// such record ([`BadRecords::reject`]), which stops the job, skips the
