@@ -623,3 +623,47 @@ fn bad_messages_go_to_the_dead_letters_and_are_acknowledged() {
     assert_eq!(got, want);
     assert_eq!(ready(&url, &queue), 0, "messages left in the queue");
 }
+
+/// With metrics served, each consumer's unacknowledged deliveries are a
+/// gauge: with event time a message is acknowledged once the results it
+/// went into reached the sinks, so a slow sink keeps some unacknowledged.
+#[test]
+fn unacknowledged_deliveries_show_while_a_slow_job_works() {
+    let Some(url) = url() else { return };
+    let queue = create_queue(&url, "unacked");
+    publish(&url, &queue, &bodies(&clicks(2_000, 5)), false);
+    let addr = queues::free_addr();
+    let cluster = Cluster::threads(1).quiet(true).with_metrics(&addr);
+    let stop = cluster.stop_handle();
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let w = std::sync::Arc::clone(&written);
+    let p = Pipeline::new("unacked");
+    p.source(Amqp::new(url.as_str(), queue.as_str()).json::<Click>())
+        .event_time(
+            |r: &AmqpRecord<Click>| r.value.ts,
+            Watermark::bounded(Duration::from_millis(100)),
+        )
+        .sink(ForEach::new(move |_: &AmqpRecord<Click>| {
+            w.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(1));
+        }));
+    let job = std::thread::spawn(move || p.run(cluster));
+    let start = std::time::Instant::now();
+    let mut most = 0;
+    while written.load(std::sync::atomic::Ordering::Relaxed) < 2_000 {
+        if let Some(unacked) = queues::scraped(&addr, "weir_amqp_unacked_messages") {
+            most = most.max(unacked);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "most unacked {most}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        most >= 20,
+        "the consumer never showed unacknowledged deliveries: at most {most}"
+    );
+    stop.request();
+    let _ = job.join().unwrap();
+}

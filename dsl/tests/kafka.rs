@@ -666,26 +666,6 @@ fn bad_records_go_to_a_dead_letter_topic() {
     assert_eq!(got, want);
 }
 
-/// The lag gauges of the metrics endpoint, summed: `None` until they show.
-fn scraped_lag(addr: &str) -> Option<u64> {
-    use std::io::{Read, Write};
-    let mut http = std::net::TcpStream::connect(addr).ok()?;
-    write!(
-        http,
-        "GET /metrics HTTP/1.1\r\nHost: weir\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut reply = String::new();
-    http.read_to_string(&mut reply).ok()?;
-    let lags: Vec<u64> = reply
-        .lines()
-        .filter(|l| l.starts_with("weir_kafka_consumer_lag_records{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .map(|v| v as u64)
-        .collect();
-    (!lags.is_empty()).then(|| lags.iter().sum())
-}
-
 /// With metrics served, each partition's consumer lag (high watermark minus
 /// the next offset) is a gauge: well above 0 while a slow job is behind the
 /// topic, 0 once it has read it all.
@@ -694,10 +674,7 @@ fn the_consumer_lag_shows_while_a_slow_job_is_behind() {
     let Some(brokers) = brokers() else { return };
     let topic = create_topic(&brokers, "lag", 2);
     produce(&brokers, &topic, 2, 3_000, 11);
-    let addr = {
-        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        free.local_addr().unwrap().to_string()
-    };
+    let addr = queues::free_addr();
     let cluster = Cluster::threads(2).quiet(true).with_metrics(&addr);
     let stop = cluster.stop_handle();
     let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -713,7 +690,7 @@ fn the_consumer_lag_shows_while_a_slow_job_is_behind() {
     let mut most = 0;
     loop {
         let done = written.load(std::sync::atomic::Ordering::Relaxed);
-        let lag = scraped_lag(&addr);
+        let lag = queues::scraped(&addr, "weir_kafka_consumer_lag_records");
         if let Some(lag) = lag {
             most = most.max(lag);
             if done == 3_000 && lag == 0 {

@@ -71,3 +71,30 @@ pub fn sorted_lines(path: &Path) -> Vec<String> {
     lines.sort();
     lines
 }
+
+/// The gauges `metric` of the metrics endpoint at `addr`, summed over their
+/// labels: `None` until some show.
+pub fn scraped(addr: &str, metric: &str) -> Option<u64> {
+    use std::io::{Read, Write};
+    let mut http = std::net::TcpStream::connect(addr).ok()?;
+    write!(
+        http,
+        "GET /metrics HTTP/1.1\r\nHost: weir\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut reply = String::new();
+    http.read_to_string(&mut reply).ok()?;
+    let values: Vec<u64> = reply
+        .lines()
+        .filter(|l| l.starts_with(metric) && l[metric.len()..].starts_with('{'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+/// A free loopback address for a metrics endpoint.
+pub fn free_addr() -> String {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    free.local_addr().unwrap().to_string()
+}
