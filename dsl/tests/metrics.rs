@@ -344,6 +344,17 @@ fn stage_rates_follow_a_paced_input() {
         stage("weir_stage_backlog_records", of);
         stage("weir_stage_waiting_seconds", of);
     }
+    // The window results reached the sink soon after the watermark passed
+    // their window's end.
+    let sink = [("sink", "jsonl(out.jsonl)")];
+    let count = value(&samples, "weir_result_latency_seconds_count", &sink).unwrap();
+    let sum = value(&samples, "weir_result_latency_seconds_sum", &sink).unwrap();
+    assert!(count > 1_000.0, "{count} results timed");
+    eprintln!(
+        "result latency: mean {:.1} ms over {count} results",
+        sum / count * 1000.0
+    );
+    assert!(sum / count < 2.0, "mean result latency {} s", sum / count);
     drop(input);
     let mut rest = String::new();
     stderr.read_to_string(&mut rest).unwrap();

@@ -39,7 +39,8 @@ pub use cluster::{Cluster, SECRET_ENV};
 pub use error::{BoxError, EngineError, WorkerFailure};
 pub use execute::{Failure, WorkerContext};
 pub use metrics::{
-    CheckpointStats, CounterKind, Gauge, Metrics, Progress, RunSummary, Stopped, NO_WATERMARK,
+    CheckpointStats, CounterKind, Gauge, Latencies, Metrics, Progress, RunSummary, Stopped,
+    LATENCY_BUCKETS, NO_WATERMARK,
 };
 pub use process::Usage;
 pub use serve::{process_state, MetricsServer};

@@ -58,6 +58,89 @@ pub struct Metrics {
     pub(crate) history: Mutex<Option<Arc<crate::serve::History>>>,
     /// Gauges that connectors keep (see [`Metrics::gauge`]).
     gauges: Mutex<Vec<Gauge>>,
+    /// When the job's watermark moved to each value, oldest first (see
+    /// [`Metrics::note_watermark`]).
+    timeline: Mutex<std::collections::VecDeque<(u64, Instant)>>,
+    /// Per sink: how long results took from the watermark passing their
+    /// time to the sink.
+    latencies: Mutex<Vec<(String, Arc<Latencies>)>>,
+}
+
+/// The upper bounds, in seconds, of the buckets of [`Latencies`].
+pub const LATENCY_BUCKETS: [f64; 16] = [
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
+/// A histogram of latencies: counts per bucket of [`LATENCY_BUCKETS`] (and
+/// one above), their sum and count.
+#[derive(Debug, Default)]
+pub struct Latencies {
+    buckets: [AtomicU64; 17],
+    sum_ns: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Latencies {
+    /// Notes `n` results that took `took`.
+    pub fn record(&self, took: Duration, n: u64) {
+        let seconds = took.as_secs_f64();
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[bucket].fetch_add(n, Ordering::Relaxed);
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_ns
+            .fetch_add(ns.saturating_mul(n), Ordering::Relaxed);
+        self.count.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// `(sum in seconds, count, count per bucket upper bound)`, the last
+    /// bucket's bound `f64::MAX` (no bound). Counts per bucket, not
+    /// cumulative: the text encoder adds them up.
+    pub fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
+        let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
+            .iter()
+            .copied()
+            // The last bucket's bound: f64::MAX, which the encoder writes
+            // as `+Inf`.
+            .chain(std::iter::once(f64::MAX))
+            .zip(&self.buckets)
+            .map(|(bound, c)| (bound, c.load(Ordering::Relaxed)))
+            .collect();
+        let count = buckets.iter().map(|(_, c)| c).sum();
+        let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        (sum, count, buckets)
+    }
+
+    /// The `q`-quantile (0 to 1), as the upper bound of the bucket it falls
+    /// in (an estimate no better than the buckets); `None` before any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let l = weir_engine::Latencies::default();
+    /// l.record(Duration::from_millis(3), 99);
+    /// l.record(Duration::from_millis(300), 1);
+    /// assert_eq!(l.quantile(0.5), Some(0.005));
+    /// assert_eq!(l.quantile(0.999), Some(0.5));
+    /// ```
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let (_, count, buckets) = self.snapshot();
+        if count == 0 {
+            return None;
+        }
+        let rank = (q * count as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        buckets
+            .iter()
+            .find(|(_, c)| {
+                seen += c;
+                seen >= rank
+            })
+            .map(|(bound, _)| *bound)
+    }
 }
 
 /// A gauge a connector keeps: its metric name, help and labels, and its
@@ -121,6 +204,8 @@ impl Metrics {
             peers: Mutex::new(Default::default()),
             history: Mutex::new(None),
             gauges: Mutex::new(Vec::new()),
+            timeline: Mutex::new(Default::default()),
+            latencies: Mutex::new(Vec::new()),
         }
     }
 
@@ -198,6 +283,55 @@ impl Metrics {
     /// Every connector gauge, as it is now.
     pub fn gauges(&self) -> Vec<Gauge> {
         self.gauges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Notes that the job's watermark (the least of every source
+    /// partition's, over the cluster) has moved to `watermark` now
+    /// (`u64::MAX` once the sources are done). Kept for a minute or 100 000
+    /// moves, whichever is less.
+    pub fn note_watermark(&self, watermark: u64) {
+        let mut line = self.timeline.lock().unwrap_or_else(|p| p.into_inner());
+        if line.back().is_some_and(|(w, _)| *w >= watermark) {
+            return;
+        }
+        let now = Instant::now();
+        line.push_back((watermark, now));
+        while line.len() > 100_000
+            || line
+                .front()
+                .is_some_and(|(_, at)| now.duration_since(*at) > Duration::from_secs(60))
+        {
+            line.pop_front();
+        }
+    }
+
+    /// When the job's watermark first passed `time` (moved beyond it), if
+    /// it has, as far as the last minute tells.
+    pub fn watermark_passed(&self, time: u64) -> Option<Instant> {
+        let line = self.timeline.lock().unwrap_or_else(|p| p.into_inner());
+        let first = line.partition_point(|(w, _)| *w <= time);
+        line.get(first).map(|(_, at)| *at)
+    }
+
+    /// The latencies of the results reaching sink `sink`: from the
+    /// watermark passing a result's time (for a window's results, the
+    /// window's end: when it fired) to the sink.
+    pub fn result_latency(&self, sink: &str) -> Arc<Latencies> {
+        let mut all = self.latencies.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, l)) = all.iter().find(|(s, _)| s == sink) {
+            return Arc::clone(l);
+        }
+        let l = Arc::new(Latencies::default());
+        all.push((sink.to_string(), Arc::clone(&l)));
+        l
+    }
+
+    /// Every sink's result latencies.
+    pub fn result_latencies(&self) -> Vec<(String, Arc<Latencies>)> {
+        self.latencies
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()

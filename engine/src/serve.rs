@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
@@ -270,6 +270,16 @@ fn state(metrics: &Metrics, history: &History) -> serde_json::Value {
         "edges": edges,
         "series": series,
         "watermarks": watermarks,
+        "latencies": metrics
+            .result_latencies()
+            .into_iter()
+            .map(|(sink, l)| serde_json::json!({
+                "sink": sink,
+                "count": l.snapshot().1,
+                "p50_seconds": l.quantile(0.5),
+                "p99_seconds": l.quantile(0.99),
+            }))
+            .collect::<Vec<_>>(),
         "gauges": metrics
             .gauges()
             .into_iter()
@@ -315,9 +325,11 @@ fn merge(
         })
     };
     let mut processes = vec![usage(process, &local, 0.0)];
-    if let Some(marks) = local["watermarks"].as_array_mut() {
-        for m in marks {
-            m["process"] = process.into();
+    for list in ["watermarks", "latencies"] {
+        if let Some(items) = local[list].as_array_mut().filter(|_| !peers.is_empty()) {
+            for item in items {
+                item["process"] = process.into();
+            }
         }
     }
     for (p, peer, age) in peers {
@@ -374,6 +386,19 @@ fn merge(
                         .and_then(serde_json::Value::as_u64)
                         .unwrap_or(0);
                 *v = sum.into();
+            }
+        }
+        if let Some(theirs) = peer["latencies"].as_array() {
+            let theirs: Vec<serde_json::Value> = theirs
+                .iter()
+                .cloned()
+                .map(|mut l| {
+                    l["process"] = (*p).into();
+                    l
+                })
+                .collect();
+            if let Some(mine) = local["latencies"].as_array_mut() {
+                mine.extend(theirs);
             }
         }
         if let Some(theirs) = peer["watermarks"].as_array() {
@@ -782,6 +807,22 @@ impl Collector for Collect {
         }
         if let Some(stages) = self.metrics.stages() {
             stage_families(e, &stages, &self.history)?;
+        }
+        let latencies = self.metrics.result_latencies();
+        if !latencies.is_empty() {
+            let mut family = e.encode_descriptor(
+                "weir_result_latency_seconds",
+                "Time from the watermark passing a result's time (a window's end: when it fired) to the sink",
+                None,
+                MetricType::Histogram,
+            )?;
+            for (sink, l) in &latencies {
+                let (sum, count, buckets) = l.snapshot();
+                let labels = [("sink", sink.as_str())];
+                family
+                    .encode_family(&labels)?
+                    .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+            }
         }
         let gauges = self.metrics.gauges();
         let mut names: Vec<(&str, &str)> = gauges.iter().map(|g| (g.name, g.help)).collect();

@@ -151,12 +151,41 @@ impl<'s> Ctx<'s> {
 
     /// With metrics served on several processes: this worker's part in
     /// reporting each process's state to process 0 (see [`super::share`]).
+    /// With metrics served, also the job's watermark timeline (for the
+    /// sinks' result latencies).
     pub(super) fn share_metrics(&mut self, workers: usize) {
-        if self.stage_of.is_none() || self.scope.peers() <= workers {
+        if self.stage_of.is_none() {
             return;
         }
         let cuts = self.stop_cuts.clone();
-        super::share::share(self.scope, cuts, Arc::clone(&self.metrics), workers);
+        super::share::timeline(self.scope, cuts.clone(), Arc::clone(&self.metrics), workers);
+        if self.scope.peers() > workers {
+            super::share::share(self.scope, cuts, Arc::clone(&self.metrics), workers);
+        }
+    }
+
+    /// With metrics served, notes how long the results reaching sink `name`
+    /// took from the watermark passing their time (see
+    /// [`Metrics::result_latency`](weir_engine::Metrics::result_latency)).
+    pub(crate) fn measure_latency<T: Data>(
+        &mut self,
+        name: &str,
+        stream: Timed<'s, T>,
+    ) -> Timed<'s, T> {
+        use timely::dataflow::operators::Inspect;
+        if self.stage_of.is_none() {
+            return stream;
+        }
+        let latencies = self.metrics.result_latency(name);
+        let metrics = Arc::clone(&self.metrics);
+        stream.inspect_core(move |event| {
+            if let Ok((stamp, batch)) = event {
+                let passed = stamp.least().and_then(|t| metrics.watermark_passed(*t));
+                if let Some(at) = passed {
+                    latencies.record(at.elapsed(), batch.len() as u64);
+                }
+            }
+        })
     }
 
     /// Builds this worker's stop watch, once every source is built.

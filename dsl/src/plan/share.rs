@@ -82,3 +82,30 @@ pub(crate) fn share<'s>(
         }
     });
 }
+
+/// Builds, on this worker, the notes of when the job's watermark moved:
+/// an operator whose input frontier is the sources' (their cuts'), the
+/// least watermark of every partition of the cluster; the first worker of
+/// each process notes each move in its process's [`Metrics`]
+/// ([`Metrics::note_watermark`]), so that sinks can tell how long a result
+/// took from the watermark passing its time.
+pub(crate) fn timeline<'s>(
+    scope: Scope<'s, Time>,
+    cuts: Vec<VecStream<'s, PartitionCut>>,
+    metrics: Arc<Metrics>,
+    workers: usize,
+) {
+    let sources = scope.concatenate(cuts);
+    let notes = scope.index().is_multiple_of(workers.max(1));
+    let mut builder = OperatorBuilder::new("WatermarkTimeline".to_owned(), scope);
+    let mut input = builder.new_input(sources, Pipeline);
+    builder.build(move |_| {
+        move |frontiers| {
+            input.for_each(|_, data| data.clear());
+            if notes {
+                let frontier = frontiers[0].frontier();
+                metrics.note_watermark(frontier.first().copied().unwrap_or(u64::MAX));
+            }
+        }
+    });
+}

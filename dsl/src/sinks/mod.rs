@@ -370,6 +370,7 @@ impl<T: Data> Stream<T> {
         let name = sink.describe();
         let node = self.pipeline.add_node("sink", name.clone(), &[self.at]);
         let up = self.upstream();
+        let timed = self.timed;
         let stages = sink.stages();
         let sink = Arc::new(sink);
         self.pipeline.set_build(
@@ -398,6 +399,10 @@ impl<T: Data> Stream<T> {
                     }
                 };
                 let s = ctx.probe_sink_input(node, s);
+                let s = match timed {
+                    true => ctx.measure_latency(&name, s),
+                    false => s,
+                };
                 let counter = ctx.metrics.counter(CounterKind::Sink, &name);
                 let writer = WithoutTime {
                     inner: writer,

@@ -115,6 +115,11 @@ function drawCounters(state) {
     ["resident memory", `${num((state.process.resident_bytes || 0) / 1048576, 1)} MiB`],
     ["CPU time", `${num(state.process.cpu_seconds, 1)} s`],
   ];
+  for (const l of state.latencies || []) {
+    const where = l.process === undefined ? "" : ` (process ${l.process})`;
+    rows.push([`result latency, ${l.sink}${where}`,
+      l.count ? `p50 ≤ ${num(l.p50_seconds * 1000, 0)} ms, p99 ≤ ${num(l.p99_seconds * 1000, 0)} ms (${num(l.count)} results)` : "no results yet"]);
+  }
   for (const p of state.processes || []) {
     if ((state.processes || []).length < 2) break;
     const age = p.age_seconds > 3 ? ` (reported ${num(p.age_seconds, 0)} s ago)` : "";
