@@ -667,15 +667,7 @@ fn unacknowledged_deliveries_show_while_a_slow_job_works() {
     // The endpoint shows no connector setting: not the broker's URL, nor
     // its credentials.
     for path in ["/metrics", "/api/state"] {
-        use std::io::{Read, Write};
-        let mut http = std::net::TcpStream::connect(&addr).unwrap();
-        write!(
-            http,
-            "GET {path} HTTP/1.1\r\nHost: weir\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut reply = String::new();
-        http.read_to_string(&mut reply).unwrap();
+        let reply = queues::get(&addr, path).unwrap();
         assert!(reply.contains("amqp("), "{path}: {reply}");
         assert!(
             !reply.contains(&url) && !reply.contains("guest:guest"),

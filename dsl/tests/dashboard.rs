@@ -6,11 +6,13 @@
 //! saved as `target/dashboard.png`. Without Chromium the test says it was
 //! skipped; under CI (`CI=true`) it fails.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+mod watched;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -98,16 +100,8 @@ fn counter(dom: &str, label: &str) -> u64 {
 
 /// `GET path` at `addr`: the response's head and body.
 fn get(addr: SocketAddr, path: &str) -> (String, String) {
-    let mut http = TcpStream::connect(addr).unwrap();
-    write!(
-        http,
-        "GET {path} HTTP/1.1\r\nHost: weir\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut reply = String::new();
-    http.read_to_string(&mut reply).unwrap();
-    let (head, body) = reply.split_once("\r\n\r\n").unwrap();
-    (head.to_string(), body.to_string())
+    let (_, head, body) = watched::request(addr, "GET", path);
+    (head, body)
 }
 
 #[test]
@@ -117,24 +111,11 @@ fn the_dashboard_shows_the_plan_and_live_figures_in_a_browser() {
     }
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("spec.toml"), SPEC).unwrap();
-    let mut job = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["run", "spec.toml", "-w", "2", "--metrics", "127.0.0.1:0"])
-        .current_dir(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(job.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let addr: SocketAddr = line
-        .trim()
-        .strip_prefix("weir: metrics at http://")
-        .and_then(|rest| rest.strip_suffix("/metrics"))
-        .unwrap_or_else(|| panic!("no address: {line}"))
-        .parse()
-        .unwrap();
+    let watched::Watched {
+        mut job,
+        addr,
+        stderr: _stderr,
+    } = watched::start(dir.path(), &["-w", "2"], Stdio::piped());
     let origin = format!("http://{addr}");
     // Rows at 10 000 a second until the test is done with the page.
     let mut input = job.stdin.take().unwrap();

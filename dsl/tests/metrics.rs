@@ -6,12 +6,13 @@
 //! it was skipped; under CI (`CI=true`) it fails.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod processes;
+mod watched;
 
 /// Debian's Python, which `python3-prometheus-client` installs for.
 const PYTHON: &str = "/usr/bin/python3";
@@ -48,23 +49,10 @@ fn parser_installed() -> bool {
 /// `(sample name, sorted labels)` → value, for one scrape.
 type Samples = BTreeMap<(String, Vec<(String, String)>), (f64, String)>;
 
-/// The body of `GET path` at `addr`, with its status code.
+/// The status and body of `METHOD path` at `addr`.
 fn get(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
-    let mut http = TcpStream::connect(addr).unwrap();
-    write!(
-        http,
-        "{method} {path} HTTP/1.1\r\nHost: weir\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut reply = String::new();
-    http.read_to_string(&mut reply).unwrap();
-    let status = reply
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, body.to_string())
+    let (status, _, body) = watched::request(addr, method, path);
+    (status, body)
 }
 
 /// Scrapes `/metrics` and parses it with the reference parser.
@@ -144,25 +132,11 @@ fn the_endpoint_follows_a_running_job_and_ends_at_its_summary() {
     }
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("spec.toml"), SPEC).unwrap();
-    let mut job = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["run", "spec.toml", "-w", "2", "--metrics", "127.0.0.1:0"])
-        .current_dir(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The address is the first thing said on stderr.
-    let mut stderr = BufReader::new(job.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let addr: SocketAddr = line
-        .trim()
-        .strip_prefix("weir: metrics at http://")
-        .and_then(|rest| rest.strip_suffix("/metrics"))
-        .unwrap_or_else(|| panic!("no address: {line}"))
-        .parse()
-        .unwrap();
+    let watched::Watched {
+        mut job,
+        addr,
+        mut stderr,
+    } = watched::start(dir.path(), &["-w", "2"], Stdio::piped());
     let mut input = job.stdin.take().unwrap();
     input.write_all(b"ts,user\n").unwrap();
     let source = [("source", "stdin(csv)")];
@@ -282,24 +256,11 @@ fn stage_rates_follow_a_paced_input() {
     }
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("spec.toml"), SPEC).unwrap();
-    let mut job = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["run", "spec.toml", "-w", "2", "--metrics", "127.0.0.1:0"])
-        .current_dir(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(job.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let addr: SocketAddr = line
-        .trim()
-        .strip_prefix("weir: metrics at http://")
-        .and_then(|rest| rest.strip_suffix("/metrics"))
-        .unwrap_or_else(|| panic!("no address: {line}"))
-        .parse()
-        .unwrap();
+    let watched::Watched {
+        mut job,
+        addr,
+        mut stderr,
+    } = watched::start(dir.path(), &["-w", "2"], Stdio::piped());
     let mut input = job.stdin.take().unwrap();
     input.write_all(b"ts,user\n").unwrap();
     // 1 000 rows every 50 ms for 7 s: 20 000 rows/s.
@@ -390,45 +351,24 @@ fn process_0_shows_the_whole_cluster() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("spec.toml"), SPEC).unwrap();
     let hosts = processes::free_hostfile(dir.path(), 2);
-    let start = |p: usize, stdin: Stdio| {
-        Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args([
-                "run",
-                "spec.toml",
-                "-w",
-                "2",
-                "-n",
-                "2",
-                "-p",
-                &p.to_string(),
-            ])
-            .arg("-H")
-            .arg(&hosts)
-            .args(["--metrics", "127.0.0.1:0"])
-            .current_dir(dir.path())
-            .stdin(stdin)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+    let hosts = hosts.to_str().unwrap();
+    let start = |p: &str, stdin: Stdio| {
+        watched::start(
+            dir.path(),
+            &["-w", "2", "-n", "2", "-p", p, "-H", hosts],
+            stdin,
+        )
     };
-    let mut zero = start(0, Stdio::piped());
-    let mut one = start(1, Stdio::null());
-    let address = |child: &mut std::process::Child| {
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
-        let addr: SocketAddr = line
-            .trim()
-            .strip_prefix("weir: metrics at http://")
-            .and_then(|rest| rest.strip_suffix("/metrics"))
-            .unwrap_or_else(|| panic!("no address: {line}"))
-            .parse()
-            .unwrap();
-        (addr, stderr)
-    };
-    let (addr0, err0) = address(&mut zero);
-    let (addr1, err1) = address(&mut one);
+    let watched::Watched {
+        job: mut zero,
+        addr: addr0,
+        stderr: err0,
+    } = start("0", Stdio::piped());
+    let watched::Watched {
+        job: one,
+        addr: addr1,
+        stderr: err1,
+    } = start("1", Stdio::null());
     let mut input = zero.stdin.take().unwrap();
     input.write_all(b"ts,user\n").unwrap();
     input.write_all(rows(0, 20_000).as_bytes()).unwrap();

@@ -75,15 +75,7 @@ pub fn sorted_lines(path: &Path) -> Vec<String> {
 /// The gauges `metric` of the metrics endpoint at `addr`, summed over their
 /// labels: `None` until some show.
 pub fn scraped(addr: &str, metric: &str) -> Option<u64> {
-    use std::io::{Read, Write};
-    let mut http = std::net::TcpStream::connect(addr).ok()?;
-    write!(
-        http,
-        "GET /metrics HTTP/1.1\r\nHost: weir\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut reply = String::new();
-    http.read_to_string(&mut reply).ok()?;
+    let reply = get(addr, "/metrics")?;
     let values: Vec<u64> = reply
         .lines()
         .filter(|l| l.starts_with(metric) && l[metric.len()..].starts_with('{'))
@@ -91,6 +83,20 @@ pub fn scraped(addr: &str, metric: &str) -> Option<u64> {
         .map(|v| v as u64)
         .collect();
     (!values.is_empty()).then(|| values.iter().sum())
+}
+
+/// The whole reply to `GET path` at `addr`, if it answers.
+pub fn get(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut http = std::net::TcpStream::connect(addr).ok()?;
+    write!(
+        http,
+        "GET {path} HTTP/1.1\r\nHost: weir\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut reply = String::new();
+    http.read_to_string(&mut reply).ok()?;
+    Some(reply)
 }
 
 /// A free loopback address for a metrics endpoint.
