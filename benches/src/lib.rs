@@ -22,26 +22,13 @@ use std::sync::{Arc, Mutex};
 /// The peak resident set size of this process so far (`VmHWM`), in bytes;
 /// 0 where `/proc` is not available.
 pub fn peak_rss_bytes() -> u64 {
-    status_bytes("VmHWM:")
+    weir::Usage::now().peak_resident_bytes.unwrap_or(0)
 }
 
 /// The resident set size of this process now (`VmRSS`), in bytes; 0
 /// where `/proc` is not available.
 pub fn rss_bytes() -> u64 {
-    status_bytes("VmRSS:")
-}
-
-/// A size in kB from `/proc/self/status` (the line starting with `field`),
-/// in bytes; 0 if there is none.
-fn status_bytes(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
+    weir::Usage::now().resident_bytes.unwrap_or(0)
 }
 
 /// Samples [`rss_bytes`] every `every` on a thread of its own until the

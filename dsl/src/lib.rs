@@ -56,7 +56,7 @@ pub use sinks::{Collect, CsvFile, ForEach, JsonLinesFile, Sink, Stdout, StdoutLi
 pub use sources::{Csv, Generator, Iter, JsonLines, Source, Stdin, TextLines};
 pub use stream::{KeyedStream, Stream};
 pub use time::Watermark;
-pub use weir_engine::{Cluster, EngineError, RunSummary, StopHandle, Stopped};
+pub use weir_engine::{Cluster, EngineError, RunSummary, StopHandle, Stopped, Usage};
 pub use weir_operators::Update;
 pub use window::{Session, Sliding, Tumbling, WindowResult, WindowSpec, WindowedStream};
 

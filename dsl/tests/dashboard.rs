@@ -16,27 +16,6 @@ mod watched;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-const SPEC: &str = r#"
-name = "dashboard"
-
-[source]
-type = "stdin"
-format = "csv"
-event_time = { field = "ts", max_out_of_orderness_ms = 1000 }
-
-[window]
-key = ["user"]
-type = "tumbling"
-size_ms = 1000
-
-[aggregate]
-n = "count(*)"
-
-[sink]
-type = "jsonl"
-path = "out.jsonl"
-"#;
-
 const STAGES: [&str; 4] = [
     "#0 source stdin(csv)",
     "#2 keyed",
@@ -109,8 +88,7 @@ fn the_dashboard_shows_the_plan_and_live_figures_in_a_browser() {
     if !chromium_installed() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("spec.toml"), SPEC).unwrap();
+    let dir = watched::spec_dir();
     let watched::Watched {
         mut job,
         addr,
@@ -123,9 +101,7 @@ fn the_dashboard_shows_the_plan_and_live_figures_in_a_browser() {
         input.write_all(b"ts,user\n").unwrap();
         let start = Instant::now();
         for tick in 0..400u64 {
-            let rows: String = (tick * 500..(tick + 1) * 500)
-                .map(|i| format!("{},u{}\n", 1_700_000_000_000 + i * 2, i % 7))
-                .collect();
+            let rows = watched::rows(tick * 500, (tick + 1) * 500);
             if input.write_all(rows.as_bytes()).is_err() {
                 return;
             }

@@ -11,6 +11,8 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use watched::{rows, T0};
+
 mod processes;
 mod watched;
 
@@ -95,43 +97,12 @@ fn value(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> Option<f64> 
     samples.get(&(name.to_string(), labels)).map(|(v, _)| *v)
 }
 
-const SPEC: &str = r#"
-name = "watched"
-
-[source]
-type = "stdin"
-format = "csv"
-event_time = { field = "ts", max_out_of_orderness_ms = 1000 }
-
-[window]
-key = ["user"]
-type = "tumbling"
-size_ms = 1000
-
-[aggregate]
-n = "count(*)"
-
-[sink]
-type = "jsonl"
-path = "out.jsonl"
-"#;
-
-/// Rows `from..to`: ten milliseconds of event time apart, five users.
-fn rows(from: u64, to: u64) -> String {
-    (from..to)
-        .map(|i| format!("{},u{}\n", T0 + i * 10, i % 5))
-        .collect()
-}
-
-const T0: u64 = 1_700_000_000_000;
-
 #[test]
 fn the_endpoint_follows_a_running_job_and_ends_at_its_summary() {
     if !parser_installed() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("spec.toml"), SPEC).unwrap();
+    let dir = watched::spec_dir();
     let watched::Watched {
         mut job,
         addr,
@@ -232,8 +203,7 @@ fn the_endpoint_follows_a_running_job_and_ends_at_its_summary() {
 fn a_metrics_address_in_use_is_an_error_naming_the_flag() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("spec.toml"), SPEC).unwrap();
+    let dir = watched::spec_dir();
     let out = Command::new(env!("CARGO_BIN_EXE_weir"))
         .args(["run", "spec.toml", "--metrics", &addr])
         .current_dir(dir.path())
@@ -254,8 +224,7 @@ fn stage_rates_follow_a_paced_input() {
     if !parser_installed() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("spec.toml"), SPEC).unwrap();
+    let dir = watched::spec_dir();
     let watched::Watched {
         mut job,
         addr,
@@ -348,8 +317,7 @@ fn stage_rates_follow_a_paced_input() {
 /// are every row read (process 1 alone shows only its share).
 #[test]
 fn process_0_shows_the_whole_cluster() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("spec.toml"), SPEC).unwrap();
+    let dir = watched::spec_dir();
     let hosts = processes::free_hostfile(dir.path(), 2);
     let hosts = hosts.to_str().unwrap();
     let start = |p: &str, stdin: Stdio| {

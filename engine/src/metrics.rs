@@ -423,8 +423,36 @@ impl Metrics {
         )
     }
 
-    /// The figures so far.
+    /// The figures so far, with the per-stage table if stages are kept
+    /// (queueing figures over the whole run so far).
     pub fn summary(&self) -> RunSummary {
+        let mut summary = self.counts();
+        summary.stages = self.stages().map_or_else(Vec::new, |stages| {
+            let elapsed = self.started.elapsed();
+            stages
+                .names()
+                .iter()
+                .zip(stages.snapshot())
+                .filter(|(_, now)| now.total() != crate::StageFigures::default())
+                .map(|(name, now)| {
+                    let from = crate::StageSnapshot {
+                        workers: vec![Default::default(); now.workers.len()],
+                        ..Default::default()
+                    };
+                    (
+                        name.clone(),
+                        crate::QueueFigures::between(&from, &now, elapsed),
+                    )
+                })
+                .collect()
+        });
+        summary
+    }
+
+    /// The figures so far without the per-stage table: what the metrics
+    /// endpoint reads at each scrape and sample (it has the stages' own
+    /// figures).
+    pub fn counts(&self) -> RunSummary {
         let counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
         let pick = |kind| {
             counters
@@ -451,25 +479,7 @@ impl Metrics {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
-            stages: self.stages().map_or_else(Vec::new, |stages| {
-                let elapsed = self.started.elapsed();
-                stages
-                    .names()
-                    .iter()
-                    .zip(stages.snapshot())
-                    .filter(|(_, now)| now.total() != crate::StageFigures::default())
-                    .map(|(name, now)| {
-                        let from = crate::StageSnapshot {
-                            workers: vec![Default::default(); now.workers.len()],
-                            ..Default::default()
-                        };
-                        (
-                            name.clone(),
-                            crate::QueueFigures::between(&from, &now, elapsed),
-                        )
-                    })
-                    .collect()
-            }),
+            stages: Vec::new(),
         }
     }
 }

@@ -10,6 +10,8 @@ const USER_HZ: f64 = 100.0;
 pub struct Usage {
     /// Resident memory, in bytes.
     pub resident_bytes: Option<u64>,
+    /// The most resident memory so far (`VmHWM`), in bytes.
+    pub peak_resident_bytes: Option<u64>,
     /// CPU time, user and system, over all threads, in seconds.
     pub cpu_seconds: Option<f64>,
 }
@@ -27,17 +29,20 @@ impl Usage {
     /// }
     /// ```
     pub fn now() -> Usage {
+        let status = std::fs::read_to_string("/proc/self/status").ok();
+        let status = status.as_deref().unwrap_or_default();
         Usage {
-            resident_bytes: resident_bytes(),
+            resident_bytes: status_bytes(status, "VmRSS:"),
+            peak_resident_bytes: status_bytes(status, "VmHWM:"),
             cpu_seconds: cpu_seconds(),
         }
     }
 }
 
-/// `VmRSS` of `/proc/self/status`, in bytes.
-fn resident_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+/// The size in kB on the line of `/proc/self/status` starting with
+/// `field`, in bytes.
+fn status_bytes(status: &str, field: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }

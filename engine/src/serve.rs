@@ -205,7 +205,7 @@ fn cluster_state(metrics: &Metrics, history: &History) -> serde_json::Value {
 /// queueing figures, edges, whether records crossed workers on each), the
 /// last ten minutes of throughput and event-time lag, and the counters.
 fn state(metrics: &Metrics, history: &History) -> serde_json::Value {
-    let summary = metrics.summary();
+    let summary = metrics.counts();
     let (stages, edges) = match metrics.stages() {
         Some(stages) => {
             let current = stages.snapshot();
@@ -484,7 +484,7 @@ impl Sample {
             at: Instant::now(),
             unix_ms,
             stages: metrics.stages().map_or_else(Vec::new, |s| s.snapshot()),
-            read: metrics.summary().events(),
+            read: metrics.counts().events(),
             lag: metrics
                 .watermarks()
                 .iter()
@@ -710,7 +710,7 @@ fn counter(
 impl Collector for Collect {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let e = &mut encoder;
-        let s = self.metrics.summary();
+        let s = self.metrics.counts();
         gauge(
             e,
             "weir_uptime_seconds",
@@ -826,7 +826,6 @@ impl Collector for Collect {
         }
         let gauges = self.metrics.gauges();
         let mut names: Vec<(&str, &str)> = gauges.iter().map(|g| (g.name, g.help)).collect();
-        names.dedup();
         names.sort();
         names.dedup();
         for (name, help) in names {

@@ -731,6 +731,9 @@ where
             // event time, so the global watermark follows the input and
             // windows fire as it is read.
             let start = Instant::now();
+            // The tick of this activation (a clock read per activation,
+            // not per batch).
+            let tick = ticks.map(current_tick);
             idle.clear();
             idle.resize(partitions.len(), false);
             while let Some(i) = next_partition(&partitions, &idle, cursor) {
@@ -775,10 +778,9 @@ where
                     waited = false;
                 }
                 let partition = &mut partitions[i];
-                if let Some(every) = ticks {
+                if let Some(now) = tick {
                     // Read or not, the partition moves to the tick of now,
                     // so what it sent at earlier ticks can complete.
-                    let now = current_tick(every);
                     if now > *partition.capability.time() {
                         partition.downgrade(now);
                     }

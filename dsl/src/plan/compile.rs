@@ -149,19 +149,16 @@ impl<'s> Ctx<'s> {
         self.stop.as_ref().map(|s| s.end_sources.clone())
     }
 
-    /// With metrics served on several processes: this worker's part in
-    /// reporting each process's state to process 0 (see [`super::share`]).
-    /// With metrics served, also the job's watermark timeline (for the
-    /// sinks' result latencies).
+    /// With metrics served: this worker's part in watching the job's
+    /// watermark and, on several processes, in reporting each process's
+    /// state to process 0 (see [`super::share::watch`]).
     pub(super) fn share_metrics(&mut self, workers: usize) {
         if self.stage_of.is_none() {
             return;
         }
+        let share = self.scope.peers() > workers;
         let cuts = self.stop_cuts.clone();
-        super::share::timeline(self.scope, cuts.clone(), Arc::clone(&self.metrics), workers);
-        if self.scope.peers() > workers {
-            super::share::share(self.scope, cuts, Arc::clone(&self.metrics), workers);
-        }
+        super::share::watch(self.scope, cuts, Arc::clone(&self.metrics), workers, share);
     }
 
     /// With metrics served, notes how long the results reaching sink `name`

@@ -551,17 +551,6 @@ impl Pipeline {
     pub fn run(&self, cluster: Cluster) -> Result<RunSummary, RunError> {
         self.validate()?;
         let update_interval = self.lock().update_interval;
-        let (stage_names, stage_edges): (Vec<String>, Vec<(usize, usize)>) = {
-            let g = self.lock();
-            (
-                (0..g.nodes.len())
-                    .map(|i| format!("#{i} {}", node_text(&g.nodes[i])))
-                    .collect(),
-                (0..g.nodes.len())
-                    .flat_map(|i| g.nodes[i].inputs.iter().map(move |p| (p.node, i)))
-                    .collect(),
-            )
-        };
         let (name, builds, sinks, sources_of, sources, checkpointing, stages, hooks, paced) = {
             let g = self.lock();
             let paced = Arc::new(g.paceable_sources());
@@ -599,7 +588,7 @@ impl Pipeline {
         let metrics = Arc::new(Metrics::new(name.clone()));
         // Served until the run returns; the address goes to stderr (port 0
         // picks one), quiet or not.
-        let _endpoint = match cluster.metrics_addr() {
+        let endpoint = match cluster.metrics_addr() {
             Some(addr) => {
                 let server = MetricsServer::start(addr, Arc::clone(&metrics))?;
                 eprintln!("weir: metrics at http://{}/metrics", server.local_addr());
@@ -607,18 +596,21 @@ impl Pipeline {
             }
             None => None,
         };
-        // With the endpoint, per-stage figures from timely's event log.
         metrics.set_process(cluster.process());
         let local_workers = cluster.workers();
-        let stage_figures = _endpoint.as_ref().map(|_| {
-            let stages = Arc::new(
-                Stages::new(
-                    stage_names,
-                    cluster.process() * cluster.workers(),
-                    cluster.workers(),
-                )
-                .with_edges(stage_edges),
-            );
+        // With the endpoint, per-stage figures from timely's event log:
+        // stage `i` is node `i`, the plan's edges between them.
+        let stage_figures = endpoint.as_ref().map(|_| {
+            let g = self.lock();
+            let names = g.nodes.iter().enumerate();
+            let names = names
+                .map(|(i, n)| format!("#{i} {}", node_text(n)))
+                .collect();
+            let edges = (0..g.nodes.len())
+                .flat_map(|i| g.nodes[i].inputs.iter().map(move |p| (p.node, i)))
+                .collect();
+            let first = cluster.process() * local_workers;
+            let stages = Arc::new(Stages::new(names, first, local_workers).with_edges(edges));
             metrics.set_stages(Arc::clone(&stages));
             stages
         });

@@ -1,8 +1,9 @@
-//! Process 0's view of the whole cluster: once a second, the first worker
-//! of every other process sends its process's dashboard state (what
-//! `GET /api/state` shows there) to worker 0, through the dataflow, while
-//! the job's sources run; process 0's dashboard adds them up
-//! ([`Metrics::set_peer`]).
+//! What the metrics learn from the dataflow itself: when the job's
+//! watermark moved (for result latencies), and process 0's view of the
+//! whole cluster: once a second, the first worker of every other process
+//! sends its process's dashboard state (what `GET /api/state` shows there)
+//! to worker 0, through the dataflow, while the job's sources run; process
+//! 0's dashboard adds them up ([`Metrics::set_peer`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,18 +20,23 @@ use weir_operators::{PartitionCut, Time, VecStream};
 /// How often a process reports.
 const EVERY: Duration = Duration::from_secs(1);
 
-/// Builds, on this worker, the sending and the gathering of process
-/// states: `cuts` are the sources' cuts (the reports stop once the sources
-/// are done, so they never hold the job back), `workers` the worker
-/// threads per process.
-pub(crate) fn share<'s>(
+/// Builds, on this worker, the metrics' watch of the job: one operator
+/// whose input frontier is the sources' (their cuts'), the least watermark
+/// of every partition of the cluster. On the first worker of each process
+/// it notes each move of that watermark in the process's [`Metrics`]
+/// ([`Metrics::note_watermark`], for the sinks' result latencies) and, with
+/// `share` (several processes) and on a process other than 0, sends its
+/// process's state to worker 0 once a second while the sources run, which
+/// keeps it ([`Metrics::set_peer`]). `workers`: worker threads per process.
+pub(crate) fn watch<'s>(
     scope: Scope<'s, Time>,
     cuts: Vec<VecStream<'s, PartitionCut>>,
     metrics: Arc<Metrics>,
     workers: usize,
+    share: bool,
 ) {
     let sources = scope.concatenate(cuts);
-    let mut builder = OperatorBuilder::new("MetricsShare".to_owned(), scope);
+    let mut builder = OperatorBuilder::new("MetricsWatch".to_owned(), scope);
     let address = builder.operator_info().address;
     let mut input = builder.new_input(sources, Pipeline);
     // Reports go out at the operator's own capability, which no stage
@@ -41,31 +47,30 @@ pub(crate) fn share<'s>(
         OutputBuilder::<_, CapacityContainerBuilder<Vec<(usize, String)>>>::from(output);
     let worker = scope.index();
     let process = worker / workers.max(1);
-    let reports_here = worker.is_multiple_of(workers.max(1)) && process > 0;
-    let sending = Arc::clone(&metrics);
+    let first_here = worker.is_multiple_of(workers.max(1));
+    let reports_here = share && first_here && process > 0;
+    let watching = Arc::clone(&metrics);
     builder.build(move |mut initial| {
         let activator = scope.activator_for(address);
-        let mut cap = initial.pop();
+        // Held only while this worker reports.
+        let mut cap = initial.pop().filter(|_| reports_here);
         let mut last: Option<Instant> = None;
         move |frontiers| {
             input.for_each(|_, data| data.clear());
-            if cap.is_none() {
-                return;
+            let frontier = frontiers[0].frontier();
+            if first_here {
+                watching.note_watermark(frontier.first().copied().unwrap_or(u64::MAX));
             }
-            if frontiers[0].frontier().is_empty() {
-                cap = None;
-                return;
+            if frontier.is_empty() {
+                cap = None; // the sources are done: nothing more to report
             }
-            if !reports_here {
-                cap = None;
+            let Some(at) = &cap else {
                 return;
-            }
-            if last.is_none_or(|at| at.elapsed() >= EVERY) {
+            };
+            if last.is_none_or(|sent| sent.elapsed() >= EVERY) {
                 last = Some(Instant::now());
-                let state = weir_engine::process_state(&sending).to_string();
-                if let Some(cap) = &cap {
-                    output.activate().session(cap).give((process, state));
-                }
+                let state = weir_engine::process_state(&watching).to_string();
+                output.activate().session(at).give((process, state));
             }
             activator.activate_after(EVERY);
         }
@@ -79,33 +84,6 @@ pub(crate) fn share<'s>(
                     metrics.set_peer(process, &state);
                 }
             });
-        }
-    });
-}
-
-/// Builds, on this worker, the notes of when the job's watermark moved:
-/// an operator whose input frontier is the sources' (their cuts'), the
-/// least watermark of every partition of the cluster; the first worker of
-/// each process notes each move in its process's [`Metrics`]
-/// ([`Metrics::note_watermark`]), so that sinks can tell how long a result
-/// took from the watermark passing its time.
-pub(crate) fn timeline<'s>(
-    scope: Scope<'s, Time>,
-    cuts: Vec<VecStream<'s, PartitionCut>>,
-    metrics: Arc<Metrics>,
-    workers: usize,
-) {
-    let sources = scope.concatenate(cuts);
-    let notes = scope.index().is_multiple_of(workers.max(1));
-    let mut builder = OperatorBuilder::new("WatermarkTimeline".to_owned(), scope);
-    let mut input = builder.new_input(sources, Pipeline);
-    builder.build(move |_| {
-        move |frontiers| {
-            input.for_each(|_, data| data.clear());
-            if notes {
-                let frontier = frontiers[0].frontier();
-                metrics.note_watermark(frontier.first().copied().unwrap_or(u64::MAX));
-            }
         }
     });
 }

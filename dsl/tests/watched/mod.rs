@@ -7,6 +7,47 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, ChildStderr, Command, Stdio};
 
+/// A job reading CSV rows `ts,user` on standard input, counting them per
+/// user in 1 s tumbling windows, into `out.jsonl`.
+pub const SPEC: &str = r#"
+name = "watched"
+
+[source]
+type = "stdin"
+format = "csv"
+event_time = { field = "ts", max_out_of_orderness_ms = 1000 }
+
+[window]
+key = ["user"]
+type = "tumbling"
+size_ms = 1000
+
+[aggregate]
+n = "count(*)"
+
+[sink]
+type = "jsonl"
+path = "out.jsonl"
+"#;
+
+/// The event time of row 0.
+pub const T0: u64 = 1_700_000_000_000;
+
+/// Rows `from..to` of [`SPEC`]'s input: ten milliseconds of event time
+/// apart, five users.
+pub fn rows(from: u64, to: u64) -> String {
+    (from..to)
+        .map(|i| format!("{},u{}\n", T0 + i * 10, i % 5))
+        .collect()
+}
+
+/// A directory holding [`SPEC`] as `spec.toml`.
+pub fn spec_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("spec.toml"), SPEC).unwrap();
+    dir
+}
+
 /// A running `weir run` job whose metrics are served.
 pub struct Watched {
     /// The process (its stdin piped if asked for).
