@@ -28,7 +28,8 @@ use weir_operators::checkpoint::{decode_states, encode_states, Commit, SourceCut
 use weir_operators::{GroupStates, PartitionCut, Time};
 
 use crate::error::{PlanError, RunError};
-use crate::plan::CommitHook;
+use crate::plan::{CommitHook, SharedPublisher};
+use crate::sinks::CheckpointId;
 use crate::BoxError;
 
 /// Where and how often a pipeline takes checkpoints (see
@@ -156,6 +157,10 @@ pub(crate) struct Run {
     metrics: Arc<Metrics>,
     /// Sources told of each complete checkpoint, by stage.
     hooks: Vec<(usize, CommitHook)>,
+    /// Queue sinks' publishers of their staged output, by stage.
+    publishers: Vec<(usize, SharedPublisher)>,
+    /// The run's lineage (see [`Manifest::lineage`]).
+    lineage: u64,
     /// The newest complete checkpoint's time as last looked up, and when.
     newest: Arc<Mutex<Option<Looked>>>,
     /// Raised once the job is asked to stop (on this process): the next
@@ -163,6 +168,63 @@ pub(crate) struct Run {
     stop: Option<weir_engine::StopHandle>,
     /// The checkpoint the job stopped at, once committed (by this process).
     stopped_at: Mutex<Option<Time>>,
+}
+
+/// What a run tells of each committed checkpoint: sources (by stage) where
+/// their partitions stood, and queue sinks' publishers (by stage) their
+/// staged output.
+#[derive(Default)]
+pub(crate) struct Hooks {
+    pub(crate) committed: Vec<(usize, CommitHook)>,
+    pub(crate) publishers: Vec<(usize, SharedPublisher)>,
+}
+
+/// A new lineage: a number no other run of the job is likely to draw.
+fn new_lineage() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// Publishes, with each of `publishers`, the output its sink staged in
+/// checkpoint `m` unless the store notes it as published, and notes it;
+/// with `ask` (after a restore, and for a job's end) the publisher is first
+/// asked whether its queue already has it (a crash came between publishing
+/// and the note).
+fn publish_queues(
+    store: &DirStore,
+    m: &Manifest,
+    publishers: &[(usize, SharedPublisher)],
+    ask: bool,
+) -> Result<(), BoxError> {
+    for (node, publisher) in publishers {
+        let name = format!("sink-{node}");
+        if store.is_published(m.id, &name) {
+            continue;
+        }
+        let at = CheckpointId {
+            lineage: m.lineage,
+            id: m.id,
+        };
+        let mut publisher = publisher.lock().unwrap_or_else(|p| p.into_inner());
+        if !(ask && publisher.published(at)?) {
+            let parts = part_entries(m, "sink", *node)
+                .map(|entry| store.read(m.id, entry))
+                .collect::<Result<Vec<_>, _>>()?;
+            if parts.iter().any(|p| !p.is_empty()) {
+                publisher.publish(at, &parts)?;
+            }
+            failpoint::hit("queue-published");
+        }
+        store.note_published(m.id, &name)?;
+    }
+    Ok(())
 }
 
 /// When the store was looked in, and the newest complete checkpoint's time
@@ -210,11 +272,12 @@ impl Run {
         c: &Checkpointing,
         job: &str,
         stages: Vec<String>,
-        process: usize,
-        workers: usize,
-        quiet: bool,
+        cluster: &weir_engine::Cluster,
         metrics: Arc<Metrics>,
+        hooks: Hooks,
     ) -> Result<Run, RunError> {
+        let (process, quiet) = (cluster.process(), cluster.is_quiet());
+        let workers = cluster.workers() * cluster.processes();
         let store = DirStore::new(&c.dir);
         let latest = store.latest(job)?;
         // A damaged checkpoint is worth a warning even in a quiet run.
@@ -259,6 +322,7 @@ impl Run {
             }
             if process == 0 {
                 publish(&store, m)?;
+                publish_queues(&store, m, &hooks.publishers, true).map_err(RunError::Publish)?;
                 failpoint::hit("restore-published");
             }
             let restoring = format!(
@@ -274,6 +338,7 @@ impl Run {
         } else {
             metrics.checkpointing(None);
         }
+        let lineage = restored.as_ref().map_or_else(new_lineage, |m| m.lineage);
         Ok(Run {
             store,
             job: job.to_string(),
@@ -284,7 +349,9 @@ impl Run {
             restored,
             files: Mutex::new(HashMap::new()),
             metrics,
-            hooks: Vec::new(),
+            hooks: hooks.committed,
+            publishers: hooks.publishers,
+            lineage,
             newest: Arc::default(),
             stop: None,
             stopped_at: Mutex::new(None),
@@ -333,13 +400,6 @@ impl Run {
         watch_store(Arc::default(), true, move || {
             store.stopped_at().ok().flatten()
         })
-    }
-
-    /// Tells the sources `hooks` name (by stage) of each complete
-    /// checkpoint.
-    pub(crate) fn with_hooks(mut self, hooks: Vec<(usize, CommitHook)>) -> Self {
-        self.hooks = hooks;
-        self
     }
 
     /// Tells each hooked source where its partitions stood in checkpoint
@@ -458,6 +518,7 @@ impl Run {
         let files = self.store.seal(id)?;
         let mut manifest = Manifest::new(&self.job, self.plan, id, time, workers, files);
         manifest.stopped = stopping;
+        manifest.lineage = self.lineage;
         for (file, target) in targets {
             let Some(entry) = manifest.files.iter().find(|f| &f.name == file) else {
                 continue;
@@ -478,12 +539,23 @@ impl Run {
             })
             .collect();
         manifest.stages = self.stages.clone();
+        if manifest.is_final() {
+            // Queue sinks publish the job's end before its manifest: a
+            // final manifest means the job completed, and the next run
+            // starts from the beginning. A crash in between restores the
+            // last checkpoint, and the end is published again under the
+            // same id unless the queue has it (`Publisher::published`).
+            publish_queues(&self.store, &manifest, &self.publishers, true)?;
+        }
         self.store.commit(&manifest)?;
         failpoint::hit(match manifest.is_final() {
             true => "final-manifest-written",
             false => "checkpoint-manifest-written",
         });
         publish(&self.store, &manifest)?;
+        if !manifest.is_final() {
+            publish_queues(&self.store, &manifest, &self.publishers, false)?;
+        }
         failpoint::hit("checkpoint-published");
         if manifest.is_final() {
             // Only the final manifest stays: it names the job's outputs.

@@ -127,6 +127,11 @@ pub enum RunError {
     /// The job's checkpoints could not be read, or restoring one failed.
     #[error("checkpoints: {0}")]
     Checkpoint(#[from] weir_engine::checkpoint::StoreError),
+    /// The output a queue sink staged in the restored checkpoint could not
+    /// be published (see [`Publisher`](crate::sinks::Publisher)); nothing
+    /// ran.
+    #[error("publishing the restored checkpoint's output: {0}")]
+    Publish(crate::BoxError),
     /// The job was asked to stop (SIGINT, SIGTERM, a
     /// [`StopHandle`](weir_engine::StopHandle)) and has no checkpoints: its
     /// sources stopped reading and what they had read went through, so its
@@ -157,7 +162,10 @@ impl RunError {
     pub fn source_error(&self) -> Option<&SourceError> {
         match self {
             RunError::Engine(e) => e.operator_error()?.downcast_ref(),
-            RunError::Plan(_) | RunError::Checkpoint(_) | RunError::Stopped { .. } => None,
+            RunError::Plan(_)
+            | RunError::Checkpoint(_)
+            | RunError::Publish(_)
+            | RunError::Stopped { .. } => None,
         }
     }
 
@@ -165,7 +173,10 @@ impl RunError {
     pub fn sink_error(&self) -> Option<&SinkError> {
         match self {
             RunError::Engine(e) => e.operator_error()?.downcast_ref(),
-            RunError::Plan(_) | RunError::Checkpoint(_) | RunError::Stopped { .. } => None,
+            RunError::Plan(_)
+            | RunError::Checkpoint(_)
+            | RunError::Publish(_)
+            | RunError::Stopped { .. } => None,
         }
     }
 }

@@ -446,7 +446,7 @@ fn child() {
         return;
     };
     let parts: Vec<&str> = spec.split('|').collect();
-    let [url, queue, dir, workers, processes, process, hosts] = parts[..] else {
+    let [url, queue, dir, workers, processes, process, hosts, results] = parts[..] else {
         panic!("bad {ENV_CHILD}: {spec}");
     };
     let dir = PathBuf::from(dir);
@@ -462,8 +462,16 @@ fn child() {
         .consumers(2)
         .prefetch(500)
         .bounded();
-    let job = job(source, &dir.join("out.jsonl"))
-        .checkpoint(Checkpointing::to(dir.join("checkpoints")).every(Duration::from_millis(50)));
+    let job = match results {
+        "" => job(source, &dir.join("out.jsonl")),
+        results => {
+            let p = Pipeline::new("amqp-to-amqp");
+            counts(&p, source).sink(AmqpSink::new(url, "").routing_key(results));
+            p
+        }
+    };
+    let job =
+        job.checkpoint(Checkpointing::to(dir.join("checkpoints")).every(Duration::from_millis(50)));
     match job.run(cluster) {
         Ok(_) => std::process::exit(0),
         Err(e) => {
@@ -474,7 +482,8 @@ fn child() {
 }
 
 /// Starts the checkpointed job on `processes` processes of `workers`
-/// threads, process 0 with failpoint `failpoint` armed if given.
+/// threads, process 0 with failpoint `failpoint` armed if given, writing
+/// its counts into `out.jsonl` in `dir`.
 fn start(
     url: &str,
     queue: &str,
@@ -483,15 +492,29 @@ fn start(
     processes: usize,
     failpoint: Option<&str>,
 ) -> Vec<std::process::Child> {
+    start_with(url, queue, dir, (workers, processes), failpoint, "")
+}
+
+/// As [`start`], publishing the counts to queue `results` (through the
+/// default exchange) if it is not `""`.
+fn start_with(
+    url: &str,
+    queue: &str,
+    dir: &Path,
+    (workers, processes): (usize, usize),
+    failpoint: Option<&str>,
+    results: &str,
+) -> Vec<std::process::Child> {
     let hosts = free_hostfile(dir, processes);
     (0..processes)
         .map(|process| {
             let spec = format!(
-                "{url}|{queue}|{}|{workers}|{processes}|{process}|{}",
+                "{url}|{queue}|{}|{workers}|{processes}|{process}|{}|{results}",
                 dir.display(),
                 hosts.display()
             );
             let mut command = Command::new(std::env::current_exe().unwrap());
+            command.env_remove("WEIR_FAILPOINT");
             if let (0, Some(failpoint)) = (process, failpoint) {
                 command.env("WEIR_FAILPOINT", failpoint);
             }
@@ -559,6 +582,83 @@ fn a_crashed_job_loses_and_repeats_no_message() {
     assert_eq!(got.len(), want.len());
     assert!(got == want, "the counts differ from a run without failure");
     assert_eq!(ready(&url, &queue), 0, "messages left after the restart");
+}
+
+/// Every message of `queue`, taken off it: its message id and body.
+fn drain_with_ids(url: &str, queue: &str) -> Vec<(String, String)> {
+    let (_connection, channel) = channel(url);
+    let options = lapin::options::BasicGetOptions { no_ack: true };
+    let mut messages = Vec::new();
+    while let Some(m) = block_on(channel.basic_get(queue.into(), options)).unwrap() {
+        let id = m
+            .delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|id| id.to_string());
+        let body = String::from_utf8(m.delivery.data).unwrap();
+        messages.push((id.expect("a published result has a message id"), body));
+    }
+    messages
+}
+
+/// Queue → windowed counts → exchange with checkpoints, on 2 processes,
+/// crashed (a failpoint aborts process 0) at each point of publishing a
+/// checkpoint's results and restarted on 3 threads: every count arrives,
+/// and a count that arrives twice has the same message id both times.
+/// - before publishing (the manifest is written): the restart publishes
+///   the restored checkpoint, and every count arrives exactly once;
+/// - after publishing, before the confirms, and after the confirms,
+///   before the checkpoint notes them: the restart publishes the restored
+///   checkpoint's results again (at least once), with the same ids.
+#[test]
+fn a_checkpointed_job_publishes_every_count_across_crashes_with_stable_ids() {
+    let Some(url) = url() else { return };
+    let input = create_queue(&url, "txn-in");
+    let clicks = clicks(20_000, 17);
+    let want = reference(&clicks);
+    for failpoint in [
+        "checkpoint-manifest-written:2",
+        "queue-publishing:2",
+        "queue-published:2",
+    ] {
+        publish(&url, &input, &bodies(&clicks), true);
+        let results = create_queue(&url, "txn-results");
+        let dir = tempfile::tempdir().unwrap();
+        let mut children = start_with(&url, &input, dir.path(), (1, 2), Some(failpoint), &results);
+        let (code, err) = wait(children.remove(0), Duration::from_secs(120));
+        assert!(err.contains("failpoint"), "{failpoint}: {code}: {err}");
+        for mut child in children {
+            let _ = child.kill();
+            wait(child, Duration::from_secs(60));
+        }
+        let ended: Vec<_> = start_with(&url, &input, dir.path(), (3, 1), None, &results)
+            .into_iter()
+            .map(|c| wait(c, Duration::from_secs(120)))
+            .collect();
+        let (code, err) = &ended[0];
+        assert_eq!(*code, 0, "{failpoint}: {err}");
+        assert!(
+            err.contains("restoring the checkpoint at"),
+            "{failpoint}: {err}"
+        );
+        let messages = drain_with_ids(&url, &results);
+        let mut by_id: std::collections::BTreeMap<String, String> = Default::default();
+        for (id, body) in &messages {
+            let first = by_id.entry(id.clone()).or_insert_with(|| body.clone());
+            assert_eq!(first, body, "{failpoint}: message id {id} on two results");
+        }
+        let mut got: Vec<String> = by_id.into_values().collect();
+        got.sort();
+        assert!(
+            got == want,
+            "{failpoint}: the counts differ from a run without failure"
+        );
+        if failpoint.starts_with("checkpoint-manifest-written") {
+            assert_eq!(messages.len(), want.len(), "{failpoint}: repeated results");
+        }
+        assert_eq!(ready(&url, &input), 0, "{failpoint}: messages left");
+    }
 }
 
 /// Bodies that do not decode, with the dead-letter policy, go to the dead

@@ -255,7 +255,7 @@ fn child() {
         return;
     };
     let parts: Vec<&str> = spec.split('|').collect();
-    let [brokers, topic, dir, workers, processes, process, hosts] = parts[..] else {
+    let [brokers, topic, dir, workers, processes, process, hosts, to_topic] = parts[..] else {
         panic!("bad {ENV_CHILD}: {spec}");
     };
     let dir = PathBuf::from(dir);
@@ -264,7 +264,16 @@ fn child() {
         1 => Cluster::threads(n(workers)),
         p => Cluster::multi_process(n(workers), p, n(process), hosts),
     };
-    let job = job(brokers, topic, &dir.join("out.jsonl"), Some(topic))
+    let job = match to_topic {
+        "" => job(brokers, topic, &dir.join("out.jsonl"), Some(topic)),
+        to_topic => {
+            let p = Pipeline::new("kafka-to-kafka");
+            let source = Kafka::new(brokers, topic).json::<Click>().bounded();
+            counts(&p, source).sink(keyed_sink(brokers, to_topic));
+            p
+        }
+    };
+    let job = job
         .checkpoint(Checkpointing::to(dir.join("checkpoints")).every(Duration::from_millis(100)));
     match job.run(cluster) {
         Ok(_) => std::process::exit(0),
@@ -276,7 +285,7 @@ fn child() {
 }
 
 /// Starts the checkpointed job on `processes` processes of `workers`
-/// threads.
+/// threads, writing its counts into `out.jsonl` in `dir`.
 fn start(
     brokers: &str,
     topic: &str,
@@ -284,21 +293,39 @@ fn start(
     workers: usize,
     processes: usize,
 ) -> Vec<std::process::Child> {
+    start_with(brokers, topic, dir, (workers, processes), "", None)
+}
+
+/// Starts the checkpointed job on `cluster.1` processes of `cluster.0`
+/// threads, writing its counts to topic `to_topic` (`""`: into `out.jsonl`
+/// in `dir`), with failpoint `failpoint` armed.
+fn start_with(
+    brokers: &str,
+    topic: &str,
+    dir: &Path,
+    (workers, processes): (usize, usize),
+    to_topic: &str,
+    failpoint: Option<&str>,
+) -> Vec<std::process::Child> {
     let hosts = free_hostfile(dir, processes);
     (0..processes)
         .map(|process| {
             let spec = format!(
-                "{brokers}|{topic}|{}|{workers}|{processes}|{process}|{}",
+                "{brokers}|{topic}|{}|{workers}|{processes}|{process}|{}|{to_topic}",
                 dir.display(),
                 hosts.display()
             );
-            Command::new(std::env::current_exe().unwrap())
+            let mut child = Command::new(std::env::current_exe().unwrap());
+            child
                 .args(["--ignored", "--exact", "child", "--nocapture"])
                 .env(ENV_CHILD, spec)
+                .env_remove("WEIR_FAILPOINT")
                 .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+                .stderr(Stdio::piped());
+            if let Some(failpoint) = failpoint {
+                child.env("WEIR_FAILPOINT", failpoint);
+            }
+            child.spawn().unwrap()
         })
         .collect()
 }
@@ -582,19 +609,130 @@ fn a_windowed_job_writes_its_results_to_a_topic() {
         let first = *partition_of.entry(key.clone()).or_insert(*partition);
         assert_eq!(first, *partition, "a key's results in two partitions");
     }
+}
 
-    // A checkpointed pipeline with a Kafka sink is a plan error.
-    let p = Pipeline::new("checkpointed");
-    p.source(Kafka::new(&brokers, &input).json::<Click>().bounded())
-        .event_time(|r: &KafkaRecord<Click>| r.value.ts, Watermark::ascending())
-        .sink(KafkaSink::new(&brokers, &output));
-    let dir = tempfile::tempdir().unwrap();
-    let err = p
-        .checkpoint(Checkpointing::to(dir.path()))
-        .validate()
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("kafka("), "{err}");
+/// The sink of the counts to `topic`, keyed by user.
+fn keyed_sink(brokers: &str, topic: &str) -> weir::sinks::KafkaSink<(u32, u64, u64)> {
+    weir::sinks::KafkaSink::new(brokers, topic)
+        .key(|r: &(u32, u64, u64)| r.0.to_string().into_bytes())
+}
+
+/// The counts in `topic` (2 partitions), sorted, once `want` of them came.
+fn counts_in(brokers: &str, topic: &str, want: usize) -> Vec<String> {
+    let mut got: Vec<String> = read_topic(brokers, topic, 2, want)
+        .iter()
+        .map(|(_, _, v)| String::from_utf8(v.clone()).unwrap())
+        .collect();
+    got.sort();
+    got
+}
+
+/// The marker the sink of stage `stage` of job `job` committed last to
+/// its group (`weir-JOB-STAGE`), if any.
+fn marker(brokers: &str, topic: &str, job: &str, stage: usize) -> Option<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("weir-{job}-{stage}"))
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, 0);
+    let offsets = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap();
+    match offsets.find_partition(topic, 0).unwrap().offset() {
+        Offset::Offset(marker) => Some(marker),
+        _ => None,
+    }
+}
+
+/// The stage number of the counts' sink in the kafka-to-kafka job.
+fn sink_stage(brokers: &str) -> usize {
+    let p = Pipeline::new("kafka-to-kafka");
+    counts(&p, Kafka::new(brokers, "t").json::<Click>().bounded()).sink(keyed_sink(brokers, "o"));
+    let plan = p.explain();
+    let line = plan.lines().find(|l| l.contains("sink kafka(o)")).unwrap();
+    line.trim()
+        .trim_start_matches('#')
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Topic → window → topic with checkpoints, on 2 processes, crashed (a
+/// failpoint aborts process 0) at each point of publishing a checkpoint
+/// and restarted on 3 threads: the output topic holds each count exactly
+/// once, and the sink's group holds a checkpoint's marker. (tansu 0.6
+/// does not commit the offsets of a transaction without records, so the
+/// test cannot ask for the final checkpoint's marker: a job's end may have
+/// no output of its own.)
+/// - before publishing (the manifest is written): the restart publishes
+///   the restored checkpoint;
+/// - after the transaction committed, before the checkpoint notes it: the
+///   restart finds the checkpoint's marker in the group and does not
+///   publish it again;
+/// - while the transaction is open (its records sent, not committed): the
+///   restart's producer aborts it and publishes the checkpoint again.
+///   Kafka's `read_committed` consumers do not see aborted records; tansu's
+///   do, so here the topic holds each count once plus a repeat of some of
+///   the aborted transaction's.
+#[test]
+fn a_checkpointed_job_publishes_each_count_to_a_topic_once_across_crashes() {
+    let Some(brokers) = brokers() else { return };
+    let input = create_topic(&brokers, "txn-in", 3);
+    let clicks = produce(&brokers, &input, 3, 60_000, 5);
+    let want = reference(&clicks);
+    let stage = sink_stage(&brokers);
+    for failpoint in [
+        "checkpoint-manifest-written:2",
+        "queue-published:2",
+        "queue-publishing:2",
+    ] {
+        let output = create_topic(&brokers, "txn-out", 2);
+        let dir = tempfile::tempdir().unwrap();
+        let crashed: Vec<_> = start_with(
+            &brokers,
+            &input,
+            dir.path(),
+            (1, 2),
+            &output,
+            Some(failpoint),
+        )
+        .into_iter()
+        .map(|c| wait(c, Duration::from_secs(120)))
+        .collect();
+        let (code, err) = &crashed[0];
+        assert_ne!(*code, 0, "{failpoint}: process 0 did not crash: {err}");
+        assert!(err.contains("failpoint"), "{failpoint}: {err}");
+        let ended: Vec<_> = start_with(&brokers, &input, dir.path(), (3, 1), &output, None)
+            .into_iter()
+            .map(|c| wait(c, Duration::from_secs(120)))
+            .collect();
+        let (code, err) = &ended[0];
+        assert_eq!(*code, 0, "{failpoint}: {err}");
+        assert!(
+            err.contains("restoring the checkpoint at"),
+            "{failpoint}: {err}"
+        );
+        let got = counts_in(&brokers, &output, want.len());
+        if failpoint.starts_with("queue-publishing") {
+            let mut once = got.clone();
+            once.dedup();
+            assert!(once == want, "{failpoint}: a count is missing or wrong");
+        } else {
+            assert_eq!(got.len(), want.len(), "{failpoint}");
+            assert!(got == want, "{failpoint}: the counts in the topic differ");
+        }
+        // The restart after `queue-published` proves the marker: without
+        // it the restored checkpoint's counts would be in the topic twice.
+        let marker = marker(&brokers, &output, "kafka-to-kafka", stage);
+        assert!(
+            marker.is_some(),
+            "{failpoint}: no checkpoint marker in the sink's group"
+        );
+    }
 }
 
 /// Values that do not decode, with the dead-letter policy, go to a
@@ -709,4 +847,126 @@ fn the_consumer_lag_shows_while_a_slow_job_is_behind() {
     );
     stop.request();
     let _ = job.join().unwrap();
+}
+
+/// A spec's Kafka `security` table: fields that do not belong to the
+/// protocol, missing ones, an unset password variable and a missing CA file
+/// are errors naming the field; with SASL settings against a broker that
+/// does not speak SASL (tansu here), `weir explain` and the failing `weir
+/// run` never show the password, whether it comes from the environment or
+/// from a file.
+#[cfg(feature = "cli")]
+#[test]
+fn kafka_security_settings_are_checked_and_the_password_never_shows() {
+    const PASSWORD: &str = "pw-7f3a9c-not-for-logs";
+    let dir = tempfile::tempdir().unwrap();
+    let brokers = brokers().unwrap_or_else(|| "127.0.0.1:1".to_string());
+    let spec = |security: &str, sink: &str| {
+        format!(
+            r#"
+name = "secure"
+[source]
+type = "kafka"
+brokers = "{brokers}"
+topic = "secure-in"
+format = "json"
+bounded = true
+security = {{ {security} }}
+event_time = {{ field = "ts", max_out_of_orderness_ms = 300 }}
+[window]
+key = "user"
+type = "tumbling"
+size_ms = 1000
+[aggregate]
+n = "count(*)"
+[sink]
+{sink}
+"#
+        )
+    };
+    let jsonl = "type = \"jsonl\"\npath = \"out.jsonl\"";
+    let weir = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("WEIR_TEST_KAFKA_PASSWORD", PASSWORD)
+            .env_remove("WEIR_TEST_UNSET_PASSWORD")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let sasl = r#"protocol = "sasl_plaintext", mechanism = "SCRAM-SHA-256", username = "weir""#;
+    let cases = [
+        (
+            r#"protocol = "ssl", username = "weir""#.to_string(),
+            "source.security.username",
+        ),
+        (sasl.to_string(), "source.security.password_env"),
+        (
+            format!(r#"{sasl}, password_env = "WEIR_TEST_UNSET_PASSWORD""#),
+            "WEIR_TEST_UNSET_PASSWORD",
+        ),
+        (
+            r#"protocol = "sasl_ssl", ca_file = "no-such-ca.pem""#.to_string(),
+            "source.security.ca_file",
+        ),
+        (
+            r#"protocol = "plaintext", ca_file = "ca.pem""#.to_string(),
+            "source.security.ca_file",
+        ),
+        (
+            r#"protocol = "sasl_ssl", mechanism = "GSSAPI""#.to_string(),
+            "mechanism",
+        ),
+    ];
+    for (security, names) in cases {
+        std::fs::write(dir.path().join("bad.toml"), spec(&security, jsonl)).unwrap();
+        let (ok, text) = weir(&["explain", "bad.toml"]);
+        assert!(!ok, "{security}: accepted");
+        assert!(text.contains(names), "{security}: {text}");
+    }
+    let with_security_on_a_file = spec(
+        "protocol = \"plaintext\"",
+        &format!("{jsonl}\nsecurity = {{ protocol = \"ssl\" }}"),
+    );
+    std::fs::write(dir.path().join("bad.toml"), with_security_on_a_file).unwrap();
+    let (ok, text) = weir(&["explain", "bad.toml"]);
+    assert!(!ok && text.contains("sink.security"), "{text}");
+
+    std::fs::write(dir.path().join("password"), format!("{PASSWORD}\n")).unwrap();
+    let to_topic = format!("type = \"kafka\"\nbrokers = \"{brokers}\"\ntopic = \"secure-out\"\nsecurity = {{ {sasl}, password_file = \"password\" }}");
+    for (name, security) in [
+        (
+            "env",
+            format!(r#"{sasl}, password_env = "WEIR_TEST_KAFKA_PASSWORD""#),
+        ),
+        ("file", format!(r#"{sasl}, password_file = "password""#)),
+    ] {
+        let file = format!("{name}.toml");
+        std::fs::write(dir.path().join(&file), spec(&security, &to_topic)).unwrap();
+        let (ok, text) = weir(&["explain", &file]);
+        assert!(ok, "{name}: {text}");
+        assert!(
+            !text.contains(PASSWORD),
+            "{name}: explain shows the password: {text}"
+        );
+        let started = std::time::Instant::now();
+        let (ok, text) = weir(&["run", &file, "-w", "2"]);
+        assert!(!ok, "{name}: ran without SASL on the broker: {text}");
+        assert!(text.contains("secure-in"), "{name}: {text}");
+        assert!(
+            !text.contains(PASSWORD),
+            "{name}: the run shows the password: {text}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{name}: took {:?}",
+            started.elapsed()
+        );
+    }
 }

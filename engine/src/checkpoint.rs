@@ -95,6 +95,12 @@ pub struct Manifest {
     /// from here.
     #[serde(default)]
     pub stopped: bool,
+    /// The run this checkpoint belongs to: drawn when a job starts from
+    /// the beginning, kept by every run restored from one of its
+    /// checkpoints. With the id it names the checkpoint to message queues,
+    /// which outlive the checkpoints (see `weir::sinks::Publisher`).
+    #[serde(default)]
+    pub lineage: u64,
 }
 
 /// A file of staged output and where it goes: written at byte `at` of
@@ -141,6 +147,7 @@ impl Manifest {
             publish: Vec::new(),
             outputs: Vec::new(),
             stopped: false,
+            lineage: 0,
         }
     }
 
@@ -366,6 +373,28 @@ impl DirStore {
             return Ok(None);
         };
         Ok(self.manifest(id)?.filter(|m| m.stopped).map(|m| m.time))
+    }
+
+    /// Notes that the output checkpoint `id` staged for `publisher` (a
+    /// queue sink) is published: a file beside the checkpoint's own,
+    /// written once the publisher is done.
+    ///
+    /// # Errors
+    ///
+    /// The note cannot be written.
+    pub fn note_published(&self, id: u64, publisher: &str) -> Result<(), StoreError> {
+        write_durably(&self.published_path(id, publisher), b"")
+    }
+
+    /// Whether [`note_published`](DirStore::note_published) noted that the
+    /// output checkpoint `id` staged for `publisher` is published.
+    pub fn is_published(&self, id: u64, publisher: &str) -> bool {
+        self.published_path(id, publisher).exists()
+    }
+
+    fn published_path(&self, id: u64, publisher: &str) -> PathBuf {
+        self.checkpoint_dir(id)
+            .join(format!("published-{publisher}"))
     }
 
     /// Deletes checkpoint `id`, its manifest first: a half-deleted

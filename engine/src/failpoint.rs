@@ -8,8 +8,11 @@
 //! written its share of a checkpoint), `checkpoint-manifest-written` (the
 //! manifest is written, its output not yet published),
 //! `checkpoint-published`, `final-manifest-written` (the job's end is
-//! committed, not yet published) and `restore-published` (a restored
-//! checkpoint's output is published again, the job not yet started).
+//! committed, not yet published), `restore-published` (a restored
+//! checkpoint's output is published again, the job not yet started),
+//! `queue-publishing` (a queue sink's publisher has sent a checkpoint's
+//! output, not yet committed it) and `queue-published` (it has committed
+//! it; the checkpoint does not note it yet).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;

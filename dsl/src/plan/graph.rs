@@ -12,7 +12,7 @@ use weir_operators::Time;
 
 use super::compile::{Ctx, NodeBuild};
 use super::stop::StopState;
-use crate::checkpoint::{Checkpointing, Run};
+use crate::checkpoint::{Checkpointing, Hooks, Run};
 use crate::error::{PlanError, RunError};
 use crate::sources::AtEnd;
 
@@ -52,7 +52,13 @@ struct Node {
     blocker: Option<String>,
     /// A source's hook, called once a checkpoint is complete.
     committed: Option<CommitHook>,
+    /// A queue sink's publisher of its staged output.
+    publisher: Option<SharedPublisher>,
 }
+
+/// A queue sink's [`Publisher`](crate::sinks::Publisher), shared by the
+/// pipeline's runs (used on process 0's commit thread).
+pub(crate) type SharedPublisher = Arc<Mutex<Box<dyn crate::sinks::Publisher>>>;
 
 /// A source's [`Source::checkpoint_committed`](crate::sources::Source::checkpoint_committed),
 /// erased.
@@ -209,6 +215,7 @@ impl Pipeline {
             build: None,
             blocker: None,
             committed: None,
+            publisher: None,
         });
         g.nodes.len() - 1
     }
@@ -317,6 +324,11 @@ impl Pipeline {
     /// complete.
     pub(crate) fn set_commit_hook(&self, node: NodeId, hook: CommitHook) {
         self.lock().nodes[node].committed = Some(hook);
+    }
+
+    /// Sets the publisher of queue sink `node`'s staged output.
+    pub(crate) fn set_publisher(&self, node: NodeId, publisher: Box<dyn crate::sinks::Publisher>) {
+        self.lock().nodes[node].publisher = Some(Arc::new(Mutex::new(publisher)));
     }
 
     /// Notes why stage `node` cannot take part in checkpoints (`None`: it
@@ -554,9 +566,14 @@ impl Pipeline {
         let (name, builds, sinks, sources_of, sources, checkpointing, stages, hooks, paced) = {
             let g = self.lock();
             let paced = Arc::new(g.paceable_sources());
-            let hooks: Vec<(NodeId, CommitHook)> = (0..g.nodes.len())
-                .filter_map(|i| Some((i, g.nodes[i].committed.clone()?)))
-                .collect();
+            let hooks = Hooks {
+                committed: (0..g.nodes.len())
+                    .filter_map(|i| Some((i, g.nodes[i].committed.clone()?)))
+                    .collect(),
+                publishers: (0..g.nodes.len())
+                    .filter_map(|i| Some((i, g.nodes[i].publisher.clone()?)))
+                    .collect(),
+            };
             let sources: Vec<NodeId> = (0..g.nodes.len())
                 .filter(|&i| g.nodes[i].kind == "source")
                 .collect();
@@ -620,17 +637,8 @@ impl Pipeline {
         ));
         let checkpoints = match &checkpointing {
             Some(c) => Some(Arc::new(
-                Run::open(
-                    c,
-                    &name,
-                    stages,
-                    cluster.process(),
-                    cluster.workers() * cluster.processes(),
-                    cluster.is_quiet(),
-                    Arc::clone(&metrics),
-                )?
-                .with_hooks(hooks)
-                .with_stop(stop.process.clone()),
+                Run::open(c, &name, stages, &cluster, Arc::clone(&metrics), hooks)?
+                    .with_stop(stop.process.clone()),
             )),
             None => None,
         };

@@ -17,4 +17,4 @@ pub(crate) mod stop;
 
 pub(crate) use compile::{builder, Builder, Ctx, NodeBuild, Timed};
 pub use graph::Pipeline;
-pub(crate) use graph::{CommitHook, NodeId, Port};
+pub(crate) use graph::{CommitHook, NodeId, Port, SharedPublisher};

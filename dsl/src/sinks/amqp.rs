@@ -8,9 +8,11 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Connection};
 use lapin::{Confirmation, PublisherConfirm};
 use serde::Serialize;
-use weir_engine::BoxError;
+use weir_engine::{failpoint, BoxError};
 
-use super::{ByRef, Sink, SinkContext, SinkWriter, WriteRefs};
+use super::staged::{messages, Frame, StagedMessages};
+use super::WriteRefs;
+use super::{ByRef, CheckpointId, Publisher, PublisherContext, Sink, SinkContext, SinkWriter};
 use crate::error::SinkError;
 use crate::sources::AmqpClient;
 
@@ -34,9 +36,18 @@ const IN_FLIGHT: usize = 2_000;
 /// broker closes, stop the job with an error naming the exchange. Every
 /// message is confirmed before the job ends.
 ///
-/// It does not take part in checkpoints yet: a checkpointed pipeline with
-/// an AMQP sink is a plan error (after a restore it would publish again
-/// what it published since the last checkpoint).
+/// With checkpoints ([`Pipeline::checkpoint`](crate::Pipeline::checkpoint))
+/// each worker stages its records in the checkpoint, and once the
+/// checkpoint is committed process 0 publishes them (confirmed as above),
+/// each message with a message id made of the job's lineage, the
+/// checkpoint and the message (`LINEAGE.CHECKPOINT.HASH.N`, HASH a hash of
+/// routing key and body, N how many equal messages came before it in the
+/// checkpoint): the same for the same result whenever it is published. The
+/// checkpoint notes when its messages are confirmed, so a restore
+/// publishes only what a crash came before; a crash between the confirms
+/// and that note publishes the checkpoint's messages again, with the same
+/// ids (at least once: RabbitMQ has no transaction that could tell, so a
+/// consumer that must see each result once drops repeated ids).
 ///
 /// # Examples
 ///
@@ -122,35 +133,77 @@ impl<T: crate::Data> Sink<T> for AmqpSink<T> {
         format!("amqp({})", shown_exchange(&self.exchange))
     }
 
+    fn stages(&self) -> bool {
+        true
+    }
+
+    fn publisher(&self, _ctx: &PublisherContext) -> Option<Box<dyn Publisher>> {
+        Some(Box::new(AmqpPublisher {
+            client: self.client.clone(),
+            exchange: self.exchange.clone(),
+            out: None,
+        }))
+    }
+
     fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, SinkError> {
         let fail = |reason: String| SinkError {
             sink: ctx.name().to_string(),
             path: format!("exchange {}", shown_exchange(&self.exchange)).into(),
             error: std::io::Error::other(reason),
         };
-        let connection = Arc::new(self.client.connect().map_err(fail)?);
-        let conn = Arc::clone(&connection);
-        let channel = self
-            .client
-            .wait(async move {
-                let channel = conn.create_channel().await?;
-                channel
-                    .confirm_select(ConfirmSelectOptions::default())
-                    .await?;
-                Ok(channel)
-            })
-            .map_err(|e| fail(format!("cannot open a channel with confirms: {e}")))?;
+        if ctx.staging().is_some() {
+            let (key, encode) = (Arc::clone(&self.key), Arc::clone(&self.encode));
+            let frame: Frame<T> = Arc::new(move |record, k, v| {
+                encode(record, v)?;
+                k.extend_from_slice(key(record).as_bytes());
+                Ok(true)
+            });
+            let out = super::files::staged_file(ctx)?;
+            let what = format!("exchange {}", shown_exchange(&self.exchange));
+            return Ok(Box::new(ByRef(StagedMessages::new(out, frame, what))));
+        }
         Ok(Box::new(ByRef(AmqpWriter {
-            connection,
-            channel,
-            exchange: self.exchange.clone(),
-            timeout: self.client.timeout(),
+            out: Confirmed::open(&self.client, &self.exchange).map_err(fail)?,
             key: Arc::clone(&self.key),
             encode: Arc::clone(&self.encode),
             body: Vec::new(),
-            in_flight: Vec::new(),
-            closed: false,
         })))
+    }
+}
+
+/// Publishes an AMQP sink's checkpointed output (see [`AmqpSink`]).
+struct AmqpPublisher {
+    client: AmqpClient,
+    exchange: String,
+    /// The channel, once opened.
+    out: Option<Confirmed>,
+}
+
+impl Publisher for AmqpPublisher {
+    fn publish(&mut self, at: CheckpointId, parts: &[Vec<u8>]) -> Result<(), BoxError> {
+        if self.out.is_none() {
+            self.out = Some(Confirmed::open(&self.client, &self.exchange)?);
+        }
+        let Some(out) = self.out.as_mut() else {
+            return Err("the publishing channel could not be opened".into());
+        };
+        // Each id is made of the message itself (and how many equal ones
+        // came before it), not of where a worker staged it: the same
+        // whenever the checkpoint's output is published, on any cluster.
+        let mut seen: std::collections::HashMap<u64, u32> = std::collections::HashMap::new();
+        for bytes in parts {
+            for message in messages(bytes) {
+                let (key, body) = message.map_err(|e| out.error(e))?;
+                let key_bytes = key.unwrap_or_default();
+                let digest = super::fnv1a(&[key_bytes, &[0xff], body]);
+                let n = seen.entry(digest).or_insert(0);
+                let id = format!("{:016x}.{}.{digest:016x}.{n}", at.lineage, at.id);
+                *n += 1;
+                out.publish(&String::from_utf8_lossy(key_bytes), body, Some(id))?;
+            }
+        }
+        failpoint::hit("queue-publishing");
+        out.confirm()
     }
 }
 
@@ -162,21 +215,49 @@ fn shown_exchange(exchange: &str) -> String {
     }
 }
 
-/// One worker's publishing channel.
+/// One worker's writer.
 struct AmqpWriter<T> {
+    out: Confirmed,
+    key: KeyOf<T>,
+    encode: Encode<T>,
+    body: Vec<u8>,
+}
+
+/// A publishing channel with confirms.
+struct Confirmed {
     connection: Arc<Connection>,
     channel: Channel,
     exchange: String,
     timeout: Duration,
-    key: KeyOf<T>,
-    encode: Encode<T>,
-    body: Vec<u8>,
     /// Published messages not confirmed yet, with their routing keys.
     in_flight: Vec<(String, PublisherConfirm)>,
     closed: bool,
 }
 
-impl<T> AmqpWriter<T> {
+impl Confirmed {
+    /// Connects and opens a channel with publisher confirms.
+    fn open(client: &AmqpClient, exchange: &str) -> Result<Self, String> {
+        let connection = Arc::new(client.connect()?);
+        let conn = Arc::clone(&connection);
+        let channel = client
+            .wait(async move {
+                let channel = conn.create_channel().await?;
+                channel
+                    .confirm_select(ConfirmSelectOptions::default())
+                    .await?;
+                Ok(channel)
+            })
+            .map_err(|e| format!("cannot open a channel with confirms: {e}"))?;
+        Ok(Confirmed {
+            connection,
+            channel,
+            exchange: exchange.to_string(),
+            timeout: client.timeout(),
+            in_flight: Vec::new(),
+            closed: false,
+        })
+    }
+
     fn error(&self, reason: impl std::fmt::Display) -> BoxError {
         format!("exchange {}: {reason}", shown_exchange(&self.exchange)).into()
     }
@@ -204,38 +285,28 @@ impl<T> AmqpWriter<T> {
         Ok(())
     }
 
-    fn publish(&mut self, record: &T) -> Result<(), BoxError> {
-        self.body.clear();
-        (self.encode)(record, &mut self.body).map_err(|e| self.error(e))?;
-        let key = (self.key)(record);
+    /// Publishes one persistent message (with `id` as its message id),
+    /// waiting for the confirms in flight once there are many.
+    fn publish(&mut self, key: &str, body: &[u8], id: Option<String>) -> Result<(), BoxError> {
         let options = BasicPublishOptions {
             mandatory: true,
             ..Default::default()
         };
-        let properties = BasicProperties::default().with_delivery_mode(2);
+        let mut properties = BasicProperties::default().with_delivery_mode(2);
+        if let Some(id) = id {
+            properties = properties.with_message_id(id.into());
+        }
         let confirm = futures_executor::block_on(self.channel.basic_publish(
             self.exchange.as_str().into(),
-            key.as_str().into(),
+            key.into(),
             options,
-            &self.body,
+            body,
             properties,
         ))
         .map_err(|e| self.error(format!("routing key `{key}`: {e}")))?;
-        self.in_flight.push((key, confirm));
+        self.in_flight.push((key.to_string(), confirm));
         if self.in_flight.len() >= IN_FLIGHT {
             self.confirm()?;
-        }
-        Ok(())
-    }
-}
-
-impl<T: 'static> WriteRefs<T> for AmqpWriter<T> {
-    fn write_refs<'a>(&mut self, records: impl Iterator<Item = &'a T>) -> Result<(), BoxError>
-    where
-        T: 'a,
-    {
-        for record in records {
-            self.publish(record)?;
         }
         Ok(())
     }
@@ -252,5 +323,24 @@ impl<T: 'static> WriteRefs<T> for AmqpWriter<T> {
             });
         }
         Ok(())
+    }
+}
+
+impl<T: 'static> WriteRefs<T> for AmqpWriter<T> {
+    fn write_refs<'a>(&mut self, records: impl Iterator<Item = &'a T>) -> Result<(), BoxError>
+    where
+        T: 'a,
+    {
+        for record in records {
+            self.body.clear();
+            (self.encode)(record, &mut self.body).map_err(|e| self.out.error(e))?;
+            let key = (self.key)(record);
+            self.out.publish(&key, &self.body, None)?;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), BoxError> {
+        self.out.close()
     }
 }

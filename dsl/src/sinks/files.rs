@@ -82,6 +82,33 @@ impl Target {
     }
 }
 
+/// A file of output in progress for a sink that stages its output in
+/// checkpoints but does not publish into files (a queue sink, see
+/// [`Sink::publisher`](super::Sink::publisher)).
+///
+/// # Errors
+///
+/// The sink was not opened for checkpoints, or the file cannot be created.
+#[cfg(any(feature = "kafka", feature = "amqp"))]
+pub(super) fn staged_file(ctx: &SinkContext) -> Result<FileOut, SinkError> {
+    let fail = |path: &Path, error| SinkError {
+        sink: ctx.name().to_string(),
+        path: path.to_path_buf(),
+        error,
+    };
+    let Some(staging) = ctx.staging() else {
+        let error = std::io::Error::other("this sink was not opened for checkpoints");
+        return Err(fail(Path::new(""), error));
+    };
+    let path = staging.in_progress();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
+    }
+    let file = File::create(&path).map_err(|e| fail(&path, e))?;
+    let out = BufWriter::with_capacity(1 << 16, file);
+    FileOut::start(ctx.name(), path, out, Some(staging.clone()))
+}
+
 /// Where the output for file `target` is written until it is published:
 /// `.NAME.weir-partial` beside it.
 fn partial_path(target: &Path) -> PathBuf {
@@ -479,7 +506,7 @@ const QUEUED_CHUNKS: usize = 64;
 /// result of the cluster, thus does not also wait on the kernel: a second
 /// core, when free, takes the writes. The queue is bounded; a full queue
 /// makes the worker wait.
-struct FileOut {
+pub(super) struct FileOut {
     name: String,
     path: PathBuf,
     buf: Vec<u8>,
@@ -557,7 +584,13 @@ impl FileOut {
         sink_error(&self.name, &self.path, error)
     }
 
-    fn ship(&mut self) -> Result<(), BoxError> {
+    /// The bytes to write next: [`ship`](FileOut::ship) hands them over.
+    #[cfg(any(feature = "kafka", feature = "amqp"))]
+    pub(super) fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    pub(super) fn ship(&mut self) -> Result<(), BoxError> {
         if self.buf.is_empty() {
             return Ok(());
         }
@@ -583,7 +616,7 @@ impl FileOut {
     /// Stages what was written so far for the checkpoint at `at` (see
     /// [`SinkWriter::checkpoint`]): the file written since the last one is
     /// moved into the checkpoint, and writing goes on in a new file.
-    fn checkpoint(&mut self, at: Option<Time>) -> Result<(), BoxError> {
+    pub(super) fn checkpoint(&mut self, at: Option<Time>) -> Result<(), BoxError> {
         let Some(staging) = &self.staging else {
             return Err(self.error(std::io::Error::other(
                 "this sink was not opened for checkpoints",
@@ -603,7 +636,7 @@ impl FileOut {
         }
     }
 
-    fn finish(&mut self) -> Result<(), BoxError> {
+    pub(super) fn finish(&mut self) -> Result<(), BoxError> {
         self.ship()?;
         self.queue = None;
         let Some(thread) = self.thread.take() else {

@@ -3,14 +3,17 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::ClientContext;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::Serialize;
-use weir_engine::BoxError;
+use weir_engine::{failpoint, BoxError};
 
-use super::{ByRef, Sink, SinkContext, SinkWriter, WriteRefs};
+use super::staged::{messages, Frame, StagedMessages};
+use super::WriteRefs;
+use super::{ByRef, CheckpointId, Publisher, PublisherContext, Sink, SinkContext, SinkWriter};
 use crate::error::SinkError;
 use crate::sources::KafkaClient;
 
@@ -28,9 +31,19 @@ type Encode<T> = Arc<dyn Fn(&T, &mut Vec<u8>) -> Result<(), String> + Send + Syn
 /// record the brokers refuse, or that is not acknowledged within the
 /// timeout, stops the job with an error naming the topic.
 ///
-/// It does not take part in checkpoints yet: a checkpointed pipeline with a
-/// Kafka sink is a plan error (after a restore it would write again what it
-/// wrote since the last checkpoint).
+/// With checkpoints ([`Pipeline::checkpoint`](crate::Pipeline::checkpoint))
+/// its output is exactly once: each worker stages its records in the
+/// checkpoint, and once the checkpoint is committed, process 0 produces the
+/// checkpoint's records in one Kafka transaction (`transactional.id`
+/// `weir-JOB-STAGE`, JOB the pipeline's name and STAGE the sink's stage
+/// number), which also commits a marker of the checkpoint to consumer
+/// group `weir-JOB-STAGE` (as the offset of the topic's partition 0; not a
+/// position). A restore starts a new producer under the same id, which
+/// aborts a transaction a crash left open, and produces the restored
+/// checkpoint's records again unless the group's marker says that
+/// transaction committed. Consumers that read with
+/// `isolation.level=read_committed` see each result once, one checkpoint
+/// interval after it was computed.
 ///
 /// # Examples
 ///
@@ -128,7 +141,34 @@ impl<T: crate::Data> Sink<T> for KafkaSink<T> {
         format!("kafka({})", self.topic)
     }
 
+    fn stages(&self) -> bool {
+        true
+    }
+
+    fn publisher(&self, ctx: &PublisherContext) -> Option<Box<dyn Publisher>> {
+        let id = format!("weir-{}-{}", ctx.job(), ctx.stage());
+        Some(Box::new(KafkaPublisher {
+            client: self.client.clone(),
+            topic: self.topic.clone(),
+            id,
+            open: None,
+        }))
+    }
+
     fn open(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, SinkError> {
+        if ctx.staging().is_some() {
+            let (key, encode) = (self.key.clone(), Arc::clone(&self.encode));
+            let frame: Frame<T> = Arc::new(move |record, k, v| {
+                encode(record, v)?;
+                if let Some(key) = &key {
+                    k.extend_from_slice(&key(record));
+                }
+                Ok(key.is_some())
+            });
+            let out = super::files::staged_file(ctx)?;
+            let what = format!("topic `{}`", self.topic);
+            return Ok(Box::new(ByRef(StagedMessages::new(out, frame, what))));
+        }
         let timeout = self.client.timeout().as_millis().max(1).to_string();
         let producer: BaseProducer<Deliveries> = self
             .client
@@ -171,32 +211,175 @@ impl<T> KafkaWriter<T> {
 
     /// The first delivery failure so far, as an error.
     fn check(&self) -> Result<(), BoxError> {
-        let failed = self.producer.context().failed.lock();
-        match failed.unwrap_or_else(|p| p.into_inner()).as_ref() {
-            Some(reason) => Err(self.error(reason)),
-            None => Ok(()),
-        }
+        delivered(&self.producer, &self.topic)
     }
 
     fn send(&mut self, record: &T) -> Result<(), BoxError> {
         self.value.clear();
         (self.encode)(record, &mut self.value).map_err(|e| self.error(e))?;
         let key = self.key.as_ref().map(|k| k(record));
-        loop {
-            let mut message = BaseRecord::to(&self.topic).payload(&self.value);
-            if let Some(key) = &key {
-                message = message.key(key);
-            }
-            match self.producer.send(message) {
-                Ok(()) => return Ok(()),
-                Err((e, _)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
-                    // The producer's queue is full: let it deliver.
-                    self.producer.poll(Duration::from_millis(1));
-                    self.check()?;
-                }
-                Err((e, _)) => return Err(self.error(e)),
-            }
+        produce(&self.producer, &self.topic, key.as_deref(), &self.value)
+    }
+}
+
+/// Produces one record, letting the producer deliver while its queue is
+/// full; a delivery failure seen meanwhile is the error.
+fn produce(
+    producer: &BaseProducer<Deliveries>,
+    topic: &str,
+    key: Option<&[u8]>,
+    value: &[u8],
+) -> Result<(), BoxError> {
+    loop {
+        let mut message = BaseRecord::to(topic).payload(value);
+        if let Some(key) = key {
+            message = message.key(key);
         }
+        match producer.send(message) {
+            Ok(()) => return Ok(()),
+            Err((e, _)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                // The producer's queue is full: let it deliver.
+                producer.poll(Duration::from_millis(1));
+                delivered(producer, topic)?;
+            }
+            Err((e, _)) => return Err(format!("topic `{topic}`: {e}").into()),
+        }
+    }
+}
+
+/// The producer's first delivery failure so far, as an error.
+fn delivered(producer: &BaseProducer<Deliveries>, topic: &str) -> Result<(), BoxError> {
+    let failed = producer.context().failed.lock();
+    match failed.unwrap_or_else(|p| p.into_inner()).as_ref() {
+        Some(reason) => Err(format!("topic `{topic}`: {reason}").into()),
+        None => Ok(()),
+    }
+}
+
+/// Publishes a Kafka sink's checkpointed output (see [`KafkaSink`]): one
+/// transaction per checkpoint, with the checkpoint's marker committed to
+/// the sink's group in it.
+struct KafkaPublisher {
+    client: KafkaClient,
+    topic: String,
+    /// The transactional id, and the group the markers go to.
+    id: String,
+    /// The transactional producer and the group's consumer, once made.
+    open: Option<(BaseProducer<Deliveries>, BaseConsumer)>,
+}
+
+impl KafkaPublisher {
+    fn error(&self, what: &str, e: impl std::fmt::Display) -> BoxError {
+        format!(
+            "topic `{}`: {what} (transactional id `{}`): {e}",
+            self.topic, self.id
+        )
+        .into()
+    }
+
+    /// The producer and consumer, made at the first use: the producer's
+    /// `init_transactions` fences off any earlier producer with the same
+    /// id and aborts the transaction it left open.
+    fn open(&mut self) -> Result<&(BaseProducer<Deliveries>, BaseConsumer), BoxError> {
+        if self.open.is_none() {
+            let timeout = self.client.timeout();
+            let ms = timeout.as_millis().max(1);
+            // librdkafka wants a transaction to outlive its records' timeout.
+            let transaction_ms = ms.max(60_000).to_string();
+            let ms = ms.to_string();
+            let producer: BaseProducer<Deliveries> = self
+                .client
+                .config(&[
+                    ("transactional.id", self.id.clone()),
+                    ("linger.ms", "5".into()),
+                    ("message.timeout.ms", ms.clone()),
+                    ("transaction.timeout.ms", transaction_ms),
+                ])
+                .create_with_context(Deliveries::default())
+                .map_err(|e| self.error("cannot make a transactional producer", e))?;
+            producer
+                .init_transactions(timeout)
+                .map_err(|e| self.error("cannot start transactions", e))?;
+            let consumer: BaseConsumer = self
+                .client
+                .config(&[
+                    ("group.id", self.id.clone()),
+                    ("enable.auto.commit", "false".into()),
+                ])
+                .create()
+                .map_err(|e| self.error("cannot make the marker group's consumer", e))?;
+            self.open = Some((producer, consumer));
+        }
+        match &self.open {
+            Some(open) => Ok(open),
+            None => Err(self.error("no producer", "it could not be made")),
+        }
+    }
+
+    /// The marker of checkpoint `at`, as a partition list.
+    fn marker(&self, at: CheckpointId) -> Result<TopicPartitionList, BoxError> {
+        let mut marker = TopicPartitionList::new();
+        let offset = i64::try_from(at.marker()).unwrap_or(i64::MAX);
+        marker
+            .add_partition_offset(&self.topic, 0, Offset::Offset(offset))
+            .map_err(|e| self.error("cannot make the checkpoint's marker", e))?;
+        Ok(marker)
+    }
+
+    /// Produces `parts`' messages and the marker in the open transaction,
+    /// and commits it.
+    fn transact(&mut self, at: CheckpointId, parts: &[Vec<u8>]) -> Result<(), BoxError> {
+        let marker = self.marker(at)?;
+        let timeout = self.client.timeout();
+        let topic = self.topic.clone();
+        let (producer, consumer) = self.open()?;
+        producer.begin_transaction()?;
+        for part in parts {
+            for message in messages(part) {
+                let (key, value) = message?;
+                produce(producer, &topic, key, value)?;
+            }
+            producer.poll(Duration::ZERO);
+        }
+        failpoint::hit("queue-publishing");
+        let group = consumer
+            .group_metadata()
+            .ok_or("the marker group's consumer has no group metadata")?;
+        producer.send_offsets_to_transaction(&marker, &group, timeout)?;
+        producer.commit_transaction(timeout)?;
+        delivered(producer, &topic)
+    }
+}
+
+impl Publisher for KafkaPublisher {
+    fn publish(&mut self, at: CheckpointId, parts: &[Vec<u8>]) -> Result<(), BoxError> {
+        let published = self.transact(at, parts);
+        if let Err(e) = published {
+            // Nothing of the transaction is committed; the job stops, and a
+            // run restored from the checkpoint produces it again.
+            if let Some((producer, _)) = &self.open {
+                let _ = producer.abort_transaction(self.client.timeout());
+            }
+            self.open = None;
+            return Err(self.error(&format!("cannot publish checkpoint {}", at.id), e));
+        }
+        Ok(())
+    }
+
+    fn published(&mut self, at: CheckpointId) -> Result<bool, BoxError> {
+        let marker = self.marker(at)?;
+        let timeout = self.client.timeout();
+        let (_, consumer) = self.open()?;
+        let mut asked = TopicPartitionList::new();
+        for element in marker.elements() {
+            asked.add_partition(element.topic(), element.partition());
+        }
+        let committed = consumer
+            .committed_offsets(asked, timeout)
+            .map_err(|e| self.error("cannot read the marker group's offsets", e))?;
+        let want = marker.elements().first().map(|e| e.offset());
+        let got = committed.elements().first().map(|e| e.offset());
+        Ok(want.is_some() && want == got)
     }
 }
 

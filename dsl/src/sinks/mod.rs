@@ -14,6 +14,8 @@ mod files;
 mod for_each;
 #[cfg(feature = "kafka")]
 mod kafka;
+#[cfg(any(feature = "kafka", feature = "amqp"))]
+mod staged;
 mod stdout;
 
 use std::path::PathBuf;
@@ -77,10 +79,127 @@ pub trait Sink<T>: Send + Sync + 'static {
         None
     }
 
-    /// Whether the sink can take part in checkpoints (see
-    /// [`staged_output`](Sink::staged_output)).
+    /// Whether the sink can take part in checkpoints: its writers stage
+    /// their output in each checkpoint (opened with
+    /// [`SinkContext::staging`]), and it is published once the checkpoint
+    /// is committed, into files (see
+    /// [`staged_output`](Sink::staged_output)) or by the sink's
+    /// [`publisher`](Sink::publisher).
     fn stages(&self) -> bool {
         self.staged_output(0).is_some()
+    }
+
+    /// For a sink that writes to a message queue and takes part in
+    /// checkpoints: what publishes the output its writers stage in each
+    /// checkpoint, once the checkpoint is committed (on process 0). `None`
+    /// (the default) for sinks that publish into files or cannot stage.
+    fn publisher(&self, ctx: &PublisherContext) -> Option<Box<dyn Publisher>> {
+        let _ = ctx;
+        None
+    }
+}
+
+/// What a sink's [`Publisher`] is made with.
+#[derive(Debug, Clone)]
+pub struct PublisherContext {
+    pub(crate) job: String,
+    pub(crate) stage: usize,
+    pub(crate) name: String,
+}
+
+impl PublisherContext {
+    /// The job's name ([`Pipeline::name`](crate::Pipeline::name)).
+    pub fn job(&self) -> &str {
+        &self.job
+    }
+
+    /// The sink's stage number in the plan (as `explain` shows it, `#n`):
+    /// with the job's name it tells the sinks of a job apart, and stays the
+    /// same across runs of the same plan.
+    pub fn stage(&self) -> usize {
+        self.stage
+    }
+
+    /// The sink's name, for error messages.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// One checkpoint, as a [`Publisher`] sees it: the same for a checkpoint
+/// and for every run restored from it, different for any other checkpoint
+/// of any run of the job (a job that starts from the beginning starts a
+/// new lineage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CheckpointId {
+    /// The run the checkpoint belongs to (drawn when the job started from
+    /// the beginning).
+    pub lineage: u64,
+    /// The checkpoint's number within it ([`u64::MAX`] for a job's end).
+    pub id: u64,
+}
+
+impl CheckpointId {
+    /// The checkpoint as one non-negative 62-bit number (a hash of lineage
+    /// and id), for a queue that can keep a number with the output it
+    /// commits, such as a Kafka consumer group's offset.
+    ///
+    /// ```
+    /// use weir::sinks::CheckpointId;
+    ///
+    /// let a = CheckpointId { lineage: 7, id: 1_000 };
+    /// assert_eq!(a.marker(), CheckpointId { lineage: 7, id: 1_000 }.marker());
+    /// assert_ne!(a.marker(), CheckpointId { lineage: 8, id: 1_000 }.marker());
+    /// assert_ne!(a.marker(), CheckpointId { lineage: 7, id: 1_001 }.marker());
+    /// assert!(a.marker() < 1 << 62);
+    /// ```
+    pub fn marker(&self) -> u64 {
+        fnv1a(&[&self.lineage.to_le_bytes(), &self.id.to_le_bytes()]) >> 2
+    }
+}
+
+/// The 64-bit FNV-1a hash of `parts`, one after the other: stable across
+/// builds and platforms (unlike `std`'s hashers).
+pub(crate) fn fnv1a(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in parts.iter().flat_map(|p| p.iter()) {
+        h ^= u64::from(*byte);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Publishes what a queue sink staged in each committed checkpoint (see
+/// [`Sink::publisher`]), so that what a job writes to a queue agrees with
+/// its checkpoints: output goes out only once the checkpoint holding the
+/// state that produced it is committed, and a restore publishes the
+/// restored checkpoint's output if a crash came before it was.
+///
+/// Called on process 0, on the thread that commits checkpoints, in
+/// checkpoint order. A failure stops the job, like a checkpoint that
+/// cannot be committed.
+pub trait Publisher: Send + 'static {
+    /// Publishes the output staged in checkpoint `at`: `parts` holds what
+    /// each worker's writer staged (in worker order; the bytes are the
+    /// writer's own format).
+    ///
+    /// # Errors
+    ///
+    /// The queue refused the output or did not confirm it in time.
+    fn publish(&mut self, at: CheckpointId, parts: &[Vec<u8>]) -> Result<(), crate::BoxError>;
+
+    /// After a restore, for the restored checkpoint whose publishing the
+    /// job had not noted as complete (it crashed in between): whether the
+    /// queue already has its output. `true` skips publishing it again
+    /// (exactly once); the default, `false`, publishes it again (at least
+    /// once).
+    ///
+    /// # Errors
+    ///
+    /// The queue cannot be asked.
+    fn published(&mut self, at: CheckpointId) -> Result<bool, crate::BoxError> {
+        let _ = at;
+        Ok(false)
     }
 }
 
@@ -152,6 +271,14 @@ impl<T: 'static> Sink<T> for Box<dyn Sink<T>> {
     fn staged_output(&self, worker: usize) -> Option<PathBuf> {
         (**self).staged_output(worker)
     }
+
+    fn stages(&self) -> bool {
+        (**self).stages()
+    }
+
+    fn publisher(&self, ctx: &PublisherContext) -> Option<Box<dyn Publisher>> {
+        (**self).publisher(ctx)
+    }
 }
 
 /// A sink shown under another name (in `explain`, the run summary and
@@ -178,6 +305,14 @@ impl<T: 'static, S: Sink<T>> Sink<T> for Described<S> {
 
     fn staged_output(&self, worker: usize) -> Option<PathBuf> {
         self.sink.staged_output(worker)
+    }
+
+    fn stages(&self) -> bool {
+        self.sink.stages()
+    }
+
+    fn publisher(&self, ctx: &PublisherContext) -> Option<Box<dyn Publisher>> {
+        self.sink.publisher(ctx)
     }
 }
 
@@ -372,6 +507,14 @@ impl<T: Data> Stream<T> {
         let up = self.upstream();
         let timed = self.timed;
         let stages = sink.stages();
+        let publisher = sink.publisher(&PublisherContext {
+            job: self.pipeline.name(),
+            stage: node,
+            name: name.clone(),
+        });
+        if let Some(publisher) = publisher {
+            self.pipeline.set_publisher(node, publisher);
+        }
         let sink = Arc::new(sink);
         self.pipeline.set_build(
             node,
@@ -421,7 +564,7 @@ impl<T: Data> Stream<T> {
             }),
         );
         if !stages {
-            let blocker = "a sink that stages its output until the checkpoint covering it completes (the file sinks `JsonLinesFile`, `CsvFile` and `TextFile` do)".to_string();
+            let blocker = "a sink that stages its output until the checkpoint covering it completes (the file sinks `JsonLinesFile`, `CsvFile` and `TextFile`, `KafkaSink` and `AmqpSink` do)".to_string();
             self.pipeline.set_blocker(node, Some(blocker));
         }
         self.pipeline

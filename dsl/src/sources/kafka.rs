@@ -69,12 +69,25 @@ pub enum KafkaStart {
 }
 
 /// How to reach Kafka: the brokers, the user's librdkafka settings and how
-/// long to wait for the brokers. Shared by the source and the sink.
-#[derive(Debug, Clone)]
+/// long to wait for the brokers. Shared by the source and the sink. Its
+/// `Debug` names the settings without their values (a password among them
+/// stays out of logs).
+#[derive(Clone)]
 pub(crate) struct KafkaClient {
     brokers: String,
     settings: Vec<(String, String)>,
     timeout: Duration,
+}
+
+impl std::fmt::Debug for KafkaClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let settings: Vec<&str> = self.settings.iter().map(|(key, _)| key.as_str()).collect();
+        f.debug_struct("KafkaClient")
+            .field("brokers", &self.brokers)
+            .field("settings", &settings)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl KafkaClient {

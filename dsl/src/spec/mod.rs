@@ -33,6 +33,8 @@
 mod aggregate;
 #[cfg(feature = "amqp")]
 mod amqp;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod render;
 mod rows;
 mod schema;
@@ -117,6 +119,8 @@ struct KafkaInput {
     start: crate::sources::KafkaStart,
     bounded: bool,
     group: Option<String>,
+    /// TLS and SASL settings.
+    settings: kafka::KafkaSettings,
 }
 
 /// Where the results of a checked spec go.
@@ -132,6 +136,8 @@ enum Output {
         brokers: String,
         topic: String,
         key: Vec<usize>,
+        /// TLS and SASL settings.
+        settings: kafka::KafkaSettings,
     },
     /// A RabbitMQ exchange.
     #[cfg(feature = "amqp")]
@@ -185,6 +191,9 @@ fn kafka_rows(k: &KafkaInput, fields: &Arc<Fields>) -> Result<KafkaRows, SpecErr
     }
     if let Some(group) = &k.group {
         source = source.group(group);
+    }
+    for (key, value) in k.settings.iter() {
+        source = source.set(key, value);
     }
     let decode = record_decoder(
         k.csv_fields.as_deref(),
@@ -382,6 +391,7 @@ fn kafka_input(src: &schema::SourceSection) -> Result<Input, SpecError> {
         start,
         bounded: src.bounded.unwrap_or(false),
         group: src.group.clone(),
+        settings: kafka::security("source.security", src.security.as_ref())?,
     }))
 }
 
@@ -400,7 +410,7 @@ fn kafka_output(
     if sink.path.is_some() {
         return Err(field_err(
             format!("{section}.path"),
-            "no `path` for a sink of type `kafka`, which takes `brokers`, `topic` and `key`",
+            "no `path` for a sink of type `kafka`, which takes `brokers`, `topic`, `key` and `security`",
         ));
     }
     let brokers = sink.brokers.clone().ok_or_else(|| {
@@ -421,6 +431,7 @@ fn kafka_output(
         brokers,
         topic,
         key,
+        settings: kafka::security(&format!("{section}.security"), sink.security.as_ref())?,
     })
 }
 
@@ -435,8 +446,7 @@ fn kafka_output(section: &str, _: &schema::SinkSection, _: &[String]) -> Result<
 fn kafka_sink(
     results: crate::Stream<WindowResult<Values, Values>>,
     spec: Arc<Spec>,
-    brokers: &str,
-    topic: &str,
+    (brokers, topic, settings): (&str, &str, &kafka::KafkaSettings),
     key: &[usize],
 ) -> Pipeline {
     let key = key.to_vec();
@@ -456,7 +466,19 @@ fn kafka_sink(
     if keyed {
         sink = sink.key(|(key, _): &(String, String)| key.clone().into_bytes());
     }
-    records.sink(sink)
+    records.sink(kafka_settings(sink, settings))
+}
+
+/// `sink` with the librdkafka `settings` of its spec.
+#[cfg(feature = "kafka")]
+fn kafka_settings<T>(
+    mut sink: crate::sinks::KafkaSink<T>,
+    settings: &kafka::KafkaSettings,
+) -> crate::sinks::KafkaSink<T> {
+    for (key, value) in settings.iter() {
+        sink = sink.set(key, value);
+    }
+    sink
 }
 
 /// The output a sink table says, checked: `section` is its name (`sink`,
@@ -476,6 +498,7 @@ fn check_sink(
         ("brokers", sink.brokers.is_some(), to_kafka),
         ("topic", sink.topic.is_some(), to_kafka),
         ("key", sink.key.is_some(), to_kafka || to_amqp),
+        ("security", sink.security.is_some(), to_kafka),
         ("url", sink.url.is_some(), to_amqp),
         ("url_env", sink.url_env.is_some(), to_amqp),
         ("exchange", sink.exchange.is_some(), to_amqp),
@@ -528,9 +551,15 @@ fn sink_dead_letters(rows: &crate::Stream<KeyedRow>, output: &Output) -> Result<
     let _job = match output {
         Output::Jsonl(path) => letters.sink(crate::sinks::JsonLinesFile::to(path)),
         #[cfg(feature = "kafka")]
-        Output::Kafka { brokers, topic, .. } => {
-            letters.sink(crate::sinks::KafkaSink::new(brokers, topic))
-        }
+        Output::Kafka {
+            brokers,
+            topic,
+            settings,
+            ..
+        } => letters.sink(kafka_settings(
+            crate::sinks::KafkaSink::new(brokers, topic),
+            settings,
+        )),
         #[cfg(feature = "amqp")]
         Output::Amqp(out) => amqp::amqp_letters(letters, out),
         Output::Csv(_) | Output::Stdout => {
@@ -614,6 +643,11 @@ impl Spec {
             ("topic", src.topic.is_some(), kind == SourceKind::Kafka),
             ("start", src.start.is_some(), kind == SourceKind::Kafka),
             ("group", src.group.is_some(), kind == SourceKind::Kafka),
+            (
+                "security",
+                src.security.is_some(),
+                kind == SourceKind::Kafka,
+            ),
             ("bounded", src.bounded.is_some(), queue),
             ("fields", src.fields.is_some(), queue),
             ("url", src.url.is_some(), kind == SourceKind::Amqp),
@@ -666,7 +700,7 @@ impl Spec {
                 Input::Stdin(format)
             }
             SourceKind::Kafka => {
-                let takes = "`brokers`, `topic`, `format`, `fields`, `start`, `bounded`, `group`, `event_time` and `schema`";
+                let takes = "`brokers`, `topic`, `format`, `fields`, `start`, `bounded`, `group`, `security`, `event_time` and `schema`";
                 not_for("path", src.path.is_some(), takes)?;
                 not_for("events", src.events.is_some(), takes)?;
                 kafka_input(&src)?
@@ -1086,7 +1120,8 @@ impl Spec {
                 brokers,
                 topic,
                 key,
-            } => kafka_sink(results, Arc::clone(&spec), brokers, topic, key),
+                settings,
+            } => kafka_sink(results, Arc::clone(&spec), (brokers, topic, settings), key),
             #[cfg(feature = "amqp")]
             Output::Amqp(out) => amqp::amqp_sink(results, Arc::clone(&spec), out),
         };

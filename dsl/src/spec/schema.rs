@@ -53,6 +53,8 @@ pub(super) struct SourceSection {
     pub(super) bounded: Option<bool>,
     /// Kafka: the consumer group offsets are committed to.
     pub(super) group: Option<String>,
+    /// Kafka: TLS and SASL.
+    pub(super) security: Option<KafkaSecuritySection>,
     /// Kafka with `format = "csv"`: the columns of each record, in order.
     pub(super) fields: Option<Vec<String>>,
     /// AMQP: the broker URL.
@@ -254,6 +256,8 @@ pub(super) struct SinkSection {
     /// Kafka: the key fields of each record (among the window's keys);
     /// AMQP: the fields that make each result's routing key.
     pub(super) key: Option<Keys>,
+    /// Kafka: TLS and SASL.
+    pub(super) security: Option<KafkaSecuritySection>,
     /// AMQP: the broker URL.
     pub(super) url: Option<String>,
     /// AMQP: the environment variable holding the broker URL.
@@ -264,6 +268,47 @@ pub(super) struct SinkSection {
     pub(super) routing_key: Option<String>,
     /// AMQP: the CA certificates an `amqps://` broker is checked against.
     pub(super) ca_file: Option<PathBuf>,
+}
+
+/// `security` of a Kafka source or sink: how to reach the brokers over TLS
+/// and authenticate with SASL. The password comes from the environment or
+/// a file, never from the spec.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+pub(super) struct KafkaSecuritySection {
+    pub(super) protocol: KafkaProtocol,
+    /// The CA certificates (PEM) the brokers' certificates are checked
+    /// against (TLS protocols).
+    pub(super) ca_file: Option<PathBuf>,
+    /// The SASL mechanism (SASL protocols).
+    pub(super) mechanism: Option<SaslMechanism>,
+    pub(super) username: Option<String>,
+    /// The environment variable holding the password.
+    pub(super) password_env: Option<String>,
+    /// The file holding the password (a trailing newline is not part of it).
+    pub(super) password_file: Option<PathBuf>,
+}
+
+/// librdkafka's `security.protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum KafkaProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+/// librdkafka's `sasl.mechanism`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub(super) enum SaslMechanism {
+    #[serde(rename = "PLAIN")]
+    Plain,
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
 }
 
 /// The kinds of sink.
