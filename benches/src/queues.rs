@@ -37,6 +37,15 @@ pub fn row_json(i: u64, keys: u64) -> String {
 /// inside, reached by `row`): event time `ts`, key `k`, tumbling 1 s
 /// `sum(v)`, JSON lines into `out`.
 pub fn window_sums<R: weir::Data>(records: Stream<R>, row: fn(&R) -> &Row, out: &Path) -> Pipeline {
+    sums(records, row).sink(JsonLinesFile::to(out))
+}
+
+/// The keyed tumbling-window sums of [`window_sums`], for a sink of one's
+/// own.
+pub fn sums<R: weir::Data>(
+    records: Stream<R>,
+    row: fn(&R) -> &Row,
+) -> Stream<WindowResult<u64, u64>> {
     records
         .event_time(
             move |r: &R| row(r).ts,
@@ -45,7 +54,6 @@ pub fn window_sums<R: weir::Data>(records: Stream<R>, row: fn(&R) -> &Row, out: 
         .key_by(move |r: &R| row(r).k)
         .window(Tumbling::of(Duration::from_secs(1)))
         .aggregate(Sum::of(move |r: &R| row(r).v))
-        .sink(JsonLinesFile::to(out))
 }
 
 /// Checks that the window sums in `out` add up to `read`, the records

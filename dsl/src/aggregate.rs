@@ -5,6 +5,7 @@
 use std::marker::PhantomData;
 use std::ops::Add;
 
+pub use crate::named::{NameFields, Named};
 pub use weir_operators::Aggregator;
 
 /// Number of records.

@@ -32,6 +32,7 @@ pub mod aggregate;
 mod checkpoint;
 pub mod error;
 mod join;
+mod named;
 mod plan;
 pub mod sinks;
 pub mod sources;

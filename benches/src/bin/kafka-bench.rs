@@ -9,8 +9,14 @@
 //! sums add up to the records read. The broker is `--brokers` (a Kafka or
 //! tansu on loopback; see examples/README.md).
 //!
+//! With `--to-topic` the sums go to a topic instead (`KafkaSink`, keyed by
+//! nothing), read back and checked the same way; with `--checkpoint-ms N`
+//! the job takes checkpoints every `N` ms (the sink then publishes each
+//! checkpoint's results in one transaction).
+//!
 //! ```sh
 //! cargo run --release -p weir-benches --bin kafka-bench -- --brokers 127.0.0.1:9092 --records 2000000
+//! cargo run --release -p weir-benches --bin kafka-bench -- --to-topic --checkpoint-ms 1000
 //! ```
 
 use std::time::{Duration, Instant};
@@ -23,9 +29,11 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use weir::prelude::*;
+use weir::sinks::KafkaSink;
 use weir::sources::{Kafka, KafkaRecord};
+use weir::Checkpointing;
 use weir_benches::peak_rss_bytes;
-use weir_benches::queues::{check_sums, row_json, window_sums, Row};
+use weir_benches::queues::{check_sums, row_json, sums, window_sums, Row};
 
 /// Keyed window sum over a Kafka topic.
 #[derive(Parser)]
@@ -47,6 +55,13 @@ struct Args {
     /// Where the results go.
     #[arg(long, default_value = "target/kafka-bench")]
     dir: std::path::PathBuf,
+    /// Write the sums to a topic (of `--partitions` partitions) instead of a
+    /// file.
+    #[arg(long)]
+    to_topic: bool,
+    /// Take checkpoints (in `--dir`) every this many milliseconds.
+    #[arg(long)]
+    checkpoint_ms: Option<u64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -55,12 +70,16 @@ fn main() -> anyhow::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_nanos();
     let topic = format!("kafka-bench-{nanos}");
+    let out_topic = format!("kafka-bench-out-{nanos}");
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &args.brokers)
         .create()?;
-    let new = NewTopic::new(&topic, args.partitions, TopicReplication::Fixed(1));
-    for r in futures_executor::block_on(admin.create_topics([&new], &AdminOptions::new()))
-        .context("cannot create the topic")?
+    let topics = [
+        NewTopic::new(&topic, args.partitions, TopicReplication::Fixed(1)),
+        NewTopic::new(&out_topic, args.partitions, TopicReplication::Fixed(1)),
+    ];
+    for r in futures_executor::block_on(admin.create_topics(&topics, &AdminOptions::new()))
+        .context("cannot create the topics")?
     {
         r.map_err(|(t, e)| anyhow::anyhow!("cannot create topic {t}: {e}"))?;
     }
@@ -97,12 +116,28 @@ fn main() -> anyhow::Result<()> {
     let workers = args.cluster.total_workers();
     let p = Pipeline::new("kafka-bench");
     let records = p.source(Kafka::new(&args.brokers, &topic).json::<Row>().bounded());
-    window_sums(records, |r: &KafkaRecord<Row>| &r.value, &out);
+    let row: fn(&KafkaRecord<Row>) -> &Row = |r| &r.value;
+    match args.to_topic {
+        true => sums(records, row).sink(KafkaSink::new(&args.brokers, &out_topic)),
+        false => window_sums(records, row, &out),
+    };
+    let p = match args.checkpoint_ms {
+        Some(ms) => p.checkpoint(
+            Checkpointing::to(args.dir.join("checkpoints"))
+                .fresh()
+                .every(Duration::from_millis(ms)),
+        ),
+        None => p,
+    };
     let start = Instant::now();
     let summary = p.run(args.cluster.clone().quiet(true))?;
     let seconds = start.elapsed().as_secs_f64();
     let read: u64 = summary.sources.iter().map(|(_, n)| n).sum();
-    check_sums(&out, read)?;
+    let written: u64 = summary.sinks.iter().map(|(_, n)| n).sum();
+    match args.to_topic {
+        true => check_topic_sums(&args.brokers, &out_topic, args.partitions, read)?,
+        false => check_sums(&out, read)?,
+    }
     println!(
         "{}",
         serde_json::json!({
@@ -112,11 +147,45 @@ fn main() -> anyhow::Result<()> {
             "partitions": args.partitions,
             "keys": args.keys,
             "workers": workers,
+            "sink": if args.to_topic { "topic" } else { "file" },
+            "checkpoint_ms": args.checkpoint_ms,
+            "results": written,
             "produce_seconds": produce_seconds,
             "seconds": seconds,
             "records_per_sec": read as f64 / seconds,
             "peak_rss_bytes": peak_rss_bytes(),
         })
+    );
+    Ok(())
+}
+
+/// Checks that the window sums in topic `topic` (`partitions` partitions,
+/// read from the beginning) add up to `read`, waiting up to 2 minutes.
+fn check_topic_sums(brokers: &str, topic: &str, partitions: i32, read: u64) -> anyhow::Result<()> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("{topic}-check"))
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment.add_partition_offset(topic, p, rdkafka::Offset::Beginning)?;
+    }
+    consumer.assign(&assignment)?;
+    let started = Instant::now();
+    let mut sum = 0;
+    while sum < read && started.elapsed() < Duration::from_secs(120) {
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let value: serde_json::Value =
+                serde_json::from_slice(message?.payload().unwrap_or_default())?;
+            sum += value["value"].as_u64().unwrap_or(0);
+        }
+    }
+    anyhow::ensure!(
+        sum == read,
+        "the window sums in the topic add up to {sum}, not {read}"
     );
     Ok(())
 }
