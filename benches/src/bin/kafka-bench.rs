@@ -62,6 +62,13 @@ struct Args {
     /// Take checkpoints (in `--dir`) every this many milliseconds.
     #[arg(long)]
     checkpoint_ms: Option<u64>,
+    /// Sample the consumer lag (the sum over partitions of
+    /// `weir_kafka_consumer_lag_records`, from the job's own metrics
+    /// endpoint, served for it on a free loopback port) every this many
+    /// milliseconds, and print the samples as `lag`: `[ms since the start,
+    /// records]`.
+    #[arg(long)]
+    lag_every_ms: Option<u64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -129,9 +136,24 @@ fn main() -> anyhow::Result<()> {
         ),
         None => p,
     };
+    let mut cluster = args.cluster.clone().quiet(true);
+    let lag = match args.lag_every_ms {
+        Some(ms) => {
+            let addr = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .to_string();
+            cluster = cluster.with_metrics(addr.clone());
+            Some(sample_lag(addr, Duration::from_millis(ms.max(1))))
+        }
+        None => None,
+    };
     let start = Instant::now();
-    let summary = p.run(args.cluster.clone().quiet(true))?;
+    let summary = p.run(cluster)?;
     let seconds = start.elapsed().as_secs_f64();
+    let lag = lag.map(|(stop, samples)| {
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        samples.join().unwrap_or_default()
+    });
     let read: u64 = summary.sources.iter().map(|(_, n)| n).sum();
     let written: u64 = summary.sinks.iter().map(|(_, n)| n).sum();
     match args.to_topic {
@@ -154,6 +176,7 @@ fn main() -> anyhow::Result<()> {
             "seconds": seconds,
             "records_per_sec": read as f64 / seconds,
             "peak_rss_bytes": peak_rss_bytes(),
+            "lag": lag,
         })
     );
     Ok(())
@@ -188,4 +211,52 @@ fn check_topic_sums(brokers: &str, topic: &str, partitions: i32, read: u64) -> a
         "the window sums in the topic add up to {sum}, not {read}"
     );
     Ok(())
+}
+
+/// A thread that reads the consumer lag from the metrics endpoint at
+/// `addr` every `every` until told to stop; it returns the samples, as (ms
+/// since it started, records), from the first the endpoint answered with.
+#[allow(clippy::type_complexity)]
+fn sample_lag(
+    addr: String,
+    every: Duration,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<Vec<(u64, u64)>>,
+) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = std::sync::Arc::clone(&stop);
+    let thread = std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut samples = Vec::new();
+        while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Some(lag) = scrape_lag(&addr) {
+                samples.push((started.elapsed().as_millis() as u64, lag));
+            }
+            std::thread::sleep(every);
+        }
+        samples
+    });
+    (stop, thread)
+}
+
+/// The sum of `weir_kafka_consumer_lag_records` on the endpoint at `addr`,
+/// if it answers and has the gauge.
+fn scrape_lag(addr: &str) -> Option<u64> {
+    use std::io::{Read, Write};
+    let mut http = std::net::TcpStream::connect(addr).ok()?;
+    write!(
+        http,
+        "GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut reply = String::new();
+    http.read_to_string(&mut reply).ok()?;
+    let values: Vec<u64> = reply
+        .lines()
+        .filter(|l| l.starts_with("weir_kafka_consumer_lag_records{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
 }
