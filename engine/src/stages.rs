@@ -302,8 +302,24 @@ struct Log {
     /// The stage pairs this worker has seen records cross workers on.
     exchanged: Vec<bool>,
     /// Per stage: what this worker counted since it last published (the
-    /// shared counters are added to once per batch of events).
+    /// shared counters are added to at most every [`PUBLISH_EVERY`], and
+    /// when the logger closes).
     pending: Vec<Pending>,
+    /// When (in the worker's log time) it last published.
+    published_at: Duration,
+}
+
+/// How often a worker's logger adds what it counted to the shared counters
+/// at most: timely hands the logger a batch of events at every step of the
+/// worker, often a few events at a time, and the sampler reads the counters
+/// once a second.
+const PUBLISH_EVERY: Duration = Duration::from_millis(10);
+
+impl Drop for Log {
+    /// What was counted since the last publish is not lost.
+    fn drop(&mut self) {
+        self.publish();
+    }
 }
 
 /// Counts not yet added to a stage's [`Counters`].
@@ -468,15 +484,20 @@ pub fn log_stages(worker: &mut Worker, stages: Arc<Stages>, stage_of: StageOf) {
         top: Vec::new(),
         channels: Vec::new(),
         started: Vec::new(),
+        published_at: Duration::ZERO,
     };
     if let Some(mut registry) = worker.log_register() {
-        registry.insert::<TimelyEventBuilder, _>("timely", move |_time, data| {
-            if let Some(events) = data {
+        registry.insert::<TimelyEventBuilder, _>("timely", move |time, data| match data {
+            Some(events) => {
                 for (at, event) in events.iter() {
                     log.event(*at, event);
                 }
-                log.publish();
+                if time.saturating_sub(log.published_at) >= PUBLISH_EVERY {
+                    log.publish();
+                    log.published_at = *time;
+                }
             }
+            None => log.publish(),
         });
     }
 }
