@@ -20,7 +20,7 @@ use clap::Parser;
 use weir::prelude::*;
 use weir::sinks::AmqpSink;
 use weir::sources::{Amqp, AmqpRecord};
-use weir_examples::queue_clicks::{counts_per_user, run, Click};
+use weir_examples::queue_clicks::{Click, counts_per_user, run};
 
 /// Counts clicks from a RabbitMQ queue per user and window.
 #[derive(Parser)]

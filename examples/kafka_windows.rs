@@ -19,7 +19,7 @@ use clap::Parser;
 use weir::prelude::*;
 use weir::sinks::KafkaSink;
 use weir::sources::{Kafka, KafkaRecord, KafkaStart};
-use weir_examples::queue_clicks::{counts_per_user, run, Click};
+use weir_examples::queue_clicks::{Click, counts_per_user, run};
 
 /// Counts clicks from a Kafka topic per user and window.
 #[derive(Parser)]

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use clap::Parser;
 use weir::prelude::*;
 use weir_examples::nexmark::{self as q, QUERIES};

@@ -2,8 +2,8 @@
 //! every benchmarked Nexmark query, on 1 and 2 workers.
 
 use weir::Cluster;
-use weir_benches::nexmark::{run, Impl, Query};
 use weir_benches::Results;
+use weir_benches::nexmark::{Impl, Query, run};
 
 const EVENTS: u64 = 120_000;
 

@@ -20,17 +20,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use weir_engine::checkpoint::{
-    fingerprint, publish, remove_if_present, CheckpointStore, DirStore, Manifest, OutputLen,
-    Publish, FINAL,
+    CheckpointStore, DirStore, FINAL, Manifest, OutputLen, Publish, fingerprint, publish,
+    remove_if_present,
 };
-use weir_engine::{failpoint, Metrics};
-use weir_operators::checkpoint::{decode_states, encode_states, Commit, SourceCuts};
+use weir_engine::{Metrics, failpoint};
+use weir_operators::checkpoint::{Commit, SourceCuts, decode_states, encode_states};
 use weir_operators::{GroupStates, PartitionCut, Time};
 
+use crate::BoxError;
 use crate::error::{PlanError, RunError};
 use crate::plan::{CommitHook, SharedPublisher};
 use crate::sinks::CheckpointId;
-use crate::BoxError;
 
 /// Where and how often a pipeline takes checkpoints (see
 /// [`Pipeline::checkpoint`](crate::Pipeline::checkpoint)).
@@ -124,7 +124,7 @@ fn part_entries<'m>(
     m: &'m Manifest,
     kind: &str,
     node: usize,
-) -> impl Iterator<Item = &'m weir_engine::checkpoint::FileEntry> {
+) -> impl Iterator<Item = &'m weir_engine::checkpoint::FileEntry> + use<'m> {
     let prefix = format!("{kind}-{node}-w");
     m.files.iter().filter(move |f| f.name.starts_with(&prefix))
 }
@@ -673,10 +673,10 @@ impl Committer {
     /// Lets the thread finish the steps it was given, and waits for it.
     fn finish(&mut self) {
         self.steps = None;
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                eprintln!("weir: the checkpoint commit thread panicked");
-            }
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            eprintln!("weir: the checkpoint commit thread panicked");
         }
     }
 }

@@ -15,7 +15,9 @@ pub enum PlanError {
         pipeline: String,
     },
     /// A stage's output goes nowhere.
-    #[error("stage {stage} is not consumed by any later stage or sink; end it with `.sink(...)` or remove it")]
+    #[error(
+        "stage {stage} is not consumed by any later stage or sink; end it with `.sink(...)` or remove it"
+    )]
     Dangling {
         /// The stage, as `kind #id (label)`.
         stage: String,
@@ -42,7 +44,9 @@ pub enum PlanError {
     },
     /// The job's latest checkpoint was taken with another plan: restoring
     /// it into this one would be wrong.
-    #[error("the plan changed since the checkpoint {checkpoint}: {change}; run the plan it was taken with, or delete {dir} to start over")]
+    #[error(
+        "the plan changed since the checkpoint {checkpoint}: {change}; run the plan it was taken with, or delete {dir} to start over"
+    )]
     PlanChanged {
         /// The checkpoint's directory.
         checkpoint: String,

@@ -45,8 +45,8 @@ mod window;
 
 use std::hash::Hash;
 
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 pub use aggregate::Aggregator;
 pub use checkpoint::Checkpointing;

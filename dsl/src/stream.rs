@@ -8,7 +8,7 @@ use timely::dataflow::operators::{Concat, Inspect};
 use weir_operators::{ExchangeByKey, KeyByGroup, MapBatches, Update, UpdatingCount, UpdatingFold};
 
 use crate::error::PlanError;
-use crate::plan::{builder, Builder, Ctx, NodeBuild, NodeId, Pipeline, Port, Timed};
+use crate::plan::{Builder, Ctx, NodeBuild, NodeId, Pipeline, Port, Timed, builder};
 use crate::{Data, Key};
 
 /// A stream of `T` records in a [`Pipeline`].

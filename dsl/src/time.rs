@@ -6,7 +6,7 @@ use std::time::Duration;
 use weir_operators::source::{Align, EventTime};
 
 use crate::error::PlanError;
-use crate::plan::{builder, Port};
+use crate::plan::{Port, builder};
 use crate::sources::open_source;
 use crate::stream::single_output;
 use crate::{Data, Stream};

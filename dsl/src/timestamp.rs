@@ -13,8 +13,8 @@
 //! Epoch seconds are `seconds * 1000`; the spec's `event_time.format`
 //! (`ms`, `s`, `rfc3339`) does the same for `weir run`.
 
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// A timestamp that is not an event time: it does not parse, or it is
 /// before the epoch.

@@ -15,15 +15,15 @@ use futures_executor::block_on;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use weir::Checkpointing;
 use weir::prelude::*;
 use weir::sinks::AmqpSink;
 use weir::sources::{Amqp, AmqpRecord};
-use weir::Checkpointing;
 
 mod processes;
 mod queues;
 use processes::{free_hostfile, wait};
-use queues::{clicks, reference, sorted_lines, Click};
+use queues::{Click, clicks, reference, sorted_lines};
 
 /// The broker to test against, or `None` (with a message) to skip.
 fn url() -> Option<String> {

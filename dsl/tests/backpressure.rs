@@ -5,8 +5,8 @@
 //! sources: 256 batches). Without either, the test measured about half of
 //! a 2 M-record input in flight.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use weir::prelude::*;

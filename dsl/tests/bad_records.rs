@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
+use weir::RunSummary;
 use weir::prelude::*;
 use weir::sources::{DeadLetter, OnError, Origin};
-use weir::RunSummary;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Click {

@@ -64,8 +64,8 @@ const SLOW_RECORDS: u64 = 3_000_000;
 /// are sampled every 5 ms into `samples` as `millis read written` lines,
 /// written when the job ends.
 fn slow_sink(samples: std::path::PathBuf) -> (Pipeline, Box<dyn FnOnce()>) {
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     let (read, written) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let counting = Arc::clone(&read);
     let source = weir::sources::Mapped::new(Generator::new(SLOW_RECORDS, |i| i), move |i: u64| {

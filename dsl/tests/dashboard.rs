@@ -145,10 +145,10 @@ fn the_dashboard_shows_the_plan_and_live_figures_in_a_browser() {
     let mut from_page = Vec::new();
     for event in log["events"].as_array().unwrap() {
         let params = &event["params"];
-        if params["initiator"].as_str() == Some(&origin) {
-            if let Some(url) = params["url"].as_str() {
-                from_page.push(url.to_string());
-            }
+        if params["initiator"].as_str() == Some(&origin)
+            && let Some(url) = params["url"].as_str()
+        {
+            from_page.push(url.to_string());
         }
     }
     assert!(

@@ -2,8 +2,8 @@
 //! job back once its idle timeout passes; an exhausted one releases its
 //! watermark at once.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use weir::prelude::*;

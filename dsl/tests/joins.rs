@@ -7,8 +7,8 @@ use std::time::Duration;
 mod common;
 
 use proptest::prelude::*;
-use weir::prelude::*;
 use weir::Joined;
+use weir::prelude::*;
 
 /// `(event time, key, id)`.
 type Rec = (u64, u8, u32);

@@ -24,14 +24,14 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
+use weir::Checkpointing;
 use weir::prelude::*;
 use weir::sources::{Kafka, KafkaRecord, KafkaStart};
-use weir::Checkpointing;
 
 mod processes;
 mod queues;
 use processes::{free_hostfile, wait};
-use queues::{clicks, reference, sorted_lines, Click};
+use queues::{Click, clicks, reference, sorted_lines};
 
 /// The broker to test against, or `None` (with a message) to skip.
 fn brokers() -> Option<String> {
@@ -255,7 +255,17 @@ fn child() {
         return;
     };
     let parts: Vec<&str> = spec.split('|').collect();
-    let [brokers, topic, dir, workers, processes, process, hosts, to_topic] = parts[..] else {
+    let [
+        brokers,
+        topic,
+        dir,
+        workers,
+        processes,
+        process,
+        hosts,
+        to_topic,
+    ] = parts[..]
+    else {
         panic!("bad {ENV_CHILD}: {spec}");
     };
     let dir = PathBuf::from(dir);
@@ -939,7 +949,9 @@ n = "count(*)"
     assert!(!ok && text.contains("sink.security"), "{text}");
 
     std::fs::write(dir.path().join("password"), format!("{PASSWORD}\n")).unwrap();
-    let to_topic = format!("type = \"kafka\"\nbrokers = \"{brokers}\"\ntopic = \"secure-out\"\nsecurity = {{ {sasl}, password_file = \"password\" }}");
+    let to_topic = format!(
+        "type = \"kafka\"\nbrokers = \"{brokers}\"\ntopic = \"secure-out\"\nsecurity = {{ {sasl}, password_file = \"password\" }}"
+    );
     for (name, security) in [
         (
             "env",

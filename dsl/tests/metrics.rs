@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use watched::{rows, T0};
+use watched::{T0, rows};
 
 mod processes;
 mod watched;

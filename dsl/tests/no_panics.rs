@@ -10,9 +10,9 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
+use weir::RunSummary;
 use weir::prelude::*;
 use weir::spec::Spec;
-use weir::RunSummary;
 
 const FULL: &str = include_str!("corpus/full.toml");
 const QUEUES: &str = include_str!("corpus/queues.toml");

@@ -22,8 +22,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use weir::prelude::*;
 use weir::Checkpointing;
+use weir::prelude::*;
 
 mod processes;
 use processes::{free_hostfile, wait};
@@ -145,7 +145,7 @@ fn job(input: &Path, out: &Path, checkpoints: Option<&Path>) -> Pipeline {
         .sink(JsonLinesFile::to(out.join(OUTPUTS[6])));
     joined
         .reduce_updates(|_user, pairs: &[(&ClickOrder, isize)]| {
-            pairs.iter().map(|(p, _)| p.1 .2).max()
+            pairs.iter().map(|(p, _)| p.1.2).max()
         })
         .sink(JsonLinesFile::to(out.join(OUTPUTS[7])));
     match checkpoints {
@@ -385,7 +385,7 @@ fn a_job_killed_at_random_moments_and_restarted_on_random_clusters_writes_its_ou
         std::thread::sleep(delay);
         let finished = children[victim].try_wait().unwrap().is_some();
         let _ = children[victim].kill(); // SIGKILL
-                                         // The other process stops once its peer is gone; stop it anyway.
+        // The other process stops once its peer is gone; stop it anyway.
         for child in children.iter_mut() {
             let _ = child.kill();
         }

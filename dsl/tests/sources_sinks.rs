@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use weir::prelude::*;
 use weir::SourceError;
+use weir::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 struct Event {
@@ -216,8 +216,8 @@ fn part_file_sinks_write_one_file_per_worker() {
 
 #[test]
 fn one_stage_feeds_two_sinks_and_is_built_once() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
     let p = Pipeline::new("fanout");
@@ -373,10 +373,12 @@ fn a_failing_write_on_the_file_thread_stops_the_job() {
     // Output goes to a device as it is: /dev/full was never replaced by a
     // published file.
     use std::os::unix::fs::FileTypeExt;
-    assert!(std::fs::metadata("/dev/full")
-        .unwrap()
-        .file_type()
-        .is_char_device());
+    assert!(
+        std::fs::metadata("/dev/full")
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
 }
 
 /// Reads a file cut into hundreds of splits on one worker in a child

@@ -918,7 +918,9 @@ fn event_time_formats_ms_s_and_rfc3339_agree() {
     );
     let err = spec_error(&spec("ms"), "region,ts,user,amount\neu,1.5,ann,1\n");
     assert!(
-        err.contains("field `ts`: expected the event time as integer milliseconds since the epoch, got `1.5`"),
+        err.contains(
+            "field `ts`: expected the event time as integer milliseconds since the epoch, got `1.5`"
+        ),
         "{err}"
     );
 }

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use weir::prelude::*;
 use weir::RunError;
+use weir::prelude::*;
 
 mod processes;
 use processes::{free_hostfile, wait};

@@ -410,8 +410,8 @@ fn two_processes_match_the_reference() {
 /// A count whose accumulators are counted while they live, to bound the
 /// window state a job holds.
 mod live {
-    use std::sync::atomic::{AtomicI64, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicI64, Ordering};
 
     #[derive(Default)]
     pub struct Gauge {

@@ -216,17 +216,18 @@ fn dial(
             (Some(_), false) => {
                 return Err(startup(format!(
                     "process {k} at {shown} has no cluster secret and this process has one: give every process the same WEIR_CLUSTER_SECRET or --secret-file"
-                )))
+                )));
             }
             (None, true) => {
                 return Err(startup(format!(
                     "process {k} at {shown} requires a cluster secret: set WEIR_CLUSTER_SECRET or --secret-file, the same on every process"
-                )))
+                )));
             }
             (Some(secret), true) => {
                 if proof_mac(secret, b"weir-listen", &mine, &reply.nonce, me, k)
                     .verify_slice(&reply.proof)
-                    .is_err() {
+                    .is_err()
+                {
                     return Err(startup(format!(
                         "process {k} at {shown} does not know this cluster's secret: refused (the processes have different secrets, or a stranger listens there)"
                     )));
@@ -346,7 +347,7 @@ fn accept(
             Err(e) => {
                 return Err(startup(format!(
                     "process {me} cannot accept connections: {e}"
-                )))
+                )));
             }
         };
         stream.set_nonblocking(false).ok();

@@ -14,8 +14,8 @@
 //! output, not yet committed it) and `queue-published` (it has committed
 //! it; the checkpoint does not note it yet).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The failpoint set in the environment, and at which hit it fires.
 fn armed() -> Option<&'static (String, u64)> {

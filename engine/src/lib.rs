@@ -39,12 +39,12 @@ pub use cluster::{Cluster, SECRET_ENV};
 pub use error::{BoxError, EngineError, WorkerFailure};
 pub use execute::{Failure, WorkerContext};
 pub use metrics::{
-    CheckpointStats, CounterKind, Gauge, Latencies, Metrics, Progress, RunSummary, Stopped,
-    LATENCY_BUCKETS, NO_WATERMARK,
+    CheckpointStats, CounterKind, Gauge, LATENCY_BUCKETS, Latencies, Metrics, NO_WATERMARK,
+    Progress, RunSummary, Stopped,
 };
 pub use process::Usage;
-pub use serve::{process_state, MetricsServer};
-pub use stages::{log_stages, QueueFigures, StageFigures, StageOf, StageSnapshot, Stages};
+pub use serve::{MetricsServer, process_state};
+pub use stages::{QueueFigures, StageFigures, StageOf, StageSnapshot, Stages, log_stages};
 pub use stop::StopHandle;
 
 /// The timely crate weir runs on, re-exported for the operator and DSL crates.

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::process::Usage;
@@ -69,13 +69,11 @@ impl MetricsServer {
     /// [`EngineError::Config`] naming `--metrics` and the address if it
     /// cannot be listened at.
     pub fn start(addr: &str, metrics: Arc<Metrics>) -> Result<MetricsServer, EngineError> {
-        let bind_error = |reason: String| {
-            EngineError::Config {
+        let bind_error = |reason: String| EngineError::Config {
             field: "--metrics",
             expected: format!(
                 "an address to serve the metrics at (host:port): cannot listen at `{addr}`: {reason}"
             ),
-        }
         };
         let server = tiny_http::Server::http(addr).map_err(|e| bind_error(e.to_string()))?;
         let local = server
@@ -664,7 +662,13 @@ fn stage_families(
             |q: &QueueFigures| q.waiting,
         ),
     ] {
-        labelled_gauges(e, name, help, "stage", figures.iter().map(|(n, q)| (n.clone(), pick(q))))?;
+        labelled_gauges(
+            e,
+            name,
+            help,
+            "stage",
+            figures.iter().map(|(n, q)| (n.clone(), pick(q))),
+        )?;
     }
     Ok(())
 }

@@ -15,8 +15,8 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use timely::logging::{StartStop, TimelyEvent, TimelyEventBuilder};
@@ -418,10 +418,10 @@ impl Log {
                 if m.is_send && m.source != m.target {
                     let pair = from * self.stages.names.len() + to;
                     grow(&mut self.exchanged, pair, false);
-                    if !std::mem::replace(&mut self.exchanged[pair], true) {
-                        if let Some(x) = self.stages.exchanged.get(pair) {
-                            x.store(true, Ordering::Relaxed);
-                        }
+                    if !std::mem::replace(&mut self.exchanged[pair], true)
+                        && let Some(x) = self.stages.exchanged.get(pair)
+                    {
+                        x.store(true, Ordering::Relaxed);
                     }
                 }
                 if from == to {

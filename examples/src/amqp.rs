@@ -1,7 +1,7 @@
 //! Publishing test data to a RabbitMQ queue with lapin directly (not
 //! through weir), as `amqp_produce` and `amqp-bench` do.
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use futures_executor::block_on;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;

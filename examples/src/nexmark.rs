@@ -191,7 +191,7 @@ fn closing_prices(
         })
         .reduce_updates(|_auction, pairs| {
             let ((_, (group, _, expires)), _) = pairs.first()?.0;
-            let price = pairs.iter().map(|(p, _)| p.1 .1 .0).max()?;
+            let price = pairs.iter().map(|(p, _)| p.1.1.0).max()?;
             Some((*group, *expires, price))
         })
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use weir::prelude::*;
 use weir::Checkpointing;
+use weir::prelude::*;
 
 /// A click, as `kafka_produce` and `amqp_produce` write it.
 #[derive(Clone, Debug, Serialize, Deserialize)]

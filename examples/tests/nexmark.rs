@@ -232,16 +232,17 @@ fn closing_prices() -> BTreeMap<u64, (u64, u64, u64, u64)> {
     }
     let mut closing = BTreeMap::new();
     for b in bids {
-        if let Some(a) = auctions.get(&(b.auction as u64)) {
-            if a.date_time <= b.date_time && b.date_time <= a.expires {
-                let e = closing.entry(a.id as u64).or_insert((
-                    a.category as u64,
-                    a.seller as u64,
-                    a.expires,
-                    0,
-                ));
-                e.3 = e.3.max(b.price as u64);
-            }
+        if let Some(a) = auctions.get(&(b.auction as u64))
+            && a.date_time <= b.date_time
+            && b.date_time <= a.expires
+        {
+            let e = closing.entry(a.id as u64).or_insert((
+                a.category as u64,
+                a.seller as u64,
+                a.expires,
+                0,
+            ));
+            e.3 = e.3.max(b.price as u64);
         }
     }
     closing

@@ -33,16 +33,16 @@ use std::time::{Duration, Instant};
 
 use timely::communication::Pull;
 use timely::dataflow::channels::Message;
-use timely::dataflow::operators::generic::InputHandleCore;
 use timely::dataflow::operators::InputCapability;
+use timely::dataflow::operators::generic::InputHandleCore;
 use timely::progress::frontier::MutableAntichain;
 
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
-use timely::dataflow::operators::generic::OutputBuilder;
-use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::vec::Broadcast;
 
 use crate::lifecycle::{Emit, GroupStates, Lifecycle};
 use crate::source::PartitionCut;
@@ -87,11 +87,11 @@ pub fn announce<'scope, D: 'static>(
                 cap = None; // the sources are done: no more checkpoints
                 return;
             };
-            if let Some(next) = pace.next(f) {
-                if next > *current.time() {
-                    output.activate().session(&*current).give(next);
-                    current.downgrade(&next);
-                }
+            if let Some(next) = pace.next(f)
+                && next > *current.time()
+            {
+                output.activate().session(&*current).give(next);
+                current.downgrade(&next);
             }
         }
     });

@@ -10,8 +10,8 @@
 
 use std::collections::BTreeMap;
 use std::hash::Hash;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -279,11 +279,11 @@ fn clamp(t: i128) -> Time {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
-    use timely::dataflow::operators::capture::{Capture, Extract};
     use timely::dataflow::operators::Input;
+    use timely::dataflow::operators::capture::{Capture, Extract};
 
     use super::*;
 
@@ -365,8 +365,8 @@ mod tests {
         use proptest::prelude::*;
 
         use super::*;
-        use crate::lifecycle::{by_time_and_owner, with_and_without_checkpoint};
         use crate::KeyGroups;
+        use crate::lifecycle::{by_time_and_owner, with_and_without_checkpoint};
 
         type State = JoinState<u8, u16, u16>;
         type Pairs = Vec<(Time, (u8, u16, u16))>;

@@ -17,18 +17,18 @@
 //! own time (`Kept::output`), so that what a sink stages before `T` is
 //! exactly the output at times before `T`.
 
-use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
 use serde::Serialize;
-use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::generic::operator::source;
-use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::Concat;
+use serde::de::DeserializeOwned;
 use timely::ExchangeData;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::Concat;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::generic::operator::source;
 
 use crate::lifecycle::{Emit, GroupStates, Lifecycle, Stateful};
 use crate::{Start, Time, VecStream};
@@ -326,8 +326,10 @@ mod tests {
         let mut got: Vec<_> = restored.collection.into_iter().collect();
         got.sort();
         assert_eq!(got, vec![((1, 1), 2), ((3, 9), 2)]);
-        assert!(Keeper::new(split, group, None)
-            .restore(3, 0, b"\x01")
-            .is_err());
+        assert!(
+            Keeper::new(split, group, None)
+                .restore(3, 0, b"\x01")
+                .is_err()
+        );
     }
 }

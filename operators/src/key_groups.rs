@@ -8,9 +8,9 @@ use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 
 use crate::MapBatches;
+use timely::ExchangeData;
 use timely::dataflow::channels::pact::Exchange as ExchangePact;
 use timely::dataflow::operators::generic::Operator;
-use timely::ExchangeData;
 
 use crate::VecStream;
 

@@ -41,8 +41,8 @@ pub use lifecycle::{Checkpoints, Emit, GroupStates, Lifecycle, Side, Start, Stat
 pub use map::MapBatches;
 pub use sink::{SinkOp, SinkWriter};
 pub use source::{
-    partitioned_source, partitioned_source_with_cuts, partitioned_source_with_time, EventTime,
-    PartitionCut, PartitionReader, ReadStatus, SourceCheckpoints,
+    EventTime, PartitionCut, PartitionReader, ReadStatus, SourceCheckpoints, partitioned_source,
+    partitioned_source_with_cuts, partitioned_source_with_time,
 };
 pub use updating::{ReduceChanges, Update, UpdatingCount, UpdatingFold, UpdatingJoin};
 

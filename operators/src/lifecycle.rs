@@ -63,8 +63,8 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
@@ -188,11 +188,11 @@ impl<R> Runs<R> {
 
     #[inline]
     fn push(&mut self, time: Time, record: R) {
-        if let Some((t, run)) = self.runs.last_mut() {
-            if *t == time {
-                run.push(record);
-                return;
-            }
+        if let Some((t, run)) = self.runs.last_mut()
+            && *t == time
+        {
+            run.push(record);
+            return;
         }
         self.start(time, record);
     }

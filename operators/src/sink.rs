@@ -2,8 +2,8 @@
 //! it once the input frontier is empty (every source ended and all records
 //! upstream were delivered).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
@@ -172,12 +172,11 @@ impl<'scope, D: 'static> SinkOp<'scope, D> for VecStream<'scope, D> {
                     }
                 }
             });
-            if frontier.is_empty() {
-                if let Some(mut w) = writer.take() {
-                    if let Err(e) = w.close() {
-                        failure.raise(e);
-                    }
-                }
+            if frontier.is_empty()
+                && let Some(mut w) = writer.take()
+                && let Err(e) = w.close()
+            {
+                failure.raise(e);
             }
         });
     }
@@ -209,8 +208,8 @@ impl<D, W: SinkWriter<D> + ?Sized> SinkWriter<D> for Box<W> {
 mod staged {
     use std::collections::BTreeMap;
 
-    use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
     use timely::dataflow::operators::Capability;
+    use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 
     use super::*;
     use crate::checkpoint::Announced;
@@ -261,10 +260,10 @@ mod staged {
         }
 
         fn stage(&mut self, at: Option<Time>) {
-            if let Some(w) = self.writer.as_mut() {
-                if let Err(e) = w.checkpoint(at) {
-                    self.fail(e);
-                }
+            if let Some(w) = self.writer.as_mut()
+                && let Err(e) = w.checkpoint(at)
+            {
+                self.fail(e);
             }
         }
 
@@ -286,10 +285,10 @@ mod staged {
                 None => {
                     self.write_stash(None);
                     self.stage(None);
-                    if let Some(mut w) = self.writer.take() {
-                        if let Err(e) = w.close() {
-                            self.failure.raise(e);
-                        }
+                    if let Some(mut w) = self.writer.take()
+                        && let Err(e) = w.close()
+                    {
+                        self.failure.raise(e);
                     }
                 }
             }
@@ -354,8 +353,8 @@ mod staged {
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use timely::dataflow::operators::vec::Input as _;
     use timely::dataflow::operators::Concat;
+    use timely::dataflow::operators::vec::Input as _;
 
     use super::*;
 

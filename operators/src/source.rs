@@ -10,12 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use timely::ExchangeData;
 use timely::container::CapacityContainerBuilder;
+use timely::dataflow::Scope;
+use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::{OutputBuilder, OutputBuilderSession};
-use timely::dataflow::operators::Capability;
-use timely::dataflow::Scope;
-use timely::ExchangeData;
 use weir_engine::{BoxError, Failure};
 
 use crate::{Time, VecStream};
@@ -717,13 +717,13 @@ where
                     }
                 }
             }
-            if let Some(release) = &release {
-                if let Err(e) = release_safe(release, &mut partitions, &mut finishing) {
-                    failure.raise(e);
-                    partitions.clear();
-                    finishing.clear();
-                    return;
-                }
+            if let Some(release) = &release
+                && let Err(e) = release_safe(release, &mut partitions, &mut finishing)
+            {
+                failure.raise(e);
+                partitions.clear();
+                finishing.clear();
+                return;
             }
             // The partition with the least watermark reads next (taking
             // turns on ties), one batch at a time, until the time slice is up

@@ -9,17 +9,17 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use differential_dataflow::operators::arrange::arrangement::{arrange_core, Arranged};
 use differential_dataflow::operators::arrange::TraceAgent;
+use differential_dataflow::operators::arrange::arrangement::{Arranged, arrange_core};
 use differential_dataflow::trace::implementations::{ValBatcher, ValBuilder, ValSpine};
 use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use timely::ExchangeData;
 use timely::dataflow::channels::pact::{Exchange as ExchangePact, Pipeline};
 use timely::dataflow::operators::generic::Operator;
-use timely::ExchangeData;
 
-use crate::keep::{at_own_times, keep, takes_part, Acks};
+use crate::keep::{Acks, at_own_times, keep, takes_part};
 use crate::key_groups::by_key_group;
 use crate::lifecycle::{Emit, GroupStates, Lifecycle, Stateful};
 use crate::{KeyGroups, Time, VecStream};
@@ -453,8 +453,8 @@ where
         B: ExchangeData + Ord + std::fmt::Debug + Clone + Serialize + DeserializeOwned,
     {
         use differential_dataflow::AsCollection;
-        use timely::dataflow::operators::vec::Map;
         use timely::dataflow::operators::Concat;
+        use timely::dataflow::operators::vec::Map;
 
         let left_group = |d: &(K, A)| KeyGroups::group_of(&d.0);
         let right_group = |d: &(K, B)| KeyGroups::group_of(&d.0);
@@ -635,8 +635,8 @@ where
 
 #[cfg(test)]
 mod tests {
-    use timely::dataflow::operators::capture::{Capture, Extract};
     use timely::dataflow::operators::Input;
+    use timely::dataflow::operators::capture::{Capture, Extract};
 
     use super::*;
 

@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::ensure;
 use clap::Parser;
+use weir::Checkpointing;
 use weir::prelude::*;
 use weir::sources::{Amqp, AmqpRecord};
-use weir::Checkpointing;
 use weir_benches::peak_rss_bytes;
-use weir_benches::queues::{check_sums, row_json, window_sums, Row};
+use weir_benches::queues::{Row, check_sums, row_json, window_sums};
 use weir_examples::amqp::QueuePublisher;
 
 /// Keyed window sum over a RabbitMQ queue.

@@ -14,8 +14,8 @@
 //! target/release/backpressure-bench -w 2 --seconds 60 --event-time --unaligned
 //! ```
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;

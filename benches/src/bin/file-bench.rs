@@ -27,14 +27,14 @@ use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Context};
+use anyhow::{Context, ensure};
 use clap::{Parser, ValueEnum};
 use serde::{Deserialize, Serialize};
+use weir::Checkpointing;
 use weir::aggregate::Sum;
 use weir::prelude::*;
 use weir::spec::Spec;
-use weir::Checkpointing;
-use weir_benches::{peak_rss_bytes, RssSampler};
+use weir_benches::{RssSampler, peak_rss_bytes};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Impl {

@@ -28,12 +28,12 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
+use weir::Checkpointing;
 use weir::prelude::*;
 use weir::sinks::KafkaSink;
 use weir::sources::{Kafka, KafkaRecord};
-use weir::Checkpointing;
 use weir_benches::peak_rss_bytes;
-use weir_benches::queues::{check_sums, row_json, sums, window_sums, Row};
+use weir_benches::queues::{Row, check_sums, row_json, sums, window_sums};
 
 /// Keyed window sum over a Kafka topic.
 #[derive(Parser)]

@@ -13,7 +13,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{ensure, Context};
+use anyhow::{Context, ensure};
 use clap::Parser;
 use weir::prelude::*;
 use weir::sources::{PartitionReader, ReadStatus, SourceContext};

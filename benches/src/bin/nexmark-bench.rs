@@ -11,8 +11,8 @@ use std::time::Instant;
 use anyhow::ensure;
 use clap::Parser;
 use weir::{Checkpointing, Cluster};
-use weir_benches::nexmark::{by_weir, run, Impl, Query};
-use weir_benches::{peak_rss_bytes, Results};
+use weir_benches::nexmark::{Impl, Query, by_weir, run};
+use weir_benches::{Results, peak_rss_bytes};
 
 /// Nexmark benchmark.
 #[derive(Parser)]

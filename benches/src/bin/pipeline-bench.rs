@@ -8,11 +8,11 @@
 //! cargo run --release -p weir-benches --bin pipeline-bench -- --impl loop --events 10000000
 //! ```
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Context};
+use anyhow::{Context, ensure};
 use clap::{Parser, ValueEnum};
 use rustc_hash::FxHashMap;
 use weir::prelude::*;

@@ -21,14 +21,14 @@
 //! the cost of saving the window state and the sources' positions.
 
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Context};
+use anyhow::{Context, ensure};
 use clap::{Parser, ValueEnum};
-use weir::prelude::*;
 use weir::Checkpointing;
+use weir::prelude::*;
 use weir_benches::peak_rss_bytes;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

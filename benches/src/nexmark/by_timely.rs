@@ -12,12 +12,12 @@ use std::fmt::Debug;
 use anyhow::anyhow;
 use rustc_hash::{FxHashMap, FxHashSet};
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
-use timely::dataflow::operators::generic::operator::{source, Operator};
+use timely::dataflow::operators::generic::operator::{Operator, source};
 use timely::dataflow::operators::vec::{Filter, Map};
 use timely::dataflow::operators::{Capability, InputCapability};
 use timely::dataflow::{Scope, Stream};
-use weir::sources::{Auction, Bid, EventGenerator, Nexmark, Person};
 use weir::Cluster;
+use weir::sources::{Auction, Bid, EventGenerator, Nexmark, Person};
 use weir_examples::nexmark::{Q1, Q2, Q5, Q5_SIZE_MS, Q5_SLIDE_MS, Q7, Q8, TUMBLE_MS};
 
 use super::Query;

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use weir::spec::Spec;
 use weir::Cluster;
+use weir::spec::Spec;
 
 /// weir: stream processing pipelines, from a TOML spec.
 #[derive(Parser)]

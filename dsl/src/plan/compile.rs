@@ -9,19 +9,19 @@ use std::sync::Arc;
 use timely::dataflow::operators::{Concatenate, Probe};
 use timely::dataflow::{ProbeHandle, Scope};
 use weir_engine::{Failure, Metrics};
-use weir_operators::checkpoint::{announce, commit, Control, SourceCuts};
+use weir_operators::checkpoint::{Control, SourceCuts, announce, commit};
 use weir_operators::source::{Align, Pacing};
 use weir_operators::{
     Checkpoints, GroupStates, KeyGroups, PartitionCut, Start, Stateful, Time, VecStream,
 };
 
-use crate::checkpoint::{part_file, Committer, Run};
+use crate::checkpoint::{Committer, Run, part_file};
 use crate::sources::AtEnd;
 
 use super::erased::Erased;
 use super::{NodeId, Port};
-use crate::error::BoxError;
 use crate::Data;
+use crate::error::BoxError;
 
 /// A stage's timely stream: each record with its event time (0 until
 /// `event_time` assigns one), batched in vectors, timestamped by watermark.

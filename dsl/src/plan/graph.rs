@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use weir_engine::{
-    log_stages, Cluster, Metrics, MetricsServer, Progress, RunSummary, StageOf, Stages, Stopped,
+    Cluster, Metrics, MetricsServer, Progress, RunSummary, StageOf, Stages, Stopped, log_stages,
 };
 use weir_operators::Time;
 
@@ -717,7 +717,9 @@ impl Pipeline {
         match stopped {
             Some(Stopped::AtCheckpoint(at)) => {
                 if cluster.is_quiet() {
-                    eprintln!("weir: stopped at the checkpoint at {at}: run the job again to resume from there");
+                    eprintln!(
+                        "weir: stopped at the checkpoint at {at}: run the job again to resume from there"
+                    );
                 }
                 Ok(summary)
             }

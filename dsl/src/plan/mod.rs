@@ -15,6 +15,6 @@ mod graph;
 mod share;
 pub(crate) mod stop;
 
-pub(crate) use compile::{builder, Builder, Ctx, NodeBuild, Timed};
+pub(crate) use compile::{Builder, Ctx, NodeBuild, Timed, builder};
 pub use graph::Pipeline;
 pub(crate) use graph::{CommitHook, NodeId, Port, SharedPublisher};

@@ -16,17 +16,17 @@
 //!   exits while another still talks to it), and the next run resumes
 //!   from that checkpoint.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use timely::container::CapacityContainerBuilder;
+use timely::dataflow::Scope;
 use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::operators::{Capability, Concatenate};
-use timely::dataflow::Scope;
 use weir_engine::StopHandle;
 use weir_operators::source::PartitionCut;
 use weir_operators::{Time, VecStream};
@@ -132,8 +132,12 @@ pub(crate) fn watch<'s>(
 fn learned(state: &StopState, stopped: Option<&(dyn Fn() -> Option<Time> + Send + Sync)>) {
     if !state.said.swap(true, Ordering::SeqCst) {
         match state.drain {
-            true => eprintln!("weir: stopping: the sources end where they are and what they read goes through (Ctrl-C again to stop at once)"),
-            false => eprintln!("weir: stopping at the next checkpoint (Ctrl-C again to stop at once)"),
+            true => eprintln!(
+                "weir: stopping: the sources end where they are and what they read goes through (Ctrl-C again to stop at once)"
+            ),
+            false => {
+                eprintln!("weir: stopping at the next checkpoint (Ctrl-C again to stop at once)")
+            }
         }
     }
     if state.drain || stopped.is_some_and(|at| at().is_some()) {

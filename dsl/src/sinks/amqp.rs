@@ -8,10 +8,10 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Connection};
 use lapin::{Confirmation, PublisherConfirm};
 use serde::Serialize;
-use weir_engine::{failpoint, BoxError};
+use weir_engine::{BoxError, failpoint};
 
-use super::staged::{messages, Frame, StagedMessages};
 use super::WriteRefs;
+use super::staged::{Frame, StagedMessages, messages};
 use super::{ByRef, CheckpointId, Publisher, PublisherContext, Sink, SinkContext, SinkWriter};
 use crate::error::SinkError;
 use crate::sources::AmqpClient;
@@ -269,16 +269,14 @@ impl Confirmed {
                 .map_err(|e| self.error(format!("routing key `{key}`: not confirmed: {e}")))?;
             match confirmation {
                 Confirmation::Ack(None) | Confirmation::NotRequested => {}
-                Confirmation::Ack(Some(returned)) => {
-                    return Err(self.error(format!(
+                Confirmation::Ack(Some(returned)) => return Err(self.error(format!(
                     "routing key `{key}`: the broker could not route the message to any queue ({})",
                     returned.reply_text
-                )))
-                }
+                ))),
                 Confirmation::Nack(_) => {
                     return Err(self.error(format!(
                         "routing key `{key}`: the broker refused the message (nack)"
-                    )))
+                    )));
                 }
             }
         }

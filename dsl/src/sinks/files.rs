@@ -663,15 +663,15 @@ impl Drop for FileOut {
     /// leaves its output file as it was, and says where its partial output
     /// is.
     fn drop(&mut self) {
-        if let Some(target) = &self.publish {
-            if self.path.exists() {
-                eprintln!(
-                    "weir: sink `{}` did not complete: {} is left as it was; the partial output is in {}",
-                    self.name,
-                    target.display(),
-                    self.path.display()
-                );
-            }
+        if let Some(target) = &self.publish
+            && self.path.exists()
+        {
+            eprintln!(
+                "weir: sink `{}` did not complete: {} is left as it was; the partial output is in {}",
+                self.name,
+                target.display(),
+                self.path.display()
+            );
         }
     }
 }

@@ -9,10 +9,10 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::Serialize;
-use weir_engine::{failpoint, BoxError};
+use weir_engine::{BoxError, failpoint};
 
-use super::staged::{messages, Frame, StagedMessages};
 use super::WriteRefs;
+use super::staged::{Frame, StagedMessages, messages};
 use super::{ByRef, CheckpointId, Publisher, PublisherContext, Sink, SinkContext, SinkWriter};
 use crate::error::SinkError;
 use crate::sources::KafkaClient;

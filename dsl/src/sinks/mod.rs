@@ -32,8 +32,8 @@ pub use stdout::{Stdout, StdoutLines};
 pub use weir_operators::SinkWriter;
 
 use timely::dataflow::operators::Exchange;
-use weir_engine::checkpoint::{CheckpointStore, DirStore, FINAL};
 use weir_engine::CounterKind;
+use weir_engine::checkpoint::{CheckpointStore, DirStore, FINAL};
 use weir_operators::{SinkOp, Time};
 
 use crate::error::SinkError;

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use weir_engine::BoxError;
 use weir_operators::Time;
 
-use super::files::FileOut;
 use super::WriteRefs;
+use super::files::FileOut;
 
 /// Encodes one record as a message: the key (if `Some`, appended to the
 /// first buffer) and the value (appended to the second).

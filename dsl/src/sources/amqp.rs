@@ -34,8 +34,8 @@ use weir_engine::BoxError;
 
 use super::decode::{self, Decode};
 use super::{BadRecords, Origin, PartitionReader, ReadStatus, Source, SourceContext};
-use crate::error::SourceError;
 use crate::Data;
+use crate::error::SourceError;
 
 /// One message of a queue: its id, routing key and timestamp as the
 /// publisher set them, whether the broker delivered it before, and its
@@ -460,10 +460,10 @@ impl<V: Data> Amqp<V> {
             // Unacknowledged messages of a job that did not complete go
             // back to the queue when the channel closes.
             let last = acks.pending.back().map(|p| p.tag);
-            if let (true, Some(tag)) = (completed, last) {
-                if let Err(e) = acks.ack(tag, true) {
-                    eprintln!("weir: warning: queue acknowledgements at the job's end: {e}");
-                }
+            if let (true, Some(tag)) = (completed, last)
+                && let Err(e) = acks.ack(tag, true)
+            {
+                eprintln!("weir: warning: queue acknowledgements at the job's end: {e}");
             }
             let channel = acks.channel.clone();
             let _ = within(timeout, async move {
@@ -622,10 +622,10 @@ impl<V: Data> PartitionReader<AmqpRecord<V>> for AmqpPartition<V> {
                 Poll::Pending => break,
                 Poll::Ready(None) if self.cancelled => return Ok(ReadStatus::Done),
                 Poll::Ready(None) => {
-                    return Err(self.error("the broker cancelled the consumer (queue deleted?)"))
+                    return Err(self.error("the broker cancelled the consumer (queue deleted?)"));
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    return Err(self.error(format!("the broker says: {e}")))
+                    return Err(self.error(format!("the broker says: {e}")));
                 }
                 Poll::Ready(Some(Ok(delivery))) => delivery,
             };
@@ -638,14 +638,14 @@ impl<V: Data> PartitionReader<AmqpRecord<V>> for AmqpPartition<V> {
                 .message_id()
                 .as_ref()
                 .map(|id| id.to_string());
-            if let Some(id) = id.as_ref().filter(|_| delivery.redelivered) {
-                if self.restored.remove(id) {
-                    // Counted in the checkpoint restored from: acknowledged
-                    // now, not counted again.
-                    acks.ack(delivery.delivery_tag, false)
-                        .map_err(|e| self.error(e))?;
-                    continue;
-                }
+            if let Some(id) = id.as_ref().filter(|_| delivery.redelivered)
+                && self.restored.remove(id)
+            {
+                // Counted in the checkpoint restored from: acknowledged
+                // now, not counted again.
+                acks.ack(delivery.delivery_tag, false)
+                    .map_err(|e| self.error(e))?;
+                continue;
             }
             // A message that does not decode is acknowledged as a record
             // is, once the job is done with it (skipped, or its dead

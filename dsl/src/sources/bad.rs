@@ -4,15 +4,15 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use weir_operators::source::Rejects;
 
-use crate::error::SourceError;
 use crate::BoxError;
+use crate::error::SourceError;
 
 /// What a source does with a record it cannot read (a line that does not
 /// parse, a message that does not decode).
@@ -293,7 +293,7 @@ impl Flat {
             _ => {
                 return Err(
                     "a dead letter needs exactly one of `file`, `topic`, `queue` and `at`".into(),
-                )
+                );
             }
         };
         let raw = match (self.raw, self.raw_base64) {

@@ -7,8 +7,8 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::de::DeserializeOwned;
 use weir_engine::BoxError;
@@ -16,8 +16,8 @@ use weir_engine::BoxError;
 use super::{
     BadRecords, Each, Origin, PartitionReader, ReadEach, ReadStatus, Source, SourceContext,
 };
-use crate::error::SourceError;
 use crate::Data;
+use crate::error::SourceError;
 
 /// The default size of a byte range (a source partition) of a file.
 const SPLIT: u64 = 1 << 20;
@@ -317,10 +317,10 @@ fn trim_line_break(line: &[u8]) -> &[u8] {
 /// Bytes `from..to` of `path` (a CSV row that did not read, read again).
 fn bytes_at(path: &Path, from: u64, to: u64) -> Vec<u8> {
     let mut bytes = Vec::new();
-    if let Ok(mut file) = File::open(path) {
-        if file.seek(SeekFrom::Start(from)).is_ok() {
-            let _ = file.take(to.saturating_sub(from)).read_to_end(&mut bytes);
-        }
+    if let Ok(mut file) = File::open(path)
+        && file.seek(SeekFrom::Start(from)).is_ok()
+    {
+        let _ = file.take(to.saturating_sub(from)).read_to_end(&mut bytes);
     }
     bytes
 }

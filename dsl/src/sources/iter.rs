@@ -1,11 +1,11 @@
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use weir_engine::BoxError;
 
 use super::{PartitionReader, ReadStatus, Source, SourceContext};
-use crate::error::SourceError;
 use crate::Data;
+use crate::error::SourceError;
 
 /// An in-memory source, mostly for tests: the records of a vector, cut into a
 /// fixed number of partitions (4 unless [`partitions`](Iter::partitions) says

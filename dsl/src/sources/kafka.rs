@@ -11,8 +11,8 @@
 //! offset to read, as Kafka expects), so that the usual tools show the lag,
 //! and so are the positions a completed job ended at.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
@@ -25,8 +25,8 @@ use weir_engine::BoxError;
 
 use super::decode::{self, Decode};
 use super::{BadRecords, Origin, PartitionReader, ReadStatus, Source, SourceContext};
-use crate::error::SourceError;
 use crate::Data;
+use crate::error::SourceError;
 
 /// One Kafka record: where it was in the topic, its key, its timestamp and
 /// its decoded value.

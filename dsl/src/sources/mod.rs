@@ -26,13 +26,13 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
 
 #[cfg(feature = "amqp")]
-pub(crate) use amqp::{within as within_amqp, AmqpClient};
-#[cfg(feature = "amqp")]
 pub use amqp::{Amqp, AmqpRecord};
+#[cfg(feature = "amqp")]
+pub(crate) use amqp::{AmqpClient, within as within_amqp};
 pub use bad::{BadRecords, DeadLetter, OnError, Origin};
-#[cfg(feature = "cli")]
-pub(crate) use files::{list_files, read_header, CsvDecode, CsvRows, LineSource};
 pub use files::{Csv, JsonLines, TextLines};
+#[cfg(feature = "cli")]
+pub(crate) use files::{CsvDecode, CsvRows, LineSource, list_files, read_header};
 pub use generator::Generator;
 pub use iter::Iter;
 #[cfg(feature = "kafka")]
@@ -41,8 +41,8 @@ pub(crate) use kafka::KafkaClient;
 pub use kafka::{Kafka, KafkaRecord, KafkaStart};
 #[cfg(feature = "nexmark")]
 pub use nexmark::{
-    Auction, Bid, Event, EventGenerator, EventType, Nexmark, NexmarkConfig, Person, Text,
-    NEXMARK_BASE_TIME,
+    Auction, Bid, Event, EventGenerator, EventType, NEXMARK_BASE_TIME, Nexmark, NexmarkConfig,
+    Person, Text,
 };
 pub use stdin::Stdin;
 #[cfg(feature = "cli")]
@@ -50,13 +50,13 @@ pub(crate) use stdin::{LineError, ParsedStdin};
 pub use weir_operators::{PartitionReader, ReadStatus};
 
 use weir_engine::{CounterKind, Metrics};
-use weir_operators::source::{
-    partitioned_source_with_cuts, EventTime, Pacing, Rejects, Release, SourceCheckpoints, SourceRun,
-};
 use weir_operators::Time;
+use weir_operators::source::{
+    EventTime, Pacing, Rejects, Release, SourceCheckpoints, SourceRun, partitioned_source_with_cuts,
+};
 
 use crate::error::{PlanError, SourceError};
-use crate::plan::{builder, Builder, Pipeline, Port};
+use crate::plan::{Builder, Pipeline, Port, builder};
 use crate::stream::single_output;
 use crate::{BoxError, Data, Stream};
 

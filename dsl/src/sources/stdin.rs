@@ -1,13 +1,13 @@
 use std::io::BufRead;
 use std::marker::PhantomData;
-use std::sync::mpsc::{sync_channel, Receiver, TryRecvError};
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, TryRecvError, sync_channel};
 
 use weir_engine::BoxError;
 
 use super::{BadRecords, Origin, PartitionReader, ReadStatus, Source, SourceContext};
-use crate::error::SourceError;
 use crate::Data;
+use crate::error::SourceError;
 
 /// The lines of standard input, read by worker 0 of the cluster (in process
 /// 0), without their line ends. The stream ends at end of input.

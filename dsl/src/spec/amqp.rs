@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use super::schema::{SinkSection, SourceSection};
 use super::{
-    field_err, joined_key, key_positions, queue_format, queue_format_name, record_decoder, render,
-    Fields, KeyedRow, Spec, SpecError, Values,
+    Fields, KeyedRow, Spec, SpecError, Values, field_err, joined_key, key_positions, queue_format,
+    queue_format_name, record_decoder, render,
 };
 use crate::sources::{Amqp, AmqpRecord, Mapped};
 use crate::{Pipeline, WindowResult};
@@ -83,7 +83,7 @@ pub(super) fn amqp_input(src: &SourceSection) -> Result<AmqpInput, SpecError> {
             return Err(field_err(
                 "source.prefetch",
                 "a prefetch count from 1 to 65535",
-            ))
+            ));
         }
     };
     Ok(AmqpInput {
@@ -149,7 +149,7 @@ pub(super) fn amqp_output(
             return Err(field_err(
                 format!("{section}.key"),
                 "either a fixed `routing_key` or the `key` fields that make it, not both",
-            ))
+            ));
         }
         (Some(fixed), None) => RoutingKey::Fixed(fixed.clone()),
         (None, Some(fields)) => RoutingKey::Fields(key_positions(fields, keys)?),

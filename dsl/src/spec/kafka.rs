@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::schema::{KafkaProtocol, KafkaSecuritySection, SaslMechanism};
-use super::{field_err, SpecError};
+use super::{SpecError, field_err};
 
 /// librdkafka settings made from a `security` table. Its `Debug` shows the
 /// setting names only.
@@ -81,7 +81,9 @@ pub(super) fn security(
         if let Some((name, _)) = sasl_fields.iter().find(|(_, given)| *given) {
             return Err(field_err(
                 field(name),
-                format!("no `{name}` with protocol `{protocol}` (SASL settings go with `sasl_plaintext` or `sasl_ssl`)"),
+                format!(
+                    "no `{name}` with protocol `{protocol}` (SASL settings go with `sasl_plaintext` or `sasl_ssl`)"
+                ),
             ));
         }
         return Ok(KafkaSettings(settings));
@@ -94,7 +96,7 @@ pub(super) fn security(
             return Err(field_err(
                 field("mechanism"),
                 "the SASL mechanism: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`",
-            ))
+            ));
         }
     };
     let username = sec

@@ -47,10 +47,10 @@ use std::time::Duration;
 pub use value::{KeyedRow, Row, Value, Values};
 
 use self::aggregate::{AggSpec, Func, SpecAggregator};
-use self::rows::{csv_header, json_row, BidRows, CsvRowDecoder, Fields, LineSplitter, BID_FIELDS};
+use self::rows::{BID_FIELDS, BidRows, CsvRowDecoder, Fields, LineSplitter, csv_header, json_row};
 use self::schema::{FieldType, Format, SinkKind, SourceKind, SpecFile, TimeFormat, WindowKind};
 use crate::sources::{
-    list_files, CsvDecode, CsvRows, LineError, LineSource, Mapped, Nexmark, OnError, ParsedStdin,
+    CsvDecode, CsvRows, LineError, LineSource, Mapped, Nexmark, OnError, ParsedStdin, list_files,
 };
 use crate::{
     Pipeline, Session, Sliding, StdoutLines, TextFile, Tumbling, Watermark, WindowResult,
@@ -248,7 +248,7 @@ fn record_decoder(
     csv_fields: Option<&[String]>,
     fields: &Arc<Fields>,
     name: &str,
-) -> Result<impl Fn(&[u8]) -> Result<KeyedRow, String> + Send + Sync + 'static, SpecError> {
+) -> Result<impl Fn(&[u8]) -> Result<KeyedRow, String> + Send + Sync + 'static + use<>, SpecError> {
     let fields = Arc::clone(fields);
     let csv = match csv_fields {
         None => None,
@@ -375,7 +375,7 @@ fn kafka_input(src: &schema::SourceSection) -> Result<Input, SpecError> {
             return Err(field_err(
                 "source.start",
                 "`earliest`, `latest`, `committed` or a timestamp in milliseconds",
-            ))
+            ));
         }
     };
     if start == KafkaStart::Committed && src.group.is_none() {
@@ -521,7 +521,7 @@ fn check_sink(
             return Err(field_err(
                 format!("{section}.path"),
                 "no `path` for a sink of type `stdout`",
-            ))
+            ));
         }
         SinkKind::Stdout => Output::Stdout,
     })
@@ -563,7 +563,7 @@ fn sink_dead_letters(rows: &crate::Stream<KeyedRow>, output: &Output) -> Result<
         #[cfg(feature = "amqp")]
         Output::Amqp(out) => amqp::amqp_letters(letters, out),
         Output::Csv(_) | Output::Stdout => {
-            return Err(field_err("dead_letter.type", "`jsonl`, `kafka` or `amqp`"))
+            return Err(field_err("dead_letter.type", "`jsonl`, `kafka` or `amqp`"));
         }
     };
     Ok(())
@@ -811,7 +811,7 @@ impl Spec {
                     return Err(field_err(
                         format!("aggregate.{name}"),
                         format!("{expected}, got `{expr}`"),
-                    ))
+                    ));
                 }
             };
             let column = if func == Func::Count {
@@ -866,13 +866,13 @@ impl Spec {
                 return Err(field_err(
                     "dead_letter",
                     "a `[dead_letter]` table saying where the bad records go (`type = \"jsonl\"` and `path`, or a Kafka topic or an AMQP exchange), since `source.on_error` is `dead_letter`",
-                ))
+                ));
             }
             (_, Some(_)) => {
                 return Err(field_err(
                     "source.on_error",
                     "`dead_letter`, to send bad records to the `[dead_letter]` table's output (or remove the table)",
-                ))
+                ));
             }
             (_, None) => None,
         };
@@ -896,13 +896,13 @@ impl Spec {
                 return Err(field_err(
                     "checkpoint.interval_ms",
                     "the time between checkpoints in milliseconds, above 0",
-                ))
+                ));
             }
             Some(c) if c.keep == Some(0) => {
                 return Err(field_err(
                     "checkpoint.keep",
                     "how many complete checkpoints to keep, at least 1",
-                ))
+                ));
             }
             Some(c) => {
                 let every = Duration::from_millis(c.interval_ms);

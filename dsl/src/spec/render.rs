@@ -1,7 +1,7 @@
 //! Window results as JSON object lines or CSV lines.
 
-use super::value::{Value, Values};
 use super::Spec;
+use super::value::{Value, Values};
 use crate::WindowResult;
 
 /// Appends one result as a JSON object line or a CSV line (without its line

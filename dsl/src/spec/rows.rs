@@ -3,11 +3,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use super::Spec;
 use super::schema::{FieldType, TimeFormat};
 use super::value::{KeyedRow, Row, Value, Values};
-use super::Spec;
-use crate::sources::{read_header, Bid, CsvDecode};
 use crate::SourceError;
+use crate::sources::{Bid, CsvDecode, read_header};
 
 /// The header of a CSV file, as field names.
 pub(super) fn csv_header(source_name: &str, file: &Path) -> Result<Vec<String>, SourceError> {
@@ -132,10 +132,10 @@ fn ascii_int(raw: &[u8]) -> Option<i64> {
 #[inline]
 fn csv_cell(fields: &Fields, i: usize, raw: &[u8]) -> Result<Value, String> {
     let ty = fields.types[i];
-    if matches!(ty, None | Some(FieldType::Int)) {
-        if let Some(n) = ascii_int(raw.trim_ascii()) {
-            return Ok(Value::Int(n));
-        }
+    if matches!(ty, None | Some(FieldType::Int))
+        && let Some(n) = ascii_int(raw.trim_ascii())
+    {
+        return Ok(Value::Int(n));
     }
     let raw = std::str::from_utf8(raw)
         .map_err(|_| format!("field `{}`: invalid UTF-8", fields.names[i]))?;

@@ -42,8 +42,8 @@ mod panes;
 mod sessions;
 
 use std::hash::Hash;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use serde::{Deserialize, Serialize};
 
@@ -209,11 +209,11 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicU64;
     use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
 
-    use timely::dataflow::operators::capture::{Capture, Extract};
     use timely::dataflow::operators::Input;
+    use timely::dataflow::operators::capture::{Capture, Extract};
 
     use super::*;
 
@@ -378,7 +378,7 @@ mod tests {
     mod restore {
         use proptest::prelude::*;
 
-        use crate::lifecycle::{with_and_without_checkpoint, Emit, Lifecycle};
+        use crate::lifecycle::{Emit, Lifecycle, with_and_without_checkpoint};
         use crate::window::panes::Panes;
         use crate::window::sessions::Sessions;
         use crate::window::{Keyed, WindowResult};
@@ -494,16 +494,16 @@ mod tests {
     mod live_checkpoints {
         use std::sync::{Arc, Mutex};
 
-        use timely::dataflow::operators::capture::{Capture, Extract};
-        use timely::dataflow::operators::Concat;
         use timely::dataflow::InputHandle;
+        use timely::dataflow::operators::Concat;
+        use timely::dataflow::operators::capture::{Capture, Extract};
 
         use super::restore::SumOf;
+        use crate::Time;
         use crate::lifecycle::{Checkpoints, GroupStates, Lifecycle, Start, Stateful};
         use crate::window::panes::Panes;
         use crate::window::sessions::Sessions;
         use crate::window::{Keyed, WindowResult};
-        use crate::Time;
         use timely::dataflow::operators::vec::Input as _;
 
         type Saved = Arc<Mutex<Vec<(Time, GroupStates)>>>;

@@ -6,8 +6,8 @@
 //! (panes no later window needs are moved, not copied), and those panes are
 //! then freed, so state follows the open windows.
 
-use std::collections::hash_map::Entry;
 use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
 use std::hash::Hash;
 use std::marker::PhantomData;
 
@@ -242,9 +242,5 @@ fn new_pane<K, V>(keys: usize) -> FxHashMap<K, V> {
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
+    if b == 0 { a } else { gcd(b, a % b) }
 }

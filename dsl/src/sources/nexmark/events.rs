@@ -733,10 +733,11 @@ mod tests {
         }
         // Channels and urls come in pairs.
         let google = bids.iter().find(|b| b.channel == "Google").unwrap();
-        assert!(bids
-            .iter()
-            .filter(|b| b.channel == "Google")
-            .all(|b| b.url == google.url));
+        assert!(
+            bids.iter()
+                .filter(|b| b.channel == "Google")
+                .all(|b| b.url == google.url)
+        );
         assert!(google.url.starts_with("https://www.nexmark.com/"));
     }
 

@@ -1,6 +1,6 @@
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use weir_engine::BoxError;
 use weir_operators::Time;
@@ -10,8 +10,8 @@ mod events;
 pub use events::{Auction, Bid, Event, EventGenerator, EventType, NexmarkConfig, Person, Text};
 
 use super::{PartitionReader, ReadStatus, Source, SourceContext};
-use crate::error::SourceError;
 use crate::Data;
+use crate::error::SourceError;
 
 /// The event time of the first Nexmark event unless
 /// [`base_time`](Nexmark::base_time) says otherwise: 2023-11-14T22:13:20Z.
