@@ -91,7 +91,9 @@ fn produce(brokers: &str, topic: &str, partitions: i32, n: u64, seed: u64) -> Ve
         }
         producer.poll(Duration::ZERO);
     }
-    producer.flush(Duration::from_secs(30)).unwrap();
+    // One request per record (see the module documentation), while other
+    // tests produce too: this can take a while on a busy broker.
+    producer.flush(Duration::from_secs(180)).unwrap();
     clicks
 }
 
