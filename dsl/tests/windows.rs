@@ -170,6 +170,22 @@ fn pipeline(
     results: impl Sink<WindowResult<u8, (u64, i64, i64)>>,
     late: impl Sink<Rec>,
 ) -> Pipeline {
+    let (p, counted, late_data) = windowed(input, s);
+    late_data.sink(late);
+    counted.sink(results);
+    p
+}
+
+/// The job of [`pipeline`] without its sinks: the pipeline, its window
+/// results and its late records.
+fn windowed(
+    input: &[Rec],
+    s: &Setup,
+) -> (
+    Pipeline,
+    Stream<WindowResult<u8, (u64, i64, i64)>>,
+    Stream<Rec>,
+) {
     let p = Pipeline::new("windows");
     let spec = match s.kind {
         Kind::Tumbling(size) => Tumbling::of(Duration::from_millis(size)),
@@ -187,11 +203,9 @@ fn pipeline(
         .key_by(|r| r.1)
         .window(spec)
         .allowed_lateness(Duration::from_millis(s.lateness));
-    windowed.late_data().sink(late);
-    windowed
-        .aggregate((Count, Sum::of(|r: &Rec| r.2), Max::of(|r: &Rec| r.2)))
-        .sink(results);
-    p
+    let late = windowed.late_data();
+    let counted = windowed.aggregate((Count, Sum::of(|r: &Rec| r.2), Max::of(|r: &Rec| r.2)));
+    (p, counted, late)
 }
 
 fn with_weir(input: &[Rec], s: &Setup, cluster: Cluster) -> (Vec<Out>, Vec<Rec>) {
@@ -354,6 +368,17 @@ fn child() {
             std::process::exit(3);
         }
     }
+    // The first setup's results with named values, which cross processes
+    // as `Named` (to the one worker writing the file).
+    let (job, counted, late) = windowed(&fixed_input(), &fixed_setups()[0]);
+    late.sink(JsonLinesFile::to(Path::new(&dir).join("named-late.jsonl")));
+    counted
+        .with_names(["count", "sum", "max"])
+        .sink(JsonLinesFile::to(Path::new(&dir).join("named.jsonl")));
+    if let Err(e) = job.run(Cluster::multi_process(2, 2, process, &hosts).quiet(true)) {
+        eprintln!("child error: {e}");
+        std::process::exit(3);
+    }
 }
 
 #[test]
@@ -405,6 +430,27 @@ fn two_processes_match_the_reference() {
         assert_eq!(got, expected, "{setup:?}");
         assert_eq!(late, expected_late, "{setup:?}");
     }
+    let text = std::fs::read_to_string(dir.path().join("named.jsonl")).unwrap();
+    let mut named: Vec<Out> = text
+        .lines()
+        .map(|l| {
+            let r: serde_json::Value = serde_json::from_str(l).unwrap();
+            let v = &r["value"];
+            let value = (
+                v["count"].as_u64().unwrap(),
+                v["sum"].as_i64().unwrap(),
+                v["max"].as_i64().unwrap(),
+            );
+            let n = |f: &str| r[f].as_u64().unwrap();
+            (n("key") as u8, n("window_start"), n("window_end"), value)
+        })
+        .collect();
+    named.sort();
+    assert_eq!(
+        named,
+        reference(&input, &fixed_setups()[0]).0,
+        "named values"
+    );
 }
 
 /// A count whose accumulators are counted while they live, to bound the
