@@ -178,14 +178,14 @@ fn pipeline(
 
 /// The job of [`pipeline`] without its sinks: the pipeline, its window
 /// results and its late records.
-fn windowed(
-    input: &[Rec],
-    s: &Setup,
-) -> (
+type Windowed = (
     Pipeline,
     Stream<WindowResult<u8, (u64, i64, i64)>>,
     Stream<Rec>,
-) {
+);
+
+/// See [`Windowed`].
+fn windowed(input: &[Rec], s: &Setup) -> Windowed {
     let p = Pipeline::new("windows");
     let spec = match s.kind {
         Kind::Tumbling(size) => Tumbling::of(Duration::from_millis(size)),
