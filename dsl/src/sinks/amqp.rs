@@ -158,9 +158,8 @@ impl<T: crate::Data> Sink<T> for AmqpSink<T> {
                 k.extend_from_slice(key(record).as_bytes());
                 Ok(true)
             });
-            let out = super::files::staged_file(ctx)?;
             let what = format!("exchange {}", shown_exchange(&self.exchange));
-            return Ok(Box::new(ByRef(StagedMessages::new(out, frame, what))));
+            return StagedMessages::open(ctx, frame, what);
         }
         Ok(Box::new(ByRef(AmqpWriter {
             out: Confirmed::open(&self.client, &self.exchange).map_err(fail)?,

@@ -42,11 +42,6 @@ impl Target {
     /// Creates this worker's file, or with checkpoints its file of output
     /// in progress (see [`SinkContext::staging`]).
     fn create(&self, ctx: &SinkContext, ext: &str) -> Result<FileOut, SinkError> {
-        let fail = |path: &Path, error| SinkError {
-            sink: ctx.name().to_string(),
-            path: path.to_path_buf(),
-            error,
-        };
         // Without checkpoints the file is written beside its output file
         // and published (renamed over it) once the sink has all its input:
         // a job that fails leaves the previous output as it was.
@@ -63,12 +58,7 @@ impl Target {
                 }
             }
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
-        }
-        let file = File::create(&path).map_err(|e| fail(&path, e))?;
-        let out = BufWriter::with_capacity(1 << 16, file);
-        let mut out = FileOut::start(ctx.name(), path, out, ctx.staging().cloned())?;
+        let mut out = FileOut::create(ctx, path)?;
         out.publish = publish;
         Ok(out)
     }
@@ -80,33 +70,6 @@ impl Target {
             (Target::File(_), _) => None,
         }
     }
-}
-
-/// A file of output in progress for a sink that stages its output in
-/// checkpoints but does not publish into files (a queue sink, see
-/// [`Sink::publisher`](super::Sink::publisher)).
-///
-/// # Errors
-///
-/// The sink was not opened for checkpoints, or the file cannot be created.
-#[cfg(any(feature = "kafka", feature = "amqp"))]
-pub(super) fn staged_file(ctx: &SinkContext) -> Result<FileOut, SinkError> {
-    let fail = |path: &Path, error| SinkError {
-        sink: ctx.name().to_string(),
-        path: path.to_path_buf(),
-        error,
-    };
-    let Some(staging) = ctx.staging() else {
-        let error = std::io::Error::other("this sink was not opened for checkpoints");
-        return Err(fail(Path::new(""), error));
-    };
-    let path = staging.in_progress();
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
-    }
-    let file = File::create(&path).map_err(|e| fail(&path, e))?;
-    let out = BufWriter::with_capacity(1 << 16, file);
-    FileOut::start(ctx.name(), path, out, Some(staging.clone()))
 }
 
 /// Where the output for file `target` is written until it is published:
@@ -531,6 +494,22 @@ enum Chunk {
 }
 
 impl FileOut {
+    /// Creates `path` (and its directory) and starts writing it for the
+    /// sink `ctx` opens, staging into checkpoints if it stages.
+    pub(super) fn create(ctx: &SinkContext, path: PathBuf) -> Result<Self, SinkError> {
+        let fail = |path: &Path, error| SinkError {
+            sink: ctx.name().to_string(),
+            path: path.to_path_buf(),
+            error,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
+        }
+        let file = File::create(&path).map_err(|e| fail(&path, e))?;
+        let out = BufWriter::with_capacity(1 << 16, file);
+        FileOut::start(ctx.name(), path, out, ctx.staging().cloned())
+    }
+
     fn start(
         name: &str,
         path: PathBuf,

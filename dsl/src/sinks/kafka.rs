@@ -165,9 +165,7 @@ impl<T: crate::Data> Sink<T> for KafkaSink<T> {
                 }
                 Ok(key.is_some())
             });
-            let out = super::files::staged_file(ctx)?;
-            let what = format!("topic `{}`", self.topic);
-            return Ok(Box::new(ByRef(StagedMessages::new(out, frame, what))));
+            return StagedMessages::open(ctx, frame, format!("topic `{}`", self.topic));
         }
         let timeout = self.client.timeout().as_millis().max(1).to_string();
         let producer: BaseProducer<Deliveries> = self
@@ -211,19 +209,20 @@ impl<T> KafkaWriter<T> {
 
     /// The first delivery failure so far, as an error.
     fn check(&self) -> Result<(), BoxError> {
-        delivered(&self.producer, &self.topic)
+        delivered(&self.producer).map_err(|e| self.error(e))
     }
 
     fn send(&mut self, record: &T) -> Result<(), BoxError> {
         self.value.clear();
         (self.encode)(record, &mut self.value).map_err(|e| self.error(e))?;
         let key = self.key.as_ref().map(|k| k(record));
-        produce(&self.producer, &self.topic, key.as_deref(), &self.value)
+        produce(&self.producer, &self.topic, key.as_deref(), &self.value).map_err(|e| self.error(e))
     }
 }
 
 /// Produces one record, letting the producer deliver while its queue is
-/// full; a delivery failure seen meanwhile is the error.
+/// full; a delivery failure seen meanwhile is the error (the caller names
+/// the topic).
 fn produce(
     producer: &BaseProducer<Deliveries>,
     topic: &str,
@@ -240,18 +239,18 @@ fn produce(
             Err((e, _)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
                 // The producer's queue is full: let it deliver.
                 producer.poll(Duration::from_millis(1));
-                delivered(producer, topic)?;
+                delivered(producer)?;
             }
-            Err((e, _)) => return Err(format!("topic `{topic}`: {e}").into()),
+            Err((e, _)) => return Err(e.to_string().into()),
         }
     }
 }
 
 /// The producer's first delivery failure so far, as an error.
-fn delivered(producer: &BaseProducer<Deliveries>, topic: &str) -> Result<(), BoxError> {
+fn delivered(producer: &BaseProducer<Deliveries>) -> Result<(), BoxError> {
     let failed = producer.context().failed.lock();
     match failed.unwrap_or_else(|p| p.into_inner()).as_ref() {
-        Some(reason) => Err(format!("topic `{topic}`: {reason}").into()),
+        Some(reason) => Err(reason.clone().into()),
         None => Ok(()),
     }
 }
@@ -268,7 +267,14 @@ struct KafkaPublisher {
     open: Option<(BaseProducer<Deliveries>, BaseConsumer)>,
 }
 
+/// `what` went wrong because of `e`.
+fn because(what: &str) -> impl Fn(rdkafka::error::KafkaError) -> BoxError + '_ {
+    move |e| format!("{what}: {e}").into()
+}
+
 impl KafkaPublisher {
+    /// An error of the publisher, naming its topic and transactional id
+    /// (once: the reasons under it do not).
     fn error(&self, what: &str, e: impl std::fmt::Display) -> BoxError {
         format!(
             "topic `{}`: {what} (transactional id `{}`): {e}",
@@ -296,10 +302,10 @@ impl KafkaPublisher {
                     ("transaction.timeout.ms", transaction_ms),
                 ])
                 .create_with_context(Deliveries::default())
-                .map_err(|e| self.error("cannot make a transactional producer", e))?;
+                .map_err(because("cannot make a transactional producer"))?;
             producer
                 .init_transactions(timeout)
-                .map_err(|e| self.error("cannot start transactions", e))?;
+                .map_err(because("cannot start transactions"))?;
             let consumer: BaseConsumer = self
                 .client
                 .config(&[
@@ -307,13 +313,12 @@ impl KafkaPublisher {
                     ("enable.auto.commit", "false".into()),
                 ])
                 .create()
-                .map_err(|e| self.error("cannot make the marker group's consumer", e))?;
+                .map_err(because("cannot make the marker group's consumer"))?;
             self.open = Some((producer, consumer));
         }
-        match &self.open {
-            Some(open) => Ok(open),
-            None => Err(self.error("no producer", "it could not be made")),
-        }
+        self.open
+            .as_ref()
+            .ok_or_else(|| "the producer could not be made".into())
     }
 
     /// The marker of checkpoint `at`, as a partition list.
@@ -322,8 +327,25 @@ impl KafkaPublisher {
         let offset = i64::try_from(at.marker()).unwrap_or(i64::MAX);
         marker
             .add_partition_offset(&self.topic, 0, Offset::Offset(offset))
-            .map_err(|e| self.error("cannot make the checkpoint's marker", e))?;
+            .map_err(because("cannot make the checkpoint's marker"))?;
         Ok(marker)
+    }
+
+    /// Whether the group holds checkpoint `at`'s marker.
+    fn holds(&mut self, at: CheckpointId) -> Result<bool, BoxError> {
+        let marker = self.marker(at)?;
+        let timeout = self.client.timeout();
+        let (_, consumer) = self.open()?;
+        let mut asked = TopicPartitionList::new();
+        for element in marker.elements() {
+            asked.add_partition(element.topic(), element.partition());
+        }
+        let committed = consumer
+            .committed_offsets(asked, timeout)
+            .map_err(because("cannot read the marker group's offsets"))?;
+        let want = marker.elements().first().map(|e| e.offset());
+        let got = committed.elements().first().map(|e| e.offset());
+        Ok(want.is_some() && want == got)
     }
 
     /// Produces `parts`' messages and the marker in the open transaction,
@@ -347,7 +369,7 @@ impl KafkaPublisher {
             .ok_or("the marker group's consumer has no group metadata")?;
         producer.send_offsets_to_transaction(&marker, &group, timeout)?;
         producer.commit_transaction(timeout)?;
-        delivered(producer, &topic)
+        delivered(producer)
     }
 }
 
@@ -367,19 +389,10 @@ impl Publisher for KafkaPublisher {
     }
 
     fn published(&mut self, at: CheckpointId) -> Result<bool, BoxError> {
-        let marker = self.marker(at)?;
-        let timeout = self.client.timeout();
-        let (_, consumer) = self.open()?;
-        let mut asked = TopicPartitionList::new();
-        for element in marker.elements() {
-            asked.add_partition(element.topic(), element.partition());
-        }
-        let committed = consumer
-            .committed_offsets(asked, timeout)
-            .map_err(|e| self.error("cannot read the marker group's offsets", e))?;
-        let want = marker.elements().first().map(|e| e.offset());
-        let got = committed.elements().first().map(|e| e.offset());
-        Ok(want.is_some() && want == got)
+        self.holds(at).map_err(|e| {
+            let what = format!("cannot tell whether checkpoint {} is published", at.id);
+            self.error(&what, e)
+        })
     }
 }
 

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use weir_engine::BoxError;
 use weir_operators::Time;
 
-use super::WriteRefs;
 use super::files::FileOut;
+use super::{ByRef, SinkContext, SinkWriter, WriteRefs};
+use crate::error::SinkError;
 
 /// Encodes one record as a message: the key (if `Some`, appended to the
 /// first buffer) and the value (appended to the second).
@@ -33,15 +34,34 @@ pub(crate) struct StagedMessages<T> {
     value: Vec<u8>,
 }
 
-impl<T> StagedMessages<T> {
-    pub(crate) fn new(out: FileOut, frame: Frame<T>, what: String) -> Self {
-        StagedMessages {
+impl<T: 'static> StagedMessages<T> {
+    /// The writer of the sink `ctx` opens with checkpoints, framing each
+    /// record with `frame`; `what` names its destination in errors.
+    ///
+    /// # Errors
+    ///
+    /// The sink was not opened for checkpoints, or its file in progress
+    /// cannot be created.
+    pub(crate) fn open(
+        ctx: &SinkContext,
+        frame: Frame<T>,
+        what: String,
+    ) -> Result<Box<dyn SinkWriter<T>>, SinkError> {
+        let Some(staging) = ctx.staging() else {
+            return Err(SinkError {
+                sink: ctx.name().to_string(),
+                path: what.into(),
+                error: std::io::Error::other("this sink was not opened for checkpoints"),
+            });
+        };
+        let out = FileOut::create(ctx, staging.in_progress())?;
+        Ok(Box::new(ByRef(StagedMessages {
             out,
             frame,
             what,
             key: Vec::new(),
             value: Vec::new(),
-        }
+        })))
     }
 }
 

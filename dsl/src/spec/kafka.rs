@@ -40,17 +40,11 @@ pub(super) fn security(
         return Ok(KafkaSettings::default());
     };
     let field = |name: &str| format!("{at}.{name}");
-    let (tls, sasl) = match sec.protocol {
-        KafkaProtocol::Plaintext => (false, false),
-        KafkaProtocol::Ssl => (true, false),
-        KafkaProtocol::SaslPlaintext => (false, true),
-        KafkaProtocol::SaslSsl => (true, true),
-    };
-    let protocol = match sec.protocol {
-        KafkaProtocol::Plaintext => "plaintext",
-        KafkaProtocol::Ssl => "ssl",
-        KafkaProtocol::SaslPlaintext => "sasl_plaintext",
-        KafkaProtocol::SaslSsl => "sasl_ssl",
+    let (protocol, tls, sasl) = match sec.protocol {
+        KafkaProtocol::Plaintext => ("plaintext", false, false),
+        KafkaProtocol::Ssl => ("ssl", true, false),
+        KafkaProtocol::SaslPlaintext => ("sasl_plaintext", false, true),
+        KafkaProtocol::SaslSsl => ("sasl_ssl", true, true),
     };
     let mut settings = vec![("security.protocol", protocol.to_string())];
     if let Some(ca) = &sec.ca_file {
